@@ -1,0 +1,136 @@
+"""Static user-equilibrium traffic assignment with BPR costs.
+
+``assign`` runs Algorithm B (default), bi-conjugate Frank-Wolfe or Frank-Wolfe to a requested
+relative gap, (total cost - total shortest-path cost) / total cost, measured at the end of each
+iteration with shortest paths that honour first-thru-node.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulation_worker.model import bush, frank_wolfe
+from simulation_worker.model.costs import beckmann_objective, link_costs, link_derivatives
+from simulation_worker.model.errors import DisconnectedDemandError, InvalidParameterError
+from simulation_worker.model.graph import Graph
+from simulation_worker.model.network import AssignmentSettings, FloatArray
+from simulation_worker.model.paths import origins_with_demand, relative_gap, zone_costs
+
+ProgressCallback = Callable[[int, float, float], None]
+"""Called after every iteration with (iteration, relative_gap, elapsed_seconds)."""
+
+ALGORITHMS = ("b", "bfw", "fw")
+
+
+@dataclass(frozen=True, eq=False)
+class AssignmentResult:
+    """Equilibrium link flows and costs (in graph link order) and convergence figures."""
+
+    flows: FloatArray
+    costs: FloatArray
+    relative_gap: float
+    objective: float
+    iterations: int
+    converged: bool
+    seconds: float
+
+
+def assign(
+    graph: Graph,
+    od: FloatArray,
+    settings: AssignmentSettings = AssignmentSettings(),
+    progress: ProgressCallback | None = None,
+    zone_ids: list[int] | None = None,
+) -> AssignmentResult:
+    """Assign the OD matrix ``od`` (zones x zones, trips) to user equilibrium."""
+    _check_settings(settings)
+    started = time.perf_counter()
+    check_connected(graph, od, zone_ids)
+    report = progress if progress is not None else _no_progress
+    if settings.algorithm == "b":
+        flows, its = _algorithm_b(graph, od, settings, report, started)
+    else:
+        flows, its = frank_wolfe.solve(graph, od, settings, report, started)
+    costs = link_costs(graph, flows)
+    gap = relative_gap(graph, flows, costs, od)
+    return AssignmentResult(
+        flows=flows,
+        costs=costs,
+        relative_gap=gap,
+        objective=beckmann_objective(graph, flows),
+        iterations=its,
+        converged=gap <= settings.relative_gap,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _no_progress(iteration: int, gap: float, elapsed: float) -> None:
+    return None
+
+
+def _check_settings(settings: AssignmentSettings) -> None:
+    if settings.algorithm not in ALGORITHMS:
+        raise InvalidParameterError(
+            f"unknown algorithm {settings.algorithm!r}; choose one of {', '.join(ALGORITHMS)}"
+        )
+    if not settings.relative_gap > 0 or not np.isfinite(settings.relative_gap):
+        raise InvalidParameterError(f"relative gap {settings.relative_gap} must be positive")
+    if settings.max_iterations < 1:
+        raise InvalidParameterError(f"max iterations {settings.max_iterations} must be >= 1")
+
+
+def check_connected(graph: Graph, od: FloatArray, zone_ids: list[int] | None = None) -> None:
+    """Raise ``DisconnectedDemandError`` naming the first OD pair with demand but no path."""
+    origins = origins_with_demand(od)
+    free = link_costs(graph, np.zeros(graph.n_links))
+    reach = zone_costs(graph, free, origins)
+    bad = np.argwhere((od[origins] > 0) & ~np.isfinite(reach))
+    if bad.size:
+        o, d = int(origins[bad[0][0]]), int(bad[0][1])
+        names = zone_ids if zone_ids is not None else list(range(1, od.shape[0] + 1))
+        raise DisconnectedDemandError(
+            f"OD pair origin zone {names[o]} -> destination zone {names[d]} has demand "
+            f"{od[o, d]} but no path"
+        )
+
+
+def _algorithm_b(
+    graph: Graph,
+    od: FloatArray,
+    settings: AssignmentSettings,
+    report: ProgressCallback,
+    started: float,
+) -> tuple[FloatArray, int]:
+    origins = origins_with_demand(od)
+    k, m, n = len(origins), graph.n_links, graph.n_nodes
+    in_bush = np.zeros((k, m), dtype=np.uint8)
+    bush_flow = np.zeros((k, m))
+    topo = np.zeros((k, n), dtype=np.int32)
+    topo_len = np.zeros(k, dtype=np.int32)
+    g = graph
+    free = link_costs(g, np.zeros(m))
+    x = bush.init_bushes(origins, g.zone_node, od, g.fwd_start, g.fwd_link, g.head, g.tail,
+                         free, g.blocked, in_bush, bush_flow, topo, topo_len)
+    c = link_costs(g, x)
+    d = link_derivatives(g, x)
+    total_demand = float(od.sum())
+    gap = relative_gap(g, x, c, od)
+    iteration = 0
+    while gap > settings.relative_gap and iteration < settings.max_iterations:
+        mean_cost = float(x @ c) / total_demand
+        threshold = mean_cost * max(0.1 * settings.relative_gap, 0.02 * gap)
+        bush.iterate(origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start, g.bwd_link,
+                     g.head, g.tail, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
+                     g.fixed_cost, g.blocked, in_bush, bush_flow, topo, topo_len, x, c, d,
+                     _PASSES, threshold)
+        iteration += 1
+        gap = relative_gap(g, x, c, od)
+        report(iteration, gap, time.perf_counter() - started)
+    return x, iteration
+
+
+_PASSES = 8

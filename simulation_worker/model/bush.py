@@ -1,0 +1,255 @@
+"""Dial's Algorithm B: origin-based user-equilibrium assignment on acyclic bushes.
+
+Each origin keeps a bush (an acyclic set of links carrying all its flow) and its own link flows.
+A pass walks the bush in reverse topological order and, at every node where the longest used
+path costs more than the shortest path, moves flow between the two path segments since their
+last common node with a Newton step. The bush is then re-shaped: unused links leave it (while
+every node keeps an incoming link), shortcuts join it. Everything runs sequentially in a fixed
+order, so results are deterministic.
+
+Reference: R.B. Dial (2006), "A path-based user-equilibrium traffic assignment algorithm that
+obviates path storage and enumeration", Transportation Research Part B 40(10), 917-936.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+from numpy.typing import NDArray
+
+from simulation_worker.model.costs import link_cost, link_derivative
+from simulation_worker.model.network import FloatArray
+from simulation_worker.model.paths import dijkstra
+
+I32 = NDArray[np.int32]
+U8 = NDArray[np.uint8]
+
+
+@nb.njit(cache=True)
+def init_bushes(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link: I32,
+                head: I32, tail: I32, cost: FloatArray, blocked: NDArray[np.bool_],
+                in_bush: U8, bush_flow: FloatArray, topo: I32, topo_len: I32,
+                ) -> FloatArray:
+    """Start every bush as its origin's shortest-path tree loaded all-or-nothing.
+
+    Returns the total link flows.
+    """
+    n = topo.shape[1]
+    x = np.zeros(head.shape[0])
+    dist = np.empty(n)
+    pred = np.empty(n, dtype=np.int32)
+    order = np.empty(n, dtype=np.int32)
+    load = np.zeros(n)
+    for k in range(origins.shape[0]):
+        o = origins[k]
+        settled = dijkstra(zone_node[o], fwd_start, fwd_link, head, cost, blocked, dist, pred,
+                           order)
+        topo[k, :settled] = order[:settled]
+        topo_len[k] = settled
+        load[:] = 0.0
+        for z in range(zone_node.shape[0]):
+            load[zone_node[z]] += od[o, z]
+        for idx in range(settled - 1, 0, -1):
+            v = order[idx]
+            a = pred[v]
+            in_bush[k, a] = 1
+            if load[v] > 0.0:
+                bush_flow[k, a] += load[v]
+                x[a] += load[v]
+                load[tail[a]] += load[v]
+    return x
+
+
+@nb.njit(cache=True)
+def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I32,
+            ib: U8, bf: FloatArray, c: FloatArray, used_only: bool,
+            lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> None:
+    """Shortest (all bush links) and longest (used links, or all if not used_only) labels."""
+    for idx in range(nt):
+        j = order[idx]
+        lo[j] = np.inf
+        hi[j] = -np.inf
+        lo_pred[j] = -1
+        hi_pred[j] = -1
+    lo[r] = 0.0
+    hi[r] = 0.0
+    for idx in range(1, nt):
+        j = order[idx]
+        for kk in range(bwd_start[j], bwd_start[j + 1]):
+            a = bwd_link[kk]
+            if ib[a] == 0:
+                continue
+            i = tail[a]
+            if lo[i] + c[a] < lo[j]:
+                lo[j] = lo[i] + c[a]
+                lo_pred[j] = a
+            if (not used_only or bf[a] > 0.0) and hi[i] + c[a] > hi[j]:
+                hi[j] = hi[i] + c[a]
+                hi_pred[j] = a
+
+
+@nb.njit(cache=True)
+def _topological_order(r: int, n: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
+                       order: I32) -> int:
+    indeg = np.zeros(n, dtype=np.int32)
+    for a in range(head.shape[0]):
+        if ib[a]:
+            indeg[head[a]] += 1
+    order[0] = r
+    count = 1
+    front = 0
+    while front < count:
+        u = order[front]
+        front += 1
+        for kk in range(fwd_start[u], fwd_start[u + 1]):
+            a = fwd_link[kk]
+            if ib[a]:
+                v = head[a]
+                indeg[v] -= 1
+                if indeg[v] == 0:
+                    order[count] = v
+                    count += 1
+    return count
+
+
+@nb.njit(cache=True)
+def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd_start: I32,
+                 bwd_link: I32, head: I32, tail: I32, blocked: NDArray[np.bool_], ib: U8,
+                 bf: FloatArray, c: FloatArray, lo: FloatArray, lo_pred: I32, hi: FloatArray,
+                 hi_pred: I32) -> int:
+    """Drop unused links, add shortcuts; returns the new number of ordered nodes.
+
+    An unused link stays only if it is its head's shortest-path link, so every node stays
+    reachable by its cheapest bush path.
+    """
+    n = lo.shape[0]
+    m = head.shape[0]
+    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, False, lo, lo_pred, hi, hi_pred)
+    for a in range(m):
+        if ib[a] and bf[a] <= 0.0 and lo_pred[head[a]] != a:
+            ib[a] = 0
+            bf[a] = 0.0
+    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, False, lo, lo_pred, hi, hi_pred)
+    added = 0
+    for a in range(m):
+        i = tail[a]
+        j = head[a]
+        if ib[a] or (blocked[i] and i != r) or hi[i] == -np.inf or hi[j] == -np.inf:
+            continue
+        if lo[i] + c[a] < lo[j] - 1e-12 * lo[j] and hi[i] < hi[j]:
+            ib[a] = 1
+            added += 1
+    if added == 0:
+        for a in range(m):
+            i = tail[a]
+            j = head[a]
+            if ib[a] or (blocked[i] and i != r) or hi[i] == -np.inf or hi[j] == -np.inf:
+                continue
+            if hi[i] + c[a] < hi[j] - 1e-12 * hi[j]:
+                ib[a] = 1
+                added += 1
+    return _topological_order(r, n, fwd_start, fwd_link, head, ib, order)
+
+
+@nb.njit(cache=True)
+def _shift_pass(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I32,
+                ib: U8, bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray,
+                t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
+                fixed: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32,
+                hi: FloatArray, hi_pred: I32, pos: I32) -> float:
+    """One Newton flow-shifting sweep over a bush; returns the largest label difference."""
+    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, True, lo, lo_pred, hi, hi_pred)
+    for idx in range(nt):
+        pos[order[idx]] = idx
+    worst = 0.0
+    for idx in range(nt - 1, 0, -1):
+        j = order[idx]
+        if hi_pred[j] < 0 or hi_pred[j] == lo_pred[j]:
+            continue
+        diff = hi[j] - lo[j]
+        worst = max(worst, diff)
+        if diff <= threshold:
+            continue
+        p = tail[lo_pred[j]]
+        q = tail[hi_pred[j]]
+        while p != q:
+            if pos[p] > pos[q]:
+                p = tail[lo_pred[p]]
+            else:
+                q = tail[hi_pred[q]]
+        cmin = 0.0
+        dmin = 0.0
+        v = j
+        while v != p:
+            a = lo_pred[v]
+            cmin += c[a]
+            dmin += d[a]
+            v = tail[a]
+        cmax = 0.0
+        dmax = 0.0
+        fmax = np.inf
+        v = j
+        while v != p:
+            a = hi_pred[v]
+            cmax += c[a]
+            dmax += d[a]
+            fmax = min(fmax, bf[a])
+            v = tail[a]
+        gain = cmax - cmin
+        if gain <= 0.0 or fmax <= 0.0:
+            continue
+        dx = gain / (dmax + dmin) if dmax + dmin > 0.0 else fmax
+        dx = min(dx, fmax)
+        _move(j, p, hi_pred, -dx, tail, bf, x, c, d, t0, bb, pp, cap, fixed)
+        _move(j, p, lo_pred, dx, tail, bf, x, c, d, t0, bb, pp, cap, fixed)
+    return worst
+
+
+@nb.njit(cache=True, inline="always")
+def _move(j: int, stop: int, pred: I32, dx: float, tail: I32, bf: FloatArray, x: FloatArray,
+          c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray, pp: FloatArray,
+          cap: FloatArray, fixed: FloatArray) -> None:
+    v = j
+    while v != stop:
+        a = pred[v]
+        bf[a] = max(bf[a] + dx, 0.0)
+        x[a] = max(x[a] + dx, 0.0)
+        c[a] = link_cost(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
+        d[a] = link_derivative(x[a], t0[a], bb[a], pp[a], cap[a])
+        v = tail[a]
+
+
+@nb.njit(cache=True)
+def iterate(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, bwd_start: I32,
+            bwd_link: I32, head: I32, tail: I32, t0: FloatArray, bb: FloatArray,
+            pp: FloatArray, cap: FloatArray, fixed: FloatArray, blocked: NDArray[np.bool_],
+            in_bush: U8, bush_flow: FloatArray, topo: I32, topo_len: I32, x: FloatArray,
+            c: FloatArray, d: FloatArray, max_passes: int, threshold: float) -> None:
+    """One outer iteration: for every origin, re-shape its bush then equilibrate it."""
+    n = topo.shape[1]
+    lo = np.empty(n)
+    hi = np.empty(n)
+    lo_pred = np.empty(n, dtype=np.int32)
+    hi_pred = np.empty(n, dtype=np.int32)
+    pos = np.empty(n, dtype=np.int32)
+    for k in range(origins.shape[0]):
+        r = zone_node[origins[k]]
+        ib = in_bush[k]
+        bf = bush_flow[k]
+        order = topo[k]
+        nt = _update_bush(r, order, topo_len[k], fwd_start, fwd_link, bwd_start, bwd_link,
+                          head, tail, blocked, ib, bf, c, lo, lo_pred, hi, hi_pred)
+        topo_len[k] = nt
+        for _ in range(max_passes):
+            worst = _shift_pass(r, order, nt, bwd_start, bwd_link, tail, ib, bf, x, c, d, t0,
+                                bb, pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred, pos)
+            if worst <= threshold:
+                break
+    # Re-sum the total flows from the bushes so rounding cannot drift over iterations.
+    x[:] = 0.0
+    for k in range(origins.shape[0]):
+        for a in range(x.shape[0]):
+            x[a] += bush_flow[k, a]
+    for a in range(x.shape[0]):
+        c[a] = link_cost(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
+        d[a] = link_derivative(x[a], t0[a], bb[a], pp[a], cap[a])

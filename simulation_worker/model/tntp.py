@@ -1,0 +1,291 @@
+"""Reader for the TNTP formats (github.com/bstabler/TransportationNetworks).
+
+``_net`` (links), ``_trips`` (OD matrix), ``_node`` (coordinates, optional) and ``_flow`` (a
+published solution, optional). Every parse error names the file and line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simulation_worker.model.errors import (
+    MalformedRowError,
+    MissingFileError,
+    NegativeDemandError,
+    NonFiniteValueError,
+    UnknownNodeError,
+    UnknownZoneError,
+)
+from simulation_worker.model.network import (
+    AssignmentSettings,
+    CostParameters,
+    ExplicitDemand,
+    FloatArray,
+    ModelInput,
+    Network,
+    Zone,
+    validate_network,
+)
+
+_META = re.compile(r"^\s*<([^>]+)>\s*(.*)$")
+_TRIP_CELL = re.compile(r"(\S+)\s*:\s*([^;\s]+)\s*;?")
+
+
+@dataclass(frozen=True, eq=False)
+class TntpCase:
+    """A TNTP network folder: the network, its zones, OD trips and (if shipped) published flows."""
+
+    name: str
+    network: Network
+    zones: tuple[Zone, ...]
+    trips: FloatArray
+    published_flows: FloatArray | None
+
+    def model_input(
+        self,
+        costs: CostParameters = CostParameters(),
+        assignment: AssignmentSettings = AssignmentSettings(),
+    ) -> ModelInput:
+        """The model input for an assignment of this case's OD matrix."""
+        return ModelInput(
+            network=self.network,
+            zones=self.zones,
+            demand=ExplicitDemand(self.trips),
+            costs=costs,
+            assignment=assignment,
+        )
+
+
+def load_tntp_folder(folder: Path | str) -> TntpCase:
+    """Load a folder holding one ``*_net.tntp``, one ``*_trips.tntp`` and optional node/flow."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MissingFileError(f"{folder}: not a directory")
+    net_file = _one_file(folder, "net", required=True)
+    trips_file = _one_file(folder, "trips", required=True)
+    node_file = _one_file(folder, "node", required=False)
+    flow_file = _one_file(folder, "flow", required=False)
+    assert net_file is not None and trips_file is not None
+    network = read_net(net_file, node_file)
+    n_zones, trips = read_trips(trips_file)
+    zones = _zones_from_trips(network, n_zones, trips, trips_file)
+    flows = read_flow(flow_file, network) if flow_file is not None else None
+    return TntpCase(net_file.name.removesuffix("_net.tntp"), network, zones, trips, flows)
+
+
+def _one_file(folder: Path, kind: str, *, required: bool) -> Path | None:
+    found = sorted(folder.glob(f"*_{kind}.tntp"))
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise MissingFileError(f"{folder}: more than one *_{kind}.tntp ({names})")
+    if not found and required:
+        raise MissingFileError(f"{folder}: no *_{kind}.tntp file")
+    return found[0] if found else None
+
+
+def _read_sections(path: Path) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """Metadata (tags before <END OF METADATA>) and the numbered body lines after it."""
+    metadata: dict[str, str] = {}
+    body: list[tuple[int, str]] = []
+    in_body = False
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    has_end = any("<END OF METADATA>" in line for line in lines)
+    in_body = not has_end
+    for number, line in enumerate(lines, start=1):
+        match = _META.match(line)
+        if not in_body and match:
+            if match.group(1) == "END OF METADATA":
+                in_body = True
+            else:
+                metadata[match.group(1).strip()] = match.group(2).strip()
+        elif in_body and line.strip() and not line.lstrip().startswith("~"):
+            body.append((number, line))
+    return metadata, body
+
+
+def _number(text: str, where: str, column: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise MalformedRowError(f"{where}: {column} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise NonFiniteValueError(f"{where}: {column} is {text}")
+    return value
+
+
+def _node_id(text: str, where: str, column: str) -> int:
+    value = _number(text, where, column)
+    if value != int(value):
+        raise MalformedRowError(f"{where}: {column} {text!r} is not an integer node id")
+    return int(value)
+
+
+_NET_COLUMNS = ("init_node", "term_node", "capacity", "length", "free_flow_time", "b", "power")
+
+
+def read_net(path: Path, node_file: Path | None = None) -> Network:
+    """Parse a ``_net`` file (and optional ``_node`` file) into a validated ``Network``."""
+    metadata, body = _read_sections(path)
+    rows = [_parse_net_row(path, number, line) for number, line in body]
+    if not rows:
+        raise MalformedRowError(f"{path.name}: no links")
+    columns = np.array([r[1] for r in rows], dtype=np.float64)
+    node_ids, node_x, node_y = _nodes(metadata, node_file, columns)
+    first_thru = int(_number(metadata.get("FIRST THRU NODE", "1"), path.name, "FIRST THRU NODE"))
+    m = len(rows)
+    network = Network(
+        node_ids=node_ids,
+        node_x=node_x,
+        node_y=node_y,
+        link_ids=np.arange(1, m + 1, dtype=np.int64),
+        link_from=columns[:, 0].astype(np.int64),
+        link_to=columns[:, 1].astype(np.int64),
+        capacity=columns[:, 2].copy(),
+        length=columns[:, 3].copy(),
+        free_flow_time=columns[:, 4].copy(),
+        bpr_b=columns[:, 5].copy(),
+        bpr_power=columns[:, 6].copy(),
+        speed_limit=columns[:, 7].copy(),
+        toll=columns[:, 8].copy(),
+        lanes=np.ones(m),
+        link_type=columns[:, 9].astype(np.int64),
+        link_open=np.ones(m, dtype=np.bool_),
+        first_thru_node=first_thru,
+        link_rows=tuple(f"{path.name} line {r[0]}" for r in rows),
+    )
+    validate_network(network)
+    return network
+
+
+def _parse_net_row(path: Path, number: int, line: str) -> tuple[int, list[float]]:
+    where = f"{path.name} line {number}"
+    fields = line.replace(";", " ").split()
+    if len(fields) < len(_NET_COLUMNS):
+        raise MalformedRowError(
+            f"{where}: expected at least {len(_NET_COLUMNS)} fields, found {len(fields)}"
+        )
+    ends = [float(_node_id(fields[i], where, _NET_COLUMNS[i])) for i in (0, 1)]
+    values = [_number(fields[i], where, _NET_COLUMNS[i]) for i in range(2, 7)]
+    extras = [_number(f, where, "speed/toll/type") for f in fields[7:10]]
+    extras += [0.0, 0.0, 1.0][len(extras) :]
+    return number, ends + values + extras
+
+
+def _nodes(
+    metadata: dict[str, str], node_file: Path | None, columns: FloatArray
+) -> tuple[np.ndarray, FloatArray, FloatArray]:
+    if node_file is not None:
+        return read_node(node_file)
+    declared = metadata.get("NUMBER OF NODES")
+    if declared is not None:
+        ids = np.arange(1, int(_number(declared, "NUMBER OF NODES", "value")) + 1, dtype=np.int64)
+    else:
+        ids = np.unique(columns[:, :2].astype(np.int64))
+    return ids, np.full(len(ids), np.nan), np.full(len(ids), np.nan)
+
+
+def read_node(path: Path) -> tuple[np.ndarray, FloatArray, FloatArray]:
+    """Parse a ``_node`` file: node id, x, y per row (header row skipped)."""
+    ids: list[int] = []
+    xs: list[float] = []
+    ys: list[float] = []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, start=1):
+        fields = line.replace(";", " ").split()
+        if not fields or number == 1 and not fields[0].lstrip("-").isdigit():
+            continue
+        where = f"{path.name} line {number}"
+        if len(fields) < 3:
+            raise MalformedRowError(f"{where}: expected node, x, y")
+        ids.append(_node_id(fields[0], where, "node"))
+        xs.append(_number(fields[1], where, "x"))
+        ys.append(_number(fields[2], where, "y"))
+    return np.array(ids, dtype=np.int64), np.array(xs), np.array(ys)
+
+
+def read_trips(path: Path) -> tuple[int, FloatArray]:
+    """Parse a ``_trips`` file into (number of zones, dense OD matrix)."""
+    metadata, body = _read_sections(path)
+    if "NUMBER OF ZONES" not in metadata:
+        raise MalformedRowError(f"{path.name}: no <NUMBER OF ZONES> tag")
+    n = int(_number(metadata["NUMBER OF ZONES"], path.name, "NUMBER OF ZONES"))
+    trips = np.zeros((n, n))
+    origin = 0
+    for number, line in body:
+        where = f"{path.name} line {number}"
+        stripped = line.strip()
+        if stripped.lower().startswith("origin"):
+            origin = _zone_number(stripped.split()[1] if len(stripped.split()) > 1 else "", n,
+                                  where, "origin")
+            continue
+        if origin == 0:
+            raise MalformedRowError(f"{where}: destination values before any 'Origin' line")
+        _parse_trip_cells(stripped, trips, origin, n, where)
+    return n, trips
+
+
+def _parse_trip_cells(text: str, trips: FloatArray, origin: int, n: int, where: str) -> None:
+    cells = _TRIP_CELL.findall(text)
+    if not cells or _TRIP_CELL.sub("", text).strip():
+        raise MalformedRowError(f"{where}: expected 'destination : trips;' cells")
+    for dest_text, value_text in cells:
+        dest = _zone_number(dest_text, n, where, "destination")
+        value = _number(value_text, where, f"trips {origin}->{dest}")
+        if value < 0:
+            raise NegativeDemandError(f"{where}: trips {origin}->{dest} is negative ({value})")
+        trips[origin - 1, dest - 1] += value
+
+
+def _zone_number(text: str, n: int, where: str, column: str) -> int:
+    try:
+        zone = int(text)
+    except ValueError:
+        raise MalformedRowError(f"{where}: {column} zone {text!r} is not an integer") from None
+    if not 1 <= zone <= n:
+        raise UnknownZoneError(f"{where}: {column} zone {zone} is not in 1..{n}")
+    return zone
+
+
+def _zones_from_trips(
+    network: Network, n_zones: int, trips: FloatArray, trips_file: Path
+) -> tuple[Zone, ...]:
+    known = set(network.node_ids.tolist())
+    missing = [z for z in range(1, n_zones + 1) if z not in known]
+    if missing:
+        raise UnknownNodeError(
+            f"{trips_file.name}: zone {missing[0]} has no centroid node in the network"
+        )
+    productions = trips.sum(axis=1)
+    attractions = trips.sum(axis=0)
+    return tuple(
+        Zone(id=z, centroid=z, population=float(productions[z - 1]),
+             jobs=float(attractions[z - 1]))
+        for z in range(1, n_zones + 1)
+    )
+
+
+def read_flow(path: Path, network: Network) -> FloatArray:
+    """Parse a ``_flow`` file into flows aligned with the network's links (matched by ends)."""
+    index = {
+        (int(a), int(b)): i
+        for i, (a, b) in enumerate(zip(network.link_from, network.link_to, strict=True))
+    }
+    flows = np.zeros(network.n_links)
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, start=1):
+        fields = line.replace(";", " ").split()
+        if not fields or not fields[0].lstrip("-").isdigit():
+            continue
+        where = f"{path.name} line {number}"
+        if len(fields) < 3:
+            raise MalformedRowError(f"{where}: expected from, to, volume")
+        key = (_node_id(fields[0], where, "from"), _node_id(fields[1], where, "to"))
+        if key not in index:
+            raise UnknownNodeError(f"{where}: no link {key[0]}->{key[1]} in the network")
+        flows[index[key]] = _number(fields[2], where, "volume")
+    return flows
