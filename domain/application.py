@@ -1,0 +1,257 @@
+"""The command API of Cartolog. HTTP, CLI and workers all call these methods."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
+
+from domain.base import TenantAggregate
+from domain.dataset import Dataset
+from domain.edits import Edit, NetworkIndex
+from domain.errors import AlreadyExists, InvalidCommand, NotFound, UnknownTenant, VersionConflict
+from domain.ports import BlobNotFound, BlobStore
+from domain.scenario import Scenario
+from domain.simulation import SimulationRun
+from domain.tenant import Tenant
+from domain.values import CARTOLOG_NAMESPACE, Actor, Network, tenant_uuid
+
+A = TypeVar("A", bound=TenantAggregate)
+
+
+class Cartolog(Application[UUID]):
+    """Event-sourced application: every change is an event in one store."""
+
+    name = "Cartolog"
+    env: Mapping[str, str] = {"AGGREGATE_CACHE_MAXSIZE": "5000"}
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, blobs: BlobStore) -> None:
+        super().__init__(env)
+        self.blobs = blobs
+        self._known_tenants: set[str] = set()
+        self._network_indexes: OrderedDict[str, NetworkIndex] = OrderedDict()
+
+    # -- tenants ----------------------------------------------------------------------------
+
+    def register_tenant(self, tenant_id: str, by: Actor, display_name: str = "") -> UUID:
+        """Register a tenant; its name becomes its subdomain."""
+        tenant = Tenant.register(tenant_id, display_name, by)
+        self._save_new(tenant, f"tenant {tenant_id!r} already exists")
+        self._known_tenants.add(tenant_id)
+        return tenant.id
+
+    def list_tenants(self) -> list[Tenant]:
+        """Every registered tenant, in registration order."""
+        topic = get_topic(Tenant.Registered)
+        notifications = self.recorder.select_notifications(
+            start=None, limit=1_000_000, topics=[topic])
+        tenants = [self.repository.get(n.originator_id) for n in notifications]
+        return [t for t in tenants if isinstance(t, Tenant)]
+
+    def require_tenant(self, tenant_id: str) -> None:
+        """Raise UnknownTenant unless `tenant_id` was registered."""
+        if tenant_id in self._known_tenants:
+            return
+        try:
+            self.repository.get(tenant_uuid(tenant_id))
+        except AggregateNotFoundError:
+            raise UnknownTenant(tenant_id) from None
+        self._known_tenants.add(tenant_id)
+
+    # -- datasets ---------------------------------------------------------------------------
+
+    def import_dataset(
+        self, tenant_id: str, name: str, network: Network, by: Actor,
+        source_format: str = "geojson",
+    ) -> UUID:
+        """Validate a network, store it by claim check, and record the import."""
+        self.require_tenant(tenant_id)
+        problems = network.problems()
+        if problems:
+            raise InvalidCommand("the network was rejected", problems)
+        sha256 = self.blobs.put(tenant_id, network.canonical_json())
+        counts = (len(network.nodes), len(network.links), len(network.zones))
+        dataset = Dataset.record_import(uuid.uuid4(), tenant_id, name, sha256, counts,
+                                        source_format, by)
+        self.save(dataset)
+        return dataset.id
+
+    def get_dataset(self, tenant_id: str, dataset_id: UUID) -> Dataset:
+        """The dataset, if it belongs to this tenant."""
+        return self._get(Dataset, tenant_id, dataset_id)
+
+    def load_network(self, tenant_id: str, sha256: str) -> Network:
+        """The full network behind a dataset's claim check."""
+        try:
+            return Network.from_json(self.blobs.get(tenant_id, sha256))
+        except BlobNotFound:
+            raise NotFound("network", sha256) from None
+
+    # -- scenarios --------------------------------------------------------------------------
+
+    def create_scenario(
+        self, tenant_id: str, dataset_id: UUID, name: str, by: Actor,
+    ) -> UUID:
+        """A new scenario on a dataset."""
+        dataset = self.get_dataset(tenant_id, dataset_id)
+        scenario = Scenario.create(uuid.uuid4(), tenant_id, name, dataset.id,
+                                   dataset.network_sha256, by)
+        self.save(scenario)
+        return scenario.id
+
+    def fork_scenario(
+        self, tenant_id: str, source_id: UUID, name: str, by: Actor,
+        at_version: int | None = None,
+    ) -> UUID:
+        """A new scenario starting from another one's state at `at_version`."""
+        source = self.get_scenario(tenant_id, source_id, at_version)
+        fork = source.fork(uuid.uuid4(), name, by)
+        self.save(fork)
+        return fork.id
+
+    def edit_scenario(
+        self, tenant_id: str, scenario_id: UUID, expected_version: int, edits: Sequence[Edit],
+        by: Actor,
+    ) -> int:
+        """Apply edits atomically if the scenario is still at `expected_version`."""
+        scenario = self.get_scenario(tenant_id, scenario_id)
+        if scenario.version != expected_version:
+            raise VersionConflict(scenario_id, expected_version, scenario.version)
+        network = self.network_index(tenant_id, scenario.network_sha256)
+        scenario.apply_edits(list(edits), network, by)
+        self._save_existing(scenario, expected_version)
+        return scenario.version
+
+    def archive_scenario(
+        self, tenant_id: str, scenario_id: UUID, expected_version: int, reason: str, by: Actor,
+    ) -> int:
+        """Archive a scenario."""
+        scenario = self.get_scenario(tenant_id, scenario_id)
+        if scenario.version != expected_version:
+            raise VersionConflict(scenario_id, expected_version, scenario.version)
+        scenario.archive(reason, by)
+        self._save_existing(scenario, expected_version)
+        return scenario.version
+
+    def get_scenario(
+        self, tenant_id: str, scenario_id: UUID, version: int | None = None,
+    ) -> Scenario:
+        """The scenario now, or as it was at `version`."""
+        return self._get(Scenario, tenant_id, scenario_id, version)
+
+    def network_index(self, tenant_id: str, sha256: str) -> NetworkIndex:
+        """Node, link and zone ids of a stored network (cached by content hash)."""
+        key = f"{tenant_id}/{sha256}"
+        if key not in self._network_indexes:
+            network = self.load_network(tenant_id, sha256)
+            self._network_indexes[key] = NetworkIndex(
+                node_ids=frozenset(n.id for n in network.nodes),
+                link_ids=frozenset(k.id for k in network.links),
+                zone_ids=frozenset(z.id for z in network.zones),
+            )
+            if len(self._network_indexes) > 64:
+                self._network_indexes.popitem(last=False)
+        self._network_indexes.move_to_end(key)
+        return self._network_indexes[key]
+
+    # -- simulations ------------------------------------------------------------------------
+
+    def request_simulation(
+        self, tenant_id: str, scenario_id: UUID, model: str, parameters: dict[str, Any],
+        by: Actor, scenario_version: int | None = None, idempotency_key: str | None = None,
+        max_attempts: int = 3,
+    ) -> UUID:
+        """Request a run; the same idempotency key with the same request gives the same run."""
+        scenario = self.get_scenario(tenant_id, scenario_id)
+        version = scenario.version if scenario_version is None else scenario_version
+        if not 1 <= version <= scenario.version:
+            raise InvalidCommand(f"scenario {scenario_id} has no version {version}")
+        if scenario.archived:
+            raise InvalidCommand(f"scenario {scenario_id} is archived")
+        run_id = uuid.uuid4() if idempotency_key is None else uuid.uuid5(
+            CARTOLOG_NAMESPACE, f"run:{tenant_id}:{idempotency_key}")
+        run = SimulationRun.request(run_id, tenant_id, scenario.id, version, model, parameters,
+                                    by, max_attempts, idempotency_key)
+        try:
+            self._save_new(run, "duplicate run")
+        except AlreadyExists:
+            self._check_same_request(run)
+        return run_id
+
+    def get_run(self, tenant_id: str, run_id: UUID, version: int | None = None) -> SimulationRun:
+        """A simulation run of this tenant."""
+        return self._get(SimulationRun, tenant_id, run_id, version)
+
+    def start_attempt(self, tenant_id: str, run_id: UUID, attempt: int, worker: str,
+                      by: Actor) -> None:
+        """Record that a worker started an attempt."""
+        self._change(tenant_id, run_id, lambda run: run.start(attempt, worker, by))
+
+    def fail_attempt(self, tenant_id: str, run_id: UUID, attempt: int, error: str,
+                     traceback: str, by: Actor) -> None:
+        """Record a failed attempt (dead-letters the run when none is left)."""
+        self._change(tenant_id, run_id,
+                     lambda run: run.fail_attempt(attempt, error, traceback, by))
+
+    def complete_run(self, tenant_id: str, run_id: UUID, attempt: int, result_sha256: str,
+                     indicators: dict[str, float], duration_s: float, by: Actor) -> None:
+        """Record a run's result."""
+        self._change(tenant_id, run_id, lambda run: run.complete(
+            attempt, result_sha256, indicators, duration_s, by))
+
+    def cancel_run(self, tenant_id: str, run_id: UUID, reason: str, by: Actor) -> None:
+        """Cancel a run that has not finished."""
+        self._change(tenant_id, run_id, lambda run: run.cancel(reason, by))
+
+    def redrive_run(self, tenant_id: str, run_id: UUID, by: Actor) -> None:
+        """Give a dead-lettered run new attempts."""
+        self._change(tenant_id, run_id, lambda run: run.redrive(by))
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _get(self, kind: type[A], tenant_id: str, aggregate_id: UUID,
+             version: int | None = None) -> A:
+        self.require_tenant(tenant_id)
+        try:
+            aggregate = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            raise NotFound(kind.__name__, aggregate_id) from None
+        # Another tenant's aggregate is indistinguishable from a missing one.
+        if not isinstance(aggregate, kind) or aggregate.tenant_id != tenant_id:
+            raise NotFound(kind.__name__, aggregate_id)
+        if version is not None and aggregate.version != version:
+            raise NotFound(f"{kind.__name__} version", version)
+        return aggregate
+
+    def _change(self, tenant_id: str, run_id: UUID, command: Any) -> None:
+        run = self.get_run(tenant_id, run_id)
+        expected = run.version
+        command(run)
+        self._save_existing(run, expected)
+
+    def _save_new(self, aggregate: TenantAggregate, message: str) -> None:
+        try:
+            self.save(aggregate)
+        except IntegrityError:
+            raise AlreadyExists(message) from None
+
+    def _save_existing(self, aggregate: TenantAggregate, expected_version: int) -> None:
+        try:
+            self.save(aggregate)
+        except IntegrityError:
+            # The cached copy is fast-forwarded on the next get, so nothing to evict.
+            raise VersionConflict(aggregate.id, expected_version, None) from None
+
+    def _check_same_request(self, run: SimulationRun) -> None:
+        existing = self.get_run(run.tenant_id, run.id)
+        same = (existing.scenario_id, existing.scenario_version, existing.model,
+                existing.parameters) == (run.scenario_id, run.scenario_version, run.model,
+                                         run.parameters)
+        if not same:
+            raise InvalidCommand("this Idempotency-Key was used with a different request")

@@ -1,0 +1,248 @@
+"""Scenario: a tenant's editable version of a dataset's network."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+from uuid import UUID
+
+from domain.base import TenantAggregate
+from domain.edits import (
+    DETERRENCE_FUNCTIONS,
+    AddLink,
+    ChangeDemandParameters,
+    CloseLink,
+    Edit,
+    ModifyLink,
+    NetworkIndex,
+    SetZoneAttributes,
+)
+from domain.errors import InvalidCommand, InvalidTransition
+from domain.values import Actor, DemandParameters, link_problems
+
+
+class Scenario(TenantAggregate):
+    """The effective network is the dataset's plus this scenario's edits."""
+
+    class Created(TenantAggregate.Created):
+        name: str
+        dataset_id: UUID
+        network_sha256: str
+
+    class Forked(TenantAggregate.Created):
+        name: str
+        dataset_id: UUID
+        network_sha256: str
+        fork_of: UUID
+        fork_version: int
+        inherited: dict[str, Any]
+
+    def __init__(
+        self, tenant_id: str, name: str, dataset_id: UUID, network_sha256: str,
+        fork_of: UUID | None = None, fork_version: int | None = None,
+        inherited: dict[str, Any] | None = None,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.name = name
+        self.dataset_id = dataset_id
+        self.network_sha256 = network_sha256
+        self.fork_of = fork_of
+        self.fork_version = fork_version
+        self.archived = False
+        state = inherited or {}
+        self.zone_attributes: dict[str, dict[str, float]] = dict(state.get("zone_attributes", {}))
+        self.link_changes: dict[str, dict[str, float]] = dict(state.get("link_changes", {}))
+        self.added_links: dict[str, dict[str, Any]] = dict(state.get("added_links", {}))
+        self.closed_links: list[str] = list(state.get("closed_links", []))
+        self.demand: dict[str, Any] = dict(state.get("demand", asdict(DemandParameters())))
+
+    @classmethod
+    def create(
+        cls, scenario_id: UUID, tenant_id: str, name: str, dataset_id: UUID,
+        network_sha256: str, by: Actor,
+    ) -> Scenario:
+        """A new scenario on a dataset, with no edits."""
+        _check_name(name)
+        return cls._start(cls.Created, scenario_id, tenant_id, by, name=name,
+                          dataset_id=dataset_id, network_sha256=network_sha256)
+
+    def fork(self, scenario_id: UUID, name: str, by: Actor) -> Scenario:
+        """A new scenario starting from this one's state at its current version."""
+        _check_name(name)
+        return Scenario._start(
+            Scenario.Forked, scenario_id, self.tenant_id, by, name=name,
+            dataset_id=self.dataset_id, network_sha256=self.network_sha256,
+            fork_of=self.id, fork_version=self.version, inherited=self.edited_state(),
+        )
+
+    def edited_state(self) -> dict[str, Any]:
+        """The scenario's edits relative to its dataset, as plain values."""
+        return {
+            "zone_attributes": self.zone_attributes, "link_changes": self.link_changes,
+            "added_links": self.added_links, "closed_links": self.closed_links,
+            "demand": self.demand,
+        }
+
+    # -- edits ------------------------------------------------------------------------------
+
+    class ZoneAttributesSet(TenantAggregate.Event):
+        zone_id: int
+        population: float | None
+        jobs: float | None
+
+        def apply(self, scenario: Scenario) -> None:
+            current = dict(scenario.zone_attributes.get(str(self.zone_id), {}))
+            if self.population is not None:
+                current["population"] = self.population
+            if self.jobs is not None:
+                current["jobs"] = self.jobs
+            scenario.zone_attributes[str(self.zone_id)] = current
+
+    class LinkAdded(TenantAggregate.Event):
+        link: dict[str, Any]
+
+        def apply(self, scenario: Scenario) -> None:
+            scenario.added_links[self.link["id"]] = self.link
+
+    class LinkModified(TenantAggregate.Event):
+        link_id: str
+        changes: dict[str, float]
+
+        def apply(self, scenario: Scenario) -> None:
+            merged = {**scenario.link_changes.get(self.link_id, {}), **self.changes}
+            scenario.link_changes[self.link_id] = merged
+
+    class LinkClosed(TenantAggregate.Event):
+        link_id: str
+
+        def apply(self, scenario: Scenario) -> None:
+            scenario.closed_links.append(self.link_id)
+
+    class DemandParametersChanged(TenantAggregate.Event):
+        """v2 added `deterrence`; v1 events were always exponential."""
+
+        class_version = 2
+        trip_rate: float
+        deterrence: str
+        beta: float
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["deterrence"] = "exponential"
+
+        def apply(self, scenario: Scenario) -> None:
+            scenario.demand = {"trip_rate": self.trip_rate, "deterrence": self.deterrence,
+                               "beta": self.beta}
+
+    class Archived(TenantAggregate.Event):
+        reason: str
+
+        def apply(self, scenario: Scenario) -> None:
+            scenario.archived = True
+
+    def apply_edits(self, edits: list[Edit], network: NetworkIndex, by: Actor) -> None:
+        """Validate every edit against the network and the edits before it, then record them.
+
+        Raises InvalidCommand listing every problem; then nothing is recorded.
+        """
+        if self.archived:
+            raise InvalidTransition(f"scenario {self.id} is archived")
+        if not edits:
+            raise InvalidCommand("an edit list must hold at least one edit")
+        problems: list[str] = []
+        for index, edit in enumerate(edits):
+            found = self._problems(edit, network)
+            problems.extend(f"edit {index}: {p}" for p in found)
+            if not found:
+                self._record(edit, by)
+        if problems:
+            raise InvalidCommand("the edits were rejected", problems)
+
+    def archive(self, reason: str, by: Actor) -> None:
+        """Archive: no more edits or simulations."""
+        if self.archived:
+            raise InvalidTransition(f"scenario {self.id} is already archived")
+        self._emit(Scenario.Archived, by, reason=reason)
+
+    def link_exists(self, link_id: str, network: NetworkIndex) -> bool:
+        """A link of the base network or one added by an edit, and not closed."""
+        known = link_id in network.link_ids or link_id in self.added_links
+        return known and link_id not in self.closed_links
+
+    def _record(self, edit: Edit, by: Actor) -> None:
+        if isinstance(edit, SetZoneAttributes):
+            self._emit(Scenario.ZoneAttributesSet, by, zone_id=edit.zone_id,
+                       population=edit.population, jobs=edit.jobs)
+        elif isinstance(edit, AddLink):
+            self._emit(Scenario.LinkAdded, by, link=_link_dict(edit))
+        elif isinstance(edit, ModifyLink):
+            changes = {k: v for k, v in asdict(edit).items() if k != "link_id" and v is not None}
+            self._emit(Scenario.LinkModified, by, link_id=edit.link_id, changes=changes)
+        elif isinstance(edit, CloseLink):
+            self._emit(Scenario.LinkClosed, by, link_id=edit.link_id)
+        else:
+            merged = {**self.demand, **{k: v for k, v in asdict(edit).items() if v is not None}}
+            self._emit(Scenario.DemandParametersChanged, by, **merged)
+
+    def _problems(self, edit: Edit, network: NetworkIndex) -> list[str]:
+        if isinstance(edit, SetZoneAttributes):
+            return _zone_edit_problems(edit, network)
+        if isinstance(edit, AddLink):
+            return self._add_link_problems(edit, network)
+        if isinstance(edit, ModifyLink | CloseLink):
+            if not self.link_exists(edit.link_id, network):
+                return [f"unknown or closed link {edit.link_id!r}"]
+            return _modify_problems(edit) if isinstance(edit, ModifyLink) else []
+        return _demand_problems(edit)
+
+    def _add_link_problems(self, edit: AddLink, network: NetworkIndex) -> list[str]:
+        link_id = edit.link.id
+        if link_id in network.link_ids or link_id in self.added_links:
+            return [f"link {link_id!r} already exists"]
+        return link_problems(edit.link, set(network.node_ids))
+
+
+def _check_name(name: str) -> None:
+    if not name.strip() or len(name) > 200:
+        raise InvalidCommand("a scenario name must be 1 to 200 characters")
+
+
+def _link_dict(edit: AddLink) -> dict[str, Any]:
+    link = asdict(edit.link)
+    link["geometry"] = [list(c) for c in edit.link.geometry]
+    return link
+
+
+def _bad_number(value: float | None, positive: bool = False) -> bool:
+    if value is None:
+        return False
+    return not math.isfinite(value) or value < 0 or (positive and value == 0)
+
+
+def _zone_edit_problems(edit: SetZoneAttributes, network: NetworkIndex) -> list[str]:
+    if edit.zone_id not in network.zone_ids:
+        return [f"unknown zone {edit.zone_id}"]
+    if edit.population is None and edit.jobs is None:
+        return ["set population, jobs or both"]
+    return [f"{name} must be a finite, non-negative number"
+            for name, value in (("population", edit.population), ("jobs", edit.jobs))
+            if _bad_number(value)]
+
+
+def _modify_problems(edit: ModifyLink) -> list[str]:
+    values = {k: v for k, v in asdict(edit).items() if k != "link_id"}
+    if all(v is None for v in values.values()):
+        return ["name at least one attribute to change"]
+    positive = {"capacity", "speed", "lanes"}
+    return [f"{name} must be a finite, {'positive' if name in positive else 'non-negative'} number"
+            for name, value in values.items() if _bad_number(value, name in positive)]
+
+
+def _demand_problems(edit: ChangeDemandParameters) -> list[str]:
+    found = [f"{name} must be a finite, non-negative number"
+             for name, value in (("trip_rate", edit.trip_rate), ("beta", edit.beta))
+             if _bad_number(value)]
+    if edit.deterrence is not None and edit.deterrence not in DETERRENCE_FUNCTIONS:
+        found.append(f"deterrence must be one of {', '.join(DETERRENCE_FUNCTIONS)}")
+    return found

@@ -1,0 +1,165 @@
+"""SimulationRun: one request to run a model on a scenario version, and its attempts."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from domain.base import TenantAggregate
+from domain.errors import InvalidCommand, InvalidTransition
+from domain.values import Actor
+
+QUEUED, RUNNING, RETRYING = "queued", "running", "retrying"
+COMPLETED, DEAD_LETTERED, CANCELLED = "completed", "dead_lettered", "cancelled"
+TERMINAL = frozenset({COMPLETED, DEAD_LETTERED, CANCELLED})
+MODELS = ("builtin", "external")
+
+
+class SimulationRun(TenantAggregate):
+    """Status moves queued → running → (retrying → running)* → one terminal state."""
+
+    class Requested(TenantAggregate.Created):
+        scenario_id: UUID
+        scenario_version: int
+        model: str
+        parameters: dict[str, Any]
+        max_attempts: int
+        idempotency_key: str | None
+
+    def __init__(
+        self, tenant_id: str, scenario_id: UUID, scenario_version: int, model: str,
+        parameters: dict[str, Any], max_attempts: int, idempotency_key: str | None,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.scenario_id = scenario_id
+        self.scenario_version = scenario_version
+        self.model = model
+        self.parameters = parameters
+        self.max_attempts = max_attempts
+        self.idempotency_key = idempotency_key
+        self.status = QUEUED
+        self.attempt = 0
+        self.attempts_allowed = max_attempts
+        self.last_error: str | None = None
+        self.result_sha256: str | None = None
+        self.indicators: dict[str, float] = {}
+
+    @classmethod
+    def request(
+        cls, run_id: UUID, tenant_id: str, scenario_id: UUID, scenario_version: int,
+        model: str, parameters: dict[str, Any], by: Actor, max_attempts: int = 3,
+        idempotency_key: str | None = None,
+    ) -> SimulationRun:
+        """Request a run of `model` on the scenario at `scenario_version`."""
+        if model not in MODELS:
+            raise InvalidCommand(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+        if not 1 <= max_attempts <= 20:
+            raise InvalidCommand("max_attempts must be between 1 and 20")
+        return cls._start(
+            cls.Requested, run_id, tenant_id, by, scenario_id=scenario_id,
+            scenario_version=scenario_version, model=model, parameters=parameters,
+            max_attempts=max_attempts, idempotency_key=idempotency_key,
+        )
+
+    class Started(TenantAggregate.Event):
+        attempt: int
+        worker: str
+
+        def apply(self, run: SimulationRun) -> None:
+            run.status = RUNNING
+            run.attempt = self.attempt
+
+    class AttemptFailed(TenantAggregate.Event):
+        attempt: int
+        error: str
+        traceback: str
+
+        def apply(self, run: SimulationRun) -> None:
+            run.status = RETRYING
+            run.last_error = self.error
+
+    class Completed(TenantAggregate.Event):
+        attempt: int
+        result_sha256: str
+        indicators: dict[str, float]
+        duration_s: float
+
+        def apply(self, run: SimulationRun) -> None:
+            run.status = COMPLETED
+            run.result_sha256 = self.result_sha256
+            run.indicators = self.indicators
+
+    class DeadLettered(TenantAggregate.Event):
+        attempt: int
+        error: str
+        traceback: str
+
+        def apply(self, run: SimulationRun) -> None:
+            run.status = DEAD_LETTERED
+            run.last_error = self.error
+
+    class Cancelled(TenantAggregate.Event):
+        reason: str
+
+        def apply(self, run: SimulationRun) -> None:
+            run.status = CANCELLED
+
+    class Redriven(TenantAggregate.Event):
+        extra_attempts: int
+
+        def apply(self, run: SimulationRun) -> None:
+            run.status = QUEUED
+            run.attempts_allowed = run.attempt + self.extra_attempts
+
+    @property
+    def is_terminal(self) -> bool:
+        """Completed, dead-lettered or cancelled: nothing changes it any more."""
+        return self.status in TERMINAL
+
+    def start(self, attempt: int, worker: str, by: Actor) -> None:
+        """A worker took attempt `attempt` (the next one)."""
+        if self.status not in (QUEUED, RETRYING) or attempt != self.attempt + 1:
+            raise InvalidTransition(
+                f"run {self.id} is {self.status} at attempt {self.attempt}; "
+                f"cannot start attempt {attempt}"
+            )
+        if attempt > self.attempts_allowed:
+            raise InvalidTransition(f"run {self.id} has no attempts left")
+        self._emit(SimulationRun.Started, by, attempt=attempt, worker=worker)
+
+    def fail_attempt(self, attempt: int, error: str, traceback: str, by: Actor) -> None:
+        """The current attempt failed; dead-letter the run when no attempt is left."""
+        self._check_current(attempt)
+        self._emit(SimulationRun.AttemptFailed, by, attempt=attempt, error=error,
+                   traceback=traceback)
+        if attempt >= self.attempts_allowed:
+            self._emit(SimulationRun.DeadLettered, by, attempt=attempt, error=error,
+                       traceback=traceback)
+
+    def complete(
+        self, attempt: int, result_sha256: str, indicators: dict[str, float],
+        duration_s: float, by: Actor,
+    ) -> None:
+        """The current attempt produced a result, stored under `result_sha256`."""
+        self._check_current(attempt)
+        self._emit(SimulationRun.Completed, by, attempt=attempt, result_sha256=result_sha256,
+                   indicators=indicators, duration_s=duration_s)
+
+    def cancel(self, reason: str, by: Actor) -> None:
+        """Cancel a run that has not finished."""
+        if self.is_terminal:
+            raise InvalidTransition(f"run {self.id} is already {self.status}")
+        self._emit(SimulationRun.Cancelled, by, reason=reason)
+
+    def redrive(self, by: Actor) -> None:
+        """Give a dead-lettered run a fresh set of attempts."""
+        if self.status != DEAD_LETTERED:
+            raise InvalidTransition(f"run {self.id} is {self.status}, not dead-lettered")
+        self._emit(SimulationRun.Redriven, by, extra_attempts=self.max_attempts)
+
+    def _check_current(self, attempt: int) -> None:
+        if self.status != RUNNING or attempt != self.attempt:
+            raise InvalidTransition(
+                f"run {self.id} is {self.status} at attempt {self.attempt}; "
+                f"result of attempt {attempt} is stale"
+            )

@@ -1,0 +1,29 @@
+"""Tenant: a customer organisation; its name is its subdomain."""
+
+from __future__ import annotations
+
+from domain.base import TenantAggregate
+from domain.errors import InvalidCommand
+from domain.values import TENANT_NAME, Actor, tenant_uuid
+
+
+class Tenant(TenantAggregate):
+    """A registered tenant. Its id is derived from its name."""
+
+    class Registered(TenantAggregate.Created):
+        display_name: str
+
+    def __init__(self, tenant_id: str, display_name: str) -> None:
+        self.tenant_id = tenant_id
+        self.display_name = display_name
+
+    @classmethod
+    def register(cls, tenant_id: str, display_name: str, by: Actor) -> Tenant:
+        """Register a tenant name (a DNS label: lowercase letters, digits, hyphens)."""
+        if not TENANT_NAME.match(tenant_id):
+            raise InvalidCommand(
+                f"tenant name {tenant_id!r} must be a DNS label: lowercase letters, "
+                "digits and inner hyphens, at most 63 characters"
+            )
+        return cls._start(cls.Registered, tenant_uuid(tenant_id), tenant_id, by,
+                          display_name=display_name or tenant_id)

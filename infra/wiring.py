@@ -1,0 +1,86 @@
+"""The one place where engines, clients and the application are built from Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property, partial
+
+from sqlalchemy import Engine, create_engine
+
+from adapters.blobs import PostgresBlobStore
+from adapters.eventstore import store_environment
+from adapters.kafka import ensure_topics, make_producer
+from adapters.relay import NotificationReader, PositionStore, Publisher, Relay
+from domain.application import Cartolog
+from infra.settings import Settings
+
+
+class NoBroker(RuntimeError):
+    """KAFKA_BOOTSTRAP_SERVERS is not set and no local broker was started."""
+
+
+@dataclass
+class Container:
+    """Lazily built services for one process; close() releases them."""
+
+    settings: Settings
+    _closers: list[object] = field(default_factory=list)
+
+    @cached_property
+    def engine(self) -> Engine:
+        """SQLAlchemy engine of the read model, relay positions and blobs."""
+        return create_engine(self.settings.database_url, pool_pre_ping=True, pool_size=20,
+                             max_overflow=20)
+
+    @cached_property
+    def blobs(self) -> PostgresBlobStore:
+        """The claim-check blob store."""
+        return PostgresBlobStore(self.engine, self.settings.blob_max_bytes)
+
+    @cached_property
+    def app(self) -> Cartolog:
+        """The event-sourced application (command API)."""
+        return Cartolog(store_environment(self.settings.database_url), blobs=self.blobs)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The Kafka bootstrap servers; raises NoBroker when none is configured."""
+        if not self.settings.kafka_bootstrap_servers:
+            raise NoBroker("KAFKA_BOOTSTRAP_SERVERS is not set (run `cartolog up` locally)")
+        return self.settings.kafka_bootstrap_servers
+
+    def ensure_topics(self) -> list[str]:
+        """Create Cartolog's topics with their configured partition counts."""
+        s = self.settings
+        partitions = {s.events_topic: s.events_partitions, s.jobs_topic: s.jobs_partitions,
+                      s.results_topic: s.jobs_partitions, s.dlq_topic: 1}
+        return ensure_topics(self.bootstrap_servers, partitions, s.replication_factor)
+
+    def publisher(self) -> Publisher:
+        """A publisher of envelopes to the events topic."""
+        return Publisher(partial(make_producer, self.bootstrap_servers),
+                         self.settings.events_topic, self.app.mapper)
+
+    def reader(self) -> NotificationReader:
+        """Reads the store's notification log."""
+        return NotificationReader(self.engine)
+
+    def relay(self) -> Relay:
+        """The relay process's loop object."""
+        positions = PositionStore(self.engine, f"relay:{self.settings.events_topic}")
+        recorder = self.app.recorder
+        channel = getattr(recorder, "channel_name", "cartolog_events")
+        return Relay(self.reader(), self.publisher(), positions, channel,
+                     batch_size=self.settings.relay_batch_size)
+
+    def close(self) -> None:
+        """Dispose of engines and the application's connections."""
+        if "app" in self.__dict__:
+            self.app.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def build(settings: Settings | None = None) -> Container:
+    """Everything a process needs, from one Settings object."""
+    return Container(settings or Settings())
