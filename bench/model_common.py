@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import subprocess
 import sys
 import time
@@ -76,10 +78,10 @@ def run_aequilibrae(net: Network, trips: FloatArray, zone_nodes: list[int], gap:
     assignment.max_iter = max_iter
     assignment.rgap_target = gap
     started = time.perf_counter()
-    assignment.execute()
+    with contextlib.redirect_stderr(io.StringIO()):  # AequilibraE's tqdm progress bars
+        assignment.execute()
     seconds = time.perf_counter() - started
     results = assignment.results()
-    print(results.columns.tolist(), results.head())
-    flows = results["matrix_ab"].reindex(net.link_ids).fillna(0.0).to_numpy(dtype=np.float64)
+    flows = results["demand_ab"].reindex(net.link_ids).fillna(0.0).to_numpy(dtype=np.float64)
     return BaselineRun(seconds, int(assignment.assignment.iter), float(assignment.assignment.rgap),
                        flows)

@@ -197,7 +197,7 @@ def read_node(path: Path) -> tuple[np.ndarray, FloatArray, FloatArray]:
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     for number, line in enumerate(lines, start=1):
         fields = line.replace(";", " ").split()
-        if not fields or number == 1 and not fields[0].lstrip("-").isdigit():
+        if not fields or (number == 1 and not fields[0].lstrip("-").isdigit()):
             continue
         where = f"{path.name} line {number}"
         if len(fields) < 3:
