@@ -1,0 +1,32 @@
+"""Fixtures over the real PostGIS and the real broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from domain.errors import AlreadyExists
+from domain.values import Actor
+from infra.settings import Settings
+from infra.wiring import Container, build
+
+OPERATOR = Actor("tests")
+
+
+@pytest.fixture()
+def container(settings: Settings) -> Iterator[Container]:
+    built = build(settings)
+    for tenant in ("acme", "rival"):
+        try:
+            built.app.register_tenant(tenant, OPERATOR)
+        except AlreadyExists:
+            pass
+    yield built
+    built.close()
+
+
+def stored_events(container: Container) -> int:
+    with container.engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM cartolog_events")).scalar_one())
