@@ -1,0 +1,126 @@
+"""``run_model``: demand, assignment and outputs for one resolved model input."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulation_worker.model.assignment import AssignmentResult, ProgressCallback, assign
+from simulation_worker.model.costs import link_costs
+from simulation_worker.model.graph import Graph, build_graph
+from simulation_worker.model.gravity import gravity
+from simulation_worker.model.hashing import content_hash
+from simulation_worker.model.indicators import (
+    EmissionFactors,
+    Indicators,
+    LinkResults,
+    accessibility,
+    indicators,
+    link_results,
+)
+from simulation_worker.model.network import (
+    ExplicitDemand,
+    FloatArray,
+    GravityDemand,
+    ModelInput,
+    validate_network,
+    validate_trips,
+    validate_zones,
+)
+from simulation_worker.model.paths import zone_costs_and_sums
+
+DEFAULT_LOGSUM_BETA = 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class ModelResult:
+    """Everything a run produces. Link arrays follow the network's link order; zone arrays and
+    skims follow ``ModelInput.zones``. Times in network time units unless named otherwise."""
+
+    input_hash: str
+    links: LinkResults
+    trips: FloatArray
+    time_skim: FloatArray
+    cost_skim: FloatArray
+    jobs_within_threshold: FloatArray
+    logsum_accessibility: FloatArray
+    indicators: Indicators
+    relative_gap: float
+    objective: float
+    iterations: int
+    converged: bool
+    feedback_iterations: int
+    seconds: float
+
+
+def run_model(
+    model: ModelInput,
+    progress: ProgressCallback | None = None,
+    emissions: EmissionFactors = EmissionFactors(),
+) -> ModelResult:
+    """Validate, distribute demand (if gravity), assign to equilibrium and compute outputs."""
+    started = time.perf_counter()
+    validate_network(model.network)
+    validate_zones(model.network, model.zones)
+    graph = build_graph(model.network, model.zones, model.costs)
+    zone_ids = [z.id for z in model.zones]
+    if isinstance(model.demand, ExplicitDemand):
+        validate_trips(model.demand.trips, model.zones)
+        trips = np.asarray(model.demand.trips, dtype=np.float64)
+        result = assign(graph, trips, model.assignment, progress, zone_ids)
+        feedback = 0
+    else:
+        trips, result, feedback = _gravity_with_feedback(model, model.demand, graph, progress)
+    return _outputs(model, graph, trips, result, feedback, emissions, started)
+
+
+def _gravity_with_feedback(
+    model: ModelInput, params: GravityDemand, graph: Graph, progress: ProgressCallback | None
+) -> tuple[FloatArray, AssignmentResult, int]:
+    """Gravity on free-flow costs, then method of successive averages on the OD matrix."""
+    zone_ids = [z.id for z in model.zones]
+    free = link_costs(graph, np.zeros(graph.n_links))
+    trips = gravity(model.zones, _cost_skim(graph, free), params).trips
+    result = assign(graph, trips, model.assignment, progress, zone_ids)
+    for k in range(1, params.feedback_iterations + 1):
+        target = gravity(model.zones, _cost_skim(graph, result.costs), params).trips
+        change = float(np.abs(target - trips).sum() / max(trips.sum(), 1e-300))
+        if change <= params.feedback_tolerance:
+            return trips, result, k - 1
+        trips = trips + (target - trips) / (k + 1)
+        result = assign(graph, trips, model.assignment, progress, zone_ids)
+    return trips, result, params.feedback_iterations
+
+
+def _cost_skim(graph: Graph, costs: FloatArray) -> FloatArray:
+    return zone_costs_and_sums(graph, costs, costs)[0]
+
+
+def _outputs(model: ModelInput, graph: Graph, trips: FloatArray, result: AssignmentResult,
+             feedback: int, emissions: EmissionFactors, started: float) -> ModelResult:
+    flows = np.zeros(model.network.n_links)
+    flows[graph.link_index] = result.flows
+    links = link_results(model, flows)
+    times = links.time[graph.link_index]
+    cost_skim, time_skim = zone_costs_and_sums(graph, result.costs, times)
+    beta = (model.demand.beta if isinstance(model.demand, GravityDemand)
+            and model.demand.deterrence == "exponential" else DEFAULT_LOGSUM_BETA)
+    within, logsum = accessibility(model, time_skim, cost_skim, beta)
+    return ModelResult(
+        input_hash=content_hash(model),
+        links=links,
+        trips=trips,
+        time_skim=time_skim,
+        cost_skim=cost_skim,
+        jobs_within_threshold=within,
+        logsum_accessibility=logsum,
+        indicators=indicators(model, links, trips, time_skim, emissions),
+        relative_gap=result.relative_gap,
+        objective=result.objective,
+        iterations=result.iterations,
+        converged=result.converged,
+        feedback_iterations=feedback,
+        seconds=time.perf_counter() - started,
+    )
