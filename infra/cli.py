@@ -266,3 +266,7 @@ def _load_demo(container: Container) -> None:
     from infra.demo import load_demo
 
     load_demo(container)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
