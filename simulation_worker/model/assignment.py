@@ -17,7 +17,7 @@ from simulation_worker.model import bush, frank_wolfe
 from simulation_worker.model.costs import beckmann_objective, link_costs, link_derivatives
 from simulation_worker.model.errors import DisconnectedDemandError, InvalidParameterError
 from simulation_worker.model.graph import Graph
-from simulation_worker.model.network import AssignmentSettings, FloatArray
+from simulation_worker.model.network import DEFAULT_ASSIGNMENT, AssignmentSettings, FloatArray
 from simulation_worker.model.paths import origins_with_demand, relative_gap, zone_costs
 
 ProgressCallback = Callable[[int, float, float], None]
@@ -42,7 +42,7 @@ class AssignmentResult:
 def assign(
     graph: Graph,
     od: FloatArray,
-    settings: AssignmentSettings = AssignmentSettings(),
+    settings: AssignmentSettings = DEFAULT_ASSIGNMENT,
     progress: ProgressCallback | None = None,
     zone_ids: list[int] | None = None,
 ) -> AssignmentResult:

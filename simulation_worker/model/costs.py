@@ -20,7 +20,7 @@ _MIN_DERIVATIVE_FLOW = 1e-9
 def link_cost(x: float, t0: float, b: float, p: float, cap: float, fixed: float) -> float:
     if b == 0.0 or p == 0.0:
         return t0 * (1.0 + b) + fixed
-    return t0 * (1.0 + b * (x / cap) ** p) + fixed
+    return float(t0 * (1.0 + b * (x / cap) ** p) + fixed)
 
 
 @nb.njit(cache=True, inline="always")
@@ -29,14 +29,14 @@ def link_derivative(x: float, t0: float, b: float, p: float, cap: float) -> floa
         return 0.0
     if p < 1.0 and x < _MIN_DERIVATIVE_FLOW:
         x = _MIN_DERIVATIVE_FLOW
-    return t0 * b * p / cap * (x / cap) ** (p - 1.0)
+    return float(t0 * b * p / cap * (x / cap) ** (p - 1.0))
 
 
 @nb.njit(cache=True, inline="always")
 def link_integral(x: float, t0: float, b: float, p: float, cap: float, fixed: float) -> float:
     if b == 0.0 or p == 0.0:
         return (t0 * (1.0 + b) + fixed) * x
-    return t0 * (x + b * cap / (p + 1.0) * (x / cap) ** (p + 1.0)) + fixed * x
+    return float(t0 * (x + b * cap / (p + 1.0) * (x / cap) ** (p + 1.0)) + fixed * x)
 
 
 @nb.njit(cache=True)
@@ -69,13 +69,13 @@ def _objective(x: FloatArray, t0: FloatArray, b: FloatArray, p: FloatArray, cap:
 def link_costs(graph: Graph, flows: FloatArray) -> FloatArray:
     """Generalized cost of every graph link at ``flows``."""
     return _costs(flows, graph.free_flow_time, graph.bpr_b, graph.bpr_power, graph.capacity,
-                  graph.fixed_cost)  # type: ignore[no-any-return]
+                  graph.fixed_cost)
 
 
 def link_derivatives(graph: Graph, flows: FloatArray) -> FloatArray:
     """d cost / d flow of every graph link at ``flows``."""
     return _derivatives(flows, graph.free_flow_time, graph.bpr_b, graph.bpr_power,
-                        graph.capacity)  # type: ignore[no-any-return]
+                        graph.capacity)
 
 
 def beckmann_objective(graph: Graph, flows: FloatArray) -> float:

@@ -173,10 +173,12 @@ def _add_link(net: Network, edit: AddLink) -> Network:
         "bpr_power": edit.bpr_power, "toll": edit.toll, "speed_limit": edit.speed_kmh,
         "lanes": edit.lanes, "link_type": edit.link_type, "link_open": True,
     }
-    columns = {name: np.append(getattr(net, name), np.array([v], dtype=getattr(net, name).dtype))
-               for name, v in values.items()}
-    rows = (*net.link_rows, f"added link {edit.link_id}") if net.link_rows else ()
-    return replace(net, link_rows=rows, **columns)
+    columns: dict[str, object] = {
+        name: np.append(getattr(net, name), np.array([v], dtype=getattr(net, name).dtype))
+        for name, v in values.items()
+    }
+    columns["link_rows"] = (*net.link_rows, f"added link {edit.link_id}") if net.link_rows else ()
+    return replace(net, **columns)  # type: ignore[arg-type]
 
 
 def _edit_zone(model: ModelInput, edit: SetZonePopulation | SetZoneJobs) -> ModelInput:

@@ -34,6 +34,9 @@ class EmissionFactors:
         return np.asarray(litres * self.kg_co2_per_litre * 1000.0, dtype=np.float64)
 
 
+DEFAULT_EMISSIONS = EmissionFactors()
+
+
 @dataclass(frozen=True)
 class Indicators:
     """Network-wide indicators; units in the field names."""
@@ -94,7 +97,7 @@ def accessibility(model: ModelInput, time_skim: FloatArray, cost_skim: FloatArra
 
 
 def indicators(model: ModelInput, links: LinkResults, trips: FloatArray,
-               time_skim: FloatArray, emissions: EmissionFactors = EmissionFactors()
+               time_skim: FloatArray, emissions: EmissionFactors = DEFAULT_EMISSIONS
                ) -> Indicators:
     """Aggregate the run's indicators (definitions in docs/model.md)."""
     net = model.network

@@ -149,6 +149,11 @@ class AssignmentSettings:
     max_iterations: int = 1000
 
 
+DEFAULT_COSTS = CostParameters()
+DEFAULT_UNITS = Units()
+DEFAULT_ASSIGNMENT = AssignmentSettings()
+
+
 @dataclass(frozen=True, eq=False)
 class ModelInput:
     """Everything that determines a model run's results."""
@@ -156,9 +161,9 @@ class ModelInput:
     network: Network
     zones: tuple[Zone, ...]
     demand: ExplicitDemand | GravityDemand
-    costs: CostParameters = CostParameters()
-    units: Units = Units()
-    assignment: AssignmentSettings = AssignmentSettings()
+    costs: CostParameters = DEFAULT_COSTS
+    units: Units = DEFAULT_UNITS
+    assignment: AssignmentSettings = DEFAULT_ASSIGNMENT
     accessibility_minutes: float = 30.0
 
 

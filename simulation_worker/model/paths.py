@@ -169,7 +169,7 @@ def zone_costs(graph: Graph, cost: FloatArray, origins: I32 | None = None) -> Fl
     if origins is None:
         origins = np.arange(len(graph.zone_node), dtype=np.int32)
     return _zone_costs(origins, graph.zone_node, graph.fwd_start, graph.fwd_link, graph.head,
-                       cost, graph.blocked, graph.n_nodes)  # type: ignore[no-any-return]
+                       cost, graph.blocked, graph.n_nodes)
 
 
 def all_or_nothing(graph: Graph, cost: FloatArray, od: FloatArray) -> tuple[FloatArray, float]:

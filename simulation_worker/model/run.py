@@ -13,6 +13,7 @@ from simulation_worker.model.graph import Graph, build_graph
 from simulation_worker.model.gravity import gravity
 from simulation_worker.model.hashing import content_hash
 from simulation_worker.model.indicators import (
+    DEFAULT_EMISSIONS,
     EmissionFactors,
     Indicators,
     LinkResults,
@@ -58,7 +59,7 @@ class ModelResult:
 def run_model(
     model: ModelInput,
     progress: ProgressCallback | None = None,
-    emissions: EmissionFactors = EmissionFactors(),
+    emissions: EmissionFactors = DEFAULT_EMISSIONS,
 ) -> ModelResult:
     """Validate, distribute demand (if gravity), assign to equilibrium and compute outputs."""
     started = time.perf_counter()

@@ -22,6 +22,8 @@ from simulation_worker.model.errors import (
     UnknownZoneError,
 )
 from simulation_worker.model.network import (
+    DEFAULT_ASSIGNMENT,
+    DEFAULT_COSTS,
     AssignmentSettings,
     CostParameters,
     ExplicitDemand,
@@ -48,8 +50,8 @@ class TntpCase:
 
     def model_input(
         self,
-        costs: CostParameters = CostParameters(),
-        assignment: AssignmentSettings = AssignmentSettings(),
+        costs: CostParameters = DEFAULT_COSTS,
+        assignment: AssignmentSettings = DEFAULT_ASSIGNMENT,
     ) -> ModelInput:
         """The model input for an assignment of this case's OD matrix."""
         return ModelInput(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -63,4 +65,4 @@ def test_progress_callback_reports_each_iteration(sioux_falls: TntpCase) -> None
     result = run_model(sioux_falls.model_input(), progress=lambda i, g, t: seen.append((i, g, t)))
     assert [s[0] for s in seen] == list(range(1, result.iterations + 1))
     assert seen[-1][1] == pytest.approx(result.relative_gap, rel=1e-9)
-    assert all(later[2] >= earlier[2] for earlier, later in zip(seen, seen[1:], strict=False))
+    assert all(later[2] >= earlier[2] for earlier, later in itertools.pairwise(seen))

@@ -1,0 +1,53 @@
+"""``cartolog model run`` through the module's own ``main``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from simulation_worker.model import TntpCase
+from simulation_worker.model.cli import main
+from tests.unit.model.conftest import network_folder
+
+
+def test_run_prints_summary_and_writes_csv(tmp_path: Path, sioux_falls: TntpCase,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "links.csv"
+    code = main(["model", "run", "--network", str(network_folder("SiouxFalls")),
+                 "--gap", "1e-6", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    for label in ("relative gap", "beckmann", "iterations", "time", "peak memory"):
+        assert label in printed
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["from", "to", "flow", "cost"]
+    assert len(rows) == sioux_falls.network.n_links + 1
+    assert [(int(r[0]), int(r[1])) for r in rows[1:]] == list(
+        zip(sioux_falls.network.link_from.tolist(), sioux_falls.network.link_to.tolist(),
+            strict=True))
+
+
+def test_run_without_node_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["model", "run", "--network", str(network_folder("Winnipeg")),
+                 "--algorithm", "b", "--gap", "1e-4"])
+    assert code == 0
+    assert "Winnipeg" in capsys.readouterr().out
+
+
+def test_failure_prints_one_line_reason(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["model", "run", "--network", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.count("\n") == 1 and "no *_net.tntp" in err
+
+
+def test_help_describes_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["model", "run", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--network", "--gap", "--max-iter", "--toll-factor", "--distance-factor",
+                   "--algorithm", "--out"):
+        assert option in text

@@ -1,0 +1,143 @@
+"""Each kind of malformed network or demand gets its own error naming the offending row."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulation_worker.model import (
+    ExplicitDemand,
+    ModelInput,
+    Zone,
+    load_tntp_folder,
+    make_network,
+    run_model,
+)
+from simulation_worker.model.errors import (
+    DisconnectedDemandError,
+    InvalidLinkParameterError,
+    MalformedRowError,
+    MissingFileError,
+    NegativeCapacityError,
+    NegativeDemandError,
+    NonFiniteValueError,
+    UnknownNodeError,
+    UnknownZoneError,
+)
+from tests.unit.model.conftest import network_folder
+
+# Line 12 of SiouxFalls_net.tntp is the first link: "1 2 25900.20064 6 6 0.15 4 0 0 1 ;".
+FIRST_LINK = 12
+
+
+def _copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "net"
+    shutil.copytree(network_folder("SiouxFalls"), folder)
+    return folder
+
+
+def _edit_line(path: Path, number: int, field: int, value: str) -> None:
+    lines = path.read_text().splitlines()
+    fields = lines[number - 1].split()
+    fields[field] = value
+    lines[number - 1] = "\t" + "\t".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error", "words"),
+    [
+        (1, "99", UnknownNodeError, "unknown node 99"),
+        (2, "-5", NegativeCapacityError, "capacity"),
+        (4, "nan", NonFiniteValueError, "free_flow_time"),
+        (3, "six", MalformedRowError, "length"),
+        (6, "-1", InvalidLinkParameterError, "bpr_power"),
+        (4, "-2", InvalidLinkParameterError, "free_flow_time"),
+    ],
+)
+def test_malformed_link_row_names_the_row(tmp_path: Path, field: int, value: str,
+                                          error: type[Exception], words: str) -> None:
+    folder = _copy(tmp_path)
+    _edit_line(folder / "SiouxFalls_net.tntp", FIRST_LINK, field, value)
+    with pytest.raises(error, match=re.escape(words)) as caught:
+        load_tntp_folder(folder)
+    assert f"line {FIRST_LINK}" in str(caught.value)
+
+
+def test_short_link_row_is_malformed(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    net = folder / "SiouxFalls_net.tntp"
+    lines = net.read_text().splitlines()
+    lines[FIRST_LINK - 1] = "\t1\t2\t25900 ;"
+    net.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MalformedRowError, match=f"line {FIRST_LINK}: expected at least 7"):
+        load_tntp_folder(folder)
+
+
+def _trips_with(tmp_path: Path, old: str, new: str) -> Path:
+    folder = _copy(tmp_path)
+    trips = folder / "SiouxFalls_trips.tntp"
+    text = trips.read_text()
+    assert old in text
+    trips.write_text(text.replace(old, new, 1))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error", "words"),
+    [
+        ("2 :    100.0;", "25 :    100.0;", UnknownZoneError, "destination zone 25"),
+        ("2 :    100.0;", "2 :   -100.0;", NegativeDemandError, "trips 1->2 is negative"),
+        ("2 :    100.0;", "2 :    nan;", NonFiniteValueError, "trips 1->2"),
+        ("2 :    100.0;", "2 :    lots;", MalformedRowError, "not a number"),
+        ("Origin \t1", "Origin \t30", UnknownZoneError, "origin zone 30"),
+    ],
+)
+def test_malformed_trips_row_names_the_row(tmp_path: Path, old: str, new: str,
+                                           error: type[Exception], words: str) -> None:
+    folder = _trips_with(tmp_path, old, new)
+    with pytest.raises(error, match=re.escape(words)) as caught:
+        load_tntp_folder(folder)
+    assert "SiouxFalls_trips.tntp line" in str(caught.value)
+
+
+def test_missing_trips_file(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    (folder / "SiouxFalls_trips.tntp").unlink()
+    with pytest.raises(MissingFileError, match=r"no \*_trips.tntp"):
+        load_tntp_folder(folder)
+
+
+def test_disconnected_od_pair_with_demand_is_named() -> None:
+    # 1 -> 3 -> 2 exists; nothing reaches zone 4's centroid.
+    net = make_network(np.array([1, 3]), np.array([3, 2]), np.array([10.0, 10.0]),
+                       np.array([1.0, 1.0]), np.array([1.0, 1.0]),
+                       node_ids=np.array([1, 2, 3, 4]))
+    zones = (Zone(1, 1, 1, 0), Zone(2, 2, 0, 1), Zone(4, 4, 0, 1))
+    trips = np.array([[0.0, 5.0, 2.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    with pytest.raises(DisconnectedDemandError, match="origin zone 1 -> destination zone 4"):
+        run_model(ModelInput(network=net, zones=zones, demand=ExplicitDemand(trips)))
+
+
+def test_path_through_a_centroid_does_not_count_as_connected() -> None:
+    # The only way from 1 to 3 passes through centroid 2, below the first thru node.
+    net = make_network(np.array([1, 2]), np.array([2, 3]), np.array([10.0, 10.0]),
+                       np.array([1.0, 1.0]), np.array([1.0, 1.0]), first_thru_node=4)
+    zones = (Zone(1, 1, 1, 0), Zone(2, 2, 0, 0), Zone(3, 3, 0, 1))
+    trips = np.zeros((3, 3))
+    trips[0, 2] = 1.0
+    with pytest.raises(DisconnectedDemandError, match="zone 1 -> destination zone 3"):
+        run_model(ModelInput(network=net, zones=zones, demand=ExplicitDemand(trips)))
+
+
+def test_nan_in_programmatic_network_names_the_link() -> None:
+    net = make_network(np.array([1]), np.array([2]), np.array([np.nan]), np.array([1.0]),
+                       np.array([1.0]))
+    zones = (Zone(1, 1, 1, 0), Zone(2, 2, 0, 1))
+    with pytest.raises(NonFiniteValueError, match=r"link 1 \(1->2\): capacity"):
+        run_model(ModelInput(network=net, zones=zones,
+                             demand=ExplicitDemand(np.array([[0.0, 1.0], [0.0, 0.0]]))))
