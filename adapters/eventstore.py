@@ -15,9 +15,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import psycopg2
-import psycopg2.extras
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
@@ -45,6 +45,7 @@ class GroupCommitRecorder(SQLAlchemyApplicationRecorder):
         self._queue: list[_Save] = []
         self._leader_busy = False
         self._connection: Any = None
+        self._readers = threading.local()
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], *, session: Any = None, **kwargs: Any
@@ -81,8 +82,7 @@ class GroupCommitRecorder(SQLAlchemyApplicationRecorder):
     def _commit(self, batch: list[_Save]) -> None:
         try:
             self._insert_batch(batch)
-        except psycopg2.IntegrityError:
-            self._rollback()
+        except psycopg2.IntegrityError:  # the whole statement rolled back
             if len(batch) == 1:
                 batch[0].error = IntegrityError("version conflict")
                 return
@@ -94,21 +94,23 @@ class GroupCommitRecorder(SQLAlchemyApplicationRecorder):
                 save.error = error
 
     def _insert_batch(self, batch: list[_Save]) -> None:
-        rows = [
-            (str(e.originator_id), e.originator_version, e.topic, psycopg2.Binary(e.state))
-            for save in batch for e in save.events
-        ]
-        connection = self._raw_connection()
+        connection = self._leader_connection()
         with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {self.events_table_name} IN EXCLUSIVE MODE")
-            returned = psycopg2.extras.execute_values(
-                cursor,
-                f"INSERT INTO {self.events_table_name} "
-                "(originator_id, originator_version, topic, state) VALUES %s RETURNING id",
-                rows, page_size=len(rows) + 1, fetch=True,
+            values = b",".join(
+                cursor.mogrify("(%s,%s,%s,%s)", (str(e.originator_id), e.originator_version,
+                                                 e.topic, psycopg2.Binary(e.state)))
+                for save in batch for e in save.events
             )
-            cursor.execute(f"NOTIFY {self.channel_name}")
-        connection.commit()
+            # One round trip and one implicit transaction (autocommit connection, several
+            # statements in one query): lock, notify (delivered at commit), insert.
+            cursor.execute(
+                f"LOCK TABLE {self.events_table_name} IN EXCLUSIVE MODE;"
+                f"NOTIFY {self.channel_name};"
+                f"INSERT INTO {self.events_table_name} "
+                f"(originator_id, originator_version, topic, state) VALUES ".encode()
+                + values + b" RETURNING id"
+            )
+            returned = cursor.fetchall()
         # Under the table lock the sequence numbers rows in VALUES order.
         ids = sorted(row[0] for row in returned)
         offset = 0
@@ -116,21 +118,56 @@ class GroupCommitRecorder(SQLAlchemyApplicationRecorder):
             save.ids = ids[offset : offset + len(save.events)]
             offset += len(save.events)
 
-    def _raw_connection(self) -> Any:
-        if self._connection is None:
-            assert self.datastore.engine is not None
-            self._connection = self.datastore.engine.raw_connection()
-        return self._connection
+    def select_events(
+        self, originator_id: UUID | str, gt: int | None = None, lte: int | None = None,
+        desc: bool = False, limit: int | None = None,
+    ) -> list[StoredEvent]:
+        """One aggregate's events; a plain indexed query on this thread's own connection."""
+        sql = [f"SELECT originator_version, topic, state FROM {self.events_table_name} "
+               "WHERE originator_id = %s"]
+        params: list[Any] = [str(originator_id)]
+        if gt is not None:
+            sql.append("AND originator_version > %s")
+            params.append(gt)
+        if lte is not None:
+            sql.append("AND originator_version <= %s")
+            params.append(lte)
+        sql.append("ORDER BY originator_version DESC" if desc else "ORDER BY originator_version")
+        if limit is not None:
+            sql.append("LIMIT %s")
+            params.append(limit)
+        rows = self._read(" ".join(sql), params)
+        return [StoredEvent(originator_id=originator_id, originator_version=row[0],
+                            topic=row[1], state=bytes(row[2])) for row in rows]
 
-    def _rollback(self) -> None:
+    def _read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        connection = getattr(self._readers, "connection", None)
+        if connection is None or connection.closed:
+            connection = self._readers.connection = self._connect(autocommit=True)
         try:
-            self._raw_connection().rollback()
-        except psycopg2.Error:
-            self._discard_connection()
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return list(cursor.fetchall())
+        except psycopg2.OperationalError:
+            connection.close()
+            raise
+
+    def _connect(self, autocommit: bool = False) -> Any:
+        assert self.datastore.engine is not None
+        engine = self.datastore.engine
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
+        connection = psycopg2.connect(*cargs, **cparams)
+        connection.autocommit = autocommit
+        return connection
+
+    def _leader_connection(self) -> Any:
+        if self._connection is None or self._connection.closed:
+            self._connection = self._connect(autocommit=True)
+        return self._connection
 
     def _discard_connection(self) -> None:
         if self._connection is not None:
-            self._connection.invalidate()
+            self._connection.close()
         self._connection = None
 
 

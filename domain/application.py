@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -120,9 +121,7 @@ class Cartolog(Application[UUID]):
         by: Actor,
     ) -> int:
         """Apply edits atomically if the scenario is still at `expected_version`."""
-        scenario = self.get_scenario(tenant_id, scenario_id)
-        if scenario.version != expected_version:
-            raise VersionConflict(scenario_id, expected_version, scenario.version)
+        scenario = self._get_at(Scenario, tenant_id, scenario_id, expected_version)
         network = self.network_index(tenant_id, scenario.network_sha256)
         scenario.apply_edits(list(edits), network, by)
         self._save_existing(scenario, expected_version)
@@ -132,9 +131,7 @@ class Cartolog(Application[UUID]):
         self, tenant_id: str, scenario_id: UUID, expected_version: int, reason: str, by: Actor,
     ) -> int:
         """Archive a scenario."""
-        scenario = self.get_scenario(tenant_id, scenario_id)
-        if scenario.version != expected_version:
-            raise VersionConflict(scenario_id, expected_version, scenario.version)
+        scenario = self._get_at(Scenario, tenant_id, scenario_id, expected_version)
         scenario.archive(reason, by)
         self._save_existing(scenario, expected_version)
         return scenario.version
@@ -229,6 +226,34 @@ class Cartolog(Application[UUID]):
             raise NotFound(f"{kind.__name__} version", version)
         return aggregate
 
+    def _get_at(self, kind: type[A], tenant_id: str, aggregate_id: UUID,
+                expected_version: int) -> A:
+        """The aggregate for a command based on `expected_version`.
+
+        A cached copy at exactly that version is used without asking the store: if another
+        process moved the aggregate on, the save fails on the version constraint and the
+        caller gets the conflict it would have got anyway. Otherwise the cache is
+        fast-forwarded as usual.
+        """
+        cached = self._peek_cache(aggregate_id)
+        if isinstance(cached, kind) and cached.version == expected_version:
+            if cached.tenant_id != tenant_id:
+                raise NotFound(kind.__name__, aggregate_id)
+            return copy.deepcopy(cached)
+        aggregate = self._get(kind, tenant_id, aggregate_id)
+        if aggregate.version != expected_version:
+            raise VersionConflict(aggregate_id, expected_version, aggregate.version)
+        return aggregate
+
+    def _peek_cache(self, aggregate_id: UUID) -> object:
+        cache = self.repository.cache
+        if cache is None:
+            return None
+        try:
+            return cache.get(aggregate_id)
+        except KeyError:
+            return None
+
     def _change(self, tenant_id: str, run_id: UUID, command: Any) -> None:
         run = self.get_run(tenant_id, run_id)
         expected = run.version
@@ -247,6 +272,12 @@ class Cartolog(Application[UUID]):
         except IntegrityError:
             # The cached copy is fast-forwarded on the next get, so nothing to evict.
             raise VersionConflict(aggregate.id, expected_version, None) from None
+        cached = self._peek_cache(aggregate.id)
+        if self.repository.cache is not None and (
+            cached is None or getattr(cached, "version", 0) < aggregate.version
+        ):
+            # The command is over: the saved object itself becomes the cached state.
+            self.repository.cache.put(aggregate.id, aggregate)
 
     def _check_same_request(self, run: SimulationRun) -> None:
         existing = self.get_run(run.tenant_id, run.id)

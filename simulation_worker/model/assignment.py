@@ -122,15 +122,21 @@ def _algorithm_b(
     iteration = 0
     while gap > settings.relative_gap and iteration < settings.max_iterations:
         mean_cost = float(x @ c) / total_demand
-        threshold = mean_cost * max(0.1 * settings.relative_gap, 0.02 * gap)
+        threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
         bush.iterate(origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start, g.bwd_link,
                      g.head, g.tail, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
                      g.fixed_cost, g.blocked, in_bush, bush_flow, topo, topo_len, x, c, d,
-                     _PASSES, threshold)
+                     _BUSH_UPDATES, _PASSES, threshold)
         iteration += 1
         gap = relative_gap(g, x, c, od)
         report(iteration, gap, time.perf_counter() - started)
     return x, iteration
 
 
+# Per origin and iteration: at most _PASSES flow-shifting sweeps, shifting only where the longest
+# and shortest used paths differ by more than the threshold (a share of the mean trip cost that
+# shrinks with the gap). Tuned on Winnipeg and the synthetic grid (docs/decisions/0101).
+_BUSH_UPDATES = 1
 _PASSES = 8
+_TARGET_SHARE = 0.1
+_GAP_SHARE = 0.02

@@ -224,7 +224,8 @@ def iterate(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, bwd_sta
             bwd_link: I32, head: I32, tail: I32, t0: FloatArray, bb: FloatArray,
             pp: FloatArray, cap: FloatArray, fixed: FloatArray, blocked: NDArray[np.bool_],
             in_bush: U8, bush_flow: FloatArray, topo: I32, topo_len: I32, x: FloatArray,
-            c: FloatArray, d: FloatArray, max_passes: int, threshold: float) -> None:
+            c: FloatArray, d: FloatArray, bush_updates: int, max_passes: int,
+            threshold: float) -> None:
     """One outer iteration: for every origin, re-shape its bush then equilibrate it."""
     n = topo.shape[1]
     lo = np.empty(n)
@@ -237,14 +238,16 @@ def iterate(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, bwd_sta
         ib = in_bush[k]
         bf = bush_flow[k]
         order = topo[k]
-        nt = _update_bush(r, order, topo_len[k], fwd_start, fwd_link, bwd_start, bwd_link,
-                          head, tail, blocked, ib, bf, c, lo, lo_pred, hi, hi_pred)
-        topo_len[k] = nt
-        for _ in range(max_passes):
-            worst = _shift_pass(r, order, nt, bwd_start, bwd_link, tail, ib, bf, x, c, d, t0,
-                                bb, pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred, pos)
-            if worst <= threshold:
-                break
+        for _ in range(bush_updates):
+            nt = _update_bush(r, order, topo_len[k], fwd_start, fwd_link, bwd_start, bwd_link,
+                              head, tail, blocked, ib, bf, c, lo, lo_pred, hi, hi_pred)
+            topo_len[k] = nt
+            for _ in range(max_passes):
+                worst = _shift_pass(r, order, nt, bwd_start, bwd_link, tail, ib, bf, x, c, d,
+                                    t0, bb, pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred,
+                                    pos)
+                if worst <= threshold:
+                    break
     # Re-sum the total flows from the bushes so rounding cannot drift over iterations.
     x[:] = 0.0
     for k in range(origins.shape[0]):
