@@ -23,9 +23,11 @@ from adapters.schema import ensure_database, migrate
 from domain.errors import DomainError
 from domain.values import Actor
 from infra.broker import BrokerError, LocalBroker
+from infra.processes import background_processes
 from infra.progress import ProgressBar
 from infra.settings import Settings
 from infra.wiring import Container, NoBroker, build
+from simulation_worker.model.cli import add_model_parser
 
 log = logging.getLogger("cartolog")
 OPERATOR = Actor(sub="operator:cli")
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
          _tenant_create_options)
     _add(tenant, "list", cmd_tenant_list, "list tenants",
          lambda p: p.add_argument("--json", action="store_true", help="machine-readable"))
+    add_model_parser(commands)
     log_group = _group(commands, "log", "the event log")
     _add(log_group, "republish", cmd_republish,
          "re-send stored events to Kafka, e.g. into an empty broker", _republish_options)
@@ -210,11 +213,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         container.ensure_topics()
         if args.demo:
             _load_demo(container)
-        relay = container.relay()
-        thread = threading.Thread(target=relay.run, name="relay", daemon=True)
-        thread.start()
-        stack.callback(thread.join, 10)
-        stack.callback(relay.stop)
+        for name, factory in background_processes().items():
+            process = factory(container)
+            thread = threading.Thread(target=process.run, name=name, daemon=True)
+            thread.start()
+            stack.callback(thread.join, 30)
+            stack.callback(process.stop)
         _print_urls(settings)
         _serve_api(container, None, None)
     return 0

@@ -24,6 +24,9 @@ from simulation_worker.model.paths import dijkstra
 I32 = NDArray[np.int32]
 U8 = NDArray[np.uint8]
 
+# Origin flows at or below this are rounding residue: such links are not "used" paths.
+_USED = 1e-9
+
 
 @nb.njit(cache=True)
 def init_bushes(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link: I32,
@@ -83,7 +86,7 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
             if lo[i] + c[a] < lo[j]:
                 lo[j] = lo[i] + c[a]
                 lo_pred[j] = a
-            if (not used_only or bf[a] > 0.0) and hi[i] + c[a] > hi[j]:
+            if (not used_only or bf[a] > _USED) and hi[i] + c[a] > hi[j]:
                 hi[j] = hi[i] + c[a]
                 hi_pred[j] = a
 

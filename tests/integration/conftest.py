@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -19,10 +20,8 @@ OPERATOR = Actor("tests")
 def container(settings: Settings) -> Iterator[Container]:
     built = build(settings)
     for tenant in ("acme", "rival"):
-        try:
+        with contextlib.suppress(AlreadyExists):
             built.app.register_tenant(tenant, OPERATOR)
-        except AlreadyExists:
-            pass
     yield built
     built.close()
 

@@ -1,0 +1,33 @@
+"""The long-running processes `cartolog up` starts beside the API.
+
+Each entry builds a loop object with `run()` (blocks until stopped) and `stop()` (asks
+it to finish its current unit of work and return). `cartolog up` runs every entry in a
+thread of its own; each also has its own `cartolog NAME` command for scaling out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from infra.wiring import Container
+
+
+class Process(Protocol):
+    """A loop that runs until stopped."""
+
+    def run(self) -> None:
+        """Run until stop() is called."""
+
+    def stop(self) -> None:
+        """Ask run() to finish its unit of work and return."""
+
+
+ProcessFactory = Callable[[Container], Process]
+
+
+def background_processes() -> dict[str, ProcessFactory]:
+    """Name → factory of every process `cartolog up` starts (later issues add theirs)."""
+    return {
+        "relay": lambda container: container.relay(),
+    }
