@@ -1,4 +1,8 @@
-"""The `cartolog` operator command. Every subcommand answers --help and fails in one line."""
+"""The `cartolog` operator command. Every subcommand answers --help and fails in one line.
+
+Command groups of later areas live in `infra/cli_<area>.py` and register themselves in
+`build_parser` with one `register(commands)` call each.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,10 @@ import argparse
 import contextlib
 import json
 import logging
-import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 import psycopg2
 from eventsourcing.persistence import PersistenceError
@@ -21,8 +23,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.relay import PublishFailed, republish
 from adapters.schema import ensure_database, migrate
 from domain.errors import DomainError
-from domain.values import Actor
 from infra.broker import BrokerError, LocalBroker
+from infra.cli_support import (
+    OPERATOR,
+    CliError,
+    Commands,
+    command,
+    container,
+    group,
+    stop_on_signals,
+)
 from infra.processes import background_processes
 from infra.progress import ProgressBar
 from infra.settings import Settings
@@ -30,12 +40,6 @@ from infra.wiring import Container, NoBroker, build
 from simulation_worker.model.cli import add_model_parser
 
 log = logging.getLogger("cartolog")
-OPERATOR = Actor(sub="operator:cli")
-Handler = Callable[[argparse.Namespace], int]
-
-
-class CliError(RuntimeError):
-    """A failure reported to the operator as one line."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _database_reason(error: Exception) -> str:
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+    text = str(error).strip()
+    first_line = text.splitlines()[0] if text else repr(error)
     hint = " (run `cartolog db migrate`)" if "does not exist" in first_line else ""
     return f"database error: {first_line}{hint}"
 
@@ -75,45 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cartolog", description="Operate Cartolog: run its processes, manage the log.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    _add(commands, "up", cmd_up, "run the whole local stack in the foreground (Ctrl-C stops)",
-         lambda p: p.add_argument("--demo", action="store_true",
-                                  help="register the demo tenant and load Sioux Falls"))
-    _add(commands, "api", cmd_api, "run the HTTP API", _api_options)
-    _add(commands, "relay", cmd_relay, "relay stored events to Kafka (cartolog.events)")
-    db = _group(commands, "db", "database schema")
-    _add(db, "migrate", cmd_migrate, "create or upgrade the event store and read model schema")
-    tenant = _group(commands, "tenant", "tenants")
-    _add(tenant, "create", cmd_tenant_create, "register a tenant (its name is its subdomain)",
-         _tenant_create_options)
-    _add(tenant, "list", cmd_tenant_list, "list tenants",
-         lambda p: p.add_argument("--json", action="store_true", help="machine-readable"))
+    commands: Commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    command(commands, "up", cmd_up, "run the whole local stack in the foreground (Ctrl-C stops)",
+            lambda p: p.add_argument("--demo", action="store_true",
+                                     help="register the demo tenant and load Sioux Falls"))
+    command(commands, "api", cmd_api, "run the HTTP API", _api_options)
+    command(commands, "relay", cmd_relay, "relay stored events to Kafka (cartolog.events)")
+    db = group(commands, "db", "database schema")
+    command(db, "migrate", cmd_migrate, "create or upgrade the event store and read model schema")
+    tenant = group(commands, "tenant", "tenants")
+    command(tenant, "create", cmd_tenant_create, "register a tenant (its name is its subdomain)",
+            _tenant_create_options)
+    command(tenant, "list", cmd_tenant_list, "list tenants",
+            lambda p: p.add_argument("--json", action="store_true", help="machine-readable"))
+    log_group = group(commands, "log", "the event log")
+    command(log_group, "republish", cmd_republish,
+            "re-send stored events to Kafka, e.g. into an empty broker", _republish_options)
     add_model_parser(commands)
-    log_group = _group(commands, "log", "the event log")
-    _add(log_group, "republish", cmd_republish,
-         "re-send stored events to Kafka, e.g. into an empty broker", _republish_options)
     return parser
-
-
-def _group(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-           help_text: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    group = commands.add_parser(name, help=help_text, description=help_text)
-    group.set_defaults(func=lambda _args: _print_help(group))
-    return group.add_subparsers(title="commands", metavar="COMMAND")
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
-
-
-def _add(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-         func: Handler, help_text: str,
-         options: Callable[[argparse.ArgumentParser], object] | None = None) -> None:
-    parser = commands.add_parser(name, help=help_text, description=help_text)
-    if options is not None:
-        options(parser)
-    parser.set_defaults(func=func)
 
 
 def _api_options(parser: argparse.ArgumentParser) -> None:
@@ -133,72 +117,69 @@ def _republish_options(parser: argparse.ArgumentParser) -> None:
                         help="last notification id to send (default: the store head)")
 
 
-# -- commands ---------------------------------------------------------------------------------
-
-
 def cmd_migrate(_args: argparse.Namespace) -> int:
     """`cartolog db migrate`."""
-    container = build()
+    services = build()
     try:
-        created = ensure_database(container.settings.database_url)
-        migrate(container.engine)
+        created = ensure_database(services.settings.database_url)
+        migrate(services.engine)
     finally:
-        container.close()
+        services.close()
     print(f"schema up to date{' (database created)' if created else ''}")
     return 0
 
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:
     """`cartolog tenant create NAME`."""
-    with _container() as container:
-        container.app.register_tenant(args.name, OPERATOR, args.display_name)
+    with container() as services:
+        services.app.register_tenant(args.name, OPERATOR, args.display_name)
     print(f"tenant {args.name} created")
     return 0
 
 
 def cmd_tenant_list(args: argparse.Namespace) -> int:
     """`cartolog tenant list`."""
-    with _container() as container:
-        tenants = container.app.list_tenants()
+    with container() as services:
+        tenants = services.app.list_tenants()
     rows = [{"tenant": t.tenant_id, "display_name": t.display_name,
              "registered_at": t.created_on.isoformat()} for t in tenants]
     if args.json:
         print(json.dumps(rows))
-    else:
-        for row in rows:
-            print(f"{row['tenant']:<32} {row['display_name']:<32} {row['registered_at']}")
+    for row in [] if args.json else rows:
+        print(f"{row['tenant']:<32} {row['display_name']:<32} {row['registered_at']}")
     return 0
 
 
 def cmd_republish(args: argparse.Namespace) -> int:
     """`cartolog log republish [--from POSITION]`."""
-    with _container() as container:
-        container.ensure_topics()
-        sent = republish(container.reader(), container.publisher(), args.start, args.stop,
+    with container() as services:
+        services.ensure_topics()
+        sent = republish(services.reader(), services.publisher(), args.start, args.stop,
                          progress=ProgressBar("republish"))
-    print(f"republished {sent} events to {container.settings.events_topic}")
+        topic = services.settings.events_topic
+    print(f"republished {sent} events to {topic}")
     return 0
 
 
 def cmd_relay(_args: argparse.Namespace) -> int:
     """`cartolog relay`: runs until SIGTERM/SIGINT."""
-    with _container() as container:
-        container.ensure_topics()
-        relay = container.relay()
-        with _stop_on_signals(relay.stop):
+    with container() as services:
+        services.ensure_topics()
+        relay = services.relay()
+        with stop_on_signals(relay.stop):
             relay.run()
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
     """`cartolog api`."""
-    with _container() as container:
-        _serve_api(container, args.host, args.port)
+    with container() as services:
+        _serve_api(services, args.host, args.port)
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """`cartolog up [--demo]`: broker (unless configured), migrate, relay, API."""
+    """`cartolog up [--demo]`: broker (unless configured), migrate, processes, API."""
     settings = Settings()
     with contextlib.ExitStack() as stack:
         if not settings.kafka_bootstrap_servers:
@@ -207,55 +188,30 @@ def cmd_up(args: argparse.Namespace) -> int:
             settings = settings.model_copy(
                 update={"kafka_bootstrap_servers": broker.bootstrap_servers})
         ensure_database(settings.database_url)
-        container = build(settings)
-        stack.callback(container.close)
-        migrate(container.engine)
-        container.ensure_topics()
+        services = build(settings)
+        stack.callback(services.close)
+        migrate(services.engine)
+        services.ensure_topics()
         if args.demo:
-            _load_demo(container)
+            _load_demo(services)
         for name, factory in background_processes().items():
-            process = factory(container)
+            process = factory(services)
             thread = threading.Thread(target=process.run, name=name, daemon=True)
             thread.start()
             stack.callback(thread.join, 30)
             stack.callback(process.stop)
         _print_urls(settings)
-        _serve_api(container, None, None)
+        _serve_api(services, None, None)
     return 0
 
 
-# -- helpers ------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _container() -> Iterator[Container]:
-    container = build()
-    try:
-        yield container
-    finally:
-        container.close()
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    def handle(_signum: int, _frame: FrameType | None) -> None:
-        stop()
-
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _serve_api(container: Container, host: str | None, port: int | None) -> None:
+def _serve_api(services: Container, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from infra.http import build_api
 
-    settings = container.settings
-    uvicorn.run(build_api(container), host=host or settings.api_host,
+    settings = services.settings
+    uvicorn.run(build_api(services), host=host or settings.api_host,
                 port=port or settings.api_port, log_level="info")
 
 
@@ -266,10 +222,10 @@ def _print_urls(settings: Settings) -> None:
           flush=True)
 
 
-def _load_demo(container: Container) -> None:
+def _load_demo(services: Container) -> None:
     from infra.demo import load_demo
 
-    load_demo(container)
+    load_demo(services)
 
 
 if __name__ == "__main__":
