@@ -126,7 +126,7 @@ def _algorithm_b(
         bush.iterate(origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start, g.bwd_link,
                      g.head, g.tail, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
                      g.fixed_cost, g.blocked, in_bush, bush_flow, topo, topo_len, x, c, d,
-                     _BUSH_UPDATES, _PASSES, threshold)
+                     _BUSH_UPDATES, _PASSES, _FLOW_SWEEPS, threshold)
         iteration += 1
         gap = relative_gap(g, x, c, od)
         report(iteration, gap, time.perf_counter() - started)
@@ -137,6 +137,7 @@ def _algorithm_b(
 # and shortest used paths differ by more than the threshold (a share of the mean trip cost that
 # shrinks with the gap). Tuned on Winnipeg and the synthetic grid (docs/decisions/0101).
 _BUSH_UPDATES = 1
-_PASSES = 8
+_FLOW_SWEEPS = 4
+_PASSES = 2
 _TARGET_SHARE = 0.1
 _GAP_SHARE = 0.02

@@ -24,9 +24,6 @@ from simulation_worker.model.paths import dijkstra
 I32 = NDArray[np.int32]
 U8 = NDArray[np.uint8]
 
-# Origin flows at or below this are rounding residue: such links are not "used" paths.
-_USED = 1e-9
-
 
 @nb.njit(cache=True)
 def init_bushes(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link: I32,
@@ -86,7 +83,7 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
             if lo[i] + c[a] < lo[j]:
                 lo[j] = lo[i] + c[a]
                 lo_pred[j] = a
-            if (not used_only or bf[a] > _USED) and hi[i] + c[a] > hi[j]:
+            if (not used_only or bf[a] > 0.0) and hi[i] + c[a] > hi[j]:
                 hi[j] = hi[i] + c[a]
                 hi_pred[j] = a
 
@@ -228,8 +225,9 @@ def iterate(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, bwd_sta
             pp: FloatArray, cap: FloatArray, fixed: FloatArray, blocked: NDArray[np.bool_],
             in_bush: U8, bush_flow: FloatArray, topo: I32, topo_len: I32, x: FloatArray,
             c: FloatArray, d: FloatArray, bush_updates: int, max_passes: int,
-            threshold: float) -> None:
-    """One outer iteration: for every origin, re-shape its bush then equilibrate it."""
+            flow_sweeps: int, threshold: float) -> None:
+    """One outer iteration: for every origin, re-shape its bush then equilibrate it; then
+    ``flow_sweeps`` more flow-shifting sweeps over all bushes at their current shape."""
     n = topo.shape[1]
     lo = np.empty(n)
     hi = np.empty(n)
@@ -251,6 +249,12 @@ def iterate(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, bwd_sta
                                     pos)
                 if worst <= threshold:
                     break
+    for _ in range(flow_sweeps):
+        for k in range(origins.shape[0]):
+            r = zone_node[origins[k]]
+            _shift_pass(r, topo[k], topo_len[k], bwd_start, bwd_link, tail, in_bush[k],
+                        bush_flow[k], x, c, d, t0, bb, pp, cap, fixed, threshold, lo, lo_pred,
+                        hi, hi_pred, pos)
     # Re-sum the total flows from the bushes so rounding cannot drift over iterations.
     x[:] = 0.0
     for k in range(origins.shape[0]):
