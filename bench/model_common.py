@@ -85,3 +85,56 @@ def run_aequilibrae(net: Network, trips: FloatArray, zone_nodes: list[int], gap:
     flows = results["demand_ab"].reindex(net.link_ids).fillna(0.0).to_numpy(dtype=np.float64)
     return BaselineRun(seconds, int(assignment.assignment.iter), float(assignment.assignment.rgap),
                        flows)
+
+
+def grid_city(rows: int = 64, cols: int = 63, zones: int = 2000, seed: int = 7) -> Any:
+    """A synthetic grid city: ``rows`` x ``cols`` intersections 0.5 km apart, every 8th street
+    an arterial, ``zones`` centroids each tied to a distinct intersection by a two-way
+    connector, lognormal population and jobs denser towards the centre, gravity demand.
+
+    Returns a ``ModelInput`` (about 20,000 links with the default sizes).
+    """
+    from simulation_worker.model import (
+        AssignmentSettings,
+        GravityDemand,
+        ModelInput,
+        Zone,
+        make_network,
+    )
+
+    rng = np.random.default_rng(seed)
+    node = np.arange(rows * cols).reshape(rows, cols) + zones + 1
+    frm: list[int] = []
+    to: list[int] = []
+    arterial: list[bool] = []
+    for r in range(rows):
+        for c in range(cols):
+            for dr, dc in ((0, 1), (1, 0)):
+                r2, c2 = r + dr, c + dc
+                if r2 < rows and c2 < cols:
+                    major = (r % 8 == 0) if dr == 0 else (c % 8 == 0)
+                    frm += [node[r, c], node[r2, c2]]
+                    to += [node[r2, c2], node[r, c]]
+                    arterial += [major, major]
+    street = len(frm)
+    spots = rng.choice(rows * cols, size=zones, replace=False)
+    for z, spot in enumerate(spots, start=1):
+        frm += [z, int(node.flat[spot])]
+        to += [int(node.flat[spot]), z]
+    major = np.array(arterial + [False] * (len(frm) - street))
+    connector = np.arange(len(frm)) >= street
+    length = np.where(connector, 0.2, 0.5)
+    speed = np.where(major, 60.0, np.where(connector, 30.0, 40.0))
+    capacity = np.where(major, 3000.0, np.where(connector, 99999.0, 1200.0))
+    net = make_network(np.array(frm), np.array(to), capacity, length, length / speed * 60.0,
+                       bpr_b=np.where(connector, 0.0, 0.15), bpr_power=4.0,
+                       first_thru_node=zones + 1)
+    rr, cc = np.divmod(spots, cols)
+    centre = np.hypot(rr - rows / 2, cc - cols / 2) / (rows / 2)
+    population = rng.lognormal(6.5, 0.5, zones)
+    jobs = rng.lognormal(6.0, 0.8, zones) * np.exp(-1.5 * centre) * 3
+    zone_list = tuple(Zone(z, z, float(population[z - 1]), float(jobs[z - 1]))
+                      for z in range(1, zones + 1))
+    return ModelInput(network=net, zones=zone_list,
+                      demand=GravityDemand(trip_rate=0.35, beta=0.08),
+                      assignment=AssignmentSettings(relative_gap=1e-4, max_iterations=500))
