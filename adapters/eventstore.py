@@ -21,6 +21,7 @@ import psycopg2
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
+from sqlalchemy import Engine
 
 APPLICATION_NAME = "Cartolog"
 EVENTS_TABLE = "cartolog_events"
@@ -153,8 +154,8 @@ class GroupCommitRecorder(SQLAlchemyApplicationRecorder):
             raise
 
     def _connect(self, autocommit: bool = False) -> Any:
-        assert self.datastore.engine is not None
         engine = self.datastore.engine
+        assert isinstance(engine, Engine)
         cargs, cparams = engine.dialect.create_connect_args(engine.url)
         connection = psycopg2.connect(*cargs, **cparams)
         connection.autocommit = autocommit

@@ -45,7 +45,7 @@ class NotificationReader:
     def after(self, position: int, limit: int, stop: int | None = None) -> list[Notification]:
         """Up to `limit` notifications with id > position (and <= stop)."""
         bound = "" if stop is None else " AND id <= %(stop)s"
-        connection = self.engine.raw_connection()
+        connection: Any = self.engine.raw_connection()
         try:
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -65,7 +65,7 @@ class NotificationReader:
 
     def head(self) -> int:
         """The highest notification id in the store (0 when empty)."""
-        connection = self.engine.raw_connection()
+        connection: Any = self.engine.raw_connection()
         try:
             with connection.cursor() as cursor:
                 cursor.execute(f"SELECT coalesce(max(id), 0) FROM {self.table}")
@@ -192,8 +192,8 @@ class Relay:
         return batch[-1].id
 
     def _listen(self) -> Any:
-        connection = self.reader.engine.raw_connection()
-        connection.driver_connection.autocommit = True  # type: ignore[union-attr]
+        connection: Any = self.reader.engine.raw_connection()
+        connection.driver_connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute(f"LISTEN {self.channel}")
         return connection

@@ -41,3 +41,4 @@ blobs = Table(
     PrimaryKeyConstraint("tenant_id", "sha256"),
     comment="Content-addressed claim-check blobs (key: sha256 of content), per tenant.",
 )
+import adapters.jobs_tables  # noqa: E402, F401  (simulation job tables, issue 4)

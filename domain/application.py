@@ -30,7 +30,7 @@ class Cartolog(Application[UUID]):
     """Event-sourced application: every change is an event in one store."""
 
     name = "Cartolog"
-    env: Mapping[str, str] = {"AGGREGATE_CACHE_MAXSIZE": "5000"}
+    env = {"AGGREGATE_CACHE_MAXSIZE": "5000"}  # noqa: RUF012 (the library's own class attribute)
 
     def __init__(self, env: Mapping[str, str] | None = None, *, blobs: BlobStore) -> None:
         super().__init__(env)
@@ -52,7 +52,8 @@ class Cartolog(Application[UUID]):
         topic = get_topic(Tenant.Registered)
         notifications = self.recorder.select_notifications(
             start=None, limit=1_000_000, topics=[topic])
-        tenants = [self.repository.get(n.originator_id) for n in notifications]
+        tenants: list[object] = [self.repository.get(UUID(str(n.originator_id)))
+                                 for n in notifications]
         return [t for t in tenants if isinstance(t, Tenant)]
 
     def require_tenant(self, tenant_id: str) -> None:
@@ -197,10 +198,36 @@ class Cartolog(Application[UUID]):
                      lambda run: run.fail_attempt(attempt, error, traceback, by))
 
     def complete_run(self, tenant_id: str, run_id: UUID, attempt: int, result_sha256: str,
-                     indicators: dict[str, float], duration_s: float, by: Actor) -> None:
-        """Record a run's result."""
+                     indicators: dict[str, float], duration_s: float, by: Actor,
+                     reused_from: str | None = None) -> None:
+        """Record a run's result (or its reuse of an earlier run's result)."""
         self._change(tenant_id, run_id, lambda run: run.complete(
-            attempt, result_sha256, indicators, duration_s, by))
+            attempt, result_sha256, indicators, duration_s, by, reused_from))
+
+    def report_progress(self, tenant_id: str, run_id: UUID, attempt: int, iteration: int,
+                        relative_gap: float, elapsed_s: float, by: Actor) -> None:
+        """Record how far the running attempt's model got."""
+        self._change(tenant_id, run_id, lambda run: run.report_progress(
+            attempt, iteration, relative_gap, elapsed_s, by))
+
+    def find_run(self, run_id: UUID) -> SimulationRun:
+        """A run of any tenant (operator and worker use only)."""
+        try:
+            run = self.repository.get(run_id)
+        except AggregateNotFoundError:
+            raise NotFound("SimulationRun", run_id) from None
+        if not isinstance(run, SimulationRun):
+            raise NotFound("SimulationRun", run_id)
+        return run
+
+    def dead_lettered_runs(self) -> list[SimulationRun]:
+        """Every run, of any tenant, that is dead-lettered now (operator use)."""
+        topic = get_topic(SimulationRun.DeadLettered)
+        notifications = self.recorder.select_notifications(
+            start=None, limit=1_000_000, topics=[topic])
+        run_ids = dict.fromkeys(n.originator_id for n in notifications)
+        runs = [self.find_run(run_id) for run_id in run_ids]
+        return [run for run in runs if run.status == "dead_lettered"]
 
     def cancel_run(self, tenant_id: str, run_id: UUID, reason: str, by: Actor) -> None:
         """Cancel a run that has not finished."""
@@ -216,7 +243,7 @@ class Cartolog(Application[UUID]):
              version: int | None = None) -> A:
         self.require_tenant(tenant_id)
         try:
-            aggregate = self.repository.get(aggregate_id, version=version)
+            aggregate: object = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             raise NotFound(kind.__name__, aggregate_id) from None
         # Another tenant's aggregate is indistinguishable from a missing one.

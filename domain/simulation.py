@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -43,6 +44,10 @@ class SimulationRun(TenantAggregate):
         self.last_error: str | None = None
         self.result_sha256: str | None = None
         self.indicators: dict[str, float] = {}
+        self.worker: str | None = None
+        self.last_failed_at: datetime | None = None
+        self.progress: dict[str, float] = {}
+        self.reused_from: str | None = None
 
     @classmethod
     def request(
@@ -68,6 +73,18 @@ class SimulationRun(TenantAggregate):
         def apply(self, run: SimulationRun) -> None:
             run.status = RUNNING
             run.attempt = self.attempt
+            run.worker = self.worker
+            run.progress = {}
+
+    class ProgressReported(TenantAggregate.Event):
+        attempt: int
+        iteration: int
+        relative_gap: float
+        elapsed_s: float
+
+        def apply(self, run: SimulationRun) -> None:
+            run.progress = {"iteration": self.iteration, "relative_gap": self.relative_gap,
+                            "elapsed_s": self.elapsed_s}
 
     class AttemptFailed(TenantAggregate.Event):
         attempt: int
@@ -77,17 +94,27 @@ class SimulationRun(TenantAggregate):
         def apply(self, run: SimulationRun) -> None:
             run.status = RETRYING
             run.last_error = self.error
+            run.last_failed_at = self.timestamp
 
     class Completed(TenantAggregate.Event):
+        """v2 added `reused_from`: the run whose stored result this one reuses (or None)."""
+
+        class_version = 2
         attempt: int
         result_sha256: str
         indicators: dict[str, float]
         duration_s: float
+        reused_from: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["reused_from"] = None
 
         def apply(self, run: SimulationRun) -> None:
             run.status = COMPLETED
             run.result_sha256 = self.result_sha256
             run.indicators = self.indicators
+            run.reused_from = self.reused_from
 
     class DeadLettered(TenantAggregate.Event):
         attempt: int
@@ -117,7 +144,11 @@ class SimulationRun(TenantAggregate):
         return self.status in TERMINAL
 
     def start(self, attempt: int, worker: str, by: Actor) -> None:
-        """A worker took attempt `attempt` (the next one)."""
+        """A worker took attempt `attempt`: the next one, or the running one whose worker
+        was lost (its lease expired and the job was redelivered)."""
+        if self.status == RUNNING and attempt == self.attempt:
+            self._emit(SimulationRun.Started, by, attempt=attempt, worker=worker)
+            return
         if self.status not in (QUEUED, RETRYING) or attempt != self.attempt + 1:
             raise InvalidTransition(
                 f"run {self.id} is {self.status} at attempt {self.attempt}; "
@@ -136,14 +167,22 @@ class SimulationRun(TenantAggregate):
             self._emit(SimulationRun.DeadLettered, by, attempt=attempt, error=error,
                        traceback=traceback)
 
+    def report_progress(self, attempt: int, iteration: int, relative_gap: float,
+                        elapsed_s: float, by: Actor) -> None:
+        """The running attempt's model reached `iteration` at `relative_gap`."""
+        self._check_current(attempt)
+        self._emit(SimulationRun.ProgressReported, by, attempt=attempt, iteration=iteration,
+                   relative_gap=relative_gap, elapsed_s=elapsed_s)
+
     def complete(
         self, attempt: int, result_sha256: str, indicators: dict[str, float],
-        duration_s: float, by: Actor,
+        duration_s: float, by: Actor, reused_from: str | None = None,
     ) -> None:
-        """The current attempt produced a result, stored under `result_sha256`."""
+        """The current attempt produced a result, stored under `result_sha256` (or reused
+        the result of run `reused_from` for the same input, model and parameters)."""
         self._check_current(attempt)
         self._emit(SimulationRun.Completed, by, attempt=attempt, result_sha256=result_sha256,
-                   indicators=indicators, duration_s=duration_s)
+                   indicators=indicators, duration_s=duration_s, reused_from=reused_from)
 
     def cancel(self, reason: str, by: Actor) -> None:
         """Cancel a run that has not finished."""

