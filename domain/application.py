@@ -213,7 +213,7 @@ class Cartolog(Application[UUID]):
     def find_run(self, run_id: UUID) -> SimulationRun:
         """A run of any tenant (operator and worker use only)."""
         try:
-            run = self.repository.get(run_id)
+            run: object = self.repository.get(run_id)
         except AggregateNotFoundError:
             raise NotFound("SimulationRun", run_id) from None
         if not isinstance(run, SimulationRun):
@@ -225,7 +225,7 @@ class Cartolog(Application[UUID]):
         topic = get_topic(SimulationRun.DeadLettered)
         notifications = self.recorder.select_notifications(
             start=None, limit=1_000_000, topics=[topic])
-        run_ids = dict.fromkeys(n.originator_id for n in notifications)
+        run_ids = dict.fromkeys(UUID(str(n.originator_id)) for n in notifications)
         runs = [self.find_run(run_id) for run_id in run_ids]
         return [run for run in runs if run.status == "dead_lettered"]
 
@@ -236,6 +236,62 @@ class Cartolog(Application[UUID]):
     def redrive_run(self, tenant_id: str, run_id: UUID, by: Actor) -> None:
         """Give a dead-lettered run new attempts."""
         self._change(tenant_id, run_id, lambda run: run.redrive(by))
+
+    # -- BI sync (issue 5) --------------------------------------------------------------------
+    # (domain.bi is imported in the methods so this section stays self-contained.)
+
+    def register_bi_target(self, tenant_id: str, name: str, kind: str, by: Actor,
+                           trigger_url: str = "", status_url: str = "") -> UUID:
+        """Register a BI target: `builtin` dashboard tables or an `external` HTTP tool."""
+        from domain.bi import BiTarget
+
+        self.require_tenant(tenant_id)
+        target = BiTarget.register(tenant_id, name, kind, by, trigger_url, status_url)
+        self._save_new(target, f"BI target {name!r} already exists")
+        return target.id
+
+    def get_bi_target(self, tenant_id: str, target_id: UUID) -> Any:
+        """A BI target of this tenant (a domain.bi.BiTarget)."""
+        from domain.bi import BiTarget
+
+        return self._get(BiTarget, tenant_id, target_id)
+
+    def request_bi_rebuild(self, tenant_id: str, target_id: UUID, reason: str,
+                           by: Actor) -> bool:
+        """Request a rebuild; False when one is already pending (coalesced, nothing recorded)."""
+        target = self.get_bi_target(tenant_id, target_id)
+        expected = target.version
+        requested = bool(target.request_rebuild(reason, by))
+        if requested:
+            self._save_existing(target, expected)
+        return requested
+
+    def start_bi_rebuild(self, tenant_id: str, target_id: UUID, position: int,
+                         by: Actor) -> int:
+        """Start the pending rebuild, to absorb the log up to `position`; its build number."""
+        target = self.get_bi_target(tenant_id, target_id)
+        expected = target.version
+        build = int(target.start_rebuild(position, by))
+        self._save_existing(target, expected)
+        return build
+
+    def complete_bi_rebuild(self, tenant_id: str, target_id: UUID, build: int,
+                            by: Actor) -> None:
+        """Record that the running build absorbed the log up to its start position."""
+        target = self.get_bi_target(tenant_id, target_id)
+        expected = target.version
+        target.complete_rebuild(build, by)
+        self._save_existing(target, expected)
+
+    def fail_bi_rebuild(self, tenant_id: str, target_id: UUID, build: int, error: str,
+                        by: Actor) -> None:
+        """Record that the running build failed."""
+        target = self.get_bi_target(tenant_id, target_id)
+        expected = target.version
+        target.fail_rebuild(build, error, by)
+        self._save_existing(target, expected)
+
+    # -- end of BI sync (issue 5) -------------------------------------------------------------
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -7,13 +7,14 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import TypeAlias
 
 from domain.values import Actor
 from infra.wiring import Container, build
 
 OPERATOR = Actor(sub="operator:cli")
 Handler = Callable[[argparse.Namespace], int]
-Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class CliError(RuntimeError):

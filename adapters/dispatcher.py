@@ -1,0 +1,330 @@
+"""The dispatcher: turns SimulationRun events into job messages, each attempt once.
+
+It reads `cartolog.events` (group `cartolog-dispatcher`) and, for every SimulationRun event,
+derives from the run's *current* state in the store which job should be live:
+
+- queued → the next attempt's job, due now;
+- retrying → the next attempt's job, due after an exponential back-off (a not-before time
+  kept in the outbox row, so nothing sleeps and other jobs are not held up);
+- running → the running attempt's job (it exists unless the broker lost it);
+- dead-lettered → a message on the dead-letter topic;
+- completed or cancelled → nothing.
+
+Each job is a row of `simulation_job_outbox` keyed by (run, attempt): a replayed event finds
+the row and enqueues nothing. A row remembers where its message was stored; when a replayed
+event meets a published job whose record is gone from the jobs topic (the broker restarted
+empty and `cartolog log republish` replayed the log), the job is sent again. Rows are sent
+when due, in a loop, and marked sent only after the broker acknowledged them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from adapters.jobs import (
+    DEAD_LETTER_SCHEMA,
+    AckedProducer,
+    JobMessage,
+    SendFailed,
+    commit_one,
+    decode_job,
+    encode,
+)
+from adapters.jobs_tables import job_outbox
+from domain.application import Cartolog
+from domain.errors import NotFound
+from domain.simulation import DEAD_LETTERED, QUEUED, RETRYING, RUNNING, SimulationRun
+
+log = logging.getLogger(__name__)
+JOB, DEAD_LETTER = "job", "dead_letter"
+
+
+@dataclass(frozen=True)
+class ResolvedInput:
+    """A run's model input, stored by claim check, and the model version that will run it."""
+
+    input_sha256: str
+    input_hash: str
+    model_version: str
+
+
+Resolver = Callable[[SimulationRun], ResolvedInput]
+
+
+class InputUnavailable(RuntimeError):
+    """The run's model input cannot be built (the job then fails with this error)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential back-off: `base_s * 2 ** (attempt - 1)`, at most `max_s`."""
+
+    base_s: float = 5.0
+    max_s: float = 300.0
+
+    def delay(self, failed_attempt: int) -> float:
+        """Seconds to wait after attempt `failed_attempt` failed."""
+        return float(min(self.max_s, self.base_s * 2 ** max(0, failed_attempt - 1)))
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A job or dead letter waiting to be sent, or sent (partition/offset known)."""
+
+    kind: str
+    run_id: uuid.UUID
+    attempt: int
+    topic: str
+    value: bytes
+    published: bool
+    partition: int | None
+    offset: int | None
+
+
+class Outbox:
+    """`simulation_job_outbox`: one row per job attempt or dead letter."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(self, kind: str, run: SimulationRun, attempt: int, topic: str, value: bytes,
+            not_before: datetime) -> OutboxRow | None:
+        """Insert the row; returns the existing row instead when there is one."""
+        statement = insert(job_outbox).values(
+            kind=kind, run_id=run.id, attempt=attempt, tenant_id=run.tenant_id, topic=topic,
+            value=value, not_before=not_before,
+        ).on_conflict_do_nothing(index_elements=["kind", "run_id", "attempt"])
+        with self.engine.begin() as connection:
+            if connection.execute(statement).rowcount == 1:
+                return None
+        return self.get(kind, run.id, attempt)
+
+    def get(self, kind: str, run_id: uuid.UUID, attempt: int) -> OutboxRow:
+        """One row, which must exist."""
+        row = self.find(kind, run_id, attempt)
+        if row is None:
+            raise LookupError(f"no outbox row {kind} {run_id} {attempt}")
+        return row
+
+    def find(self, kind: str, run_id: uuid.UUID, attempt: int) -> OutboxRow | None:
+        """One row, or None."""
+        query = select(job_outbox).where(job_outbox.c.kind == kind,
+                                         job_outbox.c.run_id == run_id,
+                                         job_outbox.c.attempt == attempt)
+        with self.engine.connect() as connection:
+            found = connection.execute(query).first()
+        return None if found is None else _row(found)
+
+    def due(self, limit: int = 100) -> list[OutboxRow]:
+        """Unsent rows whose not-before time has come, oldest first."""
+        query = select(job_outbox).where(
+            job_outbox.c.published_at.is_(None), job_outbox.c.not_before <= func.now(),
+        ).order_by(job_outbox.c.not_before).limit(limit)
+        with self.engine.connect() as connection:
+            return [_row(r) for r in connection.execute(query)]
+
+    def mark_sent(self, row: OutboxRow, partition: int, offset: int) -> None:
+        """The broker acknowledged the row's message at partition/offset."""
+        self._set(row, published_at=func.now(), partition=partition, offset=offset)
+
+    def resend(self, row: OutboxRow) -> None:
+        """Send the row again as soon as possible (its message was lost)."""
+        self._set(row, published_at=None, not_before=func.now())
+
+    def discard(self, row: OutboxRow) -> None:
+        """The row's job is no longer wanted (e.g. the run was cancelled first)."""
+        self._set(row, published_at=func.now())
+
+    def _set(self, row: OutboxRow, **values: Any) -> None:
+        statement = update(job_outbox).where(
+            job_outbox.c.kind == row.kind, job_outbox.c.run_id == row.run_id,
+            job_outbox.c.attempt == row.attempt).values(**values)
+        with self.engine.begin() as connection:
+            connection.execute(statement)
+
+
+def _row(r: Any) -> OutboxRow:
+    return OutboxRow(r.kind, r.run_id, r.attempt, r.topic, bytes(r.value),
+                     r.published_at is not None, r.partition, r.offset)
+
+
+class JobLocator:
+    """Checks that a sent job is still at its partition/offset in the jobs topic."""
+
+    def __init__(self, bootstrap_servers: str, timeout: float = 5.0) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.timeout = timeout
+
+    def present(self, topic: str, partition: int, offset: int, expected_job_id: str) -> bool:
+        """True if the record at `offset` is that job."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=None,
+                                 enable_auto_commit=False, max_poll_records=1)
+        with contextlib.closing(consumer):
+            tp = TopicPartition(topic, partition)
+            if partition not in (consumer.partitions_for_topic(topic) or set()):
+                return False
+            consumer.assign([tp])
+            consumer.seek(tp, offset)  # a throwaway consumer: skipping past the end is harmless
+            deadline = time.monotonic() + self.timeout
+            while time.monotonic() < deadline:
+                for record in consumer.poll(timeout_ms=250).get(tp, []):
+                    return record.offset == offset and _job_id(record.value) == expected_job_id
+                highwater = consumer.highwater(tp)
+                if highwater is not None and highwater <= offset:
+                    return False
+        return False
+
+
+def _job_id(value: bytes) -> str | None:
+    try:
+        return decode_job(value).job_id
+    except (ValueError, TypeError):
+        return None
+
+
+class Dispatcher:
+    """Events in, outbox rows, job and dead-letter messages out."""
+
+    def __init__(self, app: Cartolog, outbox: Outbox, producer: AckedProducer,
+                 consumer_factory: Callable[[], KafkaConsumer], locator: JobLocator,
+                 resolve: Resolver, jobs_topic: str, dlq_topic: str,
+                 retry: RetryPolicy | None = None) -> None:
+        self.app = app
+        self.outbox = outbox
+        self.producer = producer
+        self.consumer_factory = consumer_factory
+        self.locator = locator
+        self.resolve = resolve
+        self.jobs_topic = jobs_topic
+        self.dlq_topic = dlq_topic
+        self.retry = retry or RetryPolicy()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        """Dispatch until stop()."""
+        consumer = self.consumer_factory()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self._consume(consumer)
+                except KafkaError as error:
+                    log.warning("reading events failed, retrying: %r", error)
+                    self.stopping.wait(1.0)
+                self.send_due()
+        finally:
+            consumer.close()
+            self.producer.close()
+
+    def stop(self) -> None:
+        """Finish the current batch and return."""
+        self.stopping.set()
+
+    def _consume(self, consumer: KafkaConsumer) -> None:
+        for tp, records in consumer.poll(timeout_ms=300, max_records=500).items():
+            for record in records:
+                self._handle(record.value, tp, record.offset)
+            commit_one(consumer, tp, records[-1].offset + 1)
+
+    def _handle(self, value: bytes, tp: TopicPartition, offset: int) -> None:
+        try:
+            document = json.loads(value)
+        except ValueError:
+            log.error("not an event envelope at %s:%d@%d", tp.topic, tp.partition, offset)
+            return
+        if document.get("aggregate_type") == "SimulationRun":
+            self.reconcile(uuid.UUID(document["aggregate_id"]))
+
+    def reconcile(self, run_id: uuid.UUID) -> None:
+        """Make sure the job (or dead letter) the run's current state calls for exists."""
+        try:
+            run = self.app.find_run(run_id)
+        except NotFound:
+            log.warning("run %s is in the log but not in the store", run_id)
+            return
+        if run.status in (QUEUED, RETRYING):
+            self._ensure_job(run, run.attempt + 1, self._due_time(run))
+        elif run.status == RUNNING:
+            self._ensure_job(run, run.attempt, datetime.now(UTC))
+        elif run.status == DEAD_LETTERED:
+            self.outbox.add(DEAD_LETTER, run, run.attempt, self.dlq_topic, _dead_letter(run),
+                            datetime.now(UTC))
+
+    def _due_time(self, run: SimulationRun) -> datetime:
+        if run.status == RETRYING and run.last_failed_at is not None:
+            return run.last_failed_at + timedelta(seconds=self.retry.delay(run.attempt))
+        return datetime.now(UTC)
+
+    def _ensure_job(self, run: SimulationRun, attempt: int, not_before: datetime) -> None:
+        existing = self.outbox.find(JOB, run.id, attempt)
+        if existing is None:
+            value = encode(self._job(run, attempt, not_before))
+            existing = self.outbox.add(JOB, run, attempt, self.jobs_topic, value, not_before)
+        if existing is None or not existing.published or existing.partition is None:
+            return
+        if not self.locator.present(existing.topic, existing.partition, existing.offset or 0,
+                                    decode_job(existing.value).job_id):
+            log.warning("job %s attempt %d is gone from %s; sending it again", run.id, attempt,
+                        existing.topic)
+            self.outbox.resend(existing)
+
+    def _job(self, run: SimulationRun, attempt: int, not_before: datetime) -> JobMessage:
+        error: str | None = None
+        try:
+            resolved = self.resolve(run)
+        except InputUnavailable as unavailable:
+            log.warning("cannot resolve the input of run %s: %s", run.id, unavailable)
+            resolved, error = ResolvedInput("", "", ""), str(unavailable)
+        return JobMessage(
+            run_id=str(run.id), attempt=attempt, tenant_id=run.tenant_id, model=run.model,
+            model_version=resolved.model_version, parameters=dict(run.parameters),
+            input_sha256=resolved.input_sha256, input_hash=resolved.input_hash,
+            enqueued_at=time.time(), not_before=not_before.timestamp(), input_error=error,
+        )
+
+    def send_due(self) -> int:
+        """Send every due outbox row; returns how many were sent."""
+        sent = 0
+        for row in self.outbox.due():
+            if row.kind == JOB and not self._still_wanted(row):
+                self.outbox.discard(row)
+                continue
+            try:
+                acked = self.producer.send(row.topic, str(row.run_id), row.value)
+            except SendFailed as error:
+                log.warning("sending %s of run %s failed, will retry: %s", row.kind, row.run_id,
+                            error)
+                self.stopping.wait(1.0)
+                return sent
+            self.outbox.mark_sent(row, acked.partition, acked.offset)
+            sent += 1
+        return sent
+
+    def _still_wanted(self, row: OutboxRow) -> bool:
+        try:
+            run = self.app.find_run(row.run_id)
+        except NotFound:
+            return False
+        return not run.is_terminal and row.attempt >= run.attempt
+
+
+def _dead_letter(run: SimulationRun) -> bytes:
+    return encode({
+        "schema": DEAD_LETTER_SCHEMA, "run_id": str(run.id), "attempt": run.attempt,
+        "tenant_id": run.tenant_id, "model": run.model, "parameters": run.parameters,
+        "scenario_id": str(run.scenario_id), "scenario_version": run.scenario_version,
+        "error": run.last_error, "dead_lettered_at": time.time(),
+    })
