@@ -28,7 +28,7 @@ def multipolygon(rings: Sequence[Coordinates]) -> str | None:
     """A MULTIPOLYGON of one polygon (outer ring, then holes); rings are closed if open.
 
     None when the outer ring has fewer than three distinct corners."""
-    closed = [list(ring) + [ring[0]] if list(ring[0]) != list(ring[-1]) else list(ring)
+    closed = [[*list(ring), ring[0]] if list(ring[0]) != list(ring[-1]) else list(ring)
               for ring in rings if len(ring) > 0]
     if not closed or len(closed[0]) < 4:
         return None
