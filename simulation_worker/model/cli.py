@@ -33,6 +33,8 @@ def add_model_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
             "*_node.tntp and *_flow.tntp) to static user equilibrium with BPR costs. Prints the "
             "relative gap, Beckmann objective, iterations, time and peak memory."
         ),
+        epilog="exit status: 0 converged, 3 iteration limit reached before the gap, "
+               "2 invalid input, 1 file error",
     )
     run.add_argument("--network", required=True, type=Path, metavar="DIR",
                      help="folder holding the TNTP files")
