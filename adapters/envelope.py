@@ -36,9 +36,8 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} in an event envelope")
 
 
-def envelope(notification: Notification, mapper: Mapper[uuid.UUID]) -> dict[str, Any]:
-    """The envelope of one stored event, upcast to the current schema of its type."""
-    event = mapper.to_domain_event(notification)
+def event_document(event: Any) -> dict[str, Any]:
+    """The envelope fields one domain event determines by itself (all but `position`)."""
     cls = type(event)
     fields = vars(event)
     return {
@@ -50,12 +49,23 @@ def envelope(notification: Notification, mapper: Mapper[uuid.UUID]) -> dict[str,
         "aggregate_type": cls.__qualname__.split(".")[0],
         "aggregate_id": str(event.originator_id),
         "aggregate_version": event.originator_version,
-        "position": notification.id,
         "occurred_at": fields["timestamp"].isoformat(),
         "actor": fields.get("actor"),
         "correlation_id": fields.get("correlation_id"),
         "payload": {k: v for k, v in fields.items() if k not in _HEADER_FIELDS},
     }
+
+
+def envelope(notification: Notification, mapper: Mapper[uuid.UUID]) -> dict[str, Any]:
+    """The envelope of one stored event, upcast to the current schema of its type."""
+    document = event_document(mapper.to_domain_event(notification))
+    document["position"] = notification.id
+    return document
+
+
+def plain_json(value: Any) -> Any:
+    """`value` with UUIDs, datetimes and decimals turned into JSON types."""
+    return json.loads(json.dumps(value, default=_plain))
 
 
 def encode(document: dict[str, Any]) -> bytes:

@@ -111,3 +111,50 @@ def _caught_up(consumer: KafkaConsumer, assigned: list[TopicPartition]) -> bool:
         if highwater is None or consumer.position(tp) < highwater:
             return False
     return True
+
+
+def high_watermarks(bootstrap_servers: str, topic: str, timeout: float = 15.0) -> dict[int, int]:
+    """Partition → high watermark (end offset), read from fetch responses.
+
+    The bundled broker answers ListOffsets(latest) wrongly for multi-record batches
+    (notes/broker.md); a fetch's high watermark is right on every broker.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
+                             group_id=None, max_poll_records=1, fetch_max_bytes=1024)
+    with contextlib.closing(consumer):
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not assigned:
+            return {}
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        deadline = time.monotonic() + timeout
+        while any(consumer.highwater(tp) is None for tp in assigned):
+            if time.monotonic() > deadline:
+                raise KafkaError(f"no high watermark for {topic} after {timeout}s")
+            for tp in assigned:  # keep fetching from offset 0 without consuming far
+                consumer.seek(tp, 0)
+            consumer.poll(timeout_ms=300)
+        return {tp.partition: int(consumer.highwater(tp) or 0) for tp in assigned}
+
+
+def group_offsets(bootstrap_servers: str) -> dict[str, dict[tuple[str, int], int]]:
+    """Consumer group → (topic, partition) → committed offset."""
+    admin = admin_client(bootstrap_servers)
+    with contextlib.closing(admin):
+        groups = [_group_name(g) for g in admin.list_groups()]
+        found: dict[str, dict[tuple[str, int], int]] = {}
+        for group in groups:
+            offsets = admin.list_group_offsets(group)
+            offsets = offsets.get(group, offsets)  # keyed by group in kafka-python 3
+            found[group] = {(tp.topic, tp.partition): meta.offset
+                            for tp, meta in offsets.items() if meta.offset >= 0}
+        return found
+
+
+def _group_name(listed: Any) -> str:
+    if isinstance(listed, dict):
+        return str(listed.get("group_id") or listed.get("group"))
+    if isinstance(listed, tuple):
+        return str(listed[0])
+    return str(listed.group_id)

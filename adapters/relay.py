@@ -63,6 +63,14 @@ class NotificationReader:
             for r in rows
         ]
 
+    def listen(self, channel: str = EVENTS_TABLE) -> Any:
+        """A connection LISTENing on the store's channel (close it when done)."""
+        connection: Any = self.engine.raw_connection()
+        connection.driver_connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f"LISTEN {channel}")
+        return connection
+
     def head(self) -> int:
         """The highest notification id in the store (0 when empty)."""
         connection: Any = self.engine.raw_connection()
@@ -163,7 +171,7 @@ class Relay:
 
     def run(self) -> None:
         """Relay until `stop()`; the last acknowledged batch is recorded before returning."""
-        listener = self._listen()
+        listener = self.reader.listen(self.channel)
         try:
             position = self.positions.load()
             log.info("relay resuming after position %d", position)
@@ -180,7 +188,7 @@ class Relay:
     def _step(self, position: int, listener: Any) -> int:
         batch = self.reader.after(position, self.batch_size)
         if not batch:
-            _wait_for_notify(listener, self.idle_timeout, self.stopping)
+            wait_for_notify(listener, self.idle_timeout, self.stopping)
             return position
         try:
             self.publisher.publish(batch)
@@ -191,15 +199,10 @@ class Relay:
         self.positions.save(batch[-1].id)
         return batch[-1].id
 
-    def _listen(self) -> Any:
-        connection: Any = self.reader.engine.raw_connection()
-        connection.driver_connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(f"LISTEN {self.channel}")
-        return connection
 
 
-def _wait_for_notify(listener: Any, timeout: float, stopping: threading.Event) -> None:
+def wait_for_notify(listener: Any, timeout: float, stopping: threading.Event) -> None:
+    """Block until a NOTIFY arrives on `listener`, `timeout` passes or `stopping` is set."""
     raw = listener.driver_connection
     deadline = time.monotonic() + timeout
     while not stopping.is_set() and time.monotonic() < deadline:
