@@ -174,7 +174,8 @@ def group_consumer(bootstrap_servers: str, group_id: str, topics: list[str],
     }
     options.update(overrides)
     consumer = KafkaConsumer(**options)
-    consumer.subscribe(topics)
+    if topics:
+        consumer.subscribe(topics)
     return consumer
 
 

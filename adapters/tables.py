@@ -42,3 +42,4 @@ blobs = Table(
     comment="Content-addressed claim-check blobs (key: sha256 of content), per tenant.",
 )
 import adapters.jobs_tables  # noqa: E402, F401  (simulation job tables, issue 4)
+from adapters import readmodel as _readmodel  # noqa: E402,F401  (read-model tables, issue 5)

@@ -30,4 +30,17 @@ def background_processes() -> dict[str, ProcessFactory]:
     """Name → factory of every process `cartolog up` starts (later issues add theirs)."""
     return {
         "relay": lambda container: container.relay(),
+        **job_processes(),
     }
+
+
+def job_processes() -> dict[str, ProcessFactory]:
+    """Dispatcher, recorder and CARTOLOG_WORKERS workers (default 1)."""
+    from infra import jobs_wiring
+
+    workers = jobs_wiring.JobSettings().workers
+    named: dict[str, ProcessFactory] = {"dispatcher": jobs_wiring.dispatcher,
+                                        "recorder": jobs_wiring.recorder}
+    for index in range(workers):
+        named[f"worker-{index + 1}"] = lambda container: jobs_wiring.worker(container)
+    return named

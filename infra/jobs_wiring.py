@@ -1,0 +1,99 @@
+"""Wiring of the simulation job pipeline: dispatcher, workers, recorder (from a Container)."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from functools import partial
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.dispatcher import Dispatcher, JobLocator, Outbox, ResolvedInput, RetryPolicy
+from adapters.jobs import (
+    DISPATCHER_GROUP,
+    RECORDER_GROUP,
+    WORKER_GROUP,
+    AckedProducer,
+    group_consumer,
+    group_lag,
+)
+from adapters.kafka import make_producer
+from adapters.leases import LeaseStore
+from adapters.result_recorder import ResultCache, ResultRecorder
+from domain.simulation import SimulationRun
+from infra.wiring import Container
+from simulation_worker import model_input
+from simulation_worker.metrics import WorkerMetrics
+from simulation_worker.worker import Worker, WorkerConfig, worker_name
+
+BUILTIN_MODEL_VERSION = "builtin/1"
+
+
+class JobSettings(BaseSettings):
+    """CARTOLOG_* settings of the job pipeline (docs/jobs.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="CARTOLOG_", extra="ignore")
+
+    job_timeout_s: float = Field(default=3600.0, gt=0)
+    lease_ttl_s: float = Field(default=15.0, gt=0)
+    worker_grace_s: float = Field(default=30.0, ge=0)
+    progress_every_s: float = Field(default=5.0, ge=0)
+    retry_base_s: float = Field(default=5.0, ge=0)
+    retry_max_s: float = Field(default=300.0, ge=0)
+    external_model_command: str = ""
+    workers: int = Field(default=1, ge=0)
+
+    def model_version(self, model: str) -> str:
+        """What identifies the code that computes a model, for result reuse."""
+        if model == "external":
+            digest = hashlib.sha256(self.external_model_command.encode()).hexdigest()[:16]
+            return f"external/{digest}"
+        return BUILTIN_MODEL_VERSION
+
+
+def _producer(container: Container) -> AckedProducer:
+    return AckedProducer(partial(make_producer, container.bootstrap_servers, linger_ms=0))
+
+
+def dispatcher(container: Container, settings: JobSettings | None = None) -> Dispatcher:
+    """The dispatcher loop: SimulationRun events → job and dead-letter messages."""
+    js = settings or JobSettings()
+    s = container.settings
+
+    def resolve(run: SimulationRun) -> ResolvedInput:
+        return model_input.store(container.app, container.blobs, run,
+                                 js.model_version(run.model))
+
+    consumers = partial(group_consumer, container.bootstrap_servers, DISPATCHER_GROUP,
+                        [s.events_topic])
+    return Dispatcher(container.app, Outbox(container.engine), _producer(container), consumers,
+                      JobLocator(container.bootstrap_servers), resolve, s.jobs_topic,
+                      s.dlq_topic, RetryPolicy(js.retry_base_s, js.retry_max_s))
+
+
+def recorder(container: Container) -> ResultRecorder:
+    """The recorder loop: result messages → SimulationRun events."""
+    consumers = partial(group_consumer, container.bootstrap_servers, RECORDER_GROUP,
+                        [container.settings.results_topic])
+    return ResultRecorder(container.app, ResultCache(container.engine), consumers)
+
+
+def worker(container: Container, settings: JobSettings | None = None,
+           name: str | None = None) -> Worker:
+    """One worker loop of the group `cartolog-workers`."""
+    js = settings or JobSettings()
+    s = container.settings
+    config = WorkerConfig(
+        name=name or worker_name(), job_timeout_s=js.job_timeout_s, lease_ttl_s=js.lease_ttl_s,
+        grace_s=js.worker_grace_s, progress_every_s=js.progress_every_s,
+        external_command=tuple(shlex.split(js.external_model_command)),
+    )
+    metrics = WorkerMetrics(lag=partial(group_lag, container.bootstrap_servers, WORKER_GROUP,
+                                        s.jobs_topic))
+    # subscribe() happens in Worker.run, with its rebalance listener.
+    consumers = partial(group_consumer, container.bootstrap_servers, WORKER_GROUP, [],
+                        max_poll_records=1)
+    return Worker(container.app, container.blobs, LeaseStore(container.engine),
+                  ResultCache(container.engine), _producer(container), consumers, s.jobs_topic,
+                  s.results_topic, config, metrics)

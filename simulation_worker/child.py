@@ -1,0 +1,167 @@
+"""The model's own process: one job's computation, isolated from the worker.
+
+The worker starts ``compute`` through multiprocessing (forkserver) and talks to it through two
+pipes: ``out`` carries progress and the final outcome to the worker; ``lifeline`` carries
+nothing, and reads end-of-file when the worker dies, however it dies (kill -9 included). The
+child then kills what it started and exits, so no orphaned model keeps computing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from simulation_worker.external import ExternalModel, ExternalResult, input_document
+from simulation_worker.model import ModelResult, content_hash, run_model
+from simulation_worker.model_input import RunInput, load
+
+OUTPUT_SCHEMA = "cartolog.simulation-output/1"
+PROGRESS_EVERY_S = 0.5
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to run: "builtin", or "external" with its command and timeout."""
+
+    kind: str
+    command: tuple[str, ...] = ()
+    timeout_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the child sends last: an output document and indicators, or an error."""
+
+    ok: bool
+    output: bytes = b""
+    indicators: dict[str, float] | None = None
+    compute_s: float = 0.0
+    error: str = ""
+    traceback: str = ""
+
+
+def compute(document: bytes, spec: ModelSpec, out: Connection, lifeline: Connection) -> None:
+    """Entry point of the model process."""
+    threading.Thread(target=_watch_parent, args=(lifeline,), daemon=True).start()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    started = time.perf_counter()
+    try:
+        output, indicators = _run(document, spec, _Progress(out))
+        outcome = Outcome(True, output, indicators, time.perf_counter() - started)
+    # Whatever the model raises is the attempt's error: report it, never crash silently.
+    except Exception as error:
+        outcome = Outcome(False, error=f"{type(error).__name__}: {error}",
+                          traceback=traceback.format_exc(),
+                          compute_s=time.perf_counter() - started)
+    out.send(("outcome", outcome))
+    out.close()
+
+
+class _Progress:
+    """Sends (iteration, gap, elapsed) to the worker at most every PROGRESS_EVERY_S."""
+
+    def __init__(self, out: Connection) -> None:
+        self.out = out
+        self.last = 0.0
+
+    def __call__(self, iteration: int, gap: float, elapsed: float) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            self.out.send(("progress", (int(iteration), float(gap), float(elapsed))))
+
+
+def _run(document: bytes, spec: ModelSpec, progress: _Progress
+         ) -> tuple[bytes, dict[str, float]]:
+    run_input = load(document)
+    if spec.kind == "builtin":
+        return _builtin_output(run_input, run_model(run_input.model, progress))
+    model = ExternalModel(spec.command, timeout_seconds=spec.timeout_s)
+    job = input_document(run_input.model, content_hash(run_input.model))
+    return _external_output(run_input, model.run(job))
+
+
+def _builtin_output(run_input: RunInput, result: ModelResult) -> tuple[bytes, dict[str, float]]:
+    links = result.links
+    rows = [{"id": name, "flow": _num(links.flow[i]), "time": _num(links.time[i]),
+             "volume_capacity": _num(links.volume_capacity[i]),
+             "generalized_cost": _num(links.generalized_cost[i])}
+            for i, name in enumerate(run_input.link_names)]
+    trips = np.asarray(result.trips)
+    zones = [{"id": zone.id, "trips_from": _num(trips[i].sum()),
+              "trips_to": _num(trips[:, i].sum()),
+              "jobs_within_threshold": _num(result.jobs_within_threshold[i]),
+              "logsum_accessibility": _num(result.logsum_accessibility[i])}
+             for i, zone in enumerate(run_input.model.zones)]
+    indicators = {k: float(v) for k, v in asdict(result.indicators).items()}
+    indicators.update(relative_gap=float(result.relative_gap),
+                      iterations=float(result.iterations),
+                      converged=float(result.converged))
+    return _document(result.input_hash, rows, zones, indicators), indicators
+
+
+def _external_output(run_input: RunInput, result: ExternalResult
+                     ) -> tuple[bytes, dict[str, float]]:
+    rows = [{"id": run_input.link_names[link_id - 1], "flow": flow,
+             "generalized_cost": result.link_costs.get(link_id)}
+            for link_id, flow in sorted(result.link_flows.items())]
+    return (_document(content_hash(run_input.model), rows, [], result.indicators),
+            result.indicators)
+
+
+def _document(input_hash: str, links: list[dict[str, Any]], zones: list[dict[str, Any]],
+              indicators: dict[str, float]) -> bytes:
+    doc = {"schema": OUTPUT_SCHEMA, "input_hash": input_hash, "links": links, "zones": zones,
+           "indicators": indicators}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _num(value: float) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _watch_parent(lifeline: Connection) -> None:
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv()
+    _terminate()
+
+
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    _terminate()
+
+
+def _terminate() -> None:
+    """Kill every process this one started (an external model runs in its own session)."""
+    for pid in children_of(os.getpid()):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    os._exit(1)
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct child processes of `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found

@@ -1,0 +1,371 @@
+"""`cartolog worker`: one simulation job at a time, from the group `cartolog-workers`.
+
+For each job message the worker:
+1. skips it if its run is finished or has moved past that attempt (commit, nothing else);
+2. claims the attempt's lease in PostgreSQL; a live lease held by another worker is waited
+   out (polling, partitions paused), a finished one has its stored result re-sent;
+3. records `SimulationRun.Started`, then runs the model in a child process; meanwhile all its
+   partitions stay paused and it keeps polling, so it stays in the group; it renews the lease,
+   records progress (throttled), and kills the child on timeout or cancellation;
+4. stores the output blob, keeps the result message in the lease row, sends it to the results
+   topic, waits for the broker's acknowledgement, and only then commits the job's offset.
+
+On stop() (SIGTERM) it takes no new job and lets the current one finish within a grace
+period; past that it kills the child, gives the lease up, and exits without committing, so the
+job goes to another member of the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from adapters.jobs import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    AckedProducer,
+    JobMessage,
+    ResultMessage,
+    SendFailed,
+    commit_one,
+    decode_job,
+    encode,
+)
+from adapters.leases import Claim, LeaseStore
+from adapters.result_recorder import ResultCache
+from domain.application import Cartolog
+from domain.errors import InvalidTransition, NotFound, VersionConflict
+from domain.ports import BlobNotFound, BlobStore
+from domain.simulation import CANCELLED as RUN_CANCELLED
+from domain.simulation import QUEUED, RETRYING, RUNNING, SimulationRun
+from domain.values import Actor
+from simulation_worker.child import ModelSpec, Outcome
+from simulation_worker.metrics import WorkerMetrics
+from simulation_worker.process import ModelProcess
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    """host:pid:random, unique per worker object."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Timeouts and intervals of one worker."""
+
+    name: str = field(default_factory=worker_name)
+    job_timeout_s: float = 3600.0
+    lease_ttl_s: float = 15.0
+    grace_s: float = 30.0
+    progress_every_s: float = 5.0
+    cancel_check_every_s: float = 1.0
+    external_command: tuple[str, ...] = ()
+
+
+class _Released(Exception):
+    """Stopping past the grace period: the job goes back to the group uncommitted."""
+
+
+class _LeaseLost(Exception):
+    """Another worker took the job over (our lease expired): drop it uncommitted."""
+
+
+class _Pauser(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Keeps partitions that arrive in a rebalance paused while a job is in hand."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Nothing to do: offsets are committed per job."""
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Pause new partitions while busy."""
+        consumer = self.worker.consumer
+        if self.worker.busy and consumer is not None and assigned:
+            consumer.pause(*assigned)
+
+
+class Worker:
+    """The job loop; run() until stop()."""
+
+    def __init__(self, app: Cartolog, blobs: BlobStore, leases: LeaseStore, cache: ResultCache,
+                 producer: AckedProducer, consumer_factory: Callable[[], KafkaConsumer],
+                 jobs_topic: str, results_topic: str, config: WorkerConfig,
+                 metrics: WorkerMetrics | None = None) -> None:
+        self.app, self.blobs, self.leases, self.cache = app, blobs, leases, cache
+        self.producer = producer
+        self.consumer_factory = consumer_factory
+        self.jobs_topic, self.results_topic = jobs_topic, results_topic
+        self.config = config
+        self.metrics = metrics or WorkerMetrics()
+        self.actor = Actor(sub=f"worker:{config.name}")
+        self.stopping = threading.Event()
+        self.stop_requested_at: float | None = None
+        self.consumer: KafkaConsumer | None = None
+        self.busy = False
+        self.current_child: ModelProcess | None = None
+
+    # -- loop ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Take jobs one at a time until stop()."""
+        self.consumer = self.consumer_factory()
+        self.consumer.subscribe([self.jobs_topic], listener=_Pauser(self))
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self._poll_one()
+                except _Released:
+                    break
+                except KafkaError as error:
+                    log.warning("%s: broker error, carrying on: %r", self.config.name, error)
+                    self.stopping.wait(1.0)
+        finally:
+            self.consumer.close()
+            self.producer.close()
+
+    def stop(self) -> None:
+        """Take no new job; finish the current one within the grace period."""
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
+        self.stopping.set()
+
+    def _poll_one(self) -> None:
+        assert self.consumer is not None
+        for tp, records in self.consumer.poll(timeout_ms=500, max_records=1).items():
+            record = records[0]
+            self.busy = True
+            self.consumer.pause(*self.consumer.assignment())
+            try:
+                if self._process(record.value, tp, record.offset):
+                    commit_one(self.consumer, tp, record.offset + 1)
+            except _LeaseLost:
+                log.warning("%s lost the lease of the job at %s:%d@%d", self.config.name,
+                            tp.topic, tp.partition, record.offset)
+            finally:
+                self.busy = False
+                if not self.stopping.is_set():
+                    self.consumer.resume(*self.consumer.assignment())
+            return
+
+    def _keep_polling(self, seconds: float) -> None:
+        """Stay in the group: poll with every partition paused."""
+        assert self.consumer is not None
+        deadline = time.monotonic() + seconds
+        while True:
+            stray = self.consumer.poll(timeout_ms=max(0, int((deadline - time.monotonic())
+                                                              * 1000)))
+            for tp, records in stray.items():  # a partition that arrived unpaused
+                self.consumer.seek(tp, records[0].offset)
+                self.consumer.pause(tp)
+            if time.monotonic() >= deadline:
+                return
+
+    # -- one job ------------------------------------------------------------------------------
+
+    def _process(self, value: bytes, tp: TopicPartition, offset: int) -> bool:
+        """Handle one job message; True when its offset may be committed."""
+        try:
+            job = decode_job(value)
+        except (ValueError, TypeError) as error:
+            log.error("bad job message at %s:%d@%d: %s", tp.topic, tp.partition, offset, error)
+            return True
+        if not self._wanted(job):
+            return True
+        claim = self._claim(job)
+        if claim is None:
+            return True
+        if claim.status == "done" and claim.result is not None:
+            self._send(ResultMessage(**claim.result))
+            return True
+        return self._execute(job)
+
+    def _wanted(self, job: JobMessage) -> bool:
+        run = self._run(job)
+        if run is None or run.is_terminal or run.attempt > job.attempt:
+            return False
+        if run.status in (QUEUED, RETRYING):
+            return job.attempt == run.attempt + 1
+        return run.status == RUNNING and job.attempt == run.attempt
+
+    def _run(self, job: JobMessage) -> SimulationRun | None:
+        try:
+            run = self.app.find_run(uuid.UUID(job.run_id))
+        except NotFound:
+            return None
+        return run if run.tenant_id == job.tenant_id else None
+
+    def _claim(self, job: JobMessage) -> Claim | None:
+        """The lease, waiting (without blocking the poll loop) while a live worker holds it."""
+        run_id = uuid.UUID(job.run_id)
+        while True:
+            claim = self.leases.claim(run_id, job.attempt, job.tenant_id, self.config.name,
+                                      self.config.lease_ttl_s)
+            if claim.status != "held":
+                return claim
+            if self.stopping.is_set():
+                raise _Released()
+            self._keep_polling(1.0)
+            if not self._wanted(job):
+                return None
+
+    def _execute(self, job: JobMessage) -> bool:
+        started = time.monotonic()
+        if not self._record_start(job):
+            self.leases.finish(uuid.UUID(job.run_id), job.attempt, self.config.name,
+                               asdict(self._result(job, CANCELLED, started)))
+            return True
+        self.metrics.started()
+        try:
+            result = self._outcome(job, started)
+        finally:
+            self.metrics.finished(time.monotonic() - started)
+        if not self.leases.finish(uuid.UUID(job.run_id), job.attempt, self.config.name,
+                                  asdict(result)):
+            raise _LeaseLost()
+        if result.outcome != CANCELLED:
+            self._send(result)
+        return True
+
+    def _record_start(self, job: JobMessage) -> bool:
+        for _ in range(5):
+            try:
+                self.app.start_attempt(job.tenant_id, uuid.UUID(job.run_id), job.attempt,
+                                       self.config.name, self.actor)
+                return True
+            except VersionConflict:
+                continue
+            except InvalidTransition as error:
+                log.info("not starting %s attempt %d: %s", job.run_id, job.attempt, error)
+                return False
+        return False
+
+    def _outcome(self, job: JobMessage, started: float) -> ResultMessage:
+        if job.input_error:
+            return self._result(job, FAILED, started, error=job.input_error)
+        if job.reuse_allowed:
+            earlier = self.cache.lookup(job.tenant_id, job.reuse_key)
+            if earlier is not None:
+                return self._result(job, COMPLETED, started,
+                                    result_sha256=earlier["result_sha256"],
+                                    indicators=earlier["indicators"],
+                                    reused_from=earlier["run_id"])
+        try:
+            document = self.blobs.get(job.tenant_id, job.input_sha256)
+        except BlobNotFound:
+            return self._result(job, FAILED, started,
+                                error=f"model input {job.input_sha256} not in the blob store")
+        return self._compute(job, document, started)
+
+    def _compute(self, job: JobMessage, document: bytes, started: float) -> ResultMessage:
+        child = ModelProcess(document, self._spec(job))
+        self.current_child = child
+        try:
+            stopped = self._supervise(job, child, started)
+        except (_Released, _LeaseLost):
+            child.kill()
+            self.leases.release(uuid.UUID(job.run_id), job.attempt, self.config.name)
+            raise
+        finally:
+            self.current_child = None
+        if stopped is not None:
+            child.kill()
+            return stopped
+        child.close()
+        return self._from_outcome(job, child, started)
+
+    def _spec(self, job: JobMessage) -> ModelSpec:
+        if job.model == "external":
+            return ModelSpec("external", self.config.external_command, self.config.job_timeout_s)
+        return ModelSpec("builtin")
+
+    def _supervise(self, job: JobMessage, child: ModelProcess,
+                   started: float) -> ResultMessage | None:
+        """Wait for the child; a result message if it must be stopped, None once it is done."""
+        run_id = uuid.UUID(job.run_id)
+        last_renew = last_check = last_progress = time.monotonic()
+        while not child.finished():
+            for kind, body in child.messages(0.2):
+                if kind == "progress" and time.monotonic() - last_progress >= \
+                        self.config.progress_every_s:
+                    last_progress = time.monotonic()
+                    self._record_progress(job, *body)
+            self._keep_polling(0.0)
+            now = time.monotonic()
+            if now - started > self.config.job_timeout_s:
+                return self._result(job, FAILED, started, error=(
+                    f"job timed out after {self.config.job_timeout_s:g} s; model killed"))
+            if self._past_grace():
+                raise _Released()
+            if now - last_renew >= self.config.lease_ttl_s / 3:
+                last_renew = now
+                if not self.leases.renew(run_id, job.attempt, self.config.name,
+                                         self.config.lease_ttl_s):
+                    raise _LeaseLost()
+            if now - last_check >= self.config.cancel_check_every_s:
+                last_check = now
+                if self._cancelled(job):
+                    return self._result(job, CANCELLED, started, error="cancelled")
+        return None
+
+    def _past_grace(self) -> bool:
+        at = self.stop_requested_at
+        return at is not None and time.monotonic() - at > self.config.grace_s
+
+    def _cancelled(self, job: JobMessage) -> bool:
+        run = self._run(job)
+        return run is None or run.status == RUN_CANCELLED
+
+    def _record_progress(self, job: JobMessage, iteration: int, gap: float,
+                         elapsed: float) -> None:
+        try:
+            self.app.report_progress(job.tenant_id, uuid.UUID(job.run_id), job.attempt,
+                                     iteration, gap, elapsed, self.actor)
+        except (VersionConflict, InvalidTransition) as error:
+            log.debug("progress of %s not recorded: %s", job.run_id, error)
+
+    def _from_outcome(self, job: JobMessage, child: ModelProcess,
+                      started: float) -> ResultMessage:
+        outcome: Outcome | None = child.outcome
+        if outcome is None:
+            return self._result(job, FAILED, started, error=child.exit_reason())
+        if not outcome.ok:
+            return self._result(job, FAILED, started, compute_s=outcome.compute_s,
+                                error=outcome.error, traceback=outcome.traceback)
+        sha256 = self.blobs.put(job.tenant_id, outcome.output)
+        return self._result(job, COMPLETED, started, compute_s=outcome.compute_s,
+                            result_sha256=sha256, indicators=outcome.indicators or {})
+
+    def _result(self, job: JobMessage, outcome: str, started: float, **fields: object
+                ) -> ResultMessage:
+        return ResultMessage(
+            run_id=job.run_id, attempt=job.attempt, tenant_id=job.tenant_id, outcome=outcome,
+            worker=self.config.name, duration_s=time.monotonic() - started,
+            reuse_key=job.reuse_key, job_id=job.job_id, **fields,  # type: ignore[arg-type]
+        )
+
+    def _send(self, result: ResultMessage) -> None:
+        """Send until the broker acknowledges (a new producer after each failure)."""
+        while True:
+            try:
+                self.producer.send(self.results_topic, result.run_id, encode(result))
+                return
+            except SendFailed as error:
+                log.warning("%s: result of %s not acknowledged, retrying: %s",
+                            self.config.name, result.run_id, error)
+                if self._past_grace():
+                    raise _Released() from error
+                self._keep_polling(1.0)
