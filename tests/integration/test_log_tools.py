@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from adapters.backup import BackupError, StoreNotEmpty, export_log, import_log
-from adapters.loginspect import show, stats, state_of
+from adapters.loginspect import show, state_of, stats
 from domain.edits import CloseLink, SetZoneAttributes
 from infra.settings import Settings
 from infra.wiring import Container, build
