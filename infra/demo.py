@@ -1,20 +1,30 @@
-"""The demo tenant, loaded by `cartolog up --demo`."""
+"""The demo tenant, loaded by `cartolog up --demo`: Sioux Falls and a baseline scenario."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from domain.errors import AlreadyExists
 from domain.values import Actor
 from infra.wiring import Container
+from simulation_worker.tntp_dataset import dataset_from_tntp_folder
 
 DEMO_TENANT = "demo"
+DEMO_DATA = Path(__file__).parent / "demo_data" / "SiouxFalls"
+DEMO_ACTOR = Actor("operator:demo")
 log = logging.getLogger(__name__)
 
 
 def load_demo(container: Container) -> None:
-    """Register the demo tenant (idempotent)."""
+    """Register the demo tenant and import Sioux Falls with a baseline scenario, once."""
     try:
-        container.app.register_tenant(DEMO_TENANT, Actor("operator:demo"), "Demo city")
+        container.app.register_tenant(DEMO_TENANT, DEMO_ACTOR, "Demo city (Sioux Falls)")
     except AlreadyExists:
-        log.info("demo tenant already registered")
+        log.info("demo tenant already loaded")
+        return
+    network = dataset_from_tntp_folder(DEMO_DATA)
+    dataset_id = container.app.import_dataset(DEMO_TENANT, "Sioux Falls", network, DEMO_ACTOR,
+                                              source_format="tntp")
+    container.app.create_scenario(DEMO_TENANT, dataset_id, "Baseline", DEMO_ACTOR)
+    log.info("demo tenant loaded: Sioux Falls dataset %s", dataset_id)
