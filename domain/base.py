@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any, Self
 from uuid import UUID
 
@@ -14,6 +15,13 @@ class TenantAggregate(Aggregate):
     """An aggregate owned by exactly one tenant."""
 
     tenant_id: str
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        # Commands work on a copy of the cached aggregate; a pickle round trip copies its
+        # plain-value state several times faster than copy.deepcopy's generic walk.
+        clone = object.__new__(type(self))
+        clone.__dict__.update(pickle.loads(pickle.dumps(self.__dict__, pickle.HIGHEST_PROTOCOL)))
+        return clone
 
     class Event(Aggregate.Event):
         """Every event names its tenant, the actor (`sub`) and the request's correlation id."""
