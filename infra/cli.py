@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.relay import PublishFailed, republish
 from adapters.schema import ensure_database, migrate
 from domain.errors import DomainError
-from infra import cli_jobs, cli_log
+from infra import cli_jobs, cli_log, cli_token
 from infra.broker import BrokerError, LocalBroker
 from infra.cli_support import (
     OPERATOR,
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
             "re-send stored events to Kafka, e.g. into an empty broker", _republish_options)
     cli_log.register(log_group)
     add_model_parser(commands)
+    cli_token.register(commands)
     cli_jobs.register(commands)
     return parser
 

@@ -30,12 +30,27 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     dev_key_file: str = ".cartolog/dev-signing-key.pem"
+    jwt_issuer: str = "cartolog-dev"
+    jwt_audience: str = "cartolog"
+    jwks_url: str | None = None
+    jwks_file: str | None = None
+    tenant_claim: str = "tenant"
+    roles_claim: str = "roles"
+    base_domain: str = "cartolog.example"
+    allow_tenant_header: bool = False
     blob_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
 
     @model_validator(mode="after")
     def _production_needs_explicit_services(self) -> Settings:
-        if self.env == "production" and not self.kafka_bootstrap_servers:
+        if self.env != "production":
+            return self
+        if not self.kafka_bootstrap_servers:
             raise ValueError("KAFKA_BOOTSTRAP_SERVERS must be set when CARTOLOG_ENV=production")
+        if not (self.jwks_url or self.jwks_file) or self.jwt_issuer == "cartolog-dev":
+            raise ValueError("production needs CARTOLOG_JWKS_URL (or _FILE) and "
+                             "CARTOLOG_JWT_ISSUER of a real identity provider")
+        if self.allow_tenant_header:
+            raise ValueError("CARTOLOG_ALLOW_TENANT_HEADER is for local use only")
         return self
 
     @property

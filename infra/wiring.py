@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property, partial
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
 
+from adapters.auth import ClaimMapping, JwksSource, TokenVerifier
 from adapters.blobs import PostgresBlobStore
+from adapters.dev_issuer import DevIssuer
 from adapters.eventstore import store_environment
 from adapters.kafka import ensure_topics, make_producer
 from adapters.relay import NotificationReader, PositionStore, Publisher, Relay
@@ -72,6 +75,28 @@ class Container:
         channel = getattr(recorder, "channel_name", "cartolog_events")
         return Relay(self.reader(), self.publisher(), positions, channel,
                      batch_size=self.settings.relay_batch_size)
+
+    @cached_property
+    def dev_issuer(self) -> DevIssuer:
+        """The local token issuer (development only)."""
+        if self.settings.env != "development":
+            raise RuntimeError("the dev token issuer is disabled outside development")
+        s = self.settings
+        return DevIssuer(Path(s.dev_key_file), s.jwt_issuer, s.jwt_audience, s.tenant_claim,
+                         s.roles_claim)
+
+    @cached_property
+    def token_verifier(self) -> TokenVerifier:
+        """Verifies bearer tokens against the configured JWKS (the dev issuer's by default)."""
+        s = self.settings
+        if s.jwks_url:
+            keys = JwksSource.from_url(s.jwks_url)
+        elif s.jwks_file:
+            keys = JwksSource.from_file(Path(s.jwks_file))
+        else:
+            keys = JwksSource.from_document(self.dev_issuer.jwks())
+        return TokenVerifier(keys, s.jwt_issuer, s.jwt_audience,
+                             ClaimMapping(s.tenant_claim, s.roles_claim))
 
     def close(self) -> None:
         """Dispose of engines and the application's connections."""

@@ -1,0 +1,38 @@
+"""`cartolog token issue`: development tokens from the local issuer."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from adapters.dev_issuer import ROLES
+from infra.cli_support import CliError, Commands, command, group
+from infra.settings import Settings
+from infra.wiring import build
+
+
+def register(commands: Commands) -> None:
+    """Add `cartolog token issue`."""
+    token = group(commands, "token", "development tokens")
+    command(token, "issue", cmd_issue, "print a JWT signed by the local dev issuer", _options)
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenant", required=True, help="tenant the token belongs to")
+    parser.add_argument("--role", required=True, choices=ROLES,
+                        help="viewer reads; editor also writes; admin also manages BI targets")
+    parser.add_argument("--sub", help="subject (default dev-ROLE@TENANT)")
+    parser.add_argument("--hours", type=float, default=12.0, help="validity (default 12)")
+
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    """Print one token on stdout."""
+    settings = Settings()
+    if settings.env != "development":
+        raise CliError("token issue only works with CARTOLOG_ENV=development")
+    if args.hours <= 0:
+        raise CliError("--hours must be positive")
+    services = build(settings)
+    print(services.dev_issuer.issue(args.tenant, args.role, args.sub,
+                                    dt.timedelta(hours=args.hours)))
+    return 0
