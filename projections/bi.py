@@ -125,20 +125,20 @@ class TargetState:
     data_position: int
 
 
-REQUEST, START, WATCH, IDLE = "request", "start", "watch", "idle"
+REQUEST, START, WATCH = "request", "start", "watch"
 
 
-def next_step(state: TargetState) -> str:
-    """The one thing to do next for a target.
+def next_steps(state: TargetState) -> list[str]:
+    """What to do now for a target, in order.
 
-    A running build is watched until it completes; a pending request starts once nothing
-    runs; data newer than the last start asks for a rebuild (coalesced while one is pending).
+    Data newer than the last start asks for a rebuild (coalesced while one is pending); a
+    running build is watched until it ends; a pending request starts once nothing runs.
     """
+    steps = []
+    if state.data_position > state.started_position and not state.pending:
+        steps.append(REQUEST)
     if state.running is not None:
-        return REQUEST if state.data_position > state.started_position and not state.pending \
-            else WATCH
-    if state.pending:
-        return START
-    if state.data_position > state.started_position:
-        return REQUEST
-    return IDLE
+        steps.append(WATCH)
+    elif state.pending or REQUEST in steps:
+        steps.append(START)
+    return steps

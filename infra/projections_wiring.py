@@ -1,0 +1,222 @@
+"""Wiring of the projector, rebuilds and the BI sync manager (functions of a Container)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+from sqlalchemy import MetaData
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from adapters.bi_connectors import BiSyncManager, BuiltinConnector, Connector, HttpConnector
+from adapters.envelope import encode, envelope
+from adapters.projector import (
+    Progress,
+    ProjectionRunner,
+    Projector,
+    Rebuild,
+    absorbed,
+    ensure_tables,
+    make_consumer,
+    table_ddl,
+)
+from adapters.tables import metadata
+from domain.bi import BUILTIN, EXTERNAL
+from infra.wiring import Container
+from projections.base import Context, Event, Projection
+from projections.read_model import ReadModel
+from projections.registry import projection_classes, projections
+
+log = logging.getLogger(__name__)
+
+
+def context(container: Container) -> Context:
+    """What projections may use: the blob store."""
+    return Context(blobs=container.blobs)
+
+
+def all_projections(container: Container, names: list[str] | None = None) -> list[Projection]:
+    """Built-in and registered projections (all by default)."""
+    return projections(context(container), names)
+
+
+def projection_names() -> list[str]:
+    """Every known projection name."""
+    return list(projection_classes())
+
+
+def group_id(container: Container) -> str:
+    """The projector's consumer group (used for partition assignment only)."""
+    return f"{container.settings.topic_prefix}.projector"
+
+
+def projector(container: Container, names: list[str] | None = None) -> Projector:
+    """The live projector loop over every projection."""
+    chosen = all_projections(container, names)
+    ensure_tables(container.engine, chosen)
+    runners = [ProjectionRunner(container.engine, p) for p in chosen]
+    servers = container.bootstrap_servers
+    return Projector(runners, lambda: make_consumer(servers, group_id(container)),
+                     container.settings.events_topic)
+
+
+@dataclass
+class ProjectorProcess:
+    """`cartolog projector`: the projector loop and, beside it, the live BI sync manager."""
+
+    projector: Projector
+    bi_manager: BiSyncManager | None
+
+    def run(self) -> None:
+        """Run both until stop()."""
+        thread = None
+        if self.bi_manager is not None:
+            thread = threading.Thread(target=self.bi_manager.run, name="bi-sync", daemon=True)
+            thread.start()
+        try:
+            self.projector.run()
+        finally:
+            if self.bi_manager is not None:
+                self.bi_manager.stop()
+            if thread is not None:
+                thread.join(30)
+
+    def stop(self) -> None:
+        """Finish the current batch and return."""
+        self.projector.stop()
+        if self.bi_manager is not None:
+            self.bi_manager.stop()
+
+
+def projector_process(container: Container, with_bi_sync: bool = True) -> ProjectorProcess:
+    """The object `cartolog projector` and `cartolog up` run."""
+    return ProjectorProcess(projector(container), bi_manager(container) if with_bi_sync else None)
+
+
+def table_ddl_for(name: str, schema: str) -> list[str]:
+    """DDL of a built-in read-model table in another schema (same columns and indexes)."""
+    if name not in metadata.tables:
+        return [f'CREATE TABLE "{schema}"."{name}" (LIKE public."{name}" INCLUDING ALL)']
+    copy = metadata.tables[name].to_metadata(MetaData(), schema=schema)
+    statements = [str(CreateTable(copy).compile(dialect=_dialect()))]
+    statements += [str(CreateIndex(index).compile(dialect=_dialect()))
+                   for index in sorted(copy.indexes, key=lambda i: str(i.name))]
+    return statements
+
+
+def _dialect() -> Dialect:
+    return postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def rebuild(container: Container, name: str, source: str = "auto",
+            progress: Progress | None = None) -> tuple[int, str]:
+    """Rebuild one projection from the log into fresh tables, then swap; (events, source)."""
+    (projection,) = all_projections(container, [name])
+    job = Rebuild(container.engine, projection, _ddl(projection))
+    head = container.reader().head()
+    use_topic = source == "kafka" or (source == "auto" and _topic_has_history(container))
+    job.prepare()
+    if use_topic:
+        with _consumer(container) as consumer:
+            applied = job.replay_topic(consumer, container.settings.events_topic, progress)
+        if job.absorbed(head):
+            job.swap()
+            return applied, "kafka"
+        if source == "kafka":
+            raise RuntimeError("the broker does not hold the whole log; use --source store")
+        log.warning("the topic lacks part of the log; replaying %s from the store", name)
+        job.prepare()
+    applied = job.replay_store(_stored_batches(container, head), head, progress)
+    job.track_from(container.settings.events_topic, _beginnings(container))
+    job.swap()
+    return applied, "store"
+
+
+def _ddl(projection: Projection) -> Callable[[str, str], list[str]]:
+    def ddl(table: str, schema: str) -> list[str]:
+        spec = projection.table(table)
+        if spec.columns:
+            return [table_ddl(spec.name, spec.key, spec.columns, schema)]
+        return table_ddl_for(table, schema)
+    return ddl
+
+
+@contextlib.contextmanager
+def _consumer(container: Container) -> Iterator[KafkaConsumer]:
+    consumer = make_consumer(container.bootstrap_servers, None, max_poll_records=5000)
+    try:
+        yield consumer
+    finally:
+        consumer.close()
+
+
+def _topic_has_history(container: Container) -> bool:
+    """The topic starts at offset 0 everywhere and is not empty while the store is not."""
+    try:
+        with _consumer(container) as consumer:
+            topic = container.settings.events_topic
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                return False
+            tps = [TopicPartition(topic, p) for p in partitions]
+            beginnings = consumer.beginning_offsets(tps)
+            if any(offset != 0 for offset in beginnings.values()):
+                return False
+            # end_offsets may undercount on some brokers (notes/broker.md), but zero
+            # everywhere still means empty.
+            return any(v > 0 for v in consumer.end_offsets(tps).values()) or \
+                container.reader().head() == 0
+    except RuntimeError:
+        return False
+
+
+def _beginnings(container: Container) -> dict[int, int]:
+    try:
+        with _consumer(container) as consumer:
+            topic = container.settings.events_topic
+            partitions = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            return {tp.partition: int(o) for tp, o in consumer.beginning_offsets(tps).items()}
+    except RuntimeError:
+        return dict.fromkeys(range(container.settings.events_partitions), 0)
+
+
+def _stored_batches(container: Container, head: int, size: int = 5000) -> Iterator[list[Event]]:
+    reader, position, mapper = container.reader(), 0, container.app.mapper
+    while position < head:
+        batch = reader.after(position, size, stop=head)
+        if not batch:
+            return
+        yield [Event.from_envelope(json.loads(encode(envelope(n, mapper)))) for n in batch]
+        position = batch[-1].id
+
+
+class _AbsorbedUpTo:
+    """read_model absorbed the log up to a position (remembered, so checks stay short)."""
+
+    def __init__(self, container: Container) -> None:
+        self.engine = container.engine
+        self.upto = 0
+
+    def __call__(self, position: int) -> bool:
+        if position <= self.upto:
+            return True
+        if absorbed(self.engine, ReadModel.name, position, after=self.upto):
+            self.upto = position
+            return True
+        return False
+
+
+def bi_manager(container: Container, interval: float = 0.25) -> BiSyncManager:
+    """The live BI sync manager with the built-in and the HTTP connector."""
+    connectors: dict[str, Connector] = {BUILTIN: BuiltinConnector(container.engine),
+                                        EXTERNAL: HttpConnector()}
+    return BiSyncManager(container.app, container.engine, container.reader().head,
+                         _AbsorbedUpTo(container), connectors, interval)
