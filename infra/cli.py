@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_log.register(log_group)
     add_model_parser(commands)
     cli_token.register(commands)
+    __import__("infra.cli_projections").cli_projections.register(commands)  # issue 5
     cli_jobs.register(commands)
     return parser
 

@@ -30,6 +30,7 @@ def background_processes() -> dict[str, ProcessFactory]:
     """Name → factory of every process `cartolog up` starts (later issues add theirs)."""
     return {
         "relay": lambda container: container.relay(),
+        "projector": _projector,
         **job_processes(),
     }
 
@@ -44,3 +45,10 @@ def job_processes() -> dict[str, ProcessFactory]:
     for index in range(workers):
         named[f"worker-{index + 1}"] = lambda container: jobs_wiring.worker(container)
     return named
+
+
+def _projector(container: Container) -> Process:
+    """The projector and the live BI sync manager (issue 5)."""
+    from infra.projections_wiring import projector_process
+
+    return projector_process(container)
