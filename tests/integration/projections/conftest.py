@@ -87,10 +87,11 @@ def projector_env(container: Container) -> dict[str, str]:
             "CARTOLOG_EVENTS_PARTITIONS": str(settings.events_partitions)}
 
 
-def start_projector_process(container: Container, *extra: str) -> subprocess.Popen[bytes]:
+def start_projector_process(container: Container, *extra: str, batch: int = 5000
+                            ) -> subprocess.Popen[bytes]:
+    env = {**projector_env(container), "CARTOLOG_PROJECTOR_BATCH": str(batch)}
     return subprocess.Popen([sys.executable, "-m", "infra.cli", "projector", *extra], cwd=REPO,
-                            env=projector_env(container), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def result_document(link_ids: list[str], zone_ids: list[int], scale: float) -> bytes:
