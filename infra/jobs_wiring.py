@@ -10,14 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.dispatcher import Dispatcher, JobLocator, Outbox, ResolvedInput, RetryPolicy
-from adapters.jobs import (
-    DISPATCHER_GROUP,
-    RECORDER_GROUP,
-    WORKER_GROUP,
-    AckedProducer,
-    group_consumer,
-    group_lag,
-)
+from adapters.jobs import AckedProducer, group_consumer, group_lag
 from adapters.kafka import make_producer
 from adapters.leases import LeaseStore
 from adapters.result_recorder import ResultCache, ResultRecorder
@@ -52,6 +45,12 @@ class JobSettings(BaseSettings):
         return BUILTIN_MODEL_VERSION
 
 
+def group_name(container: Container, role: str) -> str:
+    """`cartolog-workers`, `cartolog-recorder`, `cartolog-dispatcher` with the default topic
+    prefix; another prefix (a test's, a second deployment's) gets groups of its own."""
+    return f"{container.settings.topic_prefix}-{role}"
+
+
 def _producer(container: Container) -> AckedProducer:
     return AckedProducer(partial(make_producer, container.bootstrap_servers, linger_ms=0))
 
@@ -65,7 +64,8 @@ def dispatcher(container: Container, settings: JobSettings | None = None) -> Dis
         return model_input.store(container.app, container.blobs, run,
                                  js.model_version(run.model))
 
-    consumers = partial(group_consumer, container.bootstrap_servers, DISPATCHER_GROUP,
+    consumers = partial(group_consumer, container.bootstrap_servers,
+                        group_name(container, "dispatcher"),
                         [s.events_topic])
     return Dispatcher(container.app, Outbox(container.engine), _producer(container), consumers,
                       JobLocator(container.bootstrap_servers), resolve, s.jobs_topic,
@@ -74,7 +74,8 @@ def dispatcher(container: Container, settings: JobSettings | None = None) -> Dis
 
 def recorder(container: Container) -> ResultRecorder:
     """The recorder loop: result messages → SimulationRun events."""
-    consumers = partial(group_consumer, container.bootstrap_servers, RECORDER_GROUP,
+    consumers = partial(group_consumer, container.bootstrap_servers,
+                        group_name(container, "recorder"),
                         [container.settings.results_topic])
     return ResultRecorder(container.app, ResultCache(container.engine), consumers)
 
@@ -89,10 +90,11 @@ def worker(container: Container, settings: JobSettings | None = None,
         grace_s=js.worker_grace_s, progress_every_s=js.progress_every_s,
         external_command=tuple(shlex.split(js.external_model_command)),
     )
-    metrics = WorkerMetrics(lag=partial(group_lag, container.bootstrap_servers, WORKER_GROUP,
+    workers = group_name(container, "workers")
+    metrics = WorkerMetrics(lag=partial(group_lag, container.bootstrap_servers, workers,
                                         s.jobs_topic))
     # subscribe() happens in Worker.run, with its rebalance listener.
-    consumers = partial(group_consumer, container.bootstrap_servers, WORKER_GROUP, [],
+    consumers = partial(group_consumer, container.bootstrap_servers, workers, [],
                         max_poll_records=1)
     return Worker(container.app, container.blobs, LeaseStore(container.engine),
                   ResultCache(container.engine), _producer(container), consumers, s.jobs_topic,

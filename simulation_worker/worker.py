@@ -289,7 +289,9 @@ class Worker:
 
     def _spec(self, job: JobMessage) -> ModelSpec:
         if job.model == "external":
-            return ModelSpec("external", self.config.external_command, self.config.job_timeout_s)
+            # The worker's own timeout kills the model first; this one is a backstop.
+            return ModelSpec("external", self.config.external_command,
+                             self.config.job_timeout_s + 30)
         return ModelSpec("builtin")
 
     def _supervise(self, job: JobMessage, child: ModelProcess,

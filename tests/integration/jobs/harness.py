@@ -148,3 +148,28 @@ def event_types(container: Container, run_id: uuid.UUID) -> list[str]:
     """The run's stored event types, e.g. ['Requested', 'Started', 'Completed']."""
     events = container.app.recorder.select_events(run_id)
     return [e.topic.rsplit(".", 1)[-1] for e in events]
+
+
+def cli(container: Container, *args: str) -> subprocess.CompletedProcess[str]:
+    s = container.settings
+    env = {**os.environ, "DATABASE_URL": s.database_url,
+           "KAFKA_BOOTSTRAP_SERVERS": container.bootstrap_servers,
+           "CARTOLOG_TOPIC_PREFIX": s.topic_prefix,
+           "CARTOLOG_JOBS_PARTITIONS": str(s.jobs_partitions),
+           "CARTOLOG_EVENTS_PARTITIONS": str(s.events_partitions)}
+    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def processes_running(marker: str) -> list[int]:
+    """Pids of live processes whose command line contains `marker`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker in text and state != "Z":
+            found.append(int(cmdline.parent.name))
+    return found

@@ -1,0 +1,138 @@
+"""Retries with back-off, dead letters and redrive; timeouts; cancellation."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from adapters.kafka import read_topic
+from infra.wiring import Container
+from tests.integration.conftest import OPERATOR
+from tests.integration.jobs.harness import (
+    FAST,
+    cli,
+    event_types,
+    model_script,
+    pipeline,
+    processes_running,
+    request,
+    run_of,
+    scenario,
+    wait_terminal,
+)
+from tests.integration.logcheck import wait_for
+
+FAILS_WHILE_BROKEN = """
+import json, os, sys
+json.load(sys.stdin)
+if os.path.exists({flag!r}):
+    print("licence server unreachable", file=sys.stderr)
+    sys.exit(3)
+print(json.dumps({{"schema": "cartolog.model-output/1", "links": [], "indicators": {{"ok": 1}}}}))
+"""
+
+HANGS = """
+import json, sys, time
+json.load(sys.stdin)
+time.sleep(600)  # {marker}
+"""
+
+
+def test_failing_model_is_retried_dead_lettered_and_redriven(
+        container: Container, tmp_path: Path) -> None:
+    flag = tmp_path / "broken"
+    flag.write_text("yes")
+    command = model_script(tmp_path, "flaky", FAILS_WHILE_BROKEN.format(flag=str(flag)))
+    settings = FAST.model_copy(update={"external_model_command": command})
+    scenario_id = scenario(container)
+    with pipeline(container, settings) as running:
+        running.worker_thread()
+        [run_id] = request(container, scenario_id, "external")
+        wait_terminal(container, [run_id], 60)
+        run = run_of(container, run_id)
+        assert run.status == "dead_lettered"
+        assert "status 3" in (run.last_error or "")
+        assert "licence server unreachable" in (run.last_error or "")
+        assert event_types(container, run_id).count("AttemptFailed") == 3
+        assert event_types(container, run_id).count("Started") == 3
+        _assert_backoff(container, run_id)
+        wait_for(lambda: _dead_letters(container) != [], 20, "the dead-letter message")
+        [letter] = _dead_letters(container)
+        assert (letter["run_id"], letter["attempt"]) == (str(run_id), 3)
+        assert "licence server unreachable" in letter["error"]
+
+        listed = cli(container, "dlq", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert [r["run_id"] for r in json.loads(listed.stdout)] == [str(run_id)]
+
+        flag.unlink()  # the cause is fixed
+        redriven = cli(container, "dlq", "redrive", str(run_id))
+        assert redriven.returncode == 0, redriven.stderr
+        wait_for(lambda: run_of(container, run_id).status == "completed", 60,
+                 "the redriven run to complete")
+    assert event_types(container, run_id)[-3:] == ["Redriven", "Started", "Completed"]
+    assert run_of(container, run_id).attempt == 4
+    assert json.loads(cli(container, "dlq", "list", "--json").stdout) == []
+
+
+def _assert_backoff(container: Container, run_id: uuid.UUID) -> None:
+    stored = [container.app.mapper.to_domain_event(e)
+              for e in container.app.recorder.select_events(run_id)]
+    failed = [e.timestamp for e in stored if type(e).__name__ == "AttemptFailed"]
+    started = [e.timestamp for e in stored if type(e).__name__ == "Started"]
+    # Attempt 2 waits >= 0.3 s after attempt 1 failed, attempt 3 >= 0.6 s after attempt 2.
+    assert (started[1] - failed[0]).total_seconds() >= 0.3
+    assert (started[2] - failed[1]).total_seconds() >= 0.6
+
+
+def _dead_letters(container: Container) -> list[dict[str, object]]:
+    records = read_topic(container.bootstrap_servers, container.settings.dlq_topic)
+    return [json.loads(r.value) for r in records]
+
+
+def test_hanging_model_is_killed_at_the_timeout_and_the_attempt_fails(
+        container: Container, tmp_path: Path) -> None:
+    marker = f"hang-{uuid.uuid4().hex[:8]}"
+    command = model_script(tmp_path, marker, HANGS.format(marker=marker))
+    settings = FAST.model_copy(update={"external_model_command": command,
+                                       "job_timeout_s": 2.0})
+    scenario_id = scenario(container)
+    with pipeline(container, settings) as running:
+        running.worker_thread()
+        run_id = container.app.request_simulation("acme", scenario_id, "external", {},
+                                                  OPERATOR, max_attempts=1)
+        wait_for(lambda: processes_running(marker) != [], 30, "the model to start")
+        wait_terminal(container, [run_id], 30)
+    run = run_of(container, run_id)
+    assert run.status == "dead_lettered"
+    assert "timed out after 2 s" in (run.last_error or "")
+    assert event_types(container, run_id).count("AttemptFailed") == 1
+    wait_for(lambda: processes_running(marker) == [], 10, "the hanging model to be killed")
+
+
+def test_cancelling_a_running_job_kills_its_model(container: Container, tmp_path: Path) -> None:
+    marker = f"cancel-{uuid.uuid4().hex[:8]}"
+    command = model_script(tmp_path, marker, HANGS.format(marker=marker))
+    settings = FAST.model_copy(update={"external_model_command": command})
+    scenario_id = scenario(container)
+    with pipeline(container, settings) as running:
+        worker = running.worker_thread()
+        [run_id] = request(container, scenario_id, "external")
+        wait_for(lambda: processes_running(marker) != [], 30, "the model to start")
+        wait_for(lambda: worker.current_child is not None, 10, "the model process")
+        child_pid = worker.current_child.pid
+        assert run_of(container, run_id).status == "running"
+        # The only worker is busy: a second run waits, and is cancelled before it starts.
+        [queued] = request(container, scenario_id, "external")
+        container.app.cancel_run("acme", queued, "changed my mind", OPERATOR)
+        container.app.cancel_run("acme", run_id, "not needed", OPERATOR)
+        wait_for(lambda: processes_running(marker) == [], 10, "the model to be killed")
+        wait_for(lambda: worker.current_child is None, 10, "the worker to let go")
+        assert not Path(f"/proc/{child_pid}").exists() or \
+            "Z" in Path(f"/proc/{child_pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        [after] = request(container, scenario_id, "builtin")
+        wait_terminal(container, [after], 60)
+    assert run_of(container, run_id).status == "cancelled"
+    assert event_types(container, run_id)[-1] == "Cancelled"
+    assert "Started" not in event_types(container, queued)
