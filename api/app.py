@@ -1,30 +1,60 @@
-"""The FastAPI application: health and readiness for now; tenant routes come later."""
+"""The FastAPI application: tenant routes, problem+json errors, health, readiness, metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse
 
-ReadinessCheck = Callable[[], None]
-PROBLEM = "application/problem+json"
+from api import problems
+from api.middleware import EdgeMiddleware, Metrics
+from api.problems import PROBLEM
+from api.reads import LastWrites
+from api.routes import bi, datasets, notifications, results, scenarios, simulations, tiles
+from api.security import RateLimiter
+from api.services import ApiServices, ReadinessCheck
+
+__all__ = ["PROBLEM", "ReadinessCheck", "create_app"]
+ROUTERS = (datasets.router, scenarios.router, simulations.router, results.router,
+           tiles.router, bi.router, notifications.router)
 
 
-def create_app(readiness_checks: Mapping[str, ReadinessCheck]) -> FastAPI:
-    """Build the app; each readiness check raises when its dependency is not usable."""
+def create_app(services: ApiServices) -> FastAPI:
+    """Build the app around one process's services."""
     app = FastAPI(title="Cartolog", version="0.1.0",
-                  description="Multi-tenant, event-sourced geospatial simulation service.")
+                  description="Multi-tenant, event-sourced geospatial simulation service. "
+                  "The tenant is the subdomain of Host; send a bearer JWT of that tenant.")
+    metrics = Metrics()
+    app.state.services = services
+    app.state.rate_limiter = RateLimiter(services.limits.rate_per_second,
+                                         services.limits.rate_burst)
+    app.state.last_writes = LastWrites()
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    _operational_routes(app, services, metrics)
+    if services.limits.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(services.limits.cors_origins),
+                           allow_methods=["*"], allow_headers=["*"],
+                           expose_headers=["ETag", "Location", "Retry-After",
+                                           "X-Correlation-ID"])
+    app.add_middleware(EdgeMiddleware, metrics=metrics,
+                       max_body_bytes=services.limits.max_body_bytes)
+    return app
 
-    @app.get("/healthz")
+
+def _operational_routes(app: FastAPI, services: ApiServices, metrics: Metrics) -> None:
+    @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", tags=["operations"])
     def readyz() -> JSONResponse:
         """Readiness: the database and the broker answer."""
-        checks = {name: _run(check) for name, check in readiness_checks.items()}
+        checks = {name: _run(check) for name, check in services.readiness_checks.items()}
         if all(result == "ready" for result in checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
         return JSONResponse(
@@ -34,7 +64,20 @@ def create_app(readiness_checks: Mapping[str, ReadinessCheck]) -> FastAPI:
             status_code=503, media_type=PROBLEM,
         )
 
-    return app
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        """Prometheus metrics: requests, latencies, projection lag."""
+        extra = services.metrics_text() if services.metrics_text else ""
+        return PlainTextResponse(metrics.render() + extra,
+                                 media_type="text/plain; version=0.0.4")
+
+    if services.dev_jwks is not None:
+        dev_jwks = services.dev_jwks
+
+        @app.get("/.well-known/jwks.json", tags=["operations"])
+        def jwks() -> dict[str, Any]:
+            """The dev issuer's public keys (development only)."""
+            return dev_jwks()
 
 
 def _run(check: ReadinessCheck) -> str:

@@ -4,18 +4,45 @@ from __future__ import annotations
 
 import contextlib
 
+import psycopg2
+
 from fastapi import FastAPI
 from kafka.errors import KafkaError
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.kafka import admin_client
+from adapters.projector import lag_metrics
 from api.app import create_app
+from api.services import ApiLimits, ApiServices
 from infra.wiring import Container
 
 
-def build_api(container: Container) -> FastAPI:
-    """The HTTP app with readiness checks of the database and the broker."""
+class ApiSettings(BaseSettings):
+    """HTTP edge settings (CARTOLOG_API_*), beside the process-wide Settings."""
+
+    model_config = SettingsConfigDict(env_prefix="CARTOLOG_API_", extra="ignore")
+
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_features: int = Field(default=200_000, ge=1)
+    rate_per_second: float = Field(default=200.0, gt=0)
+    rate_burst: int = Field(default=400, ge=1)
+    cors_origins: str = ""
+    read_wait_s: float = Field(default=5.0, ge=0, le=60)
+
+    def limits(self) -> ApiLimits:
+        """The app's limits."""
+        origins = tuple(o.strip() for o in self.cors_origins.split(",") if o.strip())
+        return ApiLimits(max_body_bytes=self.max_body_bytes, max_features=self.max_features,
+                         rate_per_second=self.rate_per_second, rate_burst=self.rate_burst,
+                         cors_origins=origins, read_wait_s=self.read_wait_s)
+
+
+def api_services(container: Container, api_settings: ApiSettings | None = None) -> ApiServices:
+    """What the app needs from this process: application, engine, verifier, tenancy."""
+    settings = container.settings
 
     def database() -> None:
         try:
@@ -32,4 +59,22 @@ def build_api(container: Container) -> FastAPI:
         except KafkaError as error:
             raise RuntimeError(str(error)) from None
 
-    return create_app({"database": database, "broker": broker})
+    def projection_lag() -> str:
+        try:
+            return lag_metrics(container.engine, settings.events_topic)
+        except (SQLAlchemyError, psycopg2.Error):
+            return ""
+
+    development = settings.env == "development"
+    uses_dev_issuer = not (settings.jwks_url or settings.jwks_file)
+    return ApiServices(
+        app=container.app, engine=container.engine, verifier=container.token_verifier,
+        base_domain=settings.base_domain, allow_tenant_header=settings.allow_tenant_header,
+        dev_jwks=container.dev_issuer.jwks if development and uses_dev_issuer else None,
+        readiness_checks={"database": database, "broker": broker},
+        metrics_text=projection_lag, limits=(api_settings or ApiSettings()).limits())
+
+
+def build_api(container: Container, api_settings: ApiSettings | None = None) -> FastAPI:
+    """The HTTP app with readiness checks of the database and the broker."""
+    return create_app(api_services(container, api_settings))

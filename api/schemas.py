@@ -1,0 +1,347 @@
+"""Request and response bodies (`XCreate` in, `XPublic` out)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused, so a typo is an error, not a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- datasets ---------------------------------------------------------------------------
+
+class GeoJsonDatasetCreate(Strict):
+    """Links (LineStrings) and zones (Polygons) as GeoJSON FeatureCollections."""
+
+    format: Literal["geojson"]
+    name: Name
+    links: dict[str, Any] = Field(description="FeatureCollection of LineStrings with id, "
+                                  "from_node, to_node, capacity, length, free_flow_time")
+    zones: dict[str, Any] = Field(description="FeatureCollection of Polygons with id, "
+                                  "centroid_node, population, jobs")
+    first_thru_node: int = Field(default=1, ge=1)
+
+
+class TntpDatasetCreate(Strict):
+    """A TNTP network: the text of its `net`, `trips` and (optional) `node` files."""
+
+    format: Literal["tntp"]
+    name: Name
+    net: str = Field(min_length=1)
+    trips: str = Field(min_length=1)
+    node: str | None = None
+
+
+DatasetCreate = Annotated[GeoJsonDatasetCreate | TntpDatasetCreate,
+                          Field(discriminator="format")]
+
+
+class DatasetPublic(BaseModel):
+    """An imported dataset."""
+
+    id: UUID
+    name: str
+    network_sha256: str
+    node_count: int
+    link_count: int
+    zone_count: int
+    source_format: str
+    version: int
+
+
+class DatasetList(BaseModel):
+    """A page of datasets."""
+
+    items: list[DatasetPublic]
+    next_offset: int | None = None
+
+
+# -- scenarios --------------------------------------------------------------------------
+
+class ScenarioCreate(Strict):
+    """A new scenario on a dataset, or a fork of another scenario (at a version)."""
+
+    name: Name
+    dataset_id: UUID | None = None
+    fork_of: UUID | None = None
+    fork_version: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ScenarioCreate:
+        if (self.dataset_id is None) == (self.fork_of is None):
+            raise ValueError("give exactly one of dataset_id and fork_of")
+        if self.fork_version is not None and self.fork_of is None:
+            raise ValueError("fork_version needs fork_of")
+        return self
+
+
+class ScenarioPublic(BaseModel):
+    """A scenario's state at a version: its dataset plus its edits."""
+
+    id: UUID
+    name: str
+    dataset_id: UUID
+    fork_of: UUID | None
+    fork_version: int | None
+    version: int
+    archived: bool
+    demand: dict[str, Any]
+    zone_attributes: dict[str, dict[str, float]]
+    link_changes: dict[str, dict[str, float]]
+    added_links: dict[str, dict[str, Any]]
+    closed_links: list[str]
+
+
+class ScenarioSummary(BaseModel):
+    """A scenario as listed (from the read model)."""
+
+    id: UUID
+    name: str
+    dataset_id: UUID
+    fork_of: UUID | None
+    fork_version: int | None
+    version: int
+    archived: bool
+    updated_at: dt.datetime
+
+
+class ScenarioList(BaseModel):
+    """A page of scenarios."""
+
+    items: list[ScenarioSummary]
+    next_offset: int | None = None
+
+
+class LinkCreate(Strict):
+    """A new directed link with BPR parameters."""
+
+    id: Annotated[str, Field(min_length=1, max_length=100)]
+    from_node: int
+    to_node: int
+    capacity: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    length: NonNegative
+    free_flow_time: NonNegative
+    b: NonNegative = 0.15
+    power: NonNegative = 4.0
+    toll: NonNegative = 0.0
+    link_type: int = 1
+    lanes: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    geometry: list[tuple[Finite, Finite]] = Field(default_factory=list, max_length=10_000)
+
+
+class SetZoneAttributesEdit(Strict):
+    """Set a zone's population and/or jobs."""
+
+    op: Literal["set_zone_attributes"]
+    zone_id: int
+    population: NonNegative | None = None
+    jobs: NonNegative | None = None
+
+
+class AddLinkEdit(Strict):
+    """Add a link between existing nodes."""
+
+    op: Literal["add_link"]
+    link: LinkCreate
+
+
+class ModifyLinkEdit(Strict):
+    """Change some of a link's attributes."""
+
+    op: Literal["modify_link"]
+    link_id: str
+    capacity: NonNegative | None = None
+    free_flow_time: NonNegative | None = None
+    speed: NonNegative | None = None
+    lanes: NonNegative | None = None
+    toll: NonNegative | None = None
+
+
+class CloseLinkEdit(Strict):
+    """Close a link to traffic."""
+
+    op: Literal["close_link"]
+    link_id: str
+
+
+class ChangeDemandParametersEdit(Strict):
+    """Change the gravity model's parameters."""
+
+    op: Literal["change_demand_parameters"]
+    trip_rate: NonNegative | None = None
+    deterrence: Literal["exponential", "power"] | None = None
+    beta: NonNegative | None = None
+
+
+EditCreate = Annotated[
+    SetZoneAttributesEdit | AddLinkEdit | ModifyLinkEdit | CloseLinkEdit
+    | ChangeDemandParametersEdit, Field(discriminator="op")]
+
+
+class EditsCreate(Strict):
+    """Edits applied together: all of them or none."""
+
+    edits: list[EditCreate] = Field(min_length=1, max_length=1000)
+
+
+class EditsPublic(BaseModel):
+    """The scenario's version after the edits."""
+
+    scenario_id: UUID
+    version: int
+
+
+class HistoryEventPublic(BaseModel):
+    """One recorded event of an aggregate."""
+
+    version: int
+    type: str
+    occurred_at: dt.datetime
+    actor: str
+    correlation_id: str
+    payload: dict[str, Any]
+
+
+class HistoryPublic(BaseModel):
+    """An aggregate's events, oldest first."""
+
+    id: UUID
+    events: list[HistoryEventPublic]
+
+
+# -- simulations ------------------------------------------------------------------------
+
+class SimulationCreate(Strict):
+    """Run a model on the scenario (at its current version unless given)."""
+
+    model: Literal["builtin", "external"] = "builtin"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    scenario_version: int | None = Field(default=None, ge=1)
+
+
+class SimulationPublic(BaseModel):
+    """A simulation run's status, attempts, progress, timings and error."""
+
+    id: UUID
+    scenario_id: UUID
+    scenario_version: int
+    model: str
+    parameters: dict[str, Any]
+    status: str
+    attempt: int
+    max_attempts: int
+    attempts_allowed: int
+    progress: dict[str, float]
+    last_error: str | None
+    result_sha256: str | None
+    indicators: dict[str, float]
+    worker: str | None
+    requested_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    duration_s: float | None = None
+    version: int
+
+
+class IndicatorPublic(BaseModel):
+    """One network-wide indicator of a run."""
+
+    name: str
+    value: float
+    unit: str
+
+
+class IndicatorList(BaseModel):
+    """A run's indicators."""
+
+    run_id: UUID
+    indicators: list[IndicatorPublic]
+
+
+class IndicatorDelta(BaseModel):
+    """An indicator in both runs."""
+
+    name: str
+    unit: str
+    value_a: float | None
+    value_b: float | None
+    difference: float | None
+
+
+class LinkFlowDelta(BaseModel):
+    """A link's flow in both runs (null where a run has no flow for it)."""
+
+    link_id: str
+    flow_a: float | None
+    flow_b: float | None
+    difference: float | None
+
+
+class ComparisonPublic(BaseModel):
+    """Indicator deltas and link-flow differences, b minus a."""
+
+    a: UUID
+    b: UUID
+    indicators: list[IndicatorDelta]
+    links: list[LinkFlowDelta]
+
+
+class FeatureCollectionPublic(BaseModel):
+    """A GeoJSON FeatureCollection page; `next` is the URL of the next page."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[dict[str, Any]]
+    next: str | None = None
+
+
+# -- BI ---------------------------------------------------------------------------------
+
+class BiTargetCreate(Strict):
+    """A BI target: the built-in dashboard tables or an external tool over HTTP."""
+
+    name: Name
+    kind: Literal["builtin", "external"] = "builtin"
+    trigger_url: str = ""
+    status_url: str = ""
+
+
+class BiTargetPublic(BaseModel):
+    """A BI target's sync state."""
+
+    id: UUID
+    name: str
+    kind: str
+    pending: bool
+    running_build: int | None
+    builds: int
+    completed_build: int | None
+    started_position: int
+    completed_position: int
+    data_position: int
+    dirty: bool
+    last_error: str | None
+    version: int
+
+
+class BiTargetList(BaseModel):
+    """The tenant's BI targets."""
+
+    items: list[BiTargetPublic]
+
+
+class RebuildPublic(BaseModel):
+    """Whether a rebuild was requested now (false: one was already pending)."""
+
+    target_id: UUID
+    requested: bool

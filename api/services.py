@@ -1,0 +1,45 @@
+"""What the HTTP app needs from its process, handed in by infra (api/ never imports infra)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from adapters.auth import TokenVerifier
+from domain.application import Cartolog
+
+ReadinessCheck = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """Request size, rate limit, CORS and read-your-writes bounds."""
+
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_features: int = 200_000
+    rate_per_second: float = 200.0
+    rate_burst: int = 400
+    cors_origins: tuple[str, ...] = ()
+    read_wait_s: float = 5.0
+    page_size: int = 1000
+    sse_poll_s: float = 0.5
+    sse_duration_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """The application, the read-model engine, token verification and tenancy settings."""
+
+    app: Cartolog
+    engine: Engine
+    verifier: TokenVerifier
+    base_domain: str
+    allow_tenant_header: bool = False
+    dev_jwks: Callable[[], dict[str, Any]] | None = None
+    readiness_checks: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+    metrics_text: Callable[[], str] | None = None
+    limits: ApiLimits = ApiLimits()
+    read_model_projection: str = "read_model"
