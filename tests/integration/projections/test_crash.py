@@ -51,7 +51,8 @@ def applied_offsets(container: Container) -> int:
             "WHERE projection = 'read_model'")).scalar_one())
 
 
-def test_projector_killed_five_times_mid_batch_stays_exact(container: Container) -> None:
+def test_projector_killed_five_times_mid_batch_stays_exact(own_container: Container) -> None:
+    container = own_container
     container.ensure_topics()
     writer = Writer(container)
     rng = random.Random(20261128)

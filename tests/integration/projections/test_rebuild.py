@@ -38,8 +38,9 @@ commands = st.lists(
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(workload=commands)
 def test_a_rebuild_from_zero_equals_the_live_read_model(
-    container: Container, workload: list[tuple[int, int, int, float]],
+    own_container: Container, workload: list[tuple[int, int, int, float]],
 ) -> None:
+    container = own_container
     with contextlib.suppress(AlreadyExists):
         container.app.register_tenant("third", OPERATOR)
     driver = Workload(container, TENANTS)
@@ -59,7 +60,8 @@ def test_a_rebuild_from_zero_equals_the_live_read_model(
         wait_caught_up(container)
 
 
-def test_reads_never_fail_and_switch_at_the_swap(container: Container) -> None:
+def test_reads_never_fail_and_switch_at_the_swap(own_container: Container) -> None:
+    container = own_container
     driver = Workload(container, ("acme",))
     for kind in (0, 1, 1, 2, 2, 3, 4, 4, 5):
         driver.do(kind, 0, kind, 10.0 * kind)
