@@ -93,5 +93,6 @@ def _from_tntp(body: TntpDatasetCreate) -> Network:
         try:
             return dataset_from_tntp_folder(folder)
         except (ModelInputError, ValueError, KeyError, IndexError) as error:
+            reason = str(error).replace(folder + "/", "").replace(folder, "upload")
             raise InvalidCommand("the TNTP upload was rejected",
-                                 [f"{type(error).__name__}: {error}"]) from None
+                                 [f"{type(error).__name__}: {reason}"]) from None

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from adapters.projector import wait_for_version
 from api.problems import ApiProblem
 from api.reads import TenantReads
-from api.routes.common import Limit, Offset, Reads
+from api.routes.common import Limit, Offset
 from api.schemas import (
     ComparisonPublic,
     FeatureCollectionPublic,
@@ -83,13 +83,13 @@ def run_indicators(run_id: UUID, caller: Viewer, services: Services) -> Indicato
 
 
 @router.get("/compare", response_model=ComparisonPublic)
-def compare_runs(caller: Viewer, services: Services, reads: Reads,
+def compare_runs(caller: Viewer, services: Services,
                  a: Annotated[UUID, Query(description="The reference run")],
                  b: Annotated[UUID, Query(description="The run compared with it")],
                  limit: Limit = 10_000) -> ComparisonPublic:
     """Indicator deltas and link-flow differences of two runs (b minus a)."""
     completed_run(services, caller.tenant, a)
-    completed_run(services, caller.tenant, b)
+    reads = completed_run(services, caller.tenant, b)
     indicators = reads.rows(
         "SELECT coalesce(x.name, y.name) AS name, coalesce(x.unit, y.unit) AS unit, "
         "x.value AS value_a, y.value AS value_b, y.value - x.value AS difference "

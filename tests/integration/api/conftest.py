@@ -85,7 +85,8 @@ def tiny_geojson(name: str = "tiny") -> dict[str, Any]:
     zones = [feature(square(-0.002, -0.002), id=1, centroid_node=1, population=100.0,
                      jobs=10.0),
              feature(square(0.008, 0.008), id=2, centroid_node=3, population=20.0, jobs=80.0)]
-    return {"format": "geojson", "name": name, "links": {"type": "FeatureCollection", "features": links},
+    return {"format": "geojson", "name": name,
+            "links": {"type": "FeatureCollection", "features": links},
             "zones": {"type": "FeatureCollection", "features": zones}}
 
 
