@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import uuid
 from dataclasses import replace
 
 from sqlalchemy import text
 
-from adapters.projector import statuses, wait_for_version
+from adapters.projector import (
+    ProjectionRunner,
+    Record,
+    ensure_tables,
+    lag_metrics,
+    statuses,
+    wait_for_version,
+)
 from domain.edits import CloseLink, SetZoneAttributes
 from infra.wiring import Container
+from projections.base import Context, Event, Op, Projection, ProjectionError, Put, TableSpec, View
+from tests.conftest import REPO
 from tests.integration.conftest import OPERATOR
+from tests.integration.logcheck import wait_for
 from tests.integration.projections.conftest import (
     Workload,
     counts,
+    projector_env,
     relay_and_projector,
     wait_caught_up,
 )
@@ -82,3 +97,65 @@ def test_a_bad_event_is_recorded_and_the_projection_continues(container: Contain
             "SELECT jobs FROM scenario_zones WHERE scenario_id = :s AND zone_id = 1"),
             {"s": scenario}).scalar_one()
     assert jobs == 5.0
+
+
+class Strict(Projection):
+    """Stops at the first event it cannot apply."""
+
+    name = "strict_test"
+    on_error = "stop"
+    tables = (TableSpec("strict_test_rows", ("tenant_id", "aggregate_id"),
+                        {"tenant_id": "text", "aggregate_id": "uuid", "version": "integer"}),)
+
+    def apply(self, event: Event, view: View) -> list[Op]:
+        if event.payload.get("display_name") == "poison":
+            raise ProjectionError("poison pill")
+        return [Put("strict_test_rows", {"tenant_id": event.tenant_id,
+                                         "aggregate_id": event.aggregate_id,
+                                         "version": event.aggregate_version})]
+
+
+def envelope_record(offset: int, tenant: str, display_name: str) -> Record:
+    aggregate = str(uuid.uuid5(uuid.NAMESPACE_URL, tenant))
+    document = {"type": "Tenant.Registered", "tenant_id": tenant, "aggregate_type": "Tenant",
+                "aggregate_id": aggregate, "aggregate_version": 1, "position": offset + 1,
+                "occurred_at": "2026-01-01T00:00:00+00:00", "event_id": str(uuid.uuid4()),
+                "payload": {"display_name": display_name}}
+    return Record("strict-topic", 0, offset, json.dumps(document).encode())
+
+
+def test_the_stop_policy_halts_at_the_bad_event_and_status_shows_it(
+    own_container: Container,
+) -> None:
+    engine = own_container.engine
+    ensure_tables(engine, [Strict(Context(own_container.blobs))])
+    runner = ProjectionRunner(engine, Strict(Context(own_container.blobs)))
+    records = [envelope_record(0, "t1", "one"), envelope_record(1, "t1", "one again"),
+               envelope_record(2, "t2", "poison"), envelope_record(3, "t3", "three")]
+    outcome = runner.process(records)
+    assert (outcome.applied, outcome.duplicates) == (1, 1)
+    assert outcome.stopped is not None and "poison pill" in outcome.stopped
+    assert runner.tracked_offsets("strict-topic") == {0: 2}  # resumes at the bad event
+    assert runner.process([envelope_record(3, "t3", "three")]).applied == 0
+    (status,) = statuses(engine, ["strict_test"], "strict-topic")
+    assert status.state == "stopped" and "strict-topic[0]@2" in (status.last_error or "")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM strict_test_rows")).scalar() == 1
+
+
+def test_status_command_shows_position_lag_and_last_error(container: Container) -> None:
+    Workload(container, ("acme",)).do(1, 0, 1, 1.0)
+    with relay_and_projector(container) as projector:
+        wait_caught_up(container)
+        wait_for(lambda: projector.lag and sum(projector.lag.values()) == 0, 30, "lag 0")
+    done = subprocess.run([sys.executable, "-m", "infra.cli", "projections", "status", "--json"],
+                          cwd=REPO, env=projector_env(container), capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    found = {s["name"]: s for s in json.loads(done.stdout)}
+    assert set(found) >= {"read_model", "notifications", "bi_sync"}
+    read_model = found["read_model"]
+    assert read_model["state"] == "running" and read_model["position"] > 0
+    assert read_model["lag"] == 0 and len(read_model["offsets"]) == 4
+    metrics = lag_metrics(container.engine, container.settings.events_topic)
+    assert 'cartolog_projection_lag{projection="read_model",partition="0"} 0' in metrics
