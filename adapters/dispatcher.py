@@ -303,7 +303,8 @@ class Dispatcher:
                 self.outbox.discard(row)
                 continue
             try:
-                acked = self.producer.send(row.topic, str(row.run_id), row.value)
+                acked = self.producer.send(row.topic, str(row.run_id), row.value,
+                                           spread=row.kind == JOB)
             except SendFailed as error:
                 log.warning("sending %s of run %s failed, will retry: %s", row.kind, row.run_id,
                             error)

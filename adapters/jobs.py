@@ -134,12 +134,20 @@ class AckedProducer:
         self.make_producer = make_producer
         self.timeout = timeout
         self._producer: KafkaProducer | None = None
+        self._spread_counter = -1
 
-    def send(self, topic: str, key: str, value: bytes) -> Acked:
-        """Send and wait for the acknowledgement; SendFailed (and a new producer) otherwise."""
+    def send(self, topic: str, key: str, value: bytes, spread: bool = False) -> Acked:
+        """Send and wait for the acknowledgement; SendFailed (and a new producer) otherwise.
+
+        `spread` puts successive messages on successive partitions instead of hashing the
+        key: with the workers' round-robin assignor, consecutive jobs alternate between
+        workers, so a burst of jobs is shared evenly rather than by the luck of the hash.
+        """
         producer = self._producer or self._new()
         try:
-            metadata = producer.send(topic, key=key.encode(), value=value).get(self.timeout)
+            partition = self._next_partition(producer, topic) if spread else None
+            future = producer.send(topic, key=key.encode(), value=value, partition=partition)
+            metadata = future.get(self.timeout)
         except KafkaError as error:
             self.reset()
             raise SendFailed(f"{topic}: {error!r}") from error
@@ -148,6 +156,13 @@ class AckedProducer:
     def _new(self) -> KafkaProducer:
         self._producer = self.make_producer()
         return self._producer
+
+    def _next_partition(self, producer: KafkaProducer, topic: str) -> int | None:
+        partitions = sorted(producer.partitions_for(topic) or ())
+        if not partitions:
+            return None
+        self._spread_counter += 1
+        return int(partitions[self._spread_counter % len(partitions)])
 
     def reset(self) -> None:
         """Drop the producer; the next send builds a new one."""
@@ -171,6 +186,9 @@ def group_consumer(bootstrap_servers: str, group_id: str, topics: list[str],
         "enable_auto_commit": False, "auto_offset_reset": "earliest",
         "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
         "max_poll_interval_ms": 300_000, "request_timeout_ms": 30_000,
+        # A job waits in no fetch: the bundled broker holds an empty fetch for its full
+        # max wait even when a record arrives meanwhile, and each job crosses three groups.
+        "fetch_max_wait_ms": 50,
     }
     options.update(overrides)
     consumer = KafkaConsumer(**options)

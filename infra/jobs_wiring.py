@@ -6,6 +6,7 @@ import hashlib
 import shlex
 from functools import partial
 
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -95,7 +96,8 @@ def worker(container: Container, settings: JobSettings | None = None,
                                         s.jobs_topic))
     # subscribe() happens in Worker.run, with its rebalance listener.
     consumers = partial(group_consumer, container.bootstrap_servers, workers, [],
-                        max_poll_records=1)
+                        max_poll_records=1,
+                        partition_assignment_strategy=(RoundRobinPartitionAssignor,))
     return Worker(container.app, container.blobs, LeaseStore(container.engine),
                   ResultCache(container.engine), _producer(container), consumers, s.jobs_topic,
                   s.results_topic, config, metrics)

@@ -6,6 +6,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 from multiprocessing.context import ForkServerContext
 from typing import Any
 
@@ -21,8 +22,19 @@ def context() -> ForkServerContext:
     global _CONTEXT
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["simulation_worker.child"])
+        _CONTEXT.set_forkserver_preload([_main_module(), "simulation_worker.child"])
     return _CONTEXT
+
+
+def _main_module() -> str:
+    """What each child re-imports as its main module: preloaded, that costs nothing.
+
+    A process started as `python -m pkg.mod` (or a console script) would otherwise re-import
+    its whole main module, and everything that imports, in every model process.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return spec.name if spec is not None and spec.name else "__main__"
 
 
 class ModelProcess:
