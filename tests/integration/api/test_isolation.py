@@ -1,4 +1,4 @@
-"""Isolation matrix: every endpoint × bad credentials answers 401, 403 or 404, never data."""
+"""Isolation matrix: every endpoint and bad credential answers 401, 403 or 404, never data."""
 
 from __future__ import annotations
 
