@@ -1,0 +1,147 @@
+"""API latency at 32 concurrent clients: GET /v1/scenarios/{id} and POST .../edits beside a
+bare FastAPI endpoint, each served by uvicorn on loopback in this process.
+
+Each side runs RUNS times (32 clients x REQUESTS requests each); the figures are the
+medians over runs of p50 and p99. `--quick` uses fewer requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from bench.common import bench_database, figure, report
+from domain.values import Actor
+from infra.broker import free_port
+from infra.http import ApiSettings, build_api
+from infra.settings import Settings
+from infra.wiring import build
+from tests.unit.test_domain import tiny_network
+
+CLIENTS = 32
+RUNS = 3
+TENANT = "bench"
+Request = Callable[[httpx.Client, int], httpx.Response]
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def bare_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/bare")
+    def bare() -> dict[str, str]:
+        return {"status": "ok"}
+    return app
+
+
+def percentiles(base: str, headers: dict[str, str], requests: int,
+                make: Callable[[int], Request]) -> tuple[float, float]:
+    """p50 and p99 latency (ms) of CLIENTS clients sending `requests` requests each."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(CLIENTS)
+
+    def client(index: int) -> None:
+        send = make(index)
+        own: list[float] = []
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+            start.wait()
+            for _ in range(requests):
+                began = time.perf_counter()
+                response = send(http, index)
+                own.append((time.perf_counter() - began) * 1000)
+                assert response.status_code < 300, response.text
+        with lock:
+            latencies.extend(own)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    cuts = statistics.quantiles(latencies, n=100)
+    return cuts[49], cuts[98]
+
+
+def medians(results: list[tuple[float, float]]) -> tuple[float, float]:
+    return (statistics.median(r[0] for r in results), statistics.median(r[1] for r in results))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    requests = 15 if parser.parse_args().quick else 60
+    with bench_database("cartolog_bench_api") as url:
+        container = build(Settings(database_url=url))
+        figures = measure(container, requests)
+        container.close()
+    report("api", figures, clients=CLIENTS, runs=RUNS, requests_per_client=requests)
+
+
+def measure(container: Any, requests: int) -> list[dict[str, Any]]:
+    actor = Actor("bench")
+    container.app.register_tenant(TENANT, actor)
+    dataset = container.app.import_dataset(TENANT, "tiny", tiny_network(), actor)
+    scenarios = [container.app.create_scenario(TENANT, dataset, f"s{i}", actor)
+                 for i in range(CLIENTS)]
+    versions = {i: 1 for i in range(CLIENTS)}
+    token = container.dev_issuer.issue(TENANT, "editor")
+    headers = {"Authorization": f"Bearer {token}", "Host": f"{TENANT}.cartolog.example"}
+    api = build_api(container, ApiSettings(rate_per_second=1e6, rate_burst=1_000_000))
+
+    def read(index: int) -> Request:
+        return lambda http, i: http.get(f"/v1/scenarios/{scenarios[i]}")
+
+    def edit(index: int) -> Request:
+        def send(http: httpx.Client, i: int) -> httpx.Response:
+            body = {"edits": [{"op": "modify_link", "link_id": "a",
+                               "capacity": 1000.0 + versions[i]}]}
+            response = http.post(f"/v1/scenarios/{scenarios[i]}/edits", json=body,
+                                 headers={"If-Match": f'"{versions[i]}"'})
+            versions[i] = response.json()["version"]
+            return response
+        return send
+
+    def bare(index: int) -> Request:
+        return lambda http, i: http.get("/bare")
+
+    found: dict[str, list[tuple[float, float]]] = {"bare": [], "read": [], "edit": []}
+    with serving(api) as cartolog, serving(bare_app()) as baseline:
+        for _ in range(RUNS):  # interleaved, so each side sees the same machine noise
+            found["bare"].append(percentiles(baseline, {}, requests, bare))
+            found["read"].append(percentiles(cartolog, headers, requests, read))
+            found["edit"].append(percentiles(cartolog, headers, requests, edit))
+    (b50, b99), (r50, r99), (e50, e99) = (medians(found[k]) for k in ("bare", "read", "edit"))
+    base = "bare FastAPI GET (same process, uvicorn)"
+    return [figure("scenario_read_p50", r50, "ms", base + " p50", b50, False),
+            figure("scenario_read_p99", r99, "ms", base + " p99", b99, False, target_ratio=3.0),
+            figure("scenario_edit_p50", e50, "ms", base + " p50", b50, False),
+            figure("scenario_edit_p99", e99, "ms", base + " p99", b99, False)]
+
+
+if __name__ == "__main__":
+    main()
