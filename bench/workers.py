@@ -6,7 +6,7 @@ pipeline: relay, dispatcher and recorder as threads of this process, workers as
 cost is known exactly.
 
 1. Overhead: one worker; jobs run one after another on a model that sleeps COST seconds.
-   Overhead = (Completed recorded − run requested) − COST: relay, dispatch, Kafka hops, lease,
+   Overhead = (Completed recorded - run requested) - COST: relay, dispatch, Kafka hops, lease,
    model process start, result blob, result message, recorder. RUNS jobs; median reported,
    compared with COST (target: at most 2% of a 15-second job).
 2. Throughput: JOBS CPU-bound jobs (a busy loop of CPU_S seconds) with 1 worker, then with 2
@@ -41,7 +41,7 @@ from infra import jobs_wiring
 from infra.broker import LocalBroker
 from infra.jobs_wiring import JobSettings
 from infra.settings import Settings
-from infra.wiring import Container, build
+from infra.wiring import build
 
 ME = Actor("bench")
 REPO = Path(__file__).resolve().parents[1]

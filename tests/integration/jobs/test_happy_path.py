@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 
 from infra.wiring import Container
-from tests.integration.jobs.harness import event_types, pipeline, request, run_of, scenario, \
-    wait_terminal
+from tests.integration.jobs.harness import (
+    event_types,
+    pipeline,
+    request,
+    run_of,
+    scenario,
+    wait_terminal,
+)
 
 
 def test_builtin_model_run_completes_with_results_in_the_blob_store(
