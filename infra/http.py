@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 
 import psycopg2
-
 from fastapi import FastAPI
 from kafka.errors import KafkaError
 from pydantic import Field
