@@ -72,7 +72,7 @@ def mount_workspace(app: FastAPI, settings: Any, dist: Path | None = None) -> Fa
     root = dist or (Path(web.dist) if web.dist else WEB_DIST)
     headers = _page_headers(config)
 
-    @app.get("/", include_in_schema=False, response_model=None)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False, response_model=None)
     def workspace() -> FileResponse | JSONResponse:
         """The single-page app (one build for every tenant; the tenant is the Host)."""
         index = root / "index.html"
