@@ -16,6 +16,7 @@ from adapters.kafka import admin_client
 from adapters.projector import lag_metrics
 from api.app import create_app
 from api.services import ApiLimits, ApiServices
+from api.spa import mount_workspace
 from infra.wiring import Container
 
 
@@ -76,4 +77,5 @@ def api_services(container: Container, api_settings: ApiSettings | None = None) 
 
 def build_api(container: Container, api_settings: ApiSettings | None = None) -> FastAPI:
     """The HTTP app with readiness checks of the database and the broker."""
-    return create_app(api_services(container, api_settings))
+    # Issue 8 (web engineer): the map workspace at "/" on every tenant host (api/spa.py).
+    return mount_workspace(create_app(api_services(container, api_settings)), container.settings)
