@@ -27,6 +27,7 @@ from projections.base import (
 
 LINK_CHANGE_COLUMNS = ("capacity", "free_flow_time", "speed", "lanes", "toll")
 Handler = Callable[["ReadModel", Event, View], list[Op]]
+ParsedResults = tuple[list[results.LinkResult], list[results.ZoneResult]]
 
 
 class ReadModel(Projection):
@@ -52,6 +53,7 @@ class ReadModel(Projection):
     def __init__(self, context: Any) -> None:
         super().__init__(context)
         self._networks: OrderedDict[tuple[str, str], Network] = OrderedDict()
+        self._results_cache: OrderedDict[tuple[str, str], ParsedResults] = OrderedDict()
 
     def handles(self, event: Event) -> bool:
         """Tenant, Dataset, Scenario and SimulationRun events."""
@@ -214,12 +216,18 @@ class ReadModel(Projection):
                                      "accessibility": z.accessibility}) for z in zones]
         return ops
 
-    def _results(self, tenant_id: str, sha256: str
-                 ) -> tuple[list[results.LinkResult], list[results.ZoneResult]]:
-        try:
-            return results.parse(self.context.blobs.get(tenant_id, sha256))
-        except BlobNotFound:
-            return [], []
+    def _results(self, tenant_id: str, sha256: str) -> ParsedResults:
+        """Parsed result documents, kept for a while: blobs never change once stored, and a
+        claim check is stored before the event naming it, so a missing one stays missing."""
+        key = (tenant_id, sha256)
+        if key not in self._results_cache:
+            try:
+                self._results_cache[key] = results.parse(self.context.blobs.get(*key))
+            except BlobNotFound:
+                self._results_cache[key] = ([], [])
+            if len(self._results_cache) > 64:
+                self._results_cache.popitem(last=False)
+        return self._results_cache[key]
 
     def run_dead_lettered(self, event: Event, _view: View) -> list[Op]:
         return [_run_moved(event, status="dead_lettered", last_error=event.payload["error"],
