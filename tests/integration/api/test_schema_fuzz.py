@@ -6,17 +6,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import pytest
+import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.app import create_app
 from api.services import ApiLimits
 from infra.http import api_services
 from infra.wiring import Container
-
-schemathesis = pytest.importorskip("schemathesis")
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
 
 EXAMPLES = 15
 FAST = ApiLimits(read_wait_s=0.05, sse_duration_s=0.3, sse_poll_s=0.1,
