@@ -124,7 +124,8 @@ class Bench:
                 for _ in range(count)]
 
     def wait(self, run_ids: list[uuid.UUID], timeout: float) -> float:
-        """Seconds until every run is terminal (checked every 5 ms)."""
+        """Wait until every run is terminal (checked every 0.1 s: polling harder steals the
+        CPU the jobs are measured on); returns the last Completed time (epoch seconds)."""
         deadline = time.monotonic() + timeout
         pending = set(run_ids)
         while pending:
@@ -132,12 +133,12 @@ class Bench:
                        if self.container.app.get_run("bench", r).status not in TERMINAL}
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{len(pending)} runs not finished in {timeout}s")
-            time.sleep(0.005)
-        for run_id in run_ids:
-            run = self.container.app.get_run("bench", run_id)
+            time.sleep(0.1)
+        runs = [self.container.app.get_run("bench", run_id) for run_id in run_ids]
+        for run in runs:
             if run.status != COMPLETED:
-                raise RuntimeError(f"run {run_id} ended {run.status}: {run.last_error}")
-        return time.monotonic()
+                raise RuntimeError(f"run {run.id} ended {run.status}: {run.last_error}")
+        return max(run.modified_on.timestamp() for run in runs)
 
     def overhead(self, cost: float) -> float:
         """Request → Completed (as recorded in the store) minus the model's cost."""
@@ -169,7 +170,7 @@ def script(folder: Path, name: str, body: str, seconds: float) -> str:
 
 def throughput(base: Settings, command: str, workers: int, jobs: int) -> float:
     with Bench(base, command, workers).running() as bench:
-        started = time.monotonic()
+        started = time.time()
         finished = bench.wait(bench.submit(jobs), 600)
         return jobs / (finished - started)
 
