@@ -215,13 +215,19 @@ export class Api {
     return reply.body;
   }
 
+  private runListing = true;
+
   /** Runs of a scenario, when the API lists them (else the caller keeps its own list). */
   async runsOf(scenarioId: string): Promise<Run[] | null> {
+    if (!this.runListing) return null;
     try {
       const reply = await this.get<{ items: Run[] }>(`/v1/simulations?scenario_id=${scenarioId}&limit=100`);
       return reply.items;
     } catch (error) {
-      if (error instanceof ApiError && [404, 405].includes(error.status)) return null;
+      if (error instanceof ApiError && [404, 405].includes(error.status)) {
+        this.runListing = false;  // this API has no run listing: ask once, not on every scenario
+        return null;
+      }
       throw error;
     }
   }

@@ -242,6 +242,8 @@ export class Workspace {
       byId("main").dataset.scenarioVersion = String(version);
       if (changed && !keepRun) this.compare.leave();
       await this.runs.loadFor(scenario, changed && !keepRun);
+      // A new version means new tile sources: their feature states (run values) start empty.
+      this.styling.apply();
       this.selected.render();
       this.caption();
     } catch (error) {

@@ -60,7 +60,7 @@ export class WorkspaceMap {
       if (event.sourceId === LINKS && event.isSourceLoaded && !this.fitted) this.fitToLinks();
     });
     // Hand cursor over features, so clicking is discoverable.
-    for (const layer of ["links-line", "zones-fill"]) {
+    for (const layer of ["links-line", "zones-fill", "zones-point"]) {
       this.map.on("mouseenter", layer, () => { this.map.getCanvas().style.cursor = "pointer"; });
       this.map.on("mouseleave", layer, () => { this.map.getCanvas().style.cursor = ""; });
     }
@@ -91,6 +91,7 @@ export class WorkspaceMap {
     map.addSource(LINKS, { type: "vector", tiles: [this.tileUrl(LINKS, scenarioId, version)],
       minzoom: 0, maxzoom: 14, promoteId: { [LINKS]: LINK_ID } });
     map.addLayer({ id: "zones-fill", type: "fill", source: ZONES, "source-layer": ZONES,
+      filter: ["!=", ["geometry-type"], "Point"],
       paint: { "fill-color": "#ffffff", "fill-opacity": 0.15 } });
     map.addLayer({ id: "zones-outline", type: "line", source: ZONES, "source-layer": ZONES,
       paint: { "line-color": "#8a8f98", "line-width": 0.6 } });
@@ -100,6 +101,11 @@ export class WorkspaceMap {
     map.addLayer({ id: "links-line", type: "line", source: LINKS, "source-layer": LINKS,
       layout: { "line-cap": "round" },
       paint: { "line-color": "#5b6270", "line-width": 2.5, "line-offset": 2 } });
+    // Zones without a polygon (TNTP networks) are drawn at their centroid.
+    map.addLayer({ id: "zones-point", type: "circle", source: ZONES, "source-layer": ZONES,
+      filter: ["==", ["geometry-type"], "Point"],
+      paint: { "circle-radius": 4, "circle-color": "#ffffff", "circle-stroke-color": "#59636e",
+        "circle-stroke-width": 1.2 } });
     map.addLayer({ id: "links-closed", type: "line", source: LINKS, "source-layer": LINKS,
       filter: NOTHING,
       paint: { "line-color": "#d7191c", "line-width": 3, "line-dasharray": [1, 1], "line-offset": 2 } });
@@ -108,10 +114,13 @@ export class WorkspaceMap {
       paint: { "line-color": "#00e5ff", "line-width": 8, "line-opacity": 0.7, "line-offset": 2 } });
     map.addLayer({ id: "selected-zone", type: "line", source: ZONES, "source-layer": ZONES,
       filter: NOTHING, paint: { "line-color": "#00b8cc", "line-width": 3 } });
+    map.addLayer({ id: "selected-zone-point", type: "circle", source: ZONES, "source-layer": ZONES,
+      filter: NOTHING, paint: { "circle-radius": 9, "circle-color": "rgba(0,0,0,0)",
+        "circle-stroke-color": "#00b8cc", "circle-stroke-width": 3 } });
   }
 
   private removeNetwork(): void {
-    for (const layer of ["selected-zone", "selected", "links-closed", "links-line", "links-casing", "zones-outline", "zones-fill"]) {
+    for (const layer of ["selected-zone-point", "selected-zone", "selected", "links-closed", "zones-point", "links-line", "links-casing", "zones-outline", "zones-fill"]) {
       if (this.map.getLayer(layer)) this.map.removeLayer(layer);
     }
     for (const source of [LINKS, ZONES]) if (this.map.getSource(source)) this.map.removeSource(source);
@@ -153,9 +162,14 @@ export class WorkspaceMap {
     if (!values || !classes) {
       this.map.setPaintProperty("zones-fill", "fill-color", "#ffffff");
       this.map.setPaintProperty("zones-fill", "fill-opacity", 0.15);
+      this.map.setPaintProperty("zones-point", "circle-color", "#ffffff");
+      this.map.setPaintProperty("zones-point", "circle-radius", 4);
       return;
     }
-    this.map.setPaintProperty("zones-fill", "fill-color", stepExpression(["feature-state", "v"], classes) as Expression);
+    const colour = stepExpression(["feature-state", "v"], classes) as Expression;
+    this.map.setPaintProperty("zones-fill", "fill-color", colour);
+    this.map.setPaintProperty("zones-point", "circle-color", colour);
+    this.map.setPaintProperty("zones-point", "circle-radius", 7);
     this.map.setPaintProperty("zones-fill", "fill-opacity", 0.7);
   }
 
@@ -175,8 +189,10 @@ export class WorkspaceMap {
     const none = NOTHING;
     this.map.setFilter("selected", selection?.kind === "link"
       ? ["==", ["to-string", ["get", LINK_ID]], selection.id] as FilterSpecification : none);
-    this.map.setFilter("selected-zone", selection?.kind === "zone"
-      ? ["==", ["to-string", ["get", ZONE_ID]], selection.id] as FilterSpecification : none);
+    const zone: FilterSpecification = selection?.kind === "zone"
+      ? ["==", ["to-string", ["get", ZONE_ID]], selection.id] as FilterSpecification : none;
+    this.map.setFilter("selected-zone", zone);
+    this.map.setFilter("selected-zone-point", zone);
   }
 
   /** Features of the loaded tiles (any zoom), by id. */
@@ -194,9 +210,9 @@ export class WorkspaceMap {
 
   private select(point: maplibregl.Point): void {
     const box: [maplibregl.PointLike, maplibregl.PointLike] = [[point.x - 5, point.y - 5], [point.x + 5, point.y + 5]];
-    const layers = ["links-line", "zones-fill"].filter((layer) => this.map.getLayer(layer));
+    const layers = ["links-line", "zones-fill", "zones-point"].filter((layer) => this.map.getLayer(layer));
     const hits: MapGeoJSONFeature[] = this.map.queryRenderedFeatures(box, { layers });
-    const hit = hits.find((f) => f.layer.id === "links-line") ?? hits[0];
+    const hit = hits.find((f) => f.layer.id === "zones-point") ?? hits.find((f) => f.layer.id === "links-line") ?? hits[0];
     if (!hit) {
       this.onSelect(null);
       return;
@@ -226,7 +242,7 @@ export class WorkspaceMap {
     if (!this.map.getLayer("links-line")) return;
     const links = new Set(this.map.queryRenderedFeatures({ layers: ["links-line"] })
       .map((f) => String(f.properties?.[LINK_ID] ?? f.id)));
-    const zones = new Set(this.map.queryRenderedFeatures({ layers: ["zones-fill"] })
+    const zones = new Set(this.map.queryRenderedFeatures({ layers: ["zones-fill", "zones-point"] })
       .map((f) => String(f.properties?.[ZONE_ID] ?? f.id)));
     this.onDrawn(links.size, zones.size);
   }
