@@ -76,44 +76,50 @@ export class SelectionPanel {
     const tiles = workspace.map?.tileFeatures(selection.kind).get(selection.id) ?? {};
     const base = { ...tiles, ...selection.properties };
     const rows: [string, string, string][] = [];
+    // The exact number behind each formatted one ("23 k"), for copy-paste and for tests.
+    const raw = new Map<string, number>();
+    const add = (term: string, value: unknown, field: string): void => {
+      rows.push([term, show(value), field]);
+      if (typeof value === "number") raw.set(field, value);
+    };
     if (selection.kind === "link") {
       const changes = scenario.link_changes[selection.id] ?? {};
       const closed = scenario.closed_links.includes(selection.id);
       rows.push(["State", closed ? "closed" : "open", "state"]);
       for (const field of LINK_FIELDS) {
         const value = changes[field] ?? base[field];
-        if (value !== undefined && value !== null) rows.push([label(field), show(value), field]);
+        if (value !== undefined && value !== null) add(label(field), value, field);
       }
       const result = workspace.runs.shown ? workspace.runs.linkResults.get(selection.id) : undefined;
       if (result && !workspace.compare.active) {
-        rows.push(["Flow (veh/h)", show(result.flow ?? 0), "flow"]);
-        rows.push(["Volume / capacity", show(result.volume_capacity), "volume_capacity"]);
-        rows.push(["Congested time (min)", show(result.congested_time), "congested_time"]);
+        add("Flow (veh/h)", result.flow ?? 0, "flow");
+        add("Volume / capacity", result.volume_capacity, "volume_capacity");
+        add("Congested time (min)", result.congested_time, "congested_time");
       }
       const delta = workspace.compare.active ? workspace.compare.result?.links.find((l) => l.link_id === selection.id) : undefined;
       if (workspace.compare.active) {
-        rows.push(["Flow in A (veh/h)", show(delta?.flow_a ?? 0), "flow_a"]);
-        rows.push(["Flow in B (veh/h)", show(delta?.flow_b ?? 0), "flow_b"]);
-        rows.push(["Change B − A", show(delta?.difference ?? (delta?.flow_b ?? 0) - (delta?.flow_a ?? 0)), "difference"]);
+        add("Flow in A (veh/h)", delta?.flow_a ?? 0, "flow_a");
+        add("Flow in B (veh/h)", delta?.flow_b ?? 0, "flow_b");
+        add("Change B − A", delta?.difference ?? (delta?.flow_b ?? 0) - (delta?.flow_a ?? 0), "difference");
       }
       this.fillLinkForm(changes, base, closed);
     } else {
       const overrides = scenario.zone_attributes[selection.id] ?? {};
       for (const field of ZONE_FIELDS) {
         const value = overrides[field] ?? base[field];
-        if (value !== undefined && value !== null) rows.push([label(field), show(value), field]);
+        if (value !== undefined && value !== null) add(label(field), value, field);
       }
       const result = workspace.runs.zoneResults.get(selection.id);
       if (result) {
         for (const field of ["trips", "jobs_within_threshold", "accessibility"]) {
-          if (result[field] !== undefined) rows.push([label(field), show(result[field]), field]);
+          if (result[field] !== undefined) add(label(field), result[field], field);
         }
       }
       this.fillZoneForm(overrides, base);
     }
     const list = h("dl", { class: "facts", "data-kind": selection.kind, "data-id": selection.id });
     for (const [term, value, field] of rows) {
-      list.append(h("dt", { text: term }), h("dd", { text: value, "data-field": field }));
+      list.append(h("dt", { text: term }), h("dd", { text: value, "data-field": field, "data-value": raw.get(field) }));
     }
     byId("selection").replaceChildren(h("h3", { text: `${selection.kind === "link" ? "Link" : "Zone"} ${selection.id}` }), list);
   }

@@ -126,7 +126,7 @@ def check_report(report: dict[str, Any], api: httpx.Client, link_count: int) -> 
     assert (closed["flow_b"] or 0) == 0
     # A stale edit: the conflict message, and the kept edit applied on the new version.
     assert "Someone else changed" in report["conflict_message"]
-    assert report["after_retry_population"] == "4,321"
+    assert report["after_retry_population"] == 4321
     # 360 px wide, labelled controls, keyboard reach.
     assert report["narrow"]["scroll_width"] <= 360, report["narrow"]
     assert report["narrow"]["run_button_visible"]
@@ -143,8 +143,8 @@ def check_report(report: dict[str, Any], api: httpx.Client, link_count: int) -> 
         assert (SHOTS / name).stat().st_size > 10_000, name
 
 
-def number(text: str | None) -> float:
-    return float(str(text).replace(",", "").replace("\u2212", "-"))
+def number(value: float | str | None) -> float:
+    return float(str(value).replace(",", "").replace("\u2212", "-"))
 
 
 def same(shown: float | None, returned: float | None) -> bool:

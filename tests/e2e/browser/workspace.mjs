@@ -61,8 +61,11 @@ async function selectLink(page, id) {
   await page.waitForSelector(`#selection dl[data-kind="link"][data-id="${id}"]`);
 }
 
+/** A selected feature's value: the exact number behind the formatted text where there is one. */
 async function field(page, name) {
-  return (await page.locator(`#selection dd[data-field="${name}"]`).textContent())?.trim();
+  const cell = page.locator(`#selection dd[data-field="${name}"]`);
+  const raw = await cell.getAttribute("data-value");
+  return raw !== null && raw !== "" ? Number(raw) : (await cell.textContent())?.trim();
 }
 
 async function waitIdle(page) {
@@ -131,6 +134,7 @@ try {
     return { name: row.getAttribute("data-indicator"), value_a: value("a"), value_b: value("b"),
       difference: value("difference"), shown: row.querySelector('td[data-col="difference"]')?.textContent };
   }));
+  await page.locator("#compare-result").scrollIntoViewIfNeeded();
   await waitIdle(page);
   await page.screenshot({ path: join(SHOTS, "comparison-map.png") });
   step("comparison shown", { flow_b: report.closed_link_flow_b, indicators: report.ui_deltas.length });
