@@ -5,10 +5,12 @@ provision:
 	bash infra/provision.sh
 
 up: provision
+	bash infra/web.sh
 	.venv/bin/cartolog db migrate
 	.venv/bin/cartolog up --demo
 
 test: provision
+	bash infra/web.sh
 	.venv/bin/python -m pytest
 
 lint: provision
