@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-yaml = pytest.importorskip("yaml")  # PyYAML: wanted as a dev dependency (see docs/jobs.md)
+import yaml
 
 K8S = Path(__file__).resolve().parents[3] / "infra" / "k8s"
 SCHEMAS = {"Deployment": "deployment.schema.json", "ScaledObject": "scaledobject.schema.json"}
