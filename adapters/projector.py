@@ -387,7 +387,7 @@ class ProjectionRunner:
             return outcome
         if not records:
             return outcome
-        connection: Any = self.engine.raw_connection()
+        connection: Any = transactional(self.engine)
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)",
@@ -545,11 +545,22 @@ class ProjectionRunner:
         return _Connection(self.engine)
 
 
+def transactional(engine: Engine) -> Any:
+    """A pooled raw connection in transaction mode.
+
+    Pooled connections may come back with autocommit on (a LISTEN connection, for one); a
+    batch must be one transaction, so this is set explicitly every time."""
+    connection: Any = engine.raw_connection()
+    if connection.driver_connection.autocommit:
+        connection.driver_connection.autocommit = False
+    return connection
+
+
 class _Connection:
     """A raw DBAPI connection as a context manager that commits and closes."""
 
     def __init__(self, engine: Engine) -> None:
-        self.connection = engine.raw_connection()
+        self.connection = transactional(engine)
 
     def __enter__(self) -> Any:
         return self.connection

@@ -34,7 +34,7 @@ import uuid
 
 from kafka import TopicPartition
 
-from adapters.projector import Rebuild, Record, make_consumer
+from adapters.projector import Rebuild, Record, make_consumer, transactional
 from adapters.relay import republish
 from bench.common import bench_database, figure, median_of, report
 from domain.simulation import SimulationRun
@@ -117,7 +117,7 @@ def copy_rate(container: Container, events: int) -> float:
     """COPY the final rows into fresh tables with the same definition and indexes."""
     schema = f"copy_{uuid.uuid4().hex[:8]}"
     dumps = {}
-    connection = container.engine.raw_connection()
+    connection = transactional(container.engine)
     try:
         with connection.cursor() as cursor:
             for table in TABLES:

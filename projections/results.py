@@ -1,12 +1,13 @@
 """The simulation result document behind `SimulationRun.Completed.result_sha256`.
 
-A JSON object in the blob store (docs/projections.md "Result documents"):
+The worker's output document (`cartolog.simulation-output/1`, docs/jobs.md):
 
-    {"links": [{"link_id": "1-2", "flow": 812.5, "volume_capacity": 0.81, "time": 6.2}],
-     "zones": [{"zone_id": 1, "trips": 120.0, "jobs_within_threshold": 5400.0,
-                "logsum_accessibility": 8.1}]}
+    {"links": [{"id": "1-2", "flow": 812.5, "volume_capacity": 0.81, "time": 6.2, ...}],
+     "zones": [{"id": 1, "trips_from": 120.0, "jobs_within_threshold": 5400.0,
+                "logsum_accessibility": 8.1, ...}], ...}
 
-Missing fields are null. Unknown formats give no result rows (the run row still updates).
+`link_id`, `zone_id` and `trips` are accepted as well. Missing fields are null. Unknown
+formats give no result rows (the run row and its indicators still update).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 INDICATOR_UNITS = {
     "vehicle_hours": "h", "vehicle_km": "km", "mean_speed_kmh": "km/h",
     "share_vkm_over_90pct_vc": "ratio", "total_trips": "trips", "mean_trip_minutes": "min",
-    "co2_tonnes": "t",
+    "co2_tonnes": "t", "relative_gap": "ratio", "iterations": "count", "converged": "bool",
 }
 
 
@@ -50,6 +51,13 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _first(item: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        if item.get(name) is not None:
+            return item[name]
+    return None
+
+
 def parse(content: bytes) -> tuple[list[LinkResult], list[ZoneResult]]:
     """Link and zone results of a result document; empty lists for an unknown format."""
     try:
@@ -58,13 +66,15 @@ def parse(content: bytes) -> tuple[list[LinkResult], list[ZoneResult]]:
         return [], []
     if not isinstance(document, dict):
         return [], []
-    links = [LinkResult(str(k["link_id"]), _number(k.get("flow")),
+    links = [LinkResult(str(_first(k, "link_id", "id")), _number(k.get("flow")),
                         _number(k.get("volume_capacity")), _number(k.get("time")))
-             for k in document.get("links") or [] if isinstance(k, dict) and "link_id" in k]
-    zones = [ZoneResult(int(z["zone_id"]), _number(z.get("trips")),
+             for k in document.get("links") or []
+             if isinstance(k, dict) and _first(k, "link_id", "id") is not None]
+    zones = [ZoneResult(int(_first(z, "zone_id", "id")), _number(_first(z, "trips", "trips_from")),
                         _number(z.get("jobs_within_threshold")),
                         _number(z.get("logsum_accessibility")))
-             for z in document.get("zones") or [] if isinstance(z, dict) and "zone_id" in z]
+             for z in document.get("zones") or []
+             if isinstance(z, dict) and _first(z, "zone_id", "id") is not None]
     return links, zones
 
 

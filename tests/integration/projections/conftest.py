@@ -73,16 +73,29 @@ def wait_caught_up(container: Container, names: list[str] | None = None,
     wait_for(lambda: caught_up(container, names), timeout, "the projections to catch up")
 
 
-def checksums(container: Container, tables: list[Any] | None = None) -> dict[str, str]:
-    """sha256 of each table's rows, ordered by key, as PostgreSQL prints them."""
+def dumps(container: Container, tables: list[Any] | None = None) -> dict[str, list[str]]:
+    """Each table's rows as PostgreSQL prints them, ordered by key."""
     found = {}
     with container.engine.connect() as connection:
         for spec in tables or ALL_TABLES:
             order = ", ".join(f'"{k}"' for k in spec.key)
-            rows = connection.execute(text(
-                f'SELECT t::text FROM "{spec.name}" t ORDER BY {order}')).scalars().all()
-            found[spec.name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+            found[spec.name] = list(connection.execute(text(
+                f'SELECT t::text FROM "{spec.name}" t ORDER BY {order}')).scalars().all())
     return found
+
+
+def checksums(container: Container, tables: list[Any] | None = None) -> dict[str, str]:
+    """sha256 of each table's ordered dump."""
+    return {name: hashlib.sha256("\n".join(rows).encode()).hexdigest()
+            for name, rows in dumps(container, tables).items()}
+
+
+def differences(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, Any]:
+    """Rows only in one of two dumps, per table (for failure messages)."""
+    return {name: (len(before[name]), len(after[name]),
+                   sorted(set(before[name]) - set(after[name]))[:2],
+                   sorted(set(after[name]) - set(before[name]))[:2])
+            for name in before if before[name] != after[name]}
 
 
 def counts(container: Container, *tables: str) -> dict[str, int]:

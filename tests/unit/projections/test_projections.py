@@ -120,3 +120,14 @@ def test_result_documents_parse_and_unknown_formats_give_nothing() -> None:
 def test_view_protocol_is_what_projections_read() -> None:
     view: View = NoRows()
     assert view.get("scenarios", ("acme", "x")) is None
+
+
+def test_the_workers_output_document_is_understood() -> None:
+    links, zones = parse(json.dumps({
+        "schema": "cartolog.simulation-output/1", "links": [
+            {"id": "a", "flow": 4.5, "time": 1.0, "volume_capacity": 0.2,
+             "generalized_cost": 1.1}],
+        "zones": [{"id": 2, "trips_from": 10.0, "trips_to": 9.0,
+                   "jobs_within_threshold": 3.0, "logsum_accessibility": 0.7}]}).encode())
+    assert (links[0].link_id, links[0].congested_time, zones[0].zone_id, zones[0].trips) == (
+        "a", 1.0, 2, 10.0)
