@@ -862,6 +862,8 @@ class Rebuild:
             if progress is not None:
                 progress(sum(consumer.position(tp) for tp in assigned), sum(highwaters.values()))
             if _caught_up(consumer, assigned):
+                # Empty partitions get a tracking row too: the live projector starts there.
+                self.track_from(topic, {tp.partition: consumer.position(tp) for tp in assigned})
                 return applied
 
     def replay_store(self, batches: Iterable[list[Event]], total: int,
