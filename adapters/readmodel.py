@@ -7,6 +7,8 @@ key; geometry columns have GiST indexes. Rows are written only by projections
 
 from __future__ import annotations
 
+from typing import Any
+
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
@@ -29,7 +31,7 @@ from adapters.tables import metadata
 SRID = 4326
 
 
-def _geometry(name: str, kind: str, nullable: bool = True) -> Column[object]:
+def _geometry(name: str, kind: str, nullable: bool = True) -> Column[Any]:
     return Column(name, Geometry(kind, srid=SRID, spatial_index=False), nullable=nullable)
 
 
@@ -37,11 +39,11 @@ def _gist(table: str, column: str = "geom") -> Index:
     return Index(f"ix_{table}_{column}", column, postgresql_using="gist")
 
 
-def _time(name: str, nullable: bool = True) -> Column[object]:
+def _time(name: str, nullable: bool = True) -> Column[Any]:
     return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
-def _link_columns() -> list[Column[object]]:
+def _link_columns() -> list[Column[Any]]:
     return [Column("from_node", Integer, nullable=False),
             Column("to_node", Integer, nullable=False),
             Column("capacity", Float), Column("length", Float), Column("free_flow_time", Float),
@@ -49,7 +51,7 @@ def _link_columns() -> list[Column[object]]:
             Column("link_type", Integer), Column("lanes", Float), _geometry("geom", "LINESTRING")]
 
 
-def _zone_columns() -> list[Column[object]]:
+def _zone_columns() -> list[Column[Any]]:
     return [Column("centroid_node", Integer, nullable=False), Column("population", Float),
             Column("jobs", Float), _geometry("geom", "MULTIPOLYGON"),
             _geometry("centroid", "POINT")]
