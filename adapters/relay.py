@@ -65,8 +65,10 @@ class NotificationReader:
 
     def listen(self, channel: str = EVENTS_TABLE) -> Any:
         """A connection LISTENing on the store's channel (close it when done)."""
-        connection: Any = self.engine.raw_connection()
-        connection.driver_connection.autocommit = True
+        pooled: Any = self.engine.raw_connection()
+        connection = pooled.dbapi_connection
+        pooled.detach()  # autocommit must not leak back into the pool: this one closes for real
+        connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute(f"LISTEN {channel}")
         return connection
@@ -203,7 +205,7 @@ class Relay:
 
 def wait_for_notify(listener: Any, timeout: float, stopping: threading.Event) -> None:
     """Block until a NOTIFY arrives on `listener`, `timeout` passes or `stopping` is set."""
-    raw = listener.driver_connection
+    raw = listener
     deadline = time.monotonic() + timeout
     while not stopping.is_set() and time.monotonic() < deadline:
         if select.select([raw], [], [], 0.2) != ([], [], []):
