@@ -138,14 +138,25 @@ def _copy_time(value: Any) -> str:
     return "\\N" if value is None else value.isoformat()
 
 
+def _copy_escaped(value: Any) -> str:
+    return "\\N" if value is None else str(value).translate(_COPY_ESCAPES)
+
+
+def _copy_bool(value: Any) -> str:
+    return "\\N" if value is None else ("t" if value else "f")
+
+
 COPY_FORMATS: dict[str, Callable[[Any], str]] = {
     "double precision": _copy_float, "integer": _copy_plain, "bigint": _copy_plain,
-    "uuid": _copy_plain, "timestamp with time zone": _copy_time,
+    "uuid": _copy_plain, "timestamp with time zone": _copy_time, "text": _copy_escaped,
+    "boolean": _copy_bool,
 }
 
 
 def copy_formatter(sql_type: str) -> Callable[[Any], str]:
-    """The fastest exact COPY text formatter for a column type."""
+    """The fastest exact COPY text formatter for a column type (geometry is EWKT text)."""
+    if sql_type.startswith("geometry"):
+        return _copy_escaped
     return COPY_FORMATS.get(sql_type, _copy_text)
 
 
