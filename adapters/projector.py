@@ -852,6 +852,15 @@ class Rebuild:
                 cursor.execute(f"DELETE FROM {table} WHERE projection = %s", (name,))
         self.runner = ProjectionRunner(self.engine, self.projection, name, self.schema)
 
+    def discard(self) -> None:
+        """Drop the rebuild tables and their bookkeeping (a rebuild used only to compare)."""
+        name = rebuild_name(self.projection.name)
+        with _Connection(self.engine) as connection, connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+            for table in ("projection_tracking", "projection_versions", "projection_errors",
+                          "projection_status"):
+                cursor.execute(f"DELETE FROM {table} WHERE projection = %s", (name,))
+
     def replay_topic(self, consumer: KafkaConsumer, topic: str,
                      progress: Progress | None = None) -> int:
         """Apply every record of `topic` from offset zero up to its current end."""

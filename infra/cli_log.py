@@ -6,6 +6,7 @@ import argparse
 import json
 import threading
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from adapters.loginspect import UnknownAggregate, show, stats, tail
 from adapters.verify import ProjectionCheck, verify
 from infra.cli_support import CliError, Commands, command, container, stop_on_signals
 from infra.progress import ProgressBar
+from infra.projections_wiring import projection_names, verify_projection
 from infra.wiring import Container
 
 
@@ -160,8 +162,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def projection_checks(services: Container) -> list[ProjectionCheck]:
-    """The projections' own consistency checks (positions behind, rows that differ)."""
-    return []
+    """Each projection against a fresh replay of the store (positions behind, rows that differ)."""
+    return [partial(verify_projection, services, name) for name in projection_names()]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
