@@ -91,7 +91,8 @@ def stats(engine: Engine) -> dict[str, Any]:
     """Counts by type and by tenant, the store head and the relay positions."""
     with engine.connect() as connection:
         rows = connection.execute(text(
-            f"SELECT topic, convert_from(state, 'UTF8')::jsonb ->> 'tenant_id' AS tenant, "
+            # json, not jsonb: a payload may hold \u0000, which jsonb refuses.
+            f"SELECT topic, convert_from(state, 'UTF8')::json ->> 'tenant_id' AS tenant, "
             f"count(*) FROM {EVENTS_TABLE} GROUP BY 1, 2 ORDER BY 1, 2")).all()
         head = connection.execute(text(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}")
                                   ).scalar_one()

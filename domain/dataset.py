@@ -5,7 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from domain.base import TenantAggregate
-from domain.values import Actor
+from domain.errors import InvalidCommand
+from domain.values import Actor, label_problem
 
 
 class Dataset(TenantAggregate):
@@ -37,6 +38,9 @@ class Dataset(TenantAggregate):
         counts: tuple[int, int, int], source_format: str, by: Actor,
     ) -> Dataset:
         """Record that a network was imported and stored under its content hash."""
+        problem = label_problem("dataset", name)
+        if problem:
+            raise InvalidCommand(problem)
         nodes, links, zones = counts
         return cls._start(
             cls.Imported, dataset_id, tenant_id, by, name=name,

@@ -19,7 +19,7 @@ from domain.edits import (
     SetZoneAttributes,
 )
 from domain.errors import InvalidCommand, InvalidTransition
-from domain.values import Actor, DemandParameters, link_problems
+from domain.values import Actor, DemandParameters, label_problem, link_problems
 
 
 class Scenario(TenantAggregate):
@@ -204,8 +204,9 @@ class Scenario(TenantAggregate):
 
 
 def _check_name(name: str) -> None:
-    if not name.strip() or len(name) > 200:
-        raise InvalidCommand("a scenario name must be 1 to 200 characters")
+    problem = label_problem("scenario", name)
+    if problem:
+        raise InvalidCommand(problem)
 
 
 def _link_dict(edit: AddLink) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.base import TenantAggregate
 from domain.errors import InvalidCommand
-from domain.values import TENANT_NAME, Actor, tenant_uuid
+from domain.values import TENANT_NAME, Actor, label_problem, tenant_uuid
 
 
 class Tenant(TenantAggregate):
@@ -25,5 +25,8 @@ class Tenant(TenantAggregate):
                 f"tenant name {tenant_id!r} must be a DNS label: lowercase letters, "
                 "digits and inner hyphens, at most 63 characters"
             )
+        problem = label_problem("display", display_name or tenant_id)
+        if problem:
+            raise InvalidCommand(problem)
         return cls._start(cls.Registered, tenant_uuid(tenant_id), tenant_id, by,
                           display_name=display_name or tenant_id)

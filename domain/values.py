@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import re
+import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -150,6 +151,15 @@ def zone_problems(zone: Zone, node_ids: set[int]) -> list[str]:
         if not math.isfinite(value) or value < 0:
             found.append(f"{where}: {name} must be a finite, non-negative number")
     return found
+
+
+def label_problem(kind: str, text: str, longest: int = 200) -> str | None:
+    """Why `text` cannot be a human-readable name (None when it can)."""
+    if not text.strip() or len(text) > longest:
+        return f"a {kind} name must be 1 to {longest} characters"
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
+        return f"a {kind} name must not contain control characters"
+    return None
 
 
 def tenant_uuid(tenant_id: str) -> uuid.UUID:

@@ -1,5 +1,6 @@
-"""Test session: its own database and topic names, and a real broker (started here unless
-KAFKA_BOOTSTRAP_SERVERS is set). Unit tests request none of these fixtures."""
+"""Test session: databases and topic names of its own, and a real broker (started here
+unless KAFKA_BOOTSTRAP_SERVERS is set). Each test that asks for `settings` gets a fresh
+database cloned from a migrated template. Unit tests request none of these fixtures."""
 
 from __future__ import annotations
 
@@ -62,15 +63,36 @@ def _database_url(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A fresh, migrated database for this session, dropped at the end."""
+def template_database_url() -> Iterator[str]:
+    """A migrated database that every test's database is cloned from, dropped at the end."""
     from adapters.schema import ensure_database, migrate
 
-    url = _database_url(f"cartolog_test_{SESSION}")
+    url = _database_url(f"cartolog_test_{SESSION}_template")
     ensure_database(url)
     engine = create_engine(url)
     migrate(engine)
     engine.dispose()
+    yield url
+    _drop_database(url)
+
+
+def _clone(template_url: str) -> str:
+    """A new database copied from the migrated template (much faster than migrating)."""
+    url = _database_url(f"cartolog_test_{SESSION}_{uuid.uuid4().hex[:8]}")
+    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(
+            f'CREATE DATABASE "{make_url(url).database}" '
+            f'TEMPLATE "{make_url(template_url).database}"'))
+    admin.dispose()
+    return url
+
+
+@pytest.fixture()
+def database_url(template_database_url: str) -> Iterator[str]:
+    """A database of this test's own, migrated, dropped afterwards: tests never see each
+    other's events, and a pipeline started by a test relays only that test's log."""
+    url = _clone(template_database_url)
     yield url
     _drop_database(url)
 
@@ -88,7 +110,7 @@ def _drop_database(url: str) -> None:
 
 @pytest.fixture()
 def settings(database_url: str, broker: BrokerHandle) -> Settings:
-    """Settings with this test's own topic names (uuid prefix) on the session database."""
+    """Settings with this test's own topic names (uuid prefix) and its own database."""
     return Settings(
         database_url=database_url, kafka_bootstrap_servers=broker.bootstrap_servers,
         topic_prefix=f"t{uuid.uuid4().hex[:10]}.cartolog", events_partitions=4,
@@ -97,14 +119,8 @@ def settings(database_url: str, broker: BrokerHandle) -> Settings:
 
 
 @pytest.fixture()
-def fresh_database_url() -> Iterator[str]:
-    """An empty, migrated database of its own, for tests that count every stored event."""
-    from adapters.schema import ensure_database, migrate
-
-    url = _database_url(f"cartolog_test_{SESSION}_{uuid.uuid4().hex[:6]}")
-    ensure_database(url)
-    engine = create_engine(url)
-    migrate(engine)
-    engine.dispose()
+def fresh_database_url(template_database_url: str) -> Iterator[str]:
+    """A second empty, migrated database (e.g. to restore a backup into)."""
+    url = _clone(template_database_url)
     yield url
     _drop_database(url)

@@ -36,8 +36,10 @@ def wait_completed(api: Api, run_id: str, timeout: float = 120) -> dict[str, Any
     deadline = time.monotonic() + timeout
     while True:
         run: dict[str, Any] = api.get(f"/v1/simulations/{run_id}").json()
-        if run["status"] in ("completed", "dead_lettered", "cancelled"):
-            assert run["status"] == "completed", run
+        # Status comes from the store, timings from the read model: wait for both.
+        if run["status"] in ("dead_lettered", "cancelled"):
+            raise AssertionError(run)
+        if run["status"] == "completed" and run["finished_at"] is not None:
             return run
         assert time.monotonic() < deadline, run
         time.sleep(0.3)

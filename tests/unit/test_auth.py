@@ -98,13 +98,15 @@ def test_unknown_kid_is_refused(issuer: DevIssuer, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("overrides", "reason"), [
-    ({"exp": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)}, "expired"),
-    ({"nbf": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)}, "not yet valid"),
+    ({"exp": dt.timedelta(minutes=-5)}, "expired"),
+    ({"nbf": dt.timedelta(minutes=5)}, "not yet valid"),
     ({"iss": "https://evil.example"}, "invalid token"),
     ({"aud": "someone-else"}, "invalid token"),
     ({"tenant": ""}, "no 'tenant' claim"),
 ])
 def test_claims_are_checked(issuer: DevIssuer, overrides: dict[str, Any], reason: str) -> None:
+    now = dt.datetime.now(dt.UTC)  # offsets are resolved now, not at collection time
+    overrides = {k: now + v if isinstance(v, dt.timedelta) else v for k, v in overrides.items()}
     token = jwt.encode(claims(**overrides), issuer._private_key, algorithm="RS256",
                        headers={"kid": issuer.kid})
     with pytest.raises(AuthenticationError, match=reason):

@@ -212,3 +212,14 @@ def test_request_refuses_unknown_model_and_future_version(app: Cartolog) -> None
         app.request_simulation("acme", scenario_id, "sorcery", {}, ME)
     with pytest.raises(InvalidCommand):
         app.request_simulation("acme", scenario_id, "builtin", {}, ME, scenario_version=7)
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "bad\x00name", "tab\there"])
+def test_names_must_be_printable_and_bounded(app: Cartolog, name: str) -> None:
+    dataset = app.import_dataset("acme", "tiny", tiny_network(), ME)
+    before = stored_count(app)
+    with pytest.raises(InvalidCommand):
+        app.create_scenario("acme", dataset, name, ME)
+    with pytest.raises(InvalidCommand):
+        app.import_dataset("acme", name, tiny_network(), ME)
+    assert stored_count(app) == before

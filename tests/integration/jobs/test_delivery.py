@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import random
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from adapters.jobs_tables import job_leases
+from adapters.kafka import read_topic
 from infra.wiring import Container
 from tests.conftest import BrokerHandle
 from tests.integration.jobs.harness import (
@@ -98,6 +100,20 @@ def test_workers_killed_mid_job_lose_no_run(container: Container, tmp_path: Path
     for run_id in run_ids:
         assert "AttemptFailed" not in event_types(container, run_id)
     assert processes_running(str(tmp_path)) == []
+    # Redelivery came from the consumer group: each job message exists exactly once on the
+    # jobs topic (nothing re-sent, no offset reset), and every taken-over attempt was
+    # started again by a different worker, which can only have received that same message
+    # after the group moved the dead worker's partition to it.
+    jobs = [json.loads(r.value) for r in read_topic(container.bootstrap_servers,
+                                                    container.settings.jobs_topic)]
+    sent = collections.Counter((j["run_id"], j["attempt"]) for j in jobs
+                               if j["run_id"] in {str(r) for r in run_ids})
+    assert set(sent.values()) == {1} and len(sent) == len(run_ids)
+    for run_id in run_ids:
+        starts = [e for e in container.app.events.get(run_id)
+                  if type(e).__name__ == "Started"]
+        workers = [e.worker for e in starts]  # type: ignore[attr-defined]
+        assert len(set(workers)) == len(workers), workers
 
 
 def test_broker_restarted_empty_mid_flow_then_republish(
