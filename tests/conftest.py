@@ -5,6 +5,7 @@ database cloned from a migrated template. Unit tests request none of these fixtu
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from infra.broker import LocalBroker
 from infra.settings import DEFAULT_DATABASE_URL, Settings
@@ -79,13 +81,27 @@ def template_database_url() -> Iterator[str]:
 def _clone(template_url: str) -> str:
     """A new database copied from the migrated template (much faster than migrating)."""
     url = _database_url(f"cartolog_test_{SESSION}_{uuid.uuid4().hex[:8]}")
+    template = make_url(template_url).database
     admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(
-            f'CREATE DATABASE "{make_url(url).database}" '
-            f'TEMPLATE "{make_url(template_url).database}"'))
-    admin.dispose()
-    return url
+    try:
+        for attempt in range(40):
+            with admin.connect() as connection:
+                # Nobody should use the template, but a just-closed migration connection can
+                # linger for a moment, and CREATE DATABASE refuses while it does.
+                connection.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :t AND pid <> pg_backend_pid()"), {"t": template})
+                try:
+                    connection.execute(text(
+                        f'CREATE DATABASE "{make_url(url).database}" TEMPLATE "{template}"'))
+                    return url
+                except OperationalError:
+                    if attempt == 39:
+                        raise
+            time.sleep(0.25)
+    finally:
+        admin.dispose()
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture()
