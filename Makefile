@@ -7,7 +7,7 @@ provision:
 up: provision
 	bash infra/web.sh
 	.venv/bin/cartolog db migrate
-	.venv/bin/cartolog up --demo
+	CARTOLOG_BASE_DOMAIN=$${CARTOLOG_BASE_DOMAIN:-localhost} .venv/bin/cartolog up --demo
 
 test: provision
 	bash infra/web.sh

@@ -206,6 +206,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             stack.callback(thread.join, 30)
             stack.callback(process.stop)
         _print_urls(settings)
+        if args.demo and settings.env == "development":
+            _print_demo_access(services)
         _serve_api(services, None, None)
     return 0
 
@@ -225,6 +227,15 @@ def _print_urls(settings: Settings) -> None:
     print(f"Cartolog is up:\n  API      {base}/docs\n  ready    {base}/readyz\n"
           f"  broker   {settings.kafka_bootstrap_servers}\n  database {settings.database_url}",
           flush=True)
+
+
+def _print_demo_access(services: Container) -> None:
+    from infra.demo import DEMO_TENANT
+
+    settings = services.settings
+    token = services.dev_issuer.issue(DEMO_TENANT, "editor", sub="demo-editor")
+    print(f"  workspace http://{DEMO_TENANT}.{settings.base_domain}:{settings.api_port}/\n"
+          f"  token    (tenant {DEMO_TENANT}, role editor, 12 h)\n{token}", flush=True)
 
 
 def _load_demo(services: Container) -> None:

@@ -27,8 +27,21 @@ def test_up_reports_ready_and_stops_on_ctrl_c(fresh_database_url: str, tmp_path:
     try:
         body = wait_ready(f"http://127.0.0.1:{port}/readyz", up, timeout=120)
         assert body["checks"] == {"database": "ready", "broker": "ready"}
-        broker_port = int(next(line for line in (tmp_path / "up.log").read_text().splitlines()
-                                if line.strip().startswith("broker ")).rsplit(":", 1)[1])
+        lines = (tmp_path / "up.log").read_text().splitlines()
+        broker_port = int(next(line for line in lines
+                               if line.strip().startswith("broker ")).rsplit(":", 1)[1])
+        # The printed demo token works on the demo tenant's subdomain.
+        token = lines[next(i for i, line in enumerate(lines) if "token" in line) + 1].strip()
+        headers = {"Authorization": f"Bearer {token}", "Host": "demo.cartolog.example"}
+        deadline = time.monotonic() + 90  # the projector catches up with the demo import
+        names: list[str] = []
+        while names != ["Baseline"] and time.monotonic() < deadline:
+            listed = httpx.get(f"http://127.0.0.1:{port}/v1/scenarios", headers=headers,
+                               timeout=10)
+            assert listed.status_code == 200, listed.text
+            names = [s["name"] for s in listed.json()["items"]]
+            time.sleep(0.5)
+        assert names == ["Baseline"]
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(60)
