@@ -9,12 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '[provision] %s\n' "$*" >&2; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-apt_updated=0
-apt_install() {
-  if [ "$apt_updated" -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=infra/apt.sh
+source infra/apt.sh
 
 provision_venv() {
   local python=${PYTHON:-python3}

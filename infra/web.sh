@@ -10,12 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '[web] %s\n' "$*" >&2; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-apt_updated=0
-apt_install() {
-  if [ "$apt_updated" -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=infra/apt.sh
+source infra/apt.sh
 
 require_node() {
   if ! command -v npm >/dev/null 2>&1; then
