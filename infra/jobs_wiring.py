@@ -37,6 +37,7 @@ class JobSettings(BaseSettings):
     retry_max_s: float = Field(default=300.0, ge=0)
     external_model_command: str = ""
     workers: int = Field(default=1, ge=0)
+    fetch_wait_ms: int = Field(default=250, ge=0, le=10_000)
 
     def model_version(self, model: str) -> str:
         """What identifies the code that computes a model, for result reuse."""
@@ -67,17 +68,18 @@ def dispatcher(container: Container, settings: JobSettings | None = None) -> Dis
 
     consumers = partial(group_consumer, container.bootstrap_servers,
                         group_name(container, "dispatcher"),
-                        [s.events_topic])
+                        [s.events_topic], fetch_max_wait_ms=js.fetch_wait_ms)
     return Dispatcher(container.app, Outbox(container.engine), _producer(container), consumers,
                       JobLocator(container.bootstrap_servers), resolve, s.jobs_topic,
                       s.dlq_topic, RetryPolicy(js.retry_base_s, js.retry_max_s))
 
 
-def recorder(container: Container) -> ResultRecorder:
+def recorder(container: Container, settings: JobSettings | None = None) -> ResultRecorder:
     """The recorder loop: result messages → SimulationRun events."""
+    js = settings or JobSettings()
     consumers = partial(group_consumer, container.bootstrap_servers,
                         group_name(container, "recorder"),
-                        [container.settings.results_topic])
+                        [container.settings.results_topic], fetch_max_wait_ms=js.fetch_wait_ms)
     return ResultRecorder(container.app, ResultCache(container.engine), consumers)
 
 
@@ -96,7 +98,7 @@ def worker(container: Container, settings: JobSettings | None = None,
                                         s.jobs_topic))
     # subscribe() happens in Worker.run, with its rebalance listener.
     consumers = partial(group_consumer, container.bootstrap_servers, workers, [],
-                        max_poll_records=1,
+                        max_poll_records=1, fetch_max_wait_ms=js.fetch_wait_ms,
                         partition_assignment_strategy=(RoundRobinPartitionAssignor,))
     return Worker(container.app, container.blobs, LeaseStore(container.engine),
                   ResultCache(container.engine), _producer(container), consumers, s.jobs_topic,
