@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert
@@ -44,3 +46,22 @@ class PostgresBlobStore:
         if content is None:
             raise BlobNotFound(sha256)
         return bytes(content)
+
+    def get_many(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        """Several blobs in one query: (tenant id, sha256) → bytes, for those that exist."""
+        keys = sorted(set(wanted))
+        if not keys:
+            return {}
+        connection: Any = self.engine.raw_connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT b.tenant_id, b.sha256, b.content FROM blobs b JOIN unnest("
+                    "%s::text[], %s::text[]) AS w(tenant_id, sha256) "
+                    "ON b.tenant_id = w.tenant_id AND b.sha256 = w.sha256",
+                    ([t for t, _ in keys], [h for _, h in keys]))
+                rows = cursor.fetchall()
+            connection.commit()
+        finally:
+            connection.close()
+        return {(t, h): bytes(content) for t, h, content in rows}

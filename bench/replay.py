@@ -1,17 +1,25 @@
 """Replay throughput of the read-model projection into PostGIS, next to two baselines.
 
-The log: simulation runs, each Requested → Started → Completed (two indicators), so every
-event changes a row and the read model ends with one `simulation_runs` row and two
-`indicators` rows per run. All three sides run in the same process, on the same database,
-against the same broker (the bundled one, started here, unless KAFKA_BOOTSTRAP_SERVERS is
-set):
+Two logs, each in a database and topics of its own:
 
-- **replay**: `cartolog projections rebuild read_model` as the command does it — fresh
-  tables, every record of the topic from offset zero applied in batched transactions with
-  tracking and de-duplication, then the swap. Rate = events / wall time.
-- **apply**: the replay's write path alone, on records already fetched from the topic
-  (decode, de-duplicate, project, write rows and tracking, 20,000 events per
-  transaction): what the replay costs beyond the Kafka client's own fetch.
+- **mixed** (the headline): what tenants do. Three cities each import Sioux Falls, create a
+  baseline and fork variants of earlier scenarios (forks inherit edits), edit each scenario
+  (link capacities, closures, zone attributes, demand parameters) and run each a few times;
+  runs start, some fail an attempt and retry, and complete with a result document (flows on
+  the 76 links, trips and accessibility of the 24 zones) and eight indicators.
+- **minimal**: only simulation runs, each Requested → Started → Completed with two
+  indicators and no result document: one small row per event, the least work per event a
+  log can ask for, so the fixed cost of each event shows in full.
+
+For each log, all sides run in the same process, on the same database, against the same
+broker (the bundled one, started here, unless KAFKA_BOOTSTRAP_SERVERS is set):
+
+- **replay**: `cartolog projections rebuild read_model` as the command does it by default
+  (from the store, the system of record): fresh tables, every stored event applied in
+  batched transactions, pipelined with their writes, then the swap.
+  Rate = events / wall time.
+- **replay from the topic**: the same with `--source kafka`: every record of
+  `cartolog.events` from offset zero, with per-partition tracking and de-duplication.
 - **one transaction per event**: the same projection and runner, one transaction (rows +
   tracking) per event, like the library's ProjectionRunner. Measured on the first
   `--per-event` events of the topic (it is slow), rate = those events / time.
@@ -20,7 +28,7 @@ set):
 
 RUNS runs per side (default 3); medians are reported.
 
-    .venv/bin/python -m bench.replay [--quick] [--runs N]
+    .venv/bin/python -m bench.replay [--quick] [--runs N] [--workload mixed|minimal|both]
 """
 
 from __future__ import annotations
@@ -28,15 +36,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
+import random
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from kafka import TopicPartition
+from sqlalchemy import text
 
 from adapters.projector import Rebuild, Record, make_consumer, transactional
 from adapters.relay import republish
 from bench.common import bench_database, figure, median_of, report
+from domain.edits import ChangeDemandParameters, CloseLink, ModifyLink, SetZoneAttributes
 from domain.simulation import SimulationRun
 from domain.values import Actor
 from infra import projections_wiring as wiring
@@ -44,13 +59,67 @@ from infra.broker import LocalBroker
 from infra.settings import Settings
 from infra.wiring import Container, build
 from projections.read_model import ReadModel
+from simulation_worker.tntp_dataset import dataset_from_tntp_folder
 
 ME = Actor("bench")
-TABLES = ("simulation_runs", "indicators")
+REPO = Path(__file__).resolve().parents[1]
+TABLES = tuple(spec.name for spec in ReadModel.tables)
+SIOUX_FALLS = REPO / "infra" / "demo_data" / "SiouxFalls"
+INDICATORS = ("vehicle_hours", "vehicle_km", "mean_speed_kmh", "share_vkm_over_90pct_vc",
+              "total_trips", "mean_trip_minutes", "co2_tonnes", "relative_gap")
+
+
+def mixed_log(container: Container, tenants: int, scenarios: int, runs: int) -> int:
+    """The mixed log (see the module docstring); returns the event count."""
+    app, rng = container.app, random.Random(7)
+    network = dataset_from_tntp_folder(SIOUX_FALLS)
+    links, zones = [k.id for k in network.links], [z.id for z in network.zones]
+    for city in range(tenants):
+        tenant = f"city{city}"
+        app.register_tenant(tenant, ME)
+        dataset = app.import_dataset(tenant, "Sioux Falls", network, ME, source_format="tntp")
+        made: list[uuid.UUID] = []
+        for index in range(scenarios):
+            scenario = (app.create_scenario(tenant, dataset, "Baseline", ME) if not made else
+                        app.fork_scenario(tenant, rng.choice(made), f"Variant {index}", ME))
+            made.append(scenario)
+            state = app.get_scenario(tenant, scenario)
+            version, open_links = state.version, [k for k in links if k not in state.closed_links]
+            chosen = rng.sample(open_links, 8)
+            edits: list[Any] = [ModifyLink(k, capacity=rng.uniform(2000, 30000))
+                                for k in chosen[:6]]
+            edits += [CloseLink(k) for k in chosen[6:]]
+            edits += [SetZoneAttributes(z, population=rng.uniform(1e3, 5e4),
+                                        jobs=rng.uniform(1e3, 3e4)) for z in rng.sample(zones, 3)]
+            edits.append(ChangeDemandParameters(trip_rate=rng.uniform(0.5, 2.0),
+                                                deterrence="power"))
+            version = app.edit_scenario(tenant, scenario, version, edits, ME)
+            batch = []
+            for attempt_fails in [rng.random() < 0.2 for _ in range(runs)]:
+                run = SimulationRun.request(uuid.uuid4(), tenant, scenario, version, "builtin",
+                                            {"gap": 1e-4, "feedback": False}, ME)
+                run.start(1, "worker-1", ME)
+                attempt = 1
+                if attempt_fails:
+                    run.fail_attempt(1, "diverged", "Traceback (most recent call last): ...", ME)
+                    run.start(2, "worker-2", ME)
+                    attempt = 2
+                document = {
+                    "links": [{"id": k, "flow": rng.uniform(0, 2e4), "volume_capacity":
+                               rng.uniform(0, 1.5), "time": rng.uniform(1, 20)} for k in links],
+                    "zones": [{"id": z, "trips_from": rng.uniform(0, 3e4),
+                               "jobs_within_threshold": rng.uniform(0, 1e5),
+                               "logsum_accessibility": rng.uniform(0, 12)} for z in zones]}
+                sha = container.blobs.put(tenant, json.dumps(document).encode())
+                run.complete(attempt, sha, {n: rng.uniform(0, 1e5) for n in INDICATORS},
+                             rng.uniform(0.2, 3.0), ME)
+                batch.append(run)
+            app.save(*batch)
+    return container.reader().head()
 
 
 def preload(container: Container, runs: int) -> int:
-    """Store `runs` runs of three events each, in few saves; returns the event count."""
+    """The minimal log: `runs` runs of three events each, in few saves; the event count."""
     container.app.register_tenant("bench", ME)
     scenario = uuid.uuid4()
     batch = []
@@ -68,22 +137,12 @@ def preload(container: Container, runs: int) -> int:
     return container.reader().head()
 
 
-def replay_rate(container: Container, events: int) -> float:
+def replay_rate(container: Container, events: int, source: str = "auto") -> float:
     started = time.perf_counter()
-    wiring.rebuild(container, ReadModel.name, "kafka")
+    _applied, used = wiring.rebuild(container, ReadModel.name, source)
+    if source != "auto" and used != source:
+        raise RuntimeError(f"replayed from {used}, not {source}")
     return events / (time.perf_counter() - started)
-
-
-def apply_rate(container: Container, records: list[Record], batch: int) -> float:
-    """The replay's write path alone: records already fetched from the topic are decoded,
-    de-duplicated, projected and written with their tracking, `batch` per transaction."""
-    projection = ReadModel(wiring.context(container))
-    job = Rebuild(container.engine, projection, wiring._ddl(projection))
-    job.prepare()
-    started = time.perf_counter()
-    for index in range(0, len(records), batch):
-        job.runner.process(records[index:index + batch])
-    return len(records) / (time.perf_counter() - started)
 
 
 def per_event_rate(container: Container, limit: int) -> float:
@@ -144,40 +203,66 @@ def copy_rate(container: Container, events: int) -> float:
     return events / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="15,000 events instead of 90,000")
-    parser.add_argument("--runs", type=int, default=3, help="runs per side (median reported)")
-    parser.add_argument("--per-event", type=int, default=3000,
-                        help="events measured for the one-transaction-per-event baseline")
-    args = parser.parse_args()
-    runs = 5_000 if args.quick else 30_000
+def measure(bootstrap: str, name: str, load: Callable[[Container], int], runs: int,
+            per_event_sample: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every side on one log, in a database and topics of its own."""
     with contextlib.ExitStack() as stack:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or stack.enter_context(
-            LocalBroker()).bootstrap_servers
-        url = stack.enter_context(bench_database("cartolog_bench_replay"))
+        url = stack.enter_context(bench_database(f"cartolog_bench_replay_{name}"))
         settings = Settings(database_url=url, kafka_bootstrap_servers=bootstrap,
                             topic_prefix=f"bench{uuid.uuid4().hex[:8]}")
         container = build(settings)
         stack.callback(container.close)
         container.ensure_topics()
-        events = preload(container, runs)
+        events = load(container)
         republish(container.reader(), container.publisher())
-        records = first_records(container, events)
-        replay = median_of(args.runs, lambda: replay_rate(container, events))
-        applied = median_of(args.runs, lambda: apply_rate(container, records, 20_000))
-        per_event = median_of(args.runs, lambda: per_event_rate(container, args.per_event))
-        raw_copy = median_of(args.runs, lambda: copy_rate(container, events))
-    report("replay", [
-        figure("replay_vs_one_transaction_per_event", replay, "events/s",
-               "same projection, one transaction per event", per_event),
-        figure("replay_vs_raw_copy", replay, "events/s",
-               "raw COPY of the resulting rows (events / COPY time)", raw_copy),
-        figure("apply_vs_raw_copy", applied, "events/s",
-               "raw COPY of the resulting rows (events / COPY time)", raw_copy,
-               note="records already fetched from the topic; decode, project, write, track"),
-    ], runs=args.runs, events=events, per_event_sample=args.per_event,
-        rows=f"{runs} simulation_runs + {2 * runs} indicators")
+        sample = min(per_event_sample, events)
+        replay = median_of(runs, lambda: replay_rate(container, events))
+        from_topic = median_of(runs, lambda: replay_rate(container, events, "kafka"))
+        per_event = median_of(runs, lambda: per_event_rate(container, sample))
+        raw_copy = median_of(runs, lambda: copy_rate(container, events))
+        rows = row_counts(container)
+    copy_note = "raw COPY of the resulting rows (events / COPY time)"
+    figures = [
+        figure(f"{name}: replay_vs_raw_copy", replay, "events/s", copy_note, raw_copy),
+        figure(f"{name}: replay_vs_one_transaction_per_event", replay, "events/s",
+               "same projection, one transaction per event", per_event,
+               sample=f"first {sample} events"),
+        figure(f"{name}: replay_from_topic_vs_raw_copy", from_topic, "events/s", copy_note,
+               raw_copy, note="--source kafka: the events topic from offset zero"),
+    ]
+    return figures, {"events": events, "rows": sum(rows.values()), "tables": rows}
+
+
+def row_counts(container: Container) -> dict[str, int]:
+    with container.engine.connect() as connection:
+        found = {t: int(connection.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one())
+                 for t in TABLES}
+    return {t: n for t, n in found.items() if n}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller logs")
+    parser.add_argument("--runs", type=int, default=3, help="runs per side (median reported)")
+    parser.add_argument("--per-event", type=int, default=3000,
+                        help="events measured for the one-transaction-per-event baseline")
+    parser.add_argument("--workload", choices=("mixed", "minimal", "both"), default="both")
+    args = parser.parse_args()
+    loads: dict[str, Callable[[Container], int]] = {
+        "mixed": lambda c: mixed_log(c, 3, 20 if args.quick else 60, 3),
+        "minimal": lambda c: preload(c, 5_000 if args.quick else 30_000),
+    }
+    chosen = list(loads) if args.workload == "both" else [args.workload]
+    figures: list[dict[str, Any]] = []
+    logs: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or stack.enter_context(
+            LocalBroker()).bootstrap_servers
+        for name in chosen:
+            found, logs[name] = measure(bootstrap, name, loads[name], args.runs,
+                                        args.per_event)
+            figures += found
+    report("replay", figures, runs=args.runs, logs=logs)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def _rebuild_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="projection to rebuild")
     parser.add_argument("--all", action="store_true", help="rebuild every projection")
     parser.add_argument("--source", choices=("auto", "kafka", "store"), default="auto",
-                        help="where to replay from (auto: the topic if it holds the whole "
-                             "log, else the event store)")
+                        help="where to replay from: the event store (auto, store; the "
+                             "system of record, and fastest) or the events topic from "
+                             "offset zero (kafka; fails if the broker lost part of the log)")
 
 
 def cmd_projector(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -18,7 +17,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from adapters.bi_connectors import BiSyncManager, BuiltinConnector, Connector, HttpConnector
-from adapters.envelope import encode, envelope
 from adapters.projector import (
     Progress,
     ProjectionRunner,
@@ -29,6 +27,7 @@ from adapters.projector import (
     make_consumer,
     table_ddl,
 )
+from adapters.store_replay import stored_events
 from adapters.tables import metadata
 from domain.bi import BUILTIN, EXTERNAL
 from infra.wiring import Container
@@ -128,24 +127,30 @@ def _dialect() -> Dialect:
 
 
 def rebuild(container: Container, name: str, source: str = "auto",
-            progress: Progress | None = None) -> tuple[int, str]:
-    """Rebuild one projection from the log into fresh tables, then swap; (events, source)."""
+            progress: Progress | None = None, batch: int = 5000) -> tuple[int, str]:
+    """Rebuild one projection from the log into fresh tables, then swap; (events, source).
+
+    `auto` and `store` replay the store, the system of record: complete by construction
+    and the fastest source (decision 0204). `kafka` replays the events topic from offset
+    zero and fails when the broker no longer holds the whole log."""
+    if source not in ("auto", "store", "kafka"):
+        raise ValueError(f"unknown source {source!r}: auto, store or kafka")
     (projection,) = all_projections(container, [name])
     job = Rebuild(container.engine, projection, _ddl(projection))
     head = container.reader().head()
-    use_topic = source == "kafka" or (source == "auto" and _topic_has_history(container))
     job.prepare()
-    if use_topic:
+    if source == "kafka":
         with _consumer(container) as consumer:
             applied = job.replay_topic(consumer, container.settings.events_topic, progress)
-        if job.absorbed(head):
-            job.swap()
-            return applied, "kafka"
-        if source == "kafka":
+        if not job.absorbed(head):
+            job.discard()
             raise RuntimeError("the broker does not hold the whole log; use --source store")
-        log.warning("the topic lacks part of the log; replaying %s from the store", name)
-        job.prepare()
-    applied = job.replay_store(_stored_batches(container, head), head, progress)
+        job.swap()
+        return applied, "kafka"
+    applied = job.replay_store(_stored_batches(container, head, batch), head, progress)
+    # The live projector goes on from the start of the topic and skips, by (aggregate id,
+    # version), what the store already gave: a position taken from the broker could lie
+    # beyond the end of a log the broker has since lost.
     job.track_from(container.settings.events_topic, _beginnings(container))
     job.swap()
     return applied, "store"
@@ -172,26 +177,6 @@ def _consumer(container: Container) -> Iterator[KafkaConsumer]:
         consumer.close()
 
 
-def _topic_has_history(container: Container) -> bool:
-    """The topic starts at offset 0 everywhere and is not empty while the store is not."""
-    try:
-        with _consumer(container) as consumer:
-            topic = container.settings.events_topic
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                return False
-            tps = [TopicPartition(topic, p) for p in partitions]
-            beginnings = consumer.beginning_offsets(tps)
-            if any(offset != 0 for offset in beginnings.values()):
-                return False
-            # end_offsets may undercount on some brokers (notes/broker.md), but zero
-            # everywhere still means empty.
-            return any(v > 0 for v in consumer.end_offsets(tps).values()) or \
-                container.reader().head() == 0
-    except RuntimeError:
-        return False
-
-
 def _beginnings(container: Container) -> dict[int, int]:
     try:
         with _consumer(container) as consumer:
@@ -203,14 +188,10 @@ def _beginnings(container: Container) -> dict[int, int]:
         return dict.fromkeys(range(container.settings.events_partitions), 0)
 
 
-def _stored_batches(container: Container, head: int, size: int = 5000) -> Iterator[list[Event]]:
-    reader, position, mapper = container.reader(), 0, container.app.mapper
-    while position < head:
-        batch = reader.after(position, size, stop=head)
-        if not batch:
-            return
-        yield [Event.from_envelope(json.loads(encode(envelope(n, mapper)))) for n in batch]
-        position = batch[-1].id
+def _stored_batches(container: Container, head: int, size: int = 5000
+                    ) -> Iterator[list[Event]]:
+    return stored_events(container.engine, container.app.mapper, head, size,
+                         container.reader().table)
 
 
 class _AbsorbedUpTo:

@@ -100,7 +100,7 @@ class ReadModel(Projection):
         coordinates = {n.id: (n.x, n.y) for n in network.nodes}
         ops += [Put("dataset_nodes", {**ids, "node_id": n.id, "geom": geometry.point(n.x, n.y)})
                 for n in network.nodes]
-        ops += [Put("dataset_links", {**ids, **_link_row(asdict(k), coordinates)})
+        ops += [Put("dataset_links", {**ids, **_link_row(_link_fields(k), coordinates)})
                 for k in network.links]
         ops += [Put("dataset_zones", {**ids, **_zone_row(z, coordinates)}) for z in network.zones]
         return ops
@@ -124,7 +124,7 @@ class ReadModel(Projection):
         ids = {"tenant_id": tenant, "scenario_id": scenario}
         changes: Mapping[str, Mapping[str, float]] = inherited.get("link_changes") or {}
         closed = set(inherited.get("closed_links") or [])
-        links = [asdict(k) for k in network.links]
+        links = [_link_fields(k) for k in network.links]
         links += list((inherited.get("added_links") or {}).values())
         added = set((inherited.get("added_links") or {}).keys())
         for link in links:
@@ -274,6 +274,14 @@ def _scenario_moved(event: Event, **changes: Any) -> Patch:
 def _run_moved(event: Event, **changes: Any) -> Patch:
     return Patch("simulation_runs", (event.tenant_id, event.aggregate_id),
                  {"version": event.aggregate_version, "updated_at": event.occurred_at, **changes})
+
+
+_LINK_FIELDS = tuple(Link.__dataclass_fields__)
+
+
+def _link_fields(link: Link) -> dict[str, Any]:
+    """A link's fields as a dict, like `asdict` but without deep-copying its geometry."""
+    return {f: getattr(link, f) for f in _LINK_FIELDS}
 
 
 def _link_row(link: Mapping[str, Any], coordinates: Mapping[int, tuple[float, float]]
