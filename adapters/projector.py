@@ -20,12 +20,14 @@ import hashlib
 import io
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -48,6 +50,7 @@ from projections.base import (
     Row,
     View,
 )
+from projections.jsonparse import loads
 
 log = logging.getLogger(__name__)
 LIVE_SCHEMA = "public"
@@ -73,7 +76,7 @@ class Record:
         if self.value is None:
             raise ValueError("empty record")
         try:
-            return Event.from_envelope(json.loads(self.value))
+            return Event.from_envelope(loads(self.value))
         except (KeyError, TypeError) as error:
             raise ValueError(f"not an event envelope: {error!r}") from error
 
@@ -94,6 +97,11 @@ class PhysicalTable:
     qualified: str
     key: tuple[str, ...]
     types: dict[str, str]
+
+    def __post_init__(self) -> None:
+        getter = itemgetter(*self.key)
+        self.key_of: Callable[[Row], Key] = (
+            getter if len(self.key) > 1 else lambda row: (getter(row),))
 
     def cast(self, column: str) -> str:
         return f"%s::{self.types[column]}"
@@ -205,12 +213,22 @@ def rows_formatter(columns: Sequence[tuple[str, str]]) -> Callable[[Sequence[Row
     return generated
 
 
-@dataclass
+def copy_in(cursor: Any, statement: str, text: str) -> None:
+    """COPY ... FROM STDIN with all the text in one read: psycopg2 reads its file 8 KB at a
+    time by default, retaking the GIL for every chunk, which stalls behind a busy thread
+    for a whole switch interval each time (most of a pipelined replay's write time)."""
+    data = text.encode()
+    cursor.copy_expert(statement, io.BytesIO(data), size=max(len(data), 8192))
+
+
 class _Pending:
     """What a batch will do to one row: replace it, patch it, raise columns, or delete it."""
 
-    kind: str  # "put" | "patch" | "raise" | "delete"
-    values: Row = field(default_factory=dict)
+    __slots__ = ("kind", "values")
+
+    def __init__(self, kind: str, values: Row | None = None) -> None:
+        self.kind = kind  # "put" | "patch" | "raise" | "delete"
+        self.values: Row = {} if values is None else values
 
 
 class KeyLedger:
@@ -294,9 +312,9 @@ class RowBuffer:
             self.operations += len(ops)
         for op in ops:
             if isinstance(op, Put):
-                spec = self.tables[op.table]
-                key = tuple(op.row[k] for k in spec.key)
-                self.pending[op.table][key] = _Pending("put", dict(op.row))
+                row = op.row
+                self.pending[op.table][self.tables[op.table].key_of(row)] = _Pending(
+                    "put", dict(row))
             elif isinstance(op, Patch):
                 self._patch(op.table, tuple(op.key), op.changes)
             elif isinstance(op, Raise):
@@ -412,8 +430,7 @@ class RowBuffer:
     def _copy(self, target: str, table: PhysicalTable, names: list[str], rows: list[Row]
               ) -> None:
         text_rows = rows_formatter([(c, table.types[c]) for c in names])(rows)
-        self.cursor.copy_expert(f"COPY {target} ({_names(names)}) FROM STDIN",
-                                io.StringIO(text_rows))
+        copy_in(self.cursor, f"COPY {target} ({_names(names)}) FROM STDIN", text_rows)
 
     def _update(self, table: PhysicalTable, columns: tuple[str, ...],
                 rows: list[tuple[Key, Row]]) -> None:
@@ -1057,14 +1074,22 @@ class Rebuild:
 
 @contextlib.contextmanager
 def _paused_gc() -> Iterator[None]:
-    """No cyclic garbage collection during a replay: its millions of short-lived, acyclic
-    objects would trigger a collection every few hundred events (about a third of the
-    time). Cycles made meanwhile are collected once collection resumes."""
+    """Tuning for a replay, undone afterwards.
+
+    - No cyclic garbage collection: a replay's millions of short-lived, acyclic objects
+      would trigger a collection every few hundred events (about a third of the time).
+      Cycles made meanwhile are collected once collection resumes.
+    - A 0.5 ms GIL switch interval instead of 5 ms: the writer thread needs the GIL back
+      after every statement PostgreSQL has finished, while the projecting thread holds it.
+    """
     enabled = gc.isenabled()
+    interval = sys.getswitchinterval()
     gc.disable()
+    sys.setswitchinterval(min(interval, 0.0005))
     try:
         yield
     finally:
+        sys.setswitchinterval(interval)
         if enabled:
             gc.enable()
 
@@ -1107,7 +1132,9 @@ class _PipelinedReplay:
         self.writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="replay-write")
         self.in_flight: concurrent.futures.Future[None] | None = None
         self.previous: RowBuffer | None = None
-        self.ledger = KeyLedger(spec.name for spec in runner.projection.tables)
+        # The replay's tables, and its rows of projection_versions, start empty (prepare()).
+        self.ledger = KeyLedger([*(spec.name for spec in runner.projection.tables),
+                                 "projection_versions"])
         projection = runner.projection
         found = getattr(projection, "context", None)
         self.context = found if isinstance(found, Context) else None
@@ -1164,12 +1191,23 @@ class _PipelinedReplay:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)",
                                (advisory_key(runner.tracking_name),))
                 buffer.flush(cursor, clear=False)
-                runner._save_versions(cursor, seen)
+                self._save_versions(cursor, seen)
                 if stopped is not None:
                     runner._save_status(cursor, "stopped", stopped)
             connection.commit()
         finally:
             connection.close()
+
+    def _save_versions(self, cursor: Any, seen: Mapping[str, tuple[int, int]]) -> None:
+        """Versions of aggregates new to the replay are COPYed, the others upserted."""
+        claim, name = self.ledger.claim, self.runner.tracking_name
+        fresh = {a: vp for a, vp in seen.items() if claim("projection_versions", (a,))}
+        if fresh:
+            label = name.translate(_COPY_ESCAPES)
+            text_rows = "".join(f"{label}\t{a}\t{v}\t{p}\n" for a, (v, p) in fresh.items())
+            copy_in(cursor, "COPY projection_versions (projection, aggregate_id, version, "
+                    "position) FROM STDIN", text_rows)
+        self.runner._save_versions(cursor, {a: vp for a, vp in seen.items() if a not in fresh})
 
     def _wait(self) -> None:
         if self.in_flight is not None:

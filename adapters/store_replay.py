@@ -32,7 +32,8 @@ from sqlalchemy import Engine
 from adapters.envelope import _HEADER_FIELDS, encode, envelope
 from adapters.eventstore import EVENTS_TABLE
 from domain.values import CARTOLOG_NAMESPACE
-from projections.base import Event
+from projections.base import Event, event_from_fields
+from projections.jsonparse import loads
 
 
 class _NotPlain(Exception):
@@ -53,6 +54,9 @@ def _plain_decimal(data: Any) -> str:
 
 _TRANSCODED = {"uuid_hex": _plain_uuid, "datetime_iso": _plain_datetime,
                "decimal_str": _plain_decimal}
+
+
+_CONTAINERS = (dict, list)
 
 
 def _plain(value: Any) -> Any:
@@ -108,20 +112,22 @@ class StoredEventDecoder:
 
     def _fast(self, position: int, aggregate_id: str, version: int, qualname: str,
               class_version: int, state: bytes) -> Event:
-        fields = json.loads(state)
+        fields = loads(state)
         if fields.pop("class_version", 1) != class_version:
             raise _NotPlain("class_version")  # an upcaster has to run
         stamp = fields["timestamp"]
         if not (isinstance(stamp, dict) and stamp.get("_type_") == "datetime_iso"):
             raise _NotPlain("timestamp")
-        payload = {k: _plain(fields[k]) for k in sorted(fields) if k not in _HEADER_FIELDS}
-        return Event(
-            type=qualname, tenant_id=fields.get("tenant_id") or "",
-            aggregate_type=qualname.split(".")[0], aggregate_id=aggregate_id,
-            aggregate_version=version, position=position,
-            occurred_at=datetime.fromisoformat(stamp["_data_"]),
-            actor=fields.get("actor") or "", correlation_id=fields.get("correlation_id") or "",
-            event_id=_event_id(aggregate_id, version), payload=payload)
+        payload = {k: _plain(v) if type(v) in _CONTAINERS else v
+                   for k, v in sorted(fields.items()) if k not in _HEADER_FIELDS}
+        return event_from_fields({
+            "type": qualname, "tenant_id": fields.get("tenant_id") or "",
+            "aggregate_type": qualname.split(".")[0], "aggregate_id": aggregate_id,
+            "aggregate_version": version, "position": position,
+            "occurred_at": datetime.fromisoformat(stamp["_data_"]),
+            "actor": fields.get("actor") or "",
+            "correlation_id": fields.get("correlation_id") or "",
+            "event_id": _event_id(aggregate_id, version), "payload": payload})
 
     def _slow(self, position: int, originator_id: Any, version: int, topic: str,
               state: bytes) -> Event:

@@ -26,6 +26,8 @@ from projections.base import (
 )
 
 LINK_CHANGE_COLUMNS = ("capacity", "free_flow_time", "speed", "lanes", "toll")
+LINK_RESULT_COLUMNS = results.LinkResult._fields
+ZONE_RESULT_COLUMNS = results.ZoneResult._fields
 Handler = Callable[["ReadModel", Event, View], list[Op]]
 ParsedResults = tuple[list[results.LinkResult], list[results.ZoneResult]]
 
@@ -208,12 +210,11 @@ class ReadModel(Projection):
                                    "value": float(value), "unit": results.indicator_unit(name)})
                 for name, value in sorted(p["indicators"].items())]
         links, zones = self._results(tenant, p["result_sha256"])
-        ops += [Put("link_results", {**ids, "link_id": k.link_id, "flow": k.flow,
-                                     "volume_capacity": k.volume_capacity,
-                                     "congested_time": k.congested_time}) for k in links]
-        ops += [Put("zone_results", {**ids, "zone_id": z.zone_id, "trips": z.trips,
-                                     "jobs_within_threshold": z.jobs_within_threshold,
-                                     "accessibility": z.accessibility}) for z in zones]
+        # Result fields are named as the columns of link_results and zone_results.
+        ops += [Put("link_results", dict(zip(LINK_RESULT_COLUMNS, k, strict=True), **ids))
+                for k in links]
+        ops += [Put("zone_results", dict(zip(ZONE_RESULT_COLUMNS, z, strict=True), **ids))
+                for z in zones]
         return ops
 
     def _results(self, tenant_id: str, sha256: str) -> ParsedResults:
