@@ -216,9 +216,29 @@ def rows_formatter(columns: Sequence[tuple[str, str]]) -> Callable[[Sequence[Row
 def copy_in(cursor: Any, statement: str, text: str) -> None:
     """COPY ... FROM STDIN with all the text in one read: psycopg2 reads its file 8 KB at a
     time by default, retaking the GIL for every chunk, which stalls behind a busy thread
-    for a whole switch interval each time (most of a pipelined replay's write time)."""
+    for a whole switch interval each time."""
     data = text.encode()
     cursor.copy_expert(statement, io.BytesIO(data), size=max(len(data), 8192))
+
+
+class _RowsSource:
+    """A file for COPY FROM STDIN that formats rows a slice at a time, as PostgreSQL asks
+    for more: the server inserts one slice while Python formats the next, instead of
+    waiting for all of the text and then for all of the inserts."""
+
+    def __init__(self, rows: Sequence[Row], format_rows: Callable[[Sequence[Row]], str],
+                 slice_rows: int = 2000) -> None:
+        self.rows = rows
+        self.format_rows = format_rows
+        self.slice_rows = slice_rows
+        self.index = 0
+
+    def read(self, _size: int = -1) -> bytes:
+        if self.index >= len(self.rows):
+            return b""
+        part = self.rows[self.index:self.index + self.slice_rows]
+        self.index += self.slice_rows
+        return self.format_rows(part).encode()
 
 
 class _Pending:
@@ -254,6 +274,31 @@ class KeyLedger:
         seen.add(digest)
         self.size += 1
         return True
+
+    def split(self, table: str, rows: list[tuple[Key, Row]]
+              ) -> tuple[list[Row], list[Row]]:
+        """`claim` for many rows at once: (surely new rows, the others). Keys within `rows`
+        are distinct (a batch holds one entry per key)."""
+        seen = self.keys.get(table)
+        if seen is None or self.size + len(rows) > self.capacity:
+            return [], [r for _, r in rows]
+        hashes = [hash(k) for k, _ in rows]
+        known = seen.intersection(hashes)
+        before = len(seen)
+        seen.update(hashes)
+        self.size += len(seen) - before
+        if not known and len(seen) - before == len(rows):
+            return [r for _, r in rows], []
+        fresh: list[Row] = []
+        others: list[Row] = []
+        counted: set[int] = set()
+        for digest, (_, row) in zip(hashes, rows, strict=True):
+            if digest in known or digest in counted:  # known before, or a collision here
+                others.append(row)
+            else:
+                counted.add(digest)
+                fresh.append(row)
+        return fresh, others
 
 
 class CursorView:
@@ -310,11 +355,11 @@ class RowBuffer:
         """Merge operations into the batch, in order."""
         if isinstance(ops, list):
             self.operations += len(ops)
+        pending, tables = self.pending, self.tables
         for op in ops:
-            if isinstance(op, Put):
+            if type(op) is Put or isinstance(op, Put):  # the exact type first: it is cheaper
                 row = op.row
-                self.pending[op.table][self.tables[op.table].key_of(row)] = _Pending(
-                    "put", dict(row))
+                pending[op.table][tables[op.table].key_of(row)] = _Pending("put", dict(row))
             elif isinstance(op, Patch):
                 self._patch(op.table, tuple(op.key), op.changes)
             elif isinstance(op, Raise):
@@ -353,42 +398,49 @@ class RowBuffer:
                 row[column] = _greatest(row.get(column), value)
             self.pending[table][key] = _Pending("put", row)
 
-    def flush(self, cursor: Any = None, clear: bool = True) -> int:
-        """Write everything (through `cursor`, by default the buffer's own); returns the
-        number of rows touched. `clear=False` keeps the entries readable (a pipelined
-        replay reads them while they are written)."""
-        if cursor is not None:
-            self.cursor = cursor
+    def flush(self, cursor: Any = None, clear: bool = True,
+              only: Iterable[str] | None = None) -> int:
+        """Write everything (through `cursor`, by default the buffer's own), or the tables
+        in `only`; returns the number of rows touched. `clear=False` keeps the entries
+        readable (a pipelined replay reads them while they are written)."""
+        writer = TableWriter(self.cursor if cursor is None else cursor, self.ledger)
         written = 0
-        for name, entries in self.pending.items():
+        for name in self.pending if only is None else only:
+            entries = self.pending[name]
             table = self.tables[name]
             groups: dict[tuple[str, tuple[str, ...]], list[tuple[Key, Row]]] = {}
             for key, entry in entries.items():
                 groups.setdefault((entry.kind, tuple(entry.values)), []).append(
                     (key, entry.values))
             for (kind, columns), rows in sorted(groups.items(), key=lambda g: _ORDER[g[0][0]]):
-                self._write(table, kind, columns, rows)
+                writer.write(table, kind, columns, rows)
                 written += len(rows)
             if clear:
                 entries.clear()
         return written
 
-    def _write(self, table: PhysicalTable, kind: str, columns: tuple[str, ...],
-               rows: list[tuple[Key, Row]]) -> None:
+
+class TableWriter:
+    """Writes coalesced row operations of one table through one cursor."""
+
+    def __init__(self, cursor: Any, ledger: KeyLedger | None = None) -> None:
+        self.cursor = cursor
+        self.ledger = ledger
+
+    def write(self, table: PhysicalTable, kind: str, columns: tuple[str, ...],
+              rows: list[tuple[Key, Row]]) -> None:
+        """Rows of one kind with the same columns: delete, update, COPY or upsert them."""
         if kind == "delete":
             self._delete(table, [k for k, _ in rows])
         elif kind == "patch":
             self._update(table, columns, rows)
         elif self.ledger is not None and kind == "put":
-            claim = self.ledger.claim
-            fresh = [r for k, r in rows if claim(table.name, k)]
+            fresh, others = self.ledger.split(table.name, rows)
             if fresh:
                 names = list(table.key) + [c for c in columns if c not in table.key]
                 self._copy(table.qualified, table, names, fresh)
-            if len(fresh) < len(rows):
-                fresh_ids = {id(r) for r in fresh}
-                self._upsert(table, columns, [r for _, r in rows if id(r) not in fresh_ids],
-                             greatest=False)
+            if others:
+                self._upsert(table, columns, others, greatest=False)
         else:
             if self.ledger is not None:
                 for key, _ in rows:
@@ -429,8 +481,8 @@ class RowBuffer:
 
     def _copy(self, target: str, table: PhysicalTable, names: list[str], rows: list[Row]
               ) -> None:
-        text_rows = rows_formatter([(c, table.types[c]) for c in names])(rows)
-        copy_in(self.cursor, f"COPY {target} ({_names(names)}) FROM STDIN", text_rows)
+        source = _RowsSource(rows, rows_formatter([(c, table.types[c]) for c in names]))
+        self.cursor.copy_expert(f"COPY {target} ({_names(names)}) FROM STDIN", source)
 
     def _update(self, table: PhysicalTable, columns: tuple[str, ...],
                 rows: list[tuple[Key, Row]]) -> None:
@@ -1119,18 +1171,32 @@ class _PrefetchedBlobs:
 
 
 class _PipelinedReplay:
-    """Projects batches on the caller's thread and writes them on one writer thread."""
+    """Projects batches on the caller's thread and writes each on `writers` connections.
 
-    def __init__(self, runner: ProjectionRunner, rows_per_write: int = 20_000) -> None:
+    The tables of a batch are shared out between the writers, so PostgreSQL inserts into
+    several of them at once; the next batch is handed over only once every part of this
+    one committed. A store replay restarts from zero, so a batch need not be atomic; the
+    rebuild holds a session lock on its tracking name against a second rebuild."""
+
+    def __init__(self, runner: ProjectionRunner, rows_per_write: int = 20_000,
+                 writers: int = 2) -> None:
         self.runner = runner
         self.rows_per_write = rows_per_write
         self.reader: Any = transactional(runner.engine)
         self.reader.driver_connection.autocommit = True
         self.reader_cursor = self.reader.cursor()
+        self.reader_cursor.execute("SELECT pg_try_advisory_lock(%s)",
+                                   (advisory_key(runner.tracking_name),))
+        if not self.reader_cursor.fetchone()[0]:
+            self.reader_cursor.close()
+            self.reader.close()
+            raise RuntimeError(f"another rebuild of {runner.name} is running")
         self.tables = runner._physical_tables(self.reader_cursor)
         self.stored = CursorView(self.reader_cursor, self.tables)
-        self.writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="replay-write")
-        self.in_flight: concurrent.futures.Future[None] | None = None
+        self.writers = writers
+        self.pool = concurrent.futures.ThreadPoolExecutor(writers,
+                                                          thread_name_prefix="replay-write")
+        self.in_flight: list[concurrent.futures.Future[None]] = []
         self.previous: RowBuffer | None = None
         # The replay's tables, and its rows of projection_versions, start empty (prepare()).
         self.ledger = KeyLedger([*(spec.name for spec in runner.projection.tables),
@@ -1175,22 +1241,23 @@ class _PipelinedReplay:
         self._wait()
         if self.previous is not None:
             self.previous.below = self.stored  # its predecessor is committed now
-        self.in_flight = self.writer.submit(self._write, buffer, seen, stopped)
+        parts = _share_out(buffer, self.writers)
+        self.in_flight = [self.pool.submit(self._write, buffer, part, seen if i == 0 else {},
+                                           stopped if i == 0 else None)
+                          for i, part in enumerate(parts)]
         self.previous = buffer
         if stopped is not None:
             self._wait()
             self.runner.stopped = True
             log.error("projection %s stopped: %s", self.runner.name, stopped)
 
-    def _write(self, buffer: RowBuffer, seen: Mapping[str, tuple[int, int]],
-               stopped: str | None) -> None:
+    def _write(self, buffer: RowBuffer, tables: list[str],
+               seen: Mapping[str, tuple[int, int]], stopped: str | None) -> None:
         runner = self.runner
         connection: Any = transactional(runner.engine)
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)",
-                               (advisory_key(runner.tracking_name),))
-                buffer.flush(cursor, clear=False)
+                buffer.flush(cursor, clear=False, only=tables)
                 self._save_versions(cursor, seen)
                 if stopped is not None:
                     runner._save_status(cursor, "stopped", stopped)
@@ -1210,9 +1277,10 @@ class _PipelinedReplay:
         self.runner._save_versions(cursor, {a: vp for a, vp in seen.items() if a not in fresh})
 
     def _wait(self) -> None:
-        if self.in_flight is not None:
-            in_flight, self.in_flight = self.in_flight, None
-            in_flight.result()  # a failed write fails the replay
+        in_flight, self.in_flight = self.in_flight, []
+        concurrent.futures.wait(in_flight)
+        for future in in_flight:
+            future.result()  # a failed write fails the replay
 
     def finish(self) -> None:
         """Wait for the last write and release the connections."""
@@ -1221,9 +1289,23 @@ class _PipelinedReplay:
         finally:
             if self.context is not None:
                 self.runner.projection.context = self.context
-            self.writer.shutdown(wait=True)
+            self.pool.shutdown(wait=True)
+            self.reader_cursor.execute("SELECT pg_advisory_unlock(%s)",
+                                       (advisory_key(self.runner.tracking_name),))
             self.reader_cursor.close()
             self.reader.close()
+
+
+def _share_out(buffer: RowBuffer, parts: int) -> list[list[str]]:
+    """The buffer's non-empty tables in `parts` groups of about the same number of rows."""
+    shares: list[tuple[int, list[str]]] = [(0, []) for _ in range(parts)]
+    for name, entries in sorted(buffer.pending.items(), key=lambda t: -len(t[1])):
+        if entries:
+            load, names = min(shares, key=lambda share: share[0])
+            shares.remove((load, names))
+            shares.append((load + len(entries), [*names, name]))
+    found = [names for _, names in shares if names]
+    return found or [[]]
 
 
 def _dependent_views(cursor: Any, tables: Sequence[str]) -> dict[str, str]:

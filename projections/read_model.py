@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from domain.ports import BlobNotFound
@@ -30,6 +30,27 @@ LINK_RESULT_COLUMNS = results.LinkResult._fields
 ZONE_RESULT_COLUMNS = results.ZoneResult._fields
 Handler = Callable[["ReadModel", Event, View], list[Op]]
 ParsedResults = tuple[list[results.LinkResult], list[results.ZoneResult]]
+
+
+@dataclass(frozen=True)
+class NetworkRows:
+    """Node, link and zone rows of a network, without their dataset or scenario ids.
+
+    Rows are shared: callers copy them (`{**ids, **row}`) before changing anything."""
+
+    coordinates: Mapping[int, tuple[float, float]]
+    nodes: tuple[Mapping[str, Any], ...]
+    links: tuple[Mapping[str, Any], ...]
+    zones: tuple[Mapping[str, Any], ...]
+
+    @staticmethod
+    def of(network: Network) -> NetworkRows:
+        coordinates = {n.id: (n.x, n.y) for n in network.nodes}
+        return NetworkRows(
+            coordinates,
+            tuple({"node_id": n.id, "geom": geometry.point(n.x, n.y)} for n in network.nodes),
+            tuple(_link_row(_link_fields(k), coordinates) for k in network.links),
+            tuple(_zone_row(z, coordinates) for z in network.zones))
 
 
 class ReadModel(Projection):
@@ -56,6 +77,7 @@ class ReadModel(Projection):
         super().__init__(context)
         self._networks: OrderedDict[tuple[str, str], Network] = OrderedDict()
         self._results_cache: OrderedDict[tuple[str, str], ParsedResults] = OrderedDict()
+        self._network_rows: OrderedDict[tuple[str, str], NetworkRows] = OrderedDict()
 
     def handles(self, event: Event) -> bool:
         """Tenant, Dataset, Scenario and SimulationRun events."""
@@ -82,6 +104,18 @@ class ReadModel(Projection):
         self._networks.move_to_end(key)
         return self._networks[key]
 
+    def network_rows(self, tenant_id: str, sha256: str) -> NetworkRows:
+        """The rows a network gives every dataset and scenario on it (geometry included),
+        built once per network: they are the same for every scenario."""
+        key = (tenant_id, sha256)
+        found = self._network_rows.get(key)
+        if found is None:
+            found = self._network_rows[key] = NetworkRows.of(self.network(tenant_id, sha256))
+            if len(self._network_rows) > 16:
+                self._network_rows.popitem(last=False)
+        self._network_rows.move_to_end(key)
+        return found
+
     # -- tenants and datasets ---------------------------------------------------------------
 
     def tenant_registered(self, event: Event, _view: View) -> list[Op]:
@@ -97,14 +131,11 @@ class ReadModel(Projection):
             "link_count": p["link_count"], "zone_count": p["zone_count"],
             "source_format": p["source_format"], "imported_at": event.occurred_at,
             "imported_by": event.actor})]
-        network = self.network(tenant, p["network_sha256"])
+        rows = self.network_rows(tenant, p["network_sha256"])
         ids = {"tenant_id": tenant, "dataset_id": dataset}
-        coordinates = {n.id: (n.x, n.y) for n in network.nodes}
-        ops += [Put("dataset_nodes", {**ids, "node_id": n.id, "geom": geometry.point(n.x, n.y)})
-                for n in network.nodes]
-        ops += [Put("dataset_links", {**ids, **_link_row(_link_fields(k), coordinates)})
-                for k in network.links]
-        ops += [Put("dataset_zones", {**ids, **_zone_row(z, coordinates)}) for z in network.zones]
+        ops += [Put("dataset_nodes", {**ids, **row}) for row in rows.nodes]
+        ops += [Put("dataset_links", {**ids, **row}) for row in rows.links]
+        ops += [Put("dataset_zones", {**ids, **row}) for row in rows.zones]
         return ops
 
     # -- scenarios --------------------------------------------------------------------------
@@ -121,23 +152,24 @@ class ReadModel(Projection):
             "trip_rate": demand["trip_rate"], "deterrence": demand["deterrence"],
             "beta": demand["beta"], "created_at": event.occurred_at,
             "updated_at": event.occurred_at})]
-        network = self.network(tenant, p["network_sha256"])
-        coordinates = {n.id: (n.x, n.y) for n in network.nodes}
+        rows = self.network_rows(tenant, p["network_sha256"])
         ids = {"tenant_id": tenant, "scenario_id": scenario}
         changes: Mapping[str, Mapping[str, float]] = inherited.get("link_changes") or {}
         closed = set(inherited.get("closed_links") or [])
-        links = [_link_fields(k) for k in network.links]
-        links += list((inherited.get("added_links") or {}).values())
-        added = set((inherited.get("added_links") or {}).keys())
-        for link in links:
-            row = {**ids, **_link_row(link, coordinates), "speed": None,
-                   "added": link["id"] in added, "closed": link["id"] in closed}
-            row.update(_link_changes(changes.get(link["id"], {})))
+        added_links: Mapping[str, Mapping[str, Any]] = inherited.get("added_links") or {}
+        links = list(rows.links)
+        links += [_link_row(link, rows.coordinates) for link in added_links.values()]
+        for base in links:
+            link_id = base["link_id"]
+            row = {**ids, **base, "speed": None, "added": link_id in added_links,
+                   "closed": link_id in closed}
+            if link_id in changes:
+                row.update(_link_changes(changes[link_id]))
             ops.append(Put("scenario_links", row))
         attributes: Mapping[str, Mapping[str, float]] = inherited.get("zone_attributes") or {}
-        for zone in network.zones:
-            row = {**ids, **_zone_row(zone, coordinates)}
-            row.update(attributes.get(str(zone.id), {}))
+        for base in rows.zones:
+            row = {**ids, **base}
+            row.update(attributes.get(str(base["zone_id"]), {}))
             ops.append(Put("scenario_zones", row))
         return ops
 
@@ -152,8 +184,7 @@ class ReadModel(Projection):
         scenario = view.get("scenarios", (event.tenant_id, event.aggregate_id))
         if scenario is None:
             raise ProjectionError(f"scenario {event.aggregate_id} not projected")
-        network = self.network(event.tenant_id, scenario["network_sha256"])
-        coordinates = {n.id: (n.x, n.y) for n in network.nodes}
+        coordinates = self.network_rows(event.tenant_id, scenario["network_sha256"]).coordinates
         row = {"tenant_id": event.tenant_id, "scenario_id": event.aggregate_id,
                **_link_row(link, coordinates), "speed": None, "added": True, "closed": False}
         return [Put("scenario_links", row), _scenario_moved(event)]
