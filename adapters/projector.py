@@ -997,6 +997,10 @@ def rebuild_schema(projection: str) -> str:
     return "rebuild_" + "".join(c if c.isalnum() else "_" for c in projection.lower())
 
 
+class RebuildRunning(RuntimeError):
+    """Another rebuild of the same projection holds its rebuild lock."""
+
+
 @dataclass
 class Rebuild:
     """Replays the whole log into fresh tables of one projection, then swaps them in.
@@ -1013,6 +1017,27 @@ class Rebuild:
         self.schema = rebuild_schema(self.projection.name)
         self.runner = ProjectionRunner(self.engine, self.projection,
                                        rebuild_name(self.projection.name), self.schema)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the projection's rebuild lock (a PostgreSQL session lock, released if this
+        process dies); RebuildRunning when another rebuild of it holds the lock."""
+        connection: Any = transactional(self.engine)
+        connection.driver_connection.autocommit = True
+        key = advisory_key(f"rebuild:{self.projection.name}")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                if not cursor.fetchone()[0]:
+                    raise RebuildRunning(f"a rebuild of {self.projection.name} is already "
+                                         "running; try again when it has finished")
+            try:
+                yield
+            finally:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        finally:
+            connection.close()
 
     def prepare(self) -> None:
         """Empty rebuild tables and no rebuild bookkeeping."""
@@ -1175,8 +1200,8 @@ class _PipelinedReplay:
 
     The tables of a batch are shared out between the writers, so PostgreSQL inserts into
     several of them at once; the next batch is handed over only once every part of this
-    one committed. A store replay restarts from zero, so a batch need not be atomic; the
-    rebuild holds a session lock on its tracking name against a second rebuild."""
+    one committed. A store replay restarts from zero, so a batch need not be atomic, and
+    nothing else writes the rebuild's tables (`Rebuild.exclusive`)."""
 
     def __init__(self, runner: ProjectionRunner, rows_per_write: int = 20_000,
                  writers: int = 2) -> None:
@@ -1185,12 +1210,6 @@ class _PipelinedReplay:
         self.reader: Any = transactional(runner.engine)
         self.reader.driver_connection.autocommit = True
         self.reader_cursor = self.reader.cursor()
-        self.reader_cursor.execute("SELECT pg_try_advisory_lock(%s)",
-                                   (advisory_key(runner.tracking_name),))
-        if not self.reader_cursor.fetchone()[0]:
-            self.reader_cursor.close()
-            self.reader.close()
-            raise RuntimeError(f"another rebuild of {runner.name} is running")
         self.tables = runner._physical_tables(self.reader_cursor)
         self.stored = CursorView(self.reader_cursor, self.tables)
         self.writers = writers
@@ -1290,8 +1309,6 @@ class _PipelinedReplay:
             if self.context is not None:
                 self.runner.projection.context = self.context
             self.pool.shutdown(wait=True)
-            self.reader_cursor.execute("SELECT pg_advisory_unlock(%s)",
-                                       (advisory_key(self.runner.tracking_name),))
             self.reader_cursor.close()
             self.reader.close()
 

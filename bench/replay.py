@@ -26,7 +26,7 @@ broker (the bundled one, started here, unless KAFKA_BOOTSTRAP_SERVERS is set):
 - **raw COPY**: the final rows of the replay (what those events amount to), COPYed in one
   transaction into fresh tables with the same indexes. Rate = events / COPY time.
 
-RUNS runs per side (default 3); medians are reported.
+RUNS runs per side (default 3), the sides interleaved; medians are reported.
 
     .venv/bin/python -m bench.replay [--quick] [--runs N] [--workload mixed|minimal|both]
 """
@@ -39,6 +39,7 @@ import io
 import json
 import os
 import random
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -50,7 +51,7 @@ from sqlalchemy import text
 
 from adapters.projector import Rebuild, Record, make_consumer, transactional
 from adapters.relay import republish
-from bench.common import bench_database, figure, median_of, report
+from bench.common import bench_database, figure, report
 from domain.edits import ChangeDemandParameters, CloseLink, ModifyLink, SetZoneAttributes
 from domain.simulation import SimulationRun
 from domain.values import Actor
@@ -216,10 +217,14 @@ def measure(bootstrap: str, name: str, load: Callable[[Container], int], runs: i
         events = load(container)
         republish(container.reader(), container.publisher())
         sample = min(per_event_sample, events)
-        replay = median_of(runs, lambda: replay_rate(container, events))
-        from_topic = median_of(runs, lambda: replay_rate(container, events, "kafka"))
-        per_event = median_of(runs, lambda: per_event_rate(container, sample))
-        raw_copy = median_of(runs, lambda: copy_rate(container, events))
+        sides: dict[str, list[float]] = {"replay": [], "topic": [], "per_event": [], "copy": []}
+        for _ in range(runs):  # interleaved, so drift (autovacuum, caches) hits every side
+            sides["replay"].append(replay_rate(container, events))
+            sides["topic"].append(replay_rate(container, events, "kafka"))
+            sides["per_event"].append(per_event_rate(container, sample))
+            sides["copy"].append(copy_rate(container, events))
+        replay, from_topic, per_event, raw_copy = (
+            statistics.median(sides[k]) for k in ("replay", "topic", "per_event", "copy"))
         rows = row_counts(container)
     copy_note = "raw COPY of the resulting rows (events / COPY time)"
     figures = [
@@ -249,7 +254,7 @@ def main() -> None:
     parser.add_argument("--workload", choices=("mixed", "minimal", "both"), default="both")
     args = parser.parse_args()
     loads: dict[str, Callable[[Container], int]] = {
-        "mixed": lambda c: mixed_log(c, 3, 20 if args.quick else 60, 3),
+        "mixed": lambda c: mixed_log(c, 3, 40 if args.quick else 200, 3),
         "minimal": lambda c: preload(c, 5_000 if args.quick else 30_000),
     }
     chosen = list(loads) if args.workload == "both" else [args.workload]

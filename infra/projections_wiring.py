@@ -137,6 +137,12 @@ def rebuild(container: Container, name: str, source: str = "auto",
         raise ValueError(f"unknown source {source!r}: auto, store or kafka")
     (projection,) = all_projections(container, [name])
     job = Rebuild(container.engine, projection, _ddl(projection))
+    with job.exclusive():
+        return _rebuild(container, job, source, progress, batch)
+
+
+def _rebuild(container: Container, job: Rebuild, source: str, progress: Progress | None,
+             batch: int) -> tuple[int, str]:
     head = container.reader().head()
     job.prepare()
     if source == "kafka":
@@ -231,18 +237,19 @@ def verify_projection(container: Container, name: str) -> list[str]:
     problems = [] if absorbed(container.engine, name, head) else [
         f"projection {name}: has not applied every stored event up to position {head}"]
     job = Rebuild(container.engine, projection, _ddl(projection))
-    job.prepare()
-    try:
-        job.replay_store(_stored_batches(container, head), head)
-        for spec in projection.tables:
-            live = set(_rows(container, "public", spec.name))
-            fresh = set(_rows(container, job.schema, spec.name))
-            if live != fresh:
-                problems.append(
-                    f"projection {name}: table {spec.name}: {len(fresh - live)} rows missing, "
-                    f"{len(live - fresh)} rows not produced by a replay of the log")
-    finally:
-        job.discard()
+    with job.exclusive():
+        job.prepare()
+        try:
+            job.replay_store(_stored_batches(container, head), head)
+            for spec in projection.tables:
+                live = set(_rows(container, "public", spec.name))
+                fresh = set(_rows(container, job.schema, spec.name))
+                if live != fresh:
+                    problems.append(
+                        f"projection {name}: table {spec.name}: {len(fresh - live)} rows "
+                        f"missing, {len(live - fresh)} rows not produced by a replay of the log")
+        finally:
+            job.discard()
     return problems
 
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from sqlalchemy import text
+
+from adapters.projector import Rebuild, RebuildRunning
 from adapters.store_replay import StoredEventDecoder
 from infra import projections_wiring as wiring
 from infra.wiring import Container
+from projections.read_model import ReadModel
 from projections.registry import BUILT_IN
 from tests.integration.conftest import OPERATOR
 from tests.integration.projections.conftest import (
@@ -103,3 +108,29 @@ def test_pipelined_store_replays_equal_the_live_read_model_at_any_batch_size(
             assert checksums(container) == live, differences(live_rows, dumps(container))
         driver.do(2, 0, 7, 42.0)  # the live projector carries on after the swaps
         wait_caught_up(container)
+
+
+def test_a_second_rebuild_of_the_same_projection_is_refused_and_changes_nothing(
+        own_container: Container) -> None:
+    container = own_container
+    driver = Workload(container, ("acme",))
+    with relay_and_projector(container):
+        for step in SCRIPT[:6]:
+            driver.do(*step)
+        wait_caught_up(container)
+        live = checksums(container)
+    job = Rebuild(container.engine, ReadModel(wiring.context(container)),
+                  wiring._ddl(ReadModel(wiring.context(container))))
+    with job.exclusive():  # as a rebuild running in another process would
+        job.prepare()
+        with pytest.raises(RebuildRunning, match="already running"):
+            wiring.rebuild(container, "read_model")
+        with container.engine.connect() as connection:  # the running one's schema survives
+            assert connection.execute(text(
+                "SELECT count(*) FROM information_schema.schemata "
+                "WHERE schema_name = :s"), {"s": job.schema}).scalar_one() == 1
+        job.discard()
+    assert checksums(container) == live
+    applied, used = wiring.rebuild(container, "read_model")  # the lock was released
+    assert used == "store" and applied == container.reader().head()
+    assert checksums(container) == live

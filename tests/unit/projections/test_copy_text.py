@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.projector import copy_formatter, rows_formatter
+from adapters.projector import KeyLedger, copy_formatter, rows_formatter
 
 COLUMNS = [("flow", "double precision"), ("name", "text"), ("closed", "boolean"),
            ("zone_id", "integer"), ("run_id", "uuid"), ("at", "timestamp with time zone"),
@@ -47,3 +47,22 @@ def test_escapes_nulls_and_types() -> None:
     text = rows_formatter(COLUMNS)([row])
     assert text == ("2.0\ta\\tb\\\\c\\nd\tf\t\\N\t\\N\t2026-01-02T00:00:00+00:00\t\\N\t\\N\t\\N"
                     "\t\\N\n")
+
+
+def test_the_ledger_sends_only_keys_it_never_saw_straight_to_copy() -> None:
+    ledger = KeyLedger(["runs"])
+    fresh, others = ledger.split("runs", [(("a", 1), {"n": 1}), (("a", 2), {"n": 2})])
+    assert [r["n"] for r in fresh] == [1, 2] and others == []
+    fresh, others = ledger.split("runs", [(("a", 2), {"n": 3}), (("b", 1), {"n": 4})])
+    assert [r["n"] for r in fresh] == [4] and [r["n"] for r in others] == [3]
+    assert ledger.claim("runs", ("a", 1)) is False and ledger.claim("runs", ("c", 1)) is True
+    # Tables it was not told are fresh (shared ones, like projection_errors) never qualify.
+    assert ledger.split("errors", [(("x",), {"n": 5})]) == ([], [{"n": 5}])
+
+
+def test_a_full_ledger_sends_everything_through_the_upsert() -> None:
+    ledger = KeyLedger(["runs"], capacity=2)
+    fresh, _ = ledger.split("runs", [(("a",), {}), (("b",), {})])
+    assert len(fresh) == 2
+    assert ledger.split("runs", [(("c",), {"n": 1})]) == ([], [{"n": 1}])
+    assert ledger.claim("runs", ("d",)) is False
