@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import logging
+import queue
 import sys
 import threading
 import time
@@ -1098,17 +1099,17 @@ class Rebuild:
         """Apply stored events, in notification order, batch after batch.
 
         The store holds each (aggregate id, version) once, so nothing needs de-duplicating.
-        Writing is pipelined: while one thread writes batch N (rows, versions, in one
-        transaction), the caller's thread projects batch N+1, reading rows of batch N from
-        its buffer and older rows from the database. At most one batch is in flight, and
-        batches commit in order; the rebuild is swapped in only after the last commit.
+        Pipelined: a reading thread fetches batch N+2 and its blobs, the caller's thread
+        projects batch N+1, reading rows of batch N from its buffer and older rows from the
+        database, while writer threads write batch N. Batches commit in order; the rebuild
+        is swapped in only after the last commit.
         """
         replay = _PipelinedReplay(self.runner)
         applied = 0
         with _paused_gc():
             try:
-                for events in batches:
-                    if not replay.apply(events):
+                for events, blobs in _read_ahead(batches, replay.fetch_blobs):
+                    if not replay.apply(events, blobs):
                         break
                     applied += len(events)
                     if progress is not None and events:
@@ -1171,6 +1172,55 @@ def _paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+_DONE = object()
+
+
+def _read_ahead(batches: Iterable[list[Event]],
+                fetch_blobs: Callable[[Sequence[Event]], dict[tuple[str, str], bytes]],
+                depth: int = 1) -> Iterator[tuple[list[Event], dict[tuple[str, str], bytes]]]:
+    """Batches and their blobs, read by a thread of their own `depth` batches ahead: its
+    waits on PostgreSQL overlap the caller's work. Errors surface in the caller."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for events in batches:
+                item = (events, fetch_blobs(events))
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_DONE)
+        except BaseException as error:  # handed to the caller, raised there
+            ready.put(error)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # a generator's cursor and connection
+
+    reader = threading.Thread(target=read, name="replay-read", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting to put
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.1)
+        reader.join()
+
+
 class _PrefetchedBlobs:
     """The blob store, plus the claim-checked blobs of the current batch fetched in one
     query: every payload field named `*_sha256` (docs/events.md) of the batch's events."""
@@ -1179,13 +1229,15 @@ class _PrefetchedBlobs:
         self.inner = inner
         self.batch: dict[tuple[str, str], bytes] = {}
 
-    def prefetch(self, events: Sequence[Event]) -> None:
+    def fetch(self, events: Sequence[Event]) -> dict[tuple[str, str], bytes]:
+        """The batch's claim-checked blobs (any thread may call this)."""
         get_many = getattr(self.inner, "get_many", None)
         if get_many is None:
-            return
+            return {}
         wanted = {(e.tenant_id, v) for e in events for k, v in e.payload.items()
                   if k.endswith("_sha256") and isinstance(v, str)}
-        self.batch = get_many(wanted)
+        found: dict[tuple[str, str], bytes] = get_many(wanted)
+        return found
 
     def put(self, tenant_id: str, content: bytes) -> str:
         return self.inner.put(tenant_id, content)
@@ -1228,12 +1280,16 @@ class _PipelinedReplay:
             self.blobs = _PrefetchedBlobs(self.context.blobs)
             projection.context = dataclasses.replace(self.context, blobs=self.blobs)
 
-    def apply(self, events: Sequence[Event]) -> bool:
+    def fetch_blobs(self, events: Sequence[Event]) -> dict[tuple[str, str], bytes]:
+        """The blobs `apply` will want for these events (called by the reading thread)."""
+        return {} if self.blobs is None else self.blobs.fetch(events)
+
+    def apply(self, events: Sequence[Event], blobs: dict[tuple[str, str], bytes]) -> bool:
         """Project events, handing a buffer to the writer every `rows_per_write` row
         operations; False once the projection stopped."""
         runner = self.runner
         if self.blobs is not None:
-            self.blobs.prefetch(events)
+            self.blobs.batch = blobs
         buffer = self._buffer()
         seen: dict[str, tuple[int, int]] = {}
         for event in events:
