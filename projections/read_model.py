@@ -26,8 +26,6 @@ from projections.base import (
 )
 
 LINK_CHANGE_COLUMNS = ("capacity", "free_flow_time", "speed", "lanes", "toll")
-LINK_RESULT_COLUMNS = results.LinkResult._fields
-ZONE_RESULT_COLUMNS = results.ZoneResult._fields
 Handler = Callable[["ReadModel", Event, View], list[Op]]
 ParsedResults = tuple[list[results.LinkResult], list[results.ZoneResult]]
 
@@ -241,11 +239,14 @@ class ReadModel(Projection):
                                    "value": float(value), "unit": results.indicator_unit(name)})
                 for name, value in sorted(p["indicators"].items())]
         links, zones = self._results(tenant, p["result_sha256"])
-        # Result fields are named as the columns of link_results and zone_results.
-        ops += [Put("link_results", dict(zip(LINK_RESULT_COLUMNS, k, strict=True), **ids))
-                for k in links]
-        ops += [Put("zone_results", dict(zip(ZONE_RESULT_COLUMNS, z, strict=True), **ids))
-                for z in zones]
+        ops += [Put("link_results", {"tenant_id": tenant, "run_id": run_id, "link_id": link_id,
+                                     "flow": flow, "volume_capacity": ratio,
+                                     "congested_time": time})
+                for link_id, flow, ratio, time in links]
+        ops += [Put("zone_results", {"tenant_id": tenant, "run_id": run_id, "zone_id": zone_id,
+                                     "trips": trips, "jobs_within_threshold": jobs,
+                                     "accessibility": accessibility})
+                for zone_id, trips, jobs, accessibility in zones]
         return ops
 
     def _results(self, tenant_id: str, sha256: str) -> ParsedResults:
