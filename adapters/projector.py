@@ -177,11 +177,13 @@ def copy_formatter(sql_type: str) -> Callable[[Any], str]:
 
 
 # The same conversions as the _copy_* functions, written inline (VALUE is the value).
+# f'{x}' is str(x) and f'{x!r}' is repr(x), without a function call.
 _INLINE_FORMATS: dict[Callable[[Any], str], str] = {
-    _copy_float: "N if VALUE is None else repr(float(VALUE))",
-    _copy_plain: "N if VALUE is None else str(VALUE)",
+    _copy_float: ("N if VALUE is None else (f'{VALUE!r}' if type(VALUE) is float "
+                  "else repr(float(VALUE)))"),
+    _copy_plain: "N if VALUE is None else f'{VALUE}'",
     _copy_time: "N if VALUE is None else VALUE.isoformat()",
-    _copy_escaped: "N if VALUE is None else str(VALUE).translate(T)",
+    _copy_escaped: "N if VALUE is None else f'{VALUE}'.translate(T)",
     _copy_bool: "N if VALUE is None else ('t' if VALUE else 'f')",
 }
 _ROW_FORMATTERS: dict[tuple[tuple[str, str], ...], Callable[[Sequence[Row]], str]] = {}
@@ -334,6 +336,8 @@ class RowBuffer:
         self.below: View = below if below is not None else CursorView(cursor, tables)
         self.ledger = ledger
         self.pending: dict[str, dict[Key, _Pending]] = {name: {} for name in tables}
+        self._targets = {name: (self.pending[name], table.key_of)
+                         for name, table in tables.items()}
         self.operations = 0
 
     def get(self, table: str, key: Key) -> Row | None:
@@ -356,11 +360,12 @@ class RowBuffer:
         """Merge operations into the batch, in order."""
         if isinstance(ops, list):
             self.operations += len(ops)
-        pending, tables = self.pending, self.tables
+        targets = self._targets
         for op in ops:
             if type(op) is Put or isinstance(op, Put):  # the exact type first: it is cheaper
                 row = op.row
-                pending[op.table][tables[op.table].key_of(row)] = _Pending("put", dict(row))
+                entries, key_of = targets[op.table]
+                entries[key_of(row)] = _Pending("put", dict(row))
             elif isinstance(op, Patch):
                 self._patch(op.table, tuple(op.key), op.changes)
             elif isinstance(op, Raise):

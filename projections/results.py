@@ -61,15 +61,17 @@ def parse(content: bytes) -> tuple[list[LinkResult], list[ZoneResult]]:
         return [], []
     number, new = _number, tuple.__new__
     links: list[LinkResult] = []
+    append = links.append
     for k in document.get("links") or ():
         if not isinstance(k, dict):
             continue
-        ident = k.get("link_id")
-        if ident is None and (ident := k.get("id")) is None:
+        get = k.get
+        ident = get("link_id")
+        if ident is None and (ident := get("id")) is None:
             continue
-        flow, ratio, time = k.get("flow"), k.get("volume_capacity"), k.get("time")
-        links.append(new(LinkResult, (
-            str(ident),
+        flow, ratio, time = get("flow"), get("volume_capacity"), get("time")
+        append(new(LinkResult, (
+            ident if type(ident) is str else str(ident),
             flow if type(flow) is float and flow - flow == 0.0 else number(flow),
             ratio if type(ratio) is float and ratio - ratio == 0.0 else number(ratio),
             time if type(time) is float and time - time == 0.0 else number(time))))
