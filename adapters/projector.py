@@ -1076,7 +1076,7 @@ class Rebuild:
         assigned = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)
-        with _paused_gc():
+        with _replay_tuning():
             return self._replay_assigned(consumer, topic, assigned, progress)
 
     def _replay_assigned(self, consumer: KafkaConsumer, topic: str,
@@ -1111,7 +1111,7 @@ class Rebuild:
         """
         replay = _PipelinedReplay(self.runner)
         applied = 0
-        with _paused_gc():
+        with _replay_tuning():
             try:
                 for events, blobs in _read_ahead(batches, replay.fetch_blobs):
                     if not replay.apply(events, blobs):
@@ -1156,7 +1156,7 @@ class Rebuild:
 
 
 @contextlib.contextmanager
-def _paused_gc() -> Iterator[None]:
+def _replay_tuning() -> Iterator[None]:
     """Tuning for a replay, undone afterwards.
 
     - No cyclic garbage collection: a replay's millions of short-lived, acyclic objects

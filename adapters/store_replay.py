@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 
 from adapters.envelope import _HEADER_FIELDS, encode, envelope
 from adapters.eventstore import EVENTS_TABLE
+from adapters.projector import transactional
 from domain.values import CARTOLOG_NAMESPACE
 from projections.base import Event, event_from_fields
 from projections.jsonparse import loads
@@ -141,10 +142,8 @@ def stored_events(engine: Engine, mapper: Mapper[uuid.UUID], head: int, size: in
     """Every stored event with 0 < position <= head, in notification order, in lists of
     about `size`, from one server-side cursor (one consistent snapshot, constant memory)."""
     decoder = StoredEventDecoder(mapper)
-    connection: Any = engine.raw_connection()
+    connection: Any = transactional(engine)  # a named cursor needs a transaction
     try:
-        if connection.driver_connection.autocommit:
-            connection.driver_connection.autocommit = False
         cursor = connection.cursor(name=f"replay_{uuid.uuid4().hex[:12]}")
         cursor.itersize = size
         cursor.execute(f"SELECT id, originator_id::text, originator_version, topic, state "

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
 from adapters.projector import Projector, absorbed
@@ -21,8 +20,7 @@ from adapters.relay import Relay
 from domain.edits import AddLink, ChangeDemandParameters, CloseLink, ModifyLink, SetZoneAttributes
 from domain.values import Link
 from infra import projections_wiring as wiring
-from infra.settings import Settings
-from infra.wiring import Container, build
+from infra.wiring import Container
 from projections.registry import BUILT_IN
 from tests.conftest import REPO
 from tests.integration.conftest import OPERATOR
@@ -30,16 +28,6 @@ from tests.integration.logcheck import wait_for
 from tests.unit.test_domain import tiny_network
 
 ALL_TABLES = [spec for cls in BUILT_IN for spec in cls.tables]
-
-
-@pytest.fixture()
-def own_container(settings: Settings, fresh_database_url: str) -> Iterator[Container]:
-    """A container on a database of its own: rebuilds replace whole tables."""
-    built = build(settings.model_copy(update={"database_url": fresh_database_url}))
-    for tenant in ("acme", "rival"):
-        built.app.register_tenant(tenant, OPERATOR)
-    yield built
-    built.close()
 
 
 @contextlib.contextmanager
