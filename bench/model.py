@@ -1,6 +1,6 @@
 """Cartolog's built-in assignment vs AequilibraE on Winnipeg, and a synthetic grid city.
 
-Winnipeg (shared/data/networks/Winnipeg) is assigned to relative gaps 1e-4 and 1e-5 by
+Winnipeg (tests/data/networks/Winnipeg) is assigned to relative gaps 1e-4 and 1e-5 by
 Cartolog (Algorithm B) and by AequilibraE (bi-conjugate Frank-Wolfe, all cores) in the same run.
 Each side runs RUNS times per gap after one untimed warm-up run (numba compilation, imports);
 medians are reported. Objectives are the Beckmann objective of each side's flows, computed by
@@ -47,7 +47,7 @@ from simulation_worker.model import (  # noqa: E402
 from simulation_worker.model.costs import beckmann_objective  # noqa: E402
 from simulation_worker.model.graph import Graph, build_graph  # noqa: E402
 
-NETWORKS = REPO / ".." / "shared" / "data" / "networks"
+NETWORKS = REPO / "tests" / "data" / "networks"
 GAPS = (1e-4, 1e-5)
 RUNS = 3
 MEMORY_TARGET_MB = 2048.0

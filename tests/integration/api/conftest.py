@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from infra.http import ApiSettings, build_api
 from infra.wiring import Container
 
-SIOUX_FALLS = Path(__file__).resolve().parents[4] / "shared" / "data" / "networks" / "SiouxFalls"
+SIOUX_FALLS = Path(__file__).resolve().parents[2] / "data" / "networks" / "SiouxFalls"
 
 
 class Api:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the TNTP networks in the ``shared`` folder beside the repository."""
+"""Shared fixtures: the TNTP networks in ``tests/data/networks`` (see its SOURCE.md)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import pytest
 
 from simulation_worker.model import TntpCase, load_tntp_folder
 
-NETWORKS = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "networks"
+NETWORKS = Path(__file__).resolve().parents[2] / "data" / "networks"
 
 
 def network_folder(name: str) -> Path:
-    """The folder of a shared TNTP network; fails (never skips) when the data is missing."""
+    """The folder of a test TNTP network; fails (never skips) when the data is missing."""
     folder = NETWORKS / name
     if not folder.is_dir():
-        pytest.fail(f"test data missing: {folder} (the shared/ folder must sit beside the repo)")
+        pytest.fail(f"test data missing: {folder} (tests/data/networks is part of the repository)")
     return folder
 
 
