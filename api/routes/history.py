@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from api.reads import TenantReads
 from api.review_schemas import ArchiveChange, EditRecordPublic, RunList, RunSummary, ScenarioDiff
-from api.routes.common import Limit, Offset, Reads, Writes, next_offset
+from api.routes.common import Limit, Offset, Writes, consistent_reads, next_offset
 from api.routes.scenarios import etag, expected_version, public
 from api.schemas import ScenarioPublic
 from api.security import Editor, Services, Viewer
@@ -35,7 +35,7 @@ ORDER BY r.requested_at DESC, r.run_id LIMIT :limit OFFSET :offset"""
 
 
 @router.get("/simulations", response_model=RunList)
-def list_runs(caller: Viewer, services: Services, reads: Reads,
+def list_runs(caller: Viewer, services: Services, writes: Writes,
               scenario: UUID | None = None, status: Status | None = None,
               since: Annotated[dt.datetime | None, Query(
                   description="Only runs requested at or after this time (ISO 8601)")] = None,
@@ -43,15 +43,17 @@ def list_runs(caller: Viewer, services: Services, reads: Reads,
     """The tenant's runs, newest first; filter by scenario, status and request time."""
     if scenario is not None:
         services.app.get_scenario(caller.tenant, scenario)
+    reads = consistent_reads(caller, services, writes)
     return runs_page(reads, scenario, status, since, offset, limit)
 
 
 @router.get("/scenarios/{scenario_id}/simulations", response_model=RunList)
-def scenario_runs(scenario_id: UUID, caller: Viewer, services: Services, reads: Reads,
+def scenario_runs(scenario_id: UUID, caller: Viewer, services: Services, writes: Writes,
                   status: Status | None = None, since: dt.datetime | None = None,
                   offset: Offset = 0, limit: Limit = 100) -> RunList:
     """The scenario's runs, newest first."""
     services.app.get_scenario(caller.tenant, scenario_id)
+    reads = consistent_reads(caller, services, writes)
     return runs_page(reads, scenario_id, status, since, offset, limit)
 
 

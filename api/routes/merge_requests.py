@@ -73,10 +73,10 @@ def list_merge_requests(caller: Viewer, services: Services, writes: Writes,
                             description="Requests from or into this scenario")] = None,
                         offset: Offset = 0, limit: Limit = 100) -> MergeRequestList:
     """The tenant's merge requests, most recently changed first."""
-    wait_until_visible(services.engine, PROJECTION, writes, caller.tenant,
-                       services.limits.read_wait_s)
     if scenario is not None:
         services.app.get_scenario(caller.tenant, scenario)
+    wait_until_visible(services.engine, PROJECTION, writes, caller.tenant,
+                       services.limits.read_wait_s)
     rows = TenantReads(services.engine, caller.tenant).rows(
         LIST_SQL, status=status, scenario=str(scenario) if scenario else None, limit=limit,
         offset=offset)

@@ -47,7 +47,7 @@ def test_runs_are_listed_filtered_and_paged(api: Api, projected: Container) -> N
 
     mine = api.get(f"/v1/scenarios/{first}/simulations").json()
     assert {r["id"] for r in mine["items"]} == {done, *queued}
-    assert [r for r in mine["items"] if r["id"] == done][0]["indicators"] == {"vkt": 12.5}
+    assert next(r for r in mine["items"] if r["id"] == done)["indicators"] == {"vkt": 12.5}
     completed = api.get(f"/v1/simulations?scenario={first}&status=completed").json()
     assert [r["id"] for r in completed["items"]] == [done]
     everything = api.get("/v1/simulations?limit=100").json()["items"]
