@@ -177,3 +177,30 @@ class MergeRequestList(BaseModel):
 
     items: list[MergeRequestSummary]
     next_offset: int | None
+
+
+class LinkFlowChange(BaseModel):
+    """A link's flow in both runs, and whether the difference exceeds convergence noise."""
+
+    link_id: str
+    flow_a: float | None
+    flow_b: float | None
+    difference: float | None
+    significant: bool
+    certain: bool
+    noise_a: float
+    noise_b: float
+
+
+class ComparisonWithNoise(BaseModel):
+    """Indicator deltas and link-flow changes (b minus a); noise is hidden unless asked for."""
+
+    a: UUID
+    b: UUID
+    relative_gap_a: float | None
+    relative_gap_b: float | None
+    method: str
+    significant_links: int
+    links_within_noise: int
+    indicators: list[IndicatorDelta]
+    links: list[LinkFlowChange]

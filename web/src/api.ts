@@ -97,7 +97,19 @@ export interface LinkFlowDelta {
   difference: number | null;
 }
 
-export interface Comparison { a: string; b: string; indicators: IndicatorDelta[]; links: LinkFlowDelta[] }
+export interface LinkFlowChange extends LinkFlowDelta { significant: boolean; certain: boolean; noise_a: number; noise_b: number }
+
+export interface Comparison {
+  a: string;
+  b: string;
+  indicators: IndicatorDelta[];
+  /** Only changes beyond convergence noise, unless asked for all. */
+  links: LinkFlowChange[];
+  relative_gap_a: number | null;
+  relative_gap_b: number | null;
+  significant_links: number;
+  links_within_noise: number;
+}
 
 export interface Feature {
   type: "Feature";
@@ -293,8 +305,8 @@ export class Api {
     return features;
   }
 
-  compare(a: string, b: string): Promise<Comparison> {
-    return this.get<Comparison>(`/v1/compare?a=${a}&b=${b}`);
+  compare(a: string, b: string, withNoise = false): Promise<Comparison> {
+    return this.get<Comparison>(`/v1/compare?a=${a}&b=${b}${withNoise ? "&all=true" : ""}`);
   }
 
   // -- BI ----------------------------------------------------------------------------------
