@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,3 +95,35 @@ def test_archive_then_restore(api: Api) -> None:
     assert edit(api, scenario, 3, {"op": "close_link", "link_id": "a"}).status_code == 200
     is_problem(api.post(f"/v1/scenarios/{scenario}/archive", {}, role="viewer",
                         headers={"If-Match": '"4"'}), 403)
+
+
+def finished_run(api: Api, scenario: str, flows: dict[str, float], gap: float) -> str:
+    """A completed run whose result document holds these link flows and relative gap."""
+    run_id = run(api, scenario)
+    document = {"links": [{"id": k, "flow": v} for k, v in flows.items()], "zones": []}
+    sha = api.container.blobs.put("acme", json.dumps(document).encode())
+    app = api.container.app
+    app.start_attempt("acme", uuid.UUID(run_id), 1, "w1", WORKER)
+    app.complete_run("acme", uuid.UUID(run_id), 1, sha, {"relative_gap": gap}, 1.0, WORKER)
+    return run_id
+
+
+def test_compare_hides_changes_within_convergence_noise(api: Api, projected: Container) -> None:
+    scenario = api.scenario()
+    first = finished_run(api, scenario, {"a": 900.0, "b": 900.0, "c": 300.0}, 1e-3)
+    second = finished_run(api, scenario, {"a": 903.0, "b": 903.0, "c": 297.0}, 1e-3)
+    closed = api.post("/v1/scenarios", {"name": "closed", "fork_of": scenario}).json()["id"]
+    edit(api, closed, 1, {"op": "close_link", "link_id": "c"})
+    third = finished_run(api, closed, {"a": 1200.0, "b": 1200.0, "c": 0.0}, 1e-3)
+    wait_caught_up(projected)
+
+    same = api.get(f"/v1/compare?a={first}&b={second}").json()
+    assert same["links"] == [] and same["significant_links"] == 0
+    assert same["links_within_noise"] == 3 and same["relative_gap_a"] == 1e-3
+    everything = api.get(f"/v1/compare?a={first}&b={second}&all=true").json()["links"]
+    assert {k["link_id"] for k in everything} == {"a", "b", "c"}
+    assert all(k["noise_a"] > 0 and not k["significant"] for k in everything)
+
+    changed = api.get(f"/v1/compare?a={first}&b={third}").json()
+    assert {k["link_id"] for k in changed["links"]} == {"a", "b", "c"}
+    assert next(k for k in changed["links"] if k["link_id"] == "c")["certain"]
