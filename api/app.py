@@ -15,6 +15,7 @@ from api.reads import LastWrites
 from api.routes import (
     bi,
     datasets,
+    explain,
     history,
     merge_requests,
     notifications,
@@ -29,7 +30,7 @@ from api.services import ApiServices, ReadinessCheck
 __all__ = ["PROBLEM", "ReadinessCheck", "create_app"]
 ROUTERS = (datasets.router, scenarios.router, simulations.router, results.router,
            tiles.router, bi.router, notifications.router, history.router,
-           merge_requests.router)
+           merge_requests.router, explain.router)
 
 
 def create_app(services: ApiServices) -> FastAPI:

@@ -204,3 +204,27 @@ class ComparisonWithNoise(BaseModel):
     links_within_noise: int
     indicators: list[IndicatorDelta]
     links: list[LinkFlowChange]
+
+
+class ExplainedEdit(EditRecordPublic):
+    """An edit behind one run and not the other."""
+
+    scenario_id: UUID
+    only_in: Literal["a", "b"]
+    on_link: bool
+    adjacent: bool
+
+
+class LinkExplanation(BaseModel):
+    """Why a link's flow differs between two runs: the edits between them, and what is missing."""
+
+    a: UUID
+    b: UUID
+    link_id: str
+    flow_a: float | None
+    flow_b: float | None
+    difference: float | None
+    significant: bool
+    edits: list[ExplainedEdit]
+    od_pairs: list[dict[str, Any]] | None
+    missing: list[str]

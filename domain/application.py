@@ -178,6 +178,18 @@ class Cartolog(Application[UUID]):
         events = self.repository.event_store.get(scenario_id, gt=after, lte=last)
         return edit_records(events)
 
+    def edits_leading_to(self, tenant_id: str, scenario_id: UUID, version: int
+                         ) -> list[EditRecord]:
+        """Every edit behind the scenario at `version`: its ancestors' up to each fork
+        point, then its own, oldest first; each record names its `scenario_id`."""
+        scenario = self.get_scenario(tenant_id, scenario_id, version)
+        inherited: list[EditRecord] = []
+        if scenario.fork_of is not None and scenario.fork_version is not None:
+            inherited = self.edits_leading_to(tenant_id, scenario.fork_of,
+                                              scenario.fork_version)
+        own = self.scenario_edits(tenant_id, scenario_id, after=1, upto=version)
+        return inherited + [{**record, "scenario_id": scenario_id} for record in own]
+
     def get_scenario(
         self, tenant_id: str, scenario_id: UUID, version: int | None = None,
     ) -> Scenario:

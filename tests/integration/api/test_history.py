@@ -127,3 +127,22 @@ def test_compare_hides_changes_within_convergence_noise(api: Api, projected: Con
     changed = api.get(f"/v1/compare?a={first}&b={third}").json()
     assert {k["link_id"] for k in changed["links"]} == {"a", "b", "c"}
     assert next(k for k in changed["links"] if k["link_id"] == "c")["certain"]
+
+
+def test_explain_names_the_closure_behind_a_gain(api: Api, projected: Container) -> None:
+    scenario = api.scenario()
+    edit(api, scenario, 1, {"op": "set_zone_attributes", "zone_id": 1, "population": 150.0})
+    before = finished_run(api, scenario, {"a": 900.0, "b": 900.0, "c": 300.0}, 1e-3)
+    closed = api.post("/v1/scenarios", {"name": "closed", "fork_of": scenario}).json()["id"]
+    edit(api, closed, 1, {"op": "close_link", "link_id": "c"})
+    after = finished_run(api, closed, {"a": 1200.0, "b": 1200.0, "c": 0.0}, 1e-3)
+    wait_caught_up(projected)
+
+    why = api.get(f"/v1/compare/explain?a={before}&b={after}&link=a").json()
+    assert why["difference"] == 300.0 and why["significant"]
+    assert [(e["type"], e["subject"], e["only_in"], e["on_link"], e["adjacent"])
+            for e in why["edits"]] == [("LinkClosed", "link:c", "b", False, True)]
+    assert why["od_pairs"] is None and "select-link" in why["missing"][0]
+    back = api.get(f"/v1/compare/explain?a={after}&b={before}&link=c").json()
+    assert [(e["only_in"], e["on_link"]) for e in back["edits"]] == [("a", True)]
+    is_problem(api.get(f"/v1/compare/explain?a={before}&b={after}&link=zz"), 404)

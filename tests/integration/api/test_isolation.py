@@ -56,6 +56,7 @@ def endpoints(ids: dict[str, str]) -> list[Endpoint]:
         Endpoint("GET", f"/v1/simulations/{r}/zones"),
         Endpoint("GET", f"/v1/simulations/{r}/indicators"),
         Endpoint("GET", f"/v1/compare?a={r}&b={r}"),
+        Endpoint("GET", f"/v1/compare/explain?a={r}&b={r}&link=a"),
         Endpoint("GET", f"/v1/tiles/links/0/0/0.mvt?scenario={s}"),
         Endpoint("GET", f"/v1/tiles/link_results/0/0/0.mvt?run={r}"),
         Endpoint("GET", "/v1/bi/targets", has_id=False),
