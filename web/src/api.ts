@@ -305,6 +305,10 @@ export class Api {
     return features;
   }
 
+  explain(a: string, b: string, link: string): Promise<{ edits: (EditRecord & { only_in: string; on_link: boolean; adjacent: boolean })[]; missing: string[] }> {
+    return this.get(`/v1/compare/explain?a=${a}&b=${b}&link=${encodeURIComponent(link)}`);
+  }
+
   compare(a: string, b: string, withNoise = false): Promise<Comparison> {
     return this.get<Comparison>(`/v1/compare?a=${a}&b=${b}${withNoise ? "&all=true" : ""}`);
   }
