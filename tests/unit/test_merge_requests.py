@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from adapters.auth import JwksSource, TokenVerifier
+from adapters.dev_issuer import DevIssuer
 from domain.application import Cartolog
 from domain.edits import ChangeDemandParameters, CloseLink, ModifyLink, SetZoneAttributes
 from domain.errors import InvalidCommand, InvalidTransition, NotAllowed
@@ -139,3 +142,11 @@ def test_archive_and_restore(app: Cartolog) -> None:
         app.edit_scenario("acme", parent, version, [CloseLink("a")], AUTHOR)
     version = app.restore_scenario("acme", parent, version, "again", AUTHOR)
     assert app.edit_scenario("acme", parent, version, [CloseLink("a")], AUTHOR) == version + 1
+
+
+def test_a_reviewer_token_carries_the_roles_below_it(tmp_path: Path) -> None:
+    issuer = DevIssuer(tmp_path / "key.pem", "iss", "aud")
+    verifier = TokenVerifier(JwksSource.from_document(issuer.jwks()), "iss", "aud")
+    principal = verifier.verify(issuer.issue("acme", "reviewer", sub="ben"))
+    assert principal.roles == {"viewer", "editor", "reviewer"}
+    assert "reviewer" in verifier.verify(issuer.issue("acme", "admin")).roles
