@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response
 
-from api.reads import TenantReads
+from api.reads import LastWrites, TenantReads
 from api.review_schemas import ArchiveChange, EditRecordPublic, RunList, RunSummary, ScenarioDiff
 from api.routes.common import Limit, Offset, Writes, consistent_reads, next_offset
 from api.routes.scenarios import etag, expected_version, public
 from api.schemas import ScenarioPublic
 from api.security import Editor, Services, Viewer
+from api.services import ApiServices
 
 router = APIRouter(prefix="/v1", tags=["history"])
 Status = Literal["queued", "running", "retrying", "completed", "dead_lettered", "cancelled"]
@@ -101,7 +102,8 @@ def restore_scenario(scenario_id: UUID, body: ArchiveChange, caller: Editor,
     return _changed(scenario_id, version, caller.tenant, services, writes, response)
 
 
-def _changed(scenario_id: UUID, version: int, tenant: str, services: Any, writes: Writes,
+def _changed(scenario_id: UUID, version: int, tenant: str, services: ApiServices,
+             writes: LastWrites,
              response: Response) -> ScenarioPublic:
     writes.record(tenant, scenario_id, version)
     response.headers["ETag"] = etag(version)

@@ -241,6 +241,9 @@ export class Workspace {
       if (summary) summary.version = version;
       this.renderScenarios();
       await this.map?.showScenario(id, version, scenario.closed_links);
+      // The selection shows this version's values at once; runs (listed from the read
+      // model, which may first wait for this very edit) refresh it again below.
+      this.selected.render();
       byId("main").dataset.scenario = scenario.name;
       byId("main").dataset.scenarioVersion = String(version);
       if (changed && !keepRun) this.compare.leave();

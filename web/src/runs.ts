@@ -30,8 +30,8 @@ export class RunsPanel {
   /** Loads the tenant's run history from the API; shows the newest finished run of `scenario` if asked. */
   async loadFor(scenario: Scenario, showLatest: boolean): Promise<void> {
     try {
-      for (const run of await this.workspace.api.runs()) this.known.set(run.id, run);
-      for (const run of await this.workspace.api.runs(scenario.id)) this.known.set(run.id, run);
+      const [recent, own] = await Promise.all([this.workspace.api.runs(), this.workspace.api.runs(scenario.id)]);
+      for (const run of [...recent, ...own]) this.known.set(run.id, run);
     } catch (error) {
       this.workspace.say(`Could not list the runs: ${errorText(error)}`);
     }
