@@ -115,11 +115,14 @@ class ReviewPublic(BaseModel):
 
 
 class RunComparison(BaseModel):
-    """The latest completed run of the parent (a) and of the fork (b), and their deltas."""
+    """The latest completed run of the parent (a) and of the fork (b), and their deltas:
+    indicators, and the links whose change is beyond convergence noise (largest first)."""
 
     a: UUID
     b: UUID
     indicators: list[IndicatorDelta]
+    significant_links: int
+    links: list[LinkFlowChange]
 
 
 class TrailEntry(BaseModel):
@@ -228,3 +231,6 @@ class LinkExplanation(BaseModel):
     edits: list[ExplainedEdit]
     od_pairs: list[dict[str, Any]] | None
     missing: list[str]
+
+
+RunComparison.model_rebuild()

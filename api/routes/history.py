@@ -103,8 +103,7 @@ def restore_scenario(scenario_id: UUID, body: ArchiveChange, caller: Editor,
 
 
 def _changed(scenario_id: UUID, version: int, tenant: str, services: ApiServices,
-             writes: LastWrites,
-             response: Response) -> ScenarioPublic:
+             writes: LastWrites, response: Response) -> ScenarioPublic:
     writes.record(tenant, scenario_id, version)
     response.headers["ETag"] = etag(version)
     return public(services.app.get_scenario(tenant, scenario_id))

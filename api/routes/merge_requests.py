@@ -8,11 +8,13 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 
+from api.comparison import link_changes
 from api.reads import TenantReads, wait_until_visible
 from api.review_schemas import (
     CloseCreate,
     ConflictPublic,
     EditRecordPublic,
+    LinkFlowChange,
     MergeRequestCreate,
     MergeRequestList,
     MergeRequestPublic,
@@ -158,8 +160,11 @@ def comparison(reads: TenantReads, request: MergeRequest) -> RunComparison | Non
     if a is None or b is None:
         return None
     rows = reads.rows(INDICATOR_DELTAS, a=a, b=b)
+    changed = [c for c in link_changes(reads, a, b) if c["significant"]]
     return RunComparison(a=a, b=b,
-                         indicators=[IndicatorDelta.model_validate(dict(r)) for r in rows])
+                         indicators=[IndicatorDelta.model_validate(dict(r)) for r in rows],
+                         significant_links=len(changed),
+                         links=[LinkFlowChange.model_validate(c) for c in changed[:20]])
 
 
 def trail_entry(event: Any) -> TrailEntry:

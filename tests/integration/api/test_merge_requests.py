@@ -67,6 +67,7 @@ def test_review_by_another_user_then_merge_with_a_resolved_conflict(
     assert [c["subject"] for c in request["conflicts"]] == ["link:a"]
     assert request["comparison"]["a"] == base_run and request["comparison"]["b"] == fork_run
     assert request["comparison"]["indicators"][0]["difference"] == pytest.approx(2.0)
+    assert request["comparison"]["significant_links"] == 0
 
     own = api.client.post(f"{path}/reviews", json={"verdict": "approved"},
                           headers=as_user(api, "ana", "reviewer"))
