@@ -161,7 +161,8 @@ export interface MergeRequest {
   edits: EditRecord[];
   conflicts: { subject: string; fork: EditRecord[]; parent: EditRecord[]; resolution: string | null }[];
   reviews: { reviewer: string; verdict: string; comment: string; at: string }[];
-  comparison: { a: string; b: string; indicators: { name: string; unit: string; value_a: number | null; value_b: number | null; difference: number | null }[] } | null;
+  comparison: { a: string; b: string; indicators: { name: string; unit: string; value_a: number | null; value_b: number | null; difference: number | null }[];
+    significant_links: number; links: LinkFlowChange[] } | null;
   trail: { version: number; type: string; actor: string; occurred_at: string; payload: Record<string, unknown> }[];
 }
 

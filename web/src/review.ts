@@ -134,7 +134,11 @@ function describe(edit: EditRecord): string {
 function comparison(request: MergeRequest): HTMLElement[] {
   const found = request.comparison;
   if (!found) return [h("p", { class: "hint", text: "No comparison: parent and fork both need a completed run." })];
+  const links = found.links.slice(0, 5).map((link) =>
+    `link ${link.link_id} ${link.difference !== null && link.difference >= 0 ? "+" : ""}${format(link.difference ?? 0)}`);
   return [h("h4", { text: `Latest runs: ${shortId(found.a)} (parent) → ${shortId(found.b)} (fork)` }),
+    h("p", { "data-significant": found.significant_links, text: `${found.significant_links} links changed beyond convergence noise` +
+      (links.length ? ` (largest: ${links.join(", ")})` : "") + "." }),
     h("table", { class: "indicators" }, h("tbody", {}, ...found.indicators.map((row) => h("tr", {},
       h("th", { scope: "row", text: row.name.replace(/_/g, " ") }),
       h("td", { text: row.difference === null ? "—" : `${row.difference >= 0 ? "+" : ""}${format(row.difference)} ${row.unit}` })))))];
