@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
-BISECTION_STEPS = 60
+BISECTION_STEPS = 30  # bracket 1e3 * (flow + capacity): resolution ~1e-6 of it
 
 
 @dataclass(frozen=True)
@@ -61,53 +61,77 @@ class Bounds:
     certain_high: FloatArray
 
 
-def cost(run: RunLinks, x: FloatArray) -> FloatArray:
-    """BPR travel time at flows x."""
+def cost_and_integral(run: RunLinks, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """BPR travel time at flows x, and its integral from 0 to x (one power per link)."""
     ratio = np.divide(x, run.capacity, out=np.zeros_like(x), where=run.capacity > 0)
-    return np.asarray(run.free_flow_time * (1.0 + run.b * ratio ** run.power))
+    raised = np.power(ratio, run.power)
+    time = run.free_flow_time * (1.0 + run.b * raised)
+    area = run.free_flow_time * (x + run.b * run.capacity / (run.power + 1.0) * raised * ratio)
+    return np.asarray(time), np.asarray(area)
 
 
-def integral(run: RunLinks, x: FloatArray) -> FloatArray:
-    """Integral of the BPR time from 0 to x."""
-    ratio = np.divide(x, run.capacity, out=np.zeros_like(x), where=run.capacity > 0)
-    extra = run.b * run.capacity / (run.power + 1.0) * ratio ** (run.power + 1.0)
-    return np.asarray(run.free_flow_time * (x + extra))
+def interval(run: RunLinks, budget: float, links: NDArray[np.bool_] | None = None
+             ) -> tuple[FloatArray, FloatArray]:
+    """The flows y >= 0 with D(x, y) <= budget, by bisection on each side of x (only for
+    `links` when given; the others get the run's flow itself)."""
+    chosen = np.ones(run.flow.shape, dtype=np.bool_) if links is None else links
+    part = _subset(run, chosen)
+    x = part.flow
+    _, area_x = cost_and_integral(part, x)
+    below = _reach(part, area_x, budget, x, -1.0)
+    above = _reach(part, area_x, budget, 1e3 * (x + part.capacity) + 1.0, 1.0)
+    low, high = run.flow.copy(), run.flow.copy()
+    low[chosen], high[chosen] = x - below, x + above
+    return low, high
 
 
-def divergence(run: RunLinks, y: FloatArray) -> FloatArray:
-    """D_a(x_a, y_a) for the run's flows x and candidate equilibrium flows y."""
-    x = run.flow
-    return np.asarray(integral(run, x) - integral(run, y) - cost(run, y) * (x - y))
+def _subset(run: RunLinks, chosen: NDArray[np.bool_]) -> RunLinks:
+    return RunLinks(run.flow[chosen], run.free_flow_time[chosen], run.b[chosen],
+                    run.power[chosen], run.capacity[chosen], run.closed[chosen],
+                    run.relative_gap)
 
 
-def interval(run: RunLinks, budget: float) -> tuple[FloatArray, FloatArray]:
-    """The flows y >= 0 with D(x, y) <= budget, by bisection on each side of x."""
-    x = run.flow
-    below = _reach(run, budget, x, -1.0)
-    above = _reach(run, budget, np.maximum(x, 1.0) * 1e3 + 1e6, 1.0)
-    return x - below, x + above
-
-
-def _reach(run: RunLinks, budget: float, widest: FloatArray, side: float) -> FloatArray:
+def _reach(run: RunLinks, area_x: FloatArray, budget: float, widest: FloatArray,
+           side: float) -> FloatArray:
+    """How far from x, on one side, D(x, y) stays within the budget."""
     inside, outside = np.zeros_like(run.flow), np.asarray(widest, dtype=np.float64)
     for _ in range(BISECTION_STEPS):
         middle = (inside + outside) / 2.0
-        fits = divergence(run, run.flow + side * middle) <= budget
+        y = run.flow + side * middle
+        time_y, area_y = cost_and_integral(run, y)
+        fits = area_x - area_y - time_y * (run.flow - y) <= budget
         inside = np.where(fits, middle, inside)
         outside = np.where(fits, outside, middle)
     return inside
 
 
+def budget_of(run: RunLinks) -> float:
+    """The run's absolute gap G = g * TSTT."""
+    time, _ = cost_and_integral(run, run.flow)
+    return run.relative_gap * float(np.sum(run.flow * time))
+
+
+def noise_interval(run: RunLinks) -> tuple[FloatArray, FloatArray]:
+    """Flows within the gap shared evenly over the links that carry flow."""
+    used = max(1, int(np.count_nonzero(run.flow > 0)))
+    return _zero_when_closed(run, *interval(run, budget_of(run) / used))
+
+
+def certain_interval(run: RunLinks, links: NDArray[np.bool_] | None = None
+                     ) -> tuple[FloatArray, FloatArray]:
+    """Flows within the whole gap (only for `links` when given)."""
+    return _zero_when_closed(run, *interval(run, budget_of(run), links))
+
+
+def _zero_when_closed(run: RunLinks, low: FloatArray, high: FloatArray
+                      ) -> tuple[FloatArray, FloatArray]:
+    low[run.closed], high[run.closed] = 0.0, 0.0
+    return low, high
+
+
 def bounds(run: RunLinks) -> Bounds:
     """Noise and certain intervals of each link's equilibrium flow."""
-    total_time = float(np.sum(run.flow * cost(run, run.flow)))
-    gap_budget = run.relative_gap * total_time
-    used = max(1, int(np.count_nonzero(run.flow > 0)))
-    noise_low, noise_high = interval(run, gap_budget / used)
-    certain_low, certain_high = interval(run, gap_budget)
-    for array in (noise_low, noise_high, certain_low, certain_high):
-        array[run.closed] = 0.0
-    return Bounds(noise_low, noise_high, certain_low, certain_high)
+    return Bounds(*noise_interval(run), *certain_interval(run))
 
 
 @dataclass(frozen=True)
@@ -122,10 +146,12 @@ class Significance:
 
 def classify(a: RunLinks, b: RunLinks) -> Significance:
     """Which links' flows differ by more than the two runs' convergence can explain."""
-    ba, bb = bounds(a), bounds(b)
-    apart = (ba.noise_low > bb.noise_high) | (bb.noise_low > ba.noise_high)
-    sure = (ba.certain_low > bb.certain_high) | (bb.certain_low > ba.certain_high)
+    (low_a, high_a), (low_b, high_b) = noise_interval(a), noise_interval(b)
+    apart = (low_a > high_b) | (low_b > high_a)
+    # Certain intervals contain the noise ones: only links apart by noise can be certain.
+    (sure_low_a, sure_high_a), (sure_low_b, sure_high_b) = (
+        certain_interval(a, apart), certain_interval(b, apart))
+    sure = apart & ((sure_low_a > sure_high_b) | (sure_low_b > sure_high_a))
     structural = (a.closed != b.closed) & (np.maximum(a.flow, b.flow) > 0)
-    return Significance(apart | structural, sure | structural,
-                        (ba.noise_high - ba.noise_low) / 2.0,
-                        (bb.noise_high - bb.noise_low) / 2.0)
+    return Significance(apart | structural, sure | structural, (high_a - low_a) / 2.0,
+                        (high_b - low_b) / 2.0)
