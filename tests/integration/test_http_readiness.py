@@ -15,7 +15,8 @@ def test_ready_when_database_and_broker_answer(container: Container) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ready", "broker": "ready"}
+    assert response.json()["checks"] == {"database": "ready", "broker": "ready",
+                                         "projector": "ready"}
 
 
 def test_not_ready_names_the_broker_that_does_not_answer(settings: Settings) -> None:
