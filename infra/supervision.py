@@ -26,7 +26,6 @@ class ProcessThreads:
             except Exception as error:
                 self.failures[name] = f"{type(error).__name__}: {error}"
                 log.exception("%s died", name)
-                raise
 
         thread = threading.Thread(target=run, name=name, daemon=True)
         self.threads[name] = thread

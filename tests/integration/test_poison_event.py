@@ -29,7 +29,12 @@ from tests.conftest import REPO
 from tests.integration.api.conftest import Api
 from tests.integration.conftest import OPERATOR
 from tests.integration.logcheck import wait_for
-from tests.integration.projections.conftest import projector_env, relay_and_projector
+from tests.integration.projections.conftest import (
+    projector_env,
+    relay_and_projector,
+    wait_caught_up,
+)
+from tests.unit.test_domain import tiny_network
 
 NUL_LINK = {"id": "nul\u0000link", "from_node": 1, "to_node": 3, "capacity": 10,
             "length": 1, "free_flow_time": 1}
@@ -100,6 +105,35 @@ def test_a_nul_edit_stops_no_tenant_and_is_named(own_container: Container, api: 
     assert problems[0].startswith(f"projection read_model: event at store position {position} "
                                   f"(Scenario.LinkAdded of {scenario} v2, tenant acme;")
     assert "NUL" in problems[0]
+
+    retried = cli(container, "projections", "retry", "read_model")  # nothing fixed it yet
+    assert retried.returncode == 1, retried.stderr
+    assert retried.stdout.startswith("read_model: 0 applied, 1 still failing, 0 not in the store")
+    assert _error_rows(container) == [("acme", "Scenario.LinkAdded", position)]
+
+
+def test_retry_applies_what_failed_while_a_blob_was_missing(own_container: Container) -> None:
+    container = own_container
+    network = tiny_network()
+    dataset = container.app.import_dataset("acme", "tiny", network, OPERATOR)
+    with container.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE saved_blobs AS SELECT * FROM blobs "
+                                "WHERE sha256 = :s"), {"s": network.sha256()})
+        connection.execute(text("DELETE FROM blobs WHERE sha256 = :s"), {"s": network.sha256()})
+    with relay_and_projector(container, ["read_model"]):
+        wait_caught_up(container, ["read_model"])
+    assert [kind for _, kind, _ in _error_rows(container)] == ["Dataset.Imported"]
+    with container.engine.begin() as connection:  # the fix: the blob is back
+        connection.execute(text("INSERT INTO blobs SELECT * FROM saved_blobs"))
+
+    retried = cli(container, "projections", "retry", "read_model")
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout == "read_model: 1 applied, 0 still failing, 0 not in the store\n"
+    assert _error_rows(container) == []
+    with container.engine.connect() as connection:
+        links = connection.execute(text(
+            "SELECT count(*) FROM dataset_links WHERE dataset_id = :d"), {"d": dataset}).scalar()
+    assert links == len(network.links)
 
 
 def _error_rows(container: Container) -> list[tuple[str, str, int]]:
