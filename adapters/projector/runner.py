@@ -93,7 +93,7 @@ class ProjectionRunner:
 
     def process(self, records: Sequence[Record], highwaters: Mapping[tuple[str, int], int]
                 | None = None, track: bool = True) -> BatchOutcome:
-        """Apply a batch in one transaction (see the module docstring)."""
+        """Apply a batch in one transaction (see the package docstring)."""
         outcome = BatchOutcome()
         if self.stopped and self.load_stopped():  # a rebuild clears the stop
             return outcome
