@@ -65,7 +65,10 @@ def api_services(container: Container, api_settings: ApiSettings | None = None,
             raise RuntimeError(str(error)) from None
 
     def projector() -> None:
-        found = crashed(container.engine)
+        try:
+            found = crashed(container.engine)
+        except (SQLAlchemyError, psycopg2.Error) as error:
+            raise RuntimeError(f"projection status unreadable: {error}".splitlines()[0]) from None
         if found:
             raise RuntimeError("; ".join(found))
 
