@@ -22,7 +22,7 @@ from domain.edits import (
     SetZoneAttributes,
 )
 from domain.errors import InvalidCommand, InvalidTransition, NotAllowed
-from domain.values import Actor, Link
+from domain.values import Actor, Link, label_problem
 
 EditRecord = dict[str, Any]
 EDIT_TYPES = ("ZoneAttributesSet", "LinkAdded", "LinkModified", "LinkClosed",
@@ -131,8 +131,9 @@ class MergeRequest(TenantAggregate):
              fork_point: int, fork_version: int, parent_version: int, title: str,
              edits: list[EditRecord], found: list[dict[str, Any]], by: Actor) -> MergeRequest:
         """Propose the fork's edits since `fork_point` for its parent."""
-        if not title.strip() or len(title) > 200:
-            raise InvalidCommand("a merge request title must be 1 to 200 characters")
+        problem = label_problem("merge request", title)
+        if problem:
+            raise InvalidCommand(problem)
         if not edits:
             raise InvalidCommand("the fork has no edits since its fork point")
         return cls._start(cls.Opened, request_id, tenant_id, by, fork_id=fork_id,
