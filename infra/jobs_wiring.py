@@ -10,11 +10,12 @@ from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapters.dispatcher import Dispatcher, JobLocator, Outbox, ResolvedInput, RetryPolicy
+from adapters.dispatcher import Dispatcher, JobLocator, Outbox, RetryPolicy
 from adapters.jobs import AckedProducer, group_consumer, group_lag
 from adapters.kafka import make_producer
 from adapters.leases import LeaseStore
 from adapters.result_recorder import ResultCache, ResultRecorder
+from domain.ports import ResolvedInput
 from domain.simulation import SimulationRun
 from infra.wiring import Container
 from simulation_worker import model_input
