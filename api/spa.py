@@ -1,7 +1,7 @@
-"""The map workspace (web/, issue 8): the built single-page app at `/` of every tenant host.
+"""The map workspace (web/): the built single-page app at `/` of every tenant host.
 
-The API engineer owns `api/app.py` and `infra/http.py`; they call `mount_workspace` once on
-the app they build. Nothing here touches the API's routes: `/v1/...` keep their own 404s.
+`infra/http.py` calls `mount_workspace` once on the app that `api/app.py` builds. Nothing
+here touches the API's routes: `/v1/...` keep their own 404s.
 """
 
 from __future__ import annotations

@@ -256,7 +256,7 @@ class Cartolog(Application[UUID]):
         """Give a dead-lettered run new attempts."""
         self._change(tenant_id, run_id, lambda run: run.redrive(by))
 
-    # -- BI sync (issue 5) --------------------------------------------------------------------
+    # -- BI sync --------------------------------------------------------------------------------
     # (domain.bi is imported in the methods so this section stays self-contained.)
 
     def register_bi_target(self, tenant_id: str, name: str, kind: str, by: Actor,
@@ -310,7 +310,7 @@ class Cartolog(Application[UUID]):
         target.fail_rebuild(build, error, by)
         self._save_existing(target, expected)
 
-    # -- end of BI sync (issue 5) -------------------------------------------------------------
+    # -- end of BI sync -------------------------------------------------------------------------
 
     # -- helpers ----------------------------------------------------------------------------
 

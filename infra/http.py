@@ -77,5 +77,5 @@ def api_services(container: Container, api_settings: ApiSettings | None = None) 
 
 def build_api(container: Container, api_settings: ApiSettings | None = None) -> FastAPI:
     """The HTTP app with readiness checks of the database and the broker."""
-    # Issue 8 (web engineer): the map workspace at "/" on every tenant host (api/spa.py).
+    # The map workspace at "/" on every tenant host (api/spa.py).
     return mount_workspace(create_app(api_services(container, api_settings)), container.settings)

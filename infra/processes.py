@@ -27,7 +27,7 @@ ProcessFactory = Callable[[Container], Process]
 
 
 def background_processes() -> dict[str, ProcessFactory]:
-    """Name → factory of every process `cartolog up` starts (later issues add theirs)."""
+    """Name → factory of every process `cartolog up` starts (add new processes here)."""
     return {
         "relay": lambda container: container.relay(),
         "projector": _projector,
@@ -48,7 +48,7 @@ def job_processes() -> dict[str, ProcessFactory]:
 
 
 def _projector(container: Container) -> Process:
-    """The projector and the live BI sync manager (issue 5)."""
+    """The projector and the live BI sync manager."""
     from infra.projections_wiring import projector_process
 
     return projector_process(container)

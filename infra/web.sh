@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The map workspace (issue 8). Idempotent; run by `make up` and `make test` after provisioning.
+# The map workspace. Idempotent; run by `make up` and `make test` after provisioning.
 #   1. web/: `npm ci` (when package-lock.json changed) and `npm run build` (when a source
 #      changed) -> web/dist, which `cartolog api` serves at "/";
 #   2. the browser test's tools, when missing: Debian's chromium (apt-get) and playwright-core
