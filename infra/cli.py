@@ -10,14 +10,19 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import psycopg2
+import uvicorn
 from eventsourcing.persistence import PersistenceError
 from kafka.errors import KafkaError
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.relay import PublishFailed, republish
@@ -34,6 +39,7 @@ from infra.cli_support import (
     group,
     stop_on_signals,
 )
+from infra.logs import FORMATS, LEVELS, configure_logging
 from infra.processes import background_processes
 from infra.progress import ProgressBar
 from infra.settings import Settings
@@ -47,8 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cartolog` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        return _fail(f"invalid configuration: {_first_problem(error)}")
+    configure_logging("debug" if args.verbose else args.log_level or settings.log_level,
+                      args.log_format or settings.log_format)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
@@ -62,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"broker error: {error}")
     except KeyboardInterrupt:
         return 130
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"])
+    return f"{where}: {problem['msg']}" if where else str(problem["msg"])
 
 
 def _database_reason(error: Exception) -> str:
@@ -80,7 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     parser = argparse.ArgumentParser(
         prog="cartolog", description="Operate Cartolog: run its processes, manage the log.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging (same as --log-level debug)")
+    parser.add_argument("--log-level", choices=LEVELS,
+                        help="lowest level logged (default CARTOLOG_LOG_LEVEL, else warning)")
+    parser.add_argument("--log-format", choices=FORMATS,
+                        help="text, or one JSON object per line (default CARTOLOG_LOG_FORMAT)")
     commands: Commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     command(commands, "up", cmd_up, "run the whole local stack in the foreground (Ctrl-C stops)",
             lambda p: p.add_argument("--demo", action="store_true",
@@ -171,6 +192,7 @@ def cmd_relay(_args: argparse.Namespace) -> int:
     with container() as services:
         services.ensure_topics()
         relay = services.relay()
+        print(f"cartolog relay: publishing to {services.settings.events_topic}", flush=True)
         with stop_on_signals(relay.stop):
             relay.run()
     return 0
@@ -179,7 +201,10 @@ def cmd_relay(_args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     """`cartolog api`."""
     with container() as services:
-        _serve_api(services, args.host, args.port)
+        settings = services.settings
+        where = f"http://{args.host or settings.api_host}:{args.port or settings.api_port}"
+        _serve_api(services, args.host, args.port, on_ready=lambda: print(
+            f"cartolog api: serving {where}", flush=True))
     return 0
 
 
@@ -197,6 +222,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.callback(services.close)
         migrate(services.engine)
         services.ensure_topics()
+        _say(f"broker     {settings.kafka_bootstrap_servers}")
         if args.demo:
             _load_demo(services)
         for name, factory in background_processes().items():
@@ -205,37 +231,67 @@ def cmd_up(args: argparse.Namespace) -> int:
             thread.start()
             stack.callback(thread.join, 30)
             stack.callback(process.stop)
-        _print_urls(settings)
-        if args.demo and settings.env == "development":
-            _print_demo_access(services)
-        _serve_api(services, None, None)
+            _say(f"{name:<10} started")
+        _serve_api(services, None, None, on_ready=lambda: _print_ready(services, args.demo))
+    _say("stopped")
     return 0
 
 
-def _serve_api(services: Container, host: str | None, port: int | None) -> None:
-    import uvicorn
-
+def _serve_api(services: Container, host: str | None, port: int | None,
+               on_ready: Callable[[], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; `on_ready` runs once the socket accepts requests."""
     from infra.http import build_api
 
     settings = services.settings
-    uvicorn.run(build_api(services), host=host or settings.api_host,
-                port=port or settings.api_port, log_level="info")
+    server = _Server(uvicorn.Config(
+        build_api(services), host=host or settings.api_host, port=port or settings.api_port,
+        log_level=logging.getLevelName(logging.getLogger().level).lower(), log_config=None,
+        access_log=False))
+    if on_ready is not None:
+        threading.Thread(target=_when_serving, args=(server, on_ready), name="ready",
+                         daemon=True).start()
+    server.run()
 
 
-def _print_urls(settings: Settings) -> None:
-    base = f"http://{settings.api_host}:{settings.api_port}"
-    print(f"Cartolog is up:\n  API      {base}/docs\n  ready    {base}/readyz\n"
-          f"  broker   {settings.kafka_bootstrap_servers}\n  database {settings.database_url}",
-          flush=True)
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the stopping signal once it has stopped: a
+    re-raised SIGTERM would kill the process before `cartolog up` stops its threads and
+    its broker."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
-def _print_demo_access(services: Container) -> None:
-    from infra.demo import DEMO_TENANT
+def _when_serving(server: Any, on_ready: Callable[[], None]) -> None:
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if server.started:
+        on_ready()
 
+
+def _say(line: str) -> None:
+    print(f"cartolog up: {line}", flush=True)
+
+
+def _print_ready(services: Container, demo: bool) -> None:
+    """The last lines `cartolog up` prints: the URLs, and the demo's workspace and token."""
     settings = services.settings
-    token = services.dev_issuer.issue(DEMO_TENANT, "editor", sub="demo-editor")
-    print(f"  workspace http://{DEMO_TENANT}.{settings.base_domain}:{settings.api_port}/\n"
-          f"  token    (tenant {DEMO_TENANT}, role editor, 12 h)\n{token}", flush=True)
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    lines = ["Cartolog is ready (Ctrl-C stops)", f"  API        {base}/docs"]
+    if demo and settings.env == "development":
+        from infra.demo import DEMO_TENANT
+
+        token = services.dev_issuer.issue(DEMO_TENANT, "editor", sub="demo-editor")
+        lines += [f"  workspace  http://{DEMO_TENANT}.{settings.base_domain}:{settings.api_port}/",
+                  f"  token      (tenant {DEMO_TENANT}, role editor, 12 h):", token]
+    print("\n".join(lines), flush=True)
 
 
 def _load_demo(services: Container) -> None:

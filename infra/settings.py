@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.logs import LogFormat, LogLevel
+
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/cartolog"
 
 
@@ -39,6 +41,8 @@ class Settings(BaseSettings):
     base_domain: str = "cartolog.example"
     allow_tenant_header: bool = False
     blob_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    log_level: LogLevel = "warning"
+    log_format: LogFormat = "text"
 
     @model_validator(mode="after")
     def _production_needs_explicit_services(self) -> Settings:
