@@ -22,8 +22,8 @@ from fastapi import FastAPI
 from bench.common import bench_database, figure, report
 from domain.values import Actor, Link, Network, Node, Zone
 from infra.broker import free_port
-from infra.http import ApiSettings, build_api
-from infra.settings import Settings
+from infra.http import build_api
+from infra.settings import ApiSettings, Settings
 from infra.wiring import build
 
 CLIENTS = 32

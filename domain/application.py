@@ -15,7 +15,7 @@ from eventsourcing.application import (
     ProcessingEvent,
 )
 from eventsourcing.persistence import IntegrityError, Recording
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import Environment, get_topic
 
 from domain.base import TenantAggregate
 from domain.dataset import Dataset
@@ -41,6 +41,12 @@ class Cartolog(Application[UUID]):
         self.blobs = blobs
         self._known_tenants: set[str] = set()
         self._network_indexes: OrderedDict[str, NetworkIndex] = OrderedDict()
+
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
+        """Only the class's and the caller's configuration. The library would also read the
+        process environment (AGGREGATE_CACHE_MAXSIZE, PERSISTENCE_MODULE, and CARTOLOG_-
+        prefixed copies of each, which win), changing the store behind Settings' back."""
+        return Environment(name, {**type(self).env, **(env or {})})
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Store the pending events of our aggregates (fast path of Application.save)."""

@@ -37,13 +37,14 @@ from infra.cli_support import (
     command,
     container,
     group,
+    process_settings,
     stop_on_signals,
+    use_settings,
 )
 from infra.logs import FORMATS, LEVELS, configure_logging
 from infra.processes import background_processes
 from infra.progress import ProgressBar
-from infra.settings import Settings
-from infra.wiring import Container, NoBroker, build
+from infra.wiring import Container, NoBroker, build, load_settings, warn_about_unknown_variables
 from simulation_worker.model.cli import add_model_parser
 
 log = logging.getLogger("cartolog")
@@ -54,11 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = Settings()
+        settings = load_settings()
     except ValidationError as error:
         return _fail(f"invalid configuration: {_first_problem(error)}")
     configure_logging("debug" if args.verbose else args.log_level or settings.log_level,
                       args.log_format or settings.log_format)
+    warn_about_unknown_variables()
+    use_settings(settings)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
@@ -145,7 +148,7 @@ def _republish_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
     """`cartolog db migrate`."""
-    services = build()
+    services = build(process_settings())
     try:
         created = ensure_database(services.settings.database_url)
         migrate(services.engine)
@@ -210,7 +213,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """`cartolog up [--demo]`: broker (unless configured), migrate, processes, API."""
-    settings = Settings()
+    settings = process_settings()
     with contextlib.ExitStack() as stack:
         if not settings.kafka_bootstrap_servers:
             Path(".cartolog").mkdir(exist_ok=True)
@@ -225,7 +228,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         _say(f"broker     {settings.kafka_bootstrap_servers}")
         if args.demo:
             _load_demo(services)
-        for name, factory in background_processes().items():
+        for name, factory in background_processes(settings).items():
             process = factory(services)
             thread = threading.Thread(target=process.run, name=name, daemon=True)
             thread.start()

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
 from adapters.dev_issuer import DevIssuer
-from infra.http import ApiSettings, build_api
+from infra.http import build_api
+from infra.settings import ApiSettings
 from infra.wiring import Container
 from tests.integration.api.conftest import Api, tiny_geojson
 from tests.integration.conftest import OPERATOR
