@@ -37,7 +37,9 @@ def test_each_section_reads_its_own_prefix(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_every_documented_variable_is_known() -> None:
     known = set(known_variables())
-    documented = set(re.findall(r"\bCARTOLOG_[A-Z0-9_]*[A-Z0-9]", (REPO / "README.md").read_text()))
+    readme = (REPO / "README.md").read_text()
+    typo = "CARTOLOG_LOG_LEVE"  # the README's example of the warning
+    documented = set(re.findall(r"\bCARTOLOG_[A-Z0-9_]*[A-Z0-9]", readme)) - {typo}
     assert len(documented) > 30
     assert {"CARTOLOG_API_READ_WAIT_S", "CARTOLOG_JOB_TIMEOUT_S", "CARTOLOG_PROJECTOR_BATCH",
             "CARTOLOG_WEB_DIST", "DATABASE_URL", "CARTOLOG_LOG_LEVEL"} <= known
