@@ -2,12 +2,13 @@
 .PHONY: up test lint provision
 
 provision:
-	bash infra/provision.sh
+	@bash infra/provision.sh
 
+# Quiet: a few lines of provisioning, one per process, then the URL and token when ready.
 up: provision
-	bash infra/web.sh
-	.venv/bin/cartolog db migrate
-	CARTOLOG_BASE_DOMAIN=$${CARTOLOG_BASE_DOMAIN:-localhost} .venv/bin/cartolog up --demo
+	@bash infra/web.sh
+	@.venv/bin/cartolog db migrate
+	@CARTOLOG_BASE_DOMAIN=$${CARTOLOG_BASE_DOMAIN:-localhost} .venv/bin/cartolog up --demo
 
 test: provision
 	bash infra/web.sh

@@ -21,12 +21,13 @@ import base64
 import datetime as dt
 import gzip
 import hashlib
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Engine, text
+import orjson
+from sqlalchemy import Connection, Engine, column, table, text
+from sqlalchemy.dialects.postgresql import insert
 
 from adapters.eventstore import EVENTS_TABLE
 
@@ -49,7 +50,9 @@ def _open(path: Path, mode: str) -> IO[bytes]:
     else:
         with path.open("rb") as probe:
             compress = probe.read(2) == b"\x1f\x8b"
-    handle: IO[bytes] = gzip.open(path, mode + "b") if compress else path.open(mode + "b")  # type: ignore[assignment]  # noqa: SIM115
+    # Level 6, like pg_dump's default: level 9 (gzip's) is three times slower for ~2 % less.
+    handle: IO[bytes] = (gzip.open(path, mode + "b", compresslevel=6) if compress  # type: ignore[assignment]  # noqa: SIM115
+                         else path.open(mode + "b"))
     return handle
 
 
@@ -59,7 +62,7 @@ class _Writer:
         self.digest = hashlib.sha256()
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+        line = orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
         self.digest.update(line)
         self.out.write(line)
 
@@ -110,14 +113,11 @@ def _event_rows(engine: Engine, head: int, batch: int) -> Iterator[tuple[Any, ..
 
 
 def _blob_rows(engine: Engine) -> Iterator[tuple[str, str, bytes]]:
+    """Every blob, in key order, through one server-side cursor (a few at a time in memory)."""
     with engine.connect() as connection:
-        keys = connection.execute(text(
-            "SELECT tenant_id, sha256 FROM blobs ORDER BY tenant_id, sha256")).all()
-        for tenant_id, sha256 in keys:
-            content = connection.execute(text(
-                "SELECT content FROM blobs WHERE tenant_id = :t AND sha256 = :s"),
-                {"t": tenant_id, "s": sha256}).scalar_one()
-            yield tenant_id, sha256, content
+        rows = connection.execution_options(stream_results=True, yield_per=64).execute(text(
+            "SELECT tenant_id, sha256, content FROM blobs ORDER BY tenant_id, sha256"))
+        yield from ((tenant_id, sha256, content) for tenant_id, sha256, content in rows)
 
 
 def verify_backup(path: Path) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def _parse(line: bytes, number: int) -> dict[str, Any]:
     if not line.endswith(b"\n"):
         raise BackupError(f"line {number}: truncated")
     try:
-        record = json.loads(line)
+        record = orjson.loads(line)
     except ValueError:
         raise BackupError(f"line {number}: not valid JSON") from None
     if not isinstance(record, dict):
@@ -217,28 +217,44 @@ def import_log(engine: Engine, path: Path, progress: Progress | None = None) -> 
             raise StoreNotEmpty("the event store is not empty: import restores into an empty one")
         connection.execute(text(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE"))
         events = blobs = 0
+        pending: dict[str, list[dict[str, Any]]] = {"event": [], "blob": []}
         for record in _verified_records(path):
             if record["kind"] == "event":
-                connection.execute(text(
-                    f"INSERT INTO {EVENTS_TABLE} (id, originator_id, originator_version, topic, "
-                    "state) VALUES (:id, :a, :v, :t, :s)"),
-                    {"id": record["position"], "a": record["aggregate_id"],
-                     "v": record["version"], "t": record["topic"],
-                     "s": base64.b64decode(record["state_b64"])})
+                pending["event"].append({
+                    "id": record["position"], "originator_id": record["aggregate_id"],
+                    "originator_version": record["version"], "topic": record["topic"],
+                    "state": base64.b64decode(record["state_b64"])})
                 events += 1
                 if progress is not None and events % 1000 == 0:
                     progress(record["position"], header["store_head"])
             elif record["kind"] == "blob":
                 content = base64.b64decode(record["content_b64"])
-                connection.execute(text(
-                    "INSERT INTO blobs (tenant_id, sha256, size, content) "
-                    "VALUES (:t, :s, :n, :c) ON CONFLICT DO NOTHING"),
-                    {"t": record["tenant_id"], "s": record["sha256"], "n": len(content),
-                     "c": content})
+                pending["blob"].append({"tenant_id": record["tenant_id"],
+                                        "sha256": record["sha256"], "size": len(content),
+                                        "content": content})
                 blobs += 1
+            _flush(connection, pending, at_least=INSERT_BATCH)
+        _flush(connection, pending, at_least=1)
         connection.execute(text(
             f"SELECT setval(pg_get_serial_sequence('{EVENTS_TABLE}', 'id'), "
             f"greatest((SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}), 1))"))
     if progress is not None:
         progress(header["store_head"], header["store_head"])
     return events, blobs
+
+
+INSERT_BATCH = 1000
+_EVENTS = table(EVENTS_TABLE, column("id"), column("originator_id"), column("originator_version"),
+                column("topic"), column("state"))
+_BLOBS = table("blobs", column("tenant_id"), column("sha256"), column("size"), column("content"))
+
+
+def _flush(connection: Connection, pending: dict[str, list[dict[str, Any]]],
+           at_least: int) -> None:
+    """Insert the pending rows of a kind once there are `at_least` (many rows per statement)."""
+    statements = {"event": insert(_EVENTS),
+                  "blob": insert(_BLOBS).on_conflict_do_nothing()}
+    for kind, rows in pending.items():
+        if len(rows) >= at_least:
+            connection.execute(statements[kind], rows)
+            rows.clear()

@@ -47,26 +47,11 @@ from adapters.jobs import (
 from adapters.jobs_tables import job_outbox
 from domain.application import Cartolog
 from domain.errors import NotFound
+from domain.ports import InputUnavailable, ResolvedInput, Resolver
 from domain.simulation import DEAD_LETTERED, QUEUED, RETRYING, RUNNING, SimulationRun
 
 log = logging.getLogger(__name__)
 JOB, DEAD_LETTER = "job", "dead_letter"
-
-
-@dataclass(frozen=True)
-class ResolvedInput:
-    """A run's model input, stored by claim check, and the model version that will run it."""
-
-    input_sha256: str
-    input_hash: str
-    model_version: str
-
-
-Resolver = Callable[[SimulationRun], ResolvedInput]
-
-
-class InputUnavailable(RuntimeError):
-    """The run's model input cannot be built (the job then fails with this error)."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg2
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Engine
@@ -188,9 +188,3 @@ def store_environment(sqlalchemy_url: str, create_table: bool = False) -> dict[s
         "SQLALCHEMY_URL": sqlalchemy_url,
         "CREATE_TABLE": "y" if create_table else "n",
     }
-
-
-def recorder_of(application: Any) -> ApplicationRecorder:
-    """The application's recorder, typed."""
-    recorder: ApplicationRecorder = application.recorder
-    return recorder

@@ -255,19 +255,3 @@ projection_status = Table(
     Column("last_error", Text), _time("updated_at"),
     comment="Running or stopped (on an error, with the reason) per projection.",
 )
-
-READ_MODEL_VIEWS = {
-    "run_comparison": """
-        SELECT a.tenant_id, a.run_id AS run_a, b.run_id AS run_b, a.name, a.unit,
-               a.value AS value_a, b.value AS value_b, b.value - a.value AS difference
-        FROM indicators a JOIN indicators b ON a.tenant_id = b.tenant_id AND a.name = b.name""",
-    "link_flow_comparison": """
-        SELECT a.tenant_id, a.run_id AS run_a, b.run_id AS run_b, a.link_id,
-               a.flow AS flow_a, b.flow AS flow_b, b.flow - a.flow AS difference
-        FROM link_results a JOIN link_results b
-             ON a.tenant_id = b.tenant_id AND a.link_id = b.link_id""",
-    "bi_target_status": """
-        SELECT t.*, coalesce(d.data_position, 0) AS data_position,
-               coalesce(d.data_position, 0) > t.started_position AS dirty
-        FROM bi_targets t LEFT JOIN tenant_data d ON d.tenant_id = t.tenant_id""",
-}

@@ -41,5 +41,5 @@ blobs = Table(
     PrimaryKeyConstraint("tenant_id", "sha256"),
     comment="Content-addressed claim-check blobs (key: sha256 of content), per tenant.",
 )
-import adapters.jobs_tables  # noqa: E402, F401  (simulation job tables, issue 4)
-from adapters import readmodel as _readmodel  # noqa: E402,F401  (read-model tables, issue 5)
+import adapters.jobs_tables  # noqa: E402, F401  (simulation job tables)
+from adapters import readmodel as _readmodel  # noqa: E402,F401  (read-model tables)

@@ -1,7 +1,7 @@
-"""The map workspace (web/, issue 8): the built single-page app at `/` of every tenant host.
+"""The map workspace (web/): the built single-page app at `/` of every tenant host.
 
-The API engineer owns `api/app.py` and `infra/http.py`; they call `mount_workspace` once on
-the app they build. Nothing here touches the API's routes: `/v1/...` keep their own 404s.
+`infra/http.py` calls `mount_workspace` once on the app that `api/app.py` builds. Nothing
+here touches the API's routes: `/v1/...` keep their own 404s.
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from api.problems import problem
 
 WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
 
 
-class WorkspaceSettings(BaseSettings):
-    """Front-end options (CARTOLOG_WEB_*): base map and the tenants' OpenID Connect issuer."""
+class WorkspaceSettings(BaseModel):
+    """Front-end options (CARTOLOG_WEB_*, the `web` section of infra's Settings): base map
+    and the tenants' OpenID Connect issuer."""
 
-    model_config = SettingsConfigDict(env_prefix="CARTOLOG_WEB_", extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     dist: str = ""
     basemap_style_url: str = ""
@@ -52,7 +53,7 @@ class WorkspaceConfig:
     @classmethod
     def from_settings(cls, settings: Any, web: WorkspaceSettings | None = None) -> WorkspaceConfig:
         """From the process's Settings (duck-typed: api/ does not import infra/)."""
-        web = web or WorkspaceSettings()
+        web = web or getattr(settings, "web", None) or WorkspaceSettings()
         development = getattr(settings, "env", "development") == "development"
         oidc = ({"issuer": web.oidc_issuer, "client_id": web.oidc_client_id,
                  "scope": web.oidc_scope} if web.oidc_issuer and web.oidc_client_id else None)
@@ -67,7 +68,7 @@ class WorkspaceConfig:
 
 def mount_workspace(app: FastAPI, settings: Any, dist: Path | None = None) -> FastAPI:
     """Serve the built workspace at `/` (assets under `/assets/`); returns `app`."""
-    web = WorkspaceSettings()
+    web: WorkspaceSettings = getattr(settings, "web", None) or WorkspaceSettings()
     config = WorkspaceConfig.from_settings(settings, web)
     root = dist or (Path(web.dist) if web.dist else WEB_DIST)
     headers = _page_headers(config)

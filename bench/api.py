@@ -20,17 +20,24 @@ import uvicorn
 from fastapi import FastAPI
 
 from bench.common import bench_database, figure, report
-from domain.values import Actor
+from domain.values import Actor, Link, Network, Node, Zone
 from infra.broker import free_port
-from infra.http import ApiSettings, build_api
-from infra.settings import Settings
+from infra.http import build_api
+from infra.settings import ApiSettings, Settings
 from infra.wiring import build
-from tests.unit.test_domain import tiny_network
 
 CLIENTS = 32
 RUNS = 3
 TENANT = "bench"
 Request = Callable[[httpx.Client, int], httpx.Response]
+
+
+def three_node_network() -> Network:
+    """Three nodes, three links, two zones: the smallest network a scenario can edit."""
+    nodes = (Node(1, 0.0, 0.0), Node(2, 0.01, 0.0), Node(3, 0.01, 0.01))
+    links = (Link("a", 1, 2, 1000.0, 1.0, 1.0), Link("b", 2, 3, 1000.0, 1.0, 1.0),
+             Link("c", 1, 3, 500.0, 2.0, 3.0))
+    return Network(nodes, links, (Zone(1, 1, 100.0, 10.0), Zone(2, 3, 20.0, 80.0)))
 
 
 @contextmanager
@@ -105,7 +112,7 @@ def main() -> None:
 def measure(container: Any, requests: int) -> list[dict[str, Any]]:
     actor = Actor("bench")
     container.app.register_tenant(TENANT, actor)
-    dataset = container.app.import_dataset(TENANT, "tiny", tiny_network(), actor)
+    dataset = container.app.import_dataset(TENANT, "tiny", three_node_network(), actor)
     scenarios = [container.app.create_scenario(TENANT, dataset, f"s{i}", actor)
                  for i in range(CLIENTS)]
     versions = {i: 1 for i in range(CLIENTS)}

@@ -1,4 +1,4 @@
-"""Shared bench plumbing: own database, own broker, JSON report (notes/bench.md format)."""
+"""Shared bench plumbing: own database, own broker, JSON report (docs/notes/bench.md format)."""
 
 from __future__ import annotations
 

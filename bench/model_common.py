@@ -16,7 +16,7 @@ import numpy as np
 from simulation_worker.model.network import FloatArray, Network
 
 AEQUILIBRAE_VERSION = "1.7.2"
-# Free-flow time given to zero-time links for AequilibraE, which refuses zero (see issue 3).
+# Free-flow time given to zero-time links for AequilibraE, which refuses zero.
 TINY_TIME = 1e-6
 
 

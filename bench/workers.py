@@ -41,8 +41,7 @@ from domain.simulation import COMPLETED
 from domain.values import Actor, Link, Network, Node, Zone
 from infra import jobs_wiring
 from infra.broker import LocalBroker
-from infra.jobs_wiring import JobSettings
-from infra.settings import Settings
+from infra.settings import JobSettings, Settings
 from infra.wiring import build
 
 ME = Actor("bench")

@@ -15,7 +15,7 @@ from eventsourcing.application import (
     ProcessingEvent,
 )
 from eventsourcing.persistence import IntegrityError, Recording
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import Environment, get_topic
 
 from domain.base import TenantAggregate
 from domain.dataset import Dataset
@@ -42,6 +42,12 @@ class Cartolog(Application[UUID]):
         self.blobs = blobs
         self._known_tenants: set[str] = set()
         self._network_indexes: OrderedDict[str, NetworkIndex] = OrderedDict()
+
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
+        """Only the class's and the caller's configuration. The library would also read the
+        process environment (AGGREGATE_CACHE_MAXSIZE, PERSISTENCE_MODULE, and CARTOLOG_-
+        prefixed copies of each, which win), changing the store behind Settings' back."""
+        return Environment(name, {**type(self).env, **(env or {})})
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Store the pending events of our aggregates (fast path of Application.save)."""
@@ -359,7 +365,7 @@ class Cartolog(Application[UUID]):
         self._save_existing(request, expected)
         return request.version
 
-    # -- BI sync (issue 5) --------------------------------------------------------------------
+    # -- BI sync --------------------------------------------------------------------------------
     # (domain.bi is imported in the methods so this section stays self-contained.)
 
     def register_bi_target(self, tenant_id: str, name: str, kind: str, by: Actor,
@@ -413,7 +419,7 @@ class Cartolog(Application[UUID]):
         target.fail_rebuild(build, error, by)
         self._save_existing(target, expected)
 
-    # -- end of BI sync (issue 5) -------------------------------------------------------------
+    # -- end of BI sync -------------------------------------------------------------------------
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
+
+from domain.simulation import SimulationRun
 
 
 class BlobNotFound(KeyError):
@@ -19,3 +23,21 @@ class BlobStore(Protocol):
     def get(self, tenant_id: str, sha256: str) -> bytes:
         """The bytes stored under `sha256` for this tenant; BlobNotFound otherwise."""
         ...
+
+
+@dataclass(frozen=True)
+class ResolvedInput:
+    """A run's model input, stored by claim check, and the model version that will run it."""
+
+    input_sha256: str
+    input_hash: str
+    model_version: str
+
+
+Resolver = Callable[[SimulationRun], ResolvedInput]
+"""Builds and stores a run's model input: the dispatcher calls it, simulation_worker
+implements it (model_input.resolve_input)."""
+
+
+class InputUnavailable(RuntimeError):
+    """The run's model input cannot be built (the job then fails with this error)."""

@@ -103,6 +103,9 @@ def wait_until_ready(
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise BrokerError(f"broker exited with code {process.returncode} during start-up")
+        if not _accepts_connections(bootstrap_servers):
+            time.sleep(0.1)  # a Kafka client would log every refused connection
+            continue
         try:
             admin = KafkaAdminClient(
                 bootstrap_servers=bootstrap_servers, request_timeout_ms=3000,
@@ -114,3 +117,10 @@ def wait_until_ready(
             last_error = error
             time.sleep(0.2)
     raise BrokerError(f"broker at {bootstrap_servers} not ready after {timeout:.0f}s: {last_error}")
+
+
+def _accepts_connections(bootstrap_servers: str) -> bool:
+    host, _, port = bootstrap_servers.split(",")[0].rpartition(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, int(port))) == 0

@@ -10,13 +10,19 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import psycopg2
+import uvicorn
 from eventsourcing.persistence import PersistenceError
 from kafka.errors import KafkaError
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.relay import PublishFailed, republish
@@ -32,13 +38,15 @@ from infra.cli_support import (
     command,
     container,
     group,
+    process_settings,
     stop_on_signals,
+    use_settings,
 )
+from infra.logs import FORMATS, LEVELS, configure_logging
 from infra.processes import background_processes
 from infra.progress import ProgressBar
-from infra.settings import Settings
 from infra.supervision import ProcessThreads
-from infra.wiring import Container, NoBroker, build
+from infra.wiring import Container, NoBroker, build, load_settings, warn_about_unknown_variables
 from simulation_worker.model.cli import add_model_parser
 
 log = logging.getLogger("cartolog")
@@ -48,8 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cartolog` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ValidationError as error:
+        return _fail(f"invalid configuration: {_first_problem(error)}")
+    configure_logging("debug" if args.verbose else args.log_level or settings.log_level,
+                      args.log_format or settings.log_format)
+    warn_about_unknown_variables()
+    use_settings(settings)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
@@ -63,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"broker error: {error}")
     except KeyboardInterrupt:
         return 130
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"])
+    return f"{where}: {problem['msg']}" if where else str(problem["msg"])
 
 
 def _database_reason(error: Exception) -> str:
@@ -81,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     parser = argparse.ArgumentParser(
         prog="cartolog", description="Operate Cartolog: run its processes, manage the log.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging (same as --log-level debug)")
+    parser.add_argument("--log-level", choices=LEVELS,
+                        help="lowest level logged (default CARTOLOG_LOG_LEVEL, else warning)")
+    parser.add_argument("--log-format", choices=FORMATS,
+                        help="text, or one JSON object per line (default CARTOLOG_LOG_FORMAT)")
     commands: Commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     command(commands, "up", cmd_up, "run the whole local stack in the foreground (Ctrl-C stops)",
             lambda p: p.add_argument("--demo", action="store_true",
@@ -125,7 +150,7 @@ def _republish_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
     """`cartolog db migrate`."""
-    services = build()
+    services = build(process_settings())
     try:
         created = ensure_database(services.settings.database_url)
         migrate(services.engine)
@@ -172,6 +197,7 @@ def cmd_relay(_args: argparse.Namespace) -> int:
     with container() as services:
         services.ensure_topics()
         relay = services.relay()
+        print(f"cartolog relay: publishing to {services.settings.events_topic}", flush=True)
         with stop_on_signals(relay.stop):
             relay.run()
     return 0
@@ -180,13 +206,16 @@ def cmd_relay(_args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     """`cartolog api`."""
     with container() as services:
-        _serve_api(services, args.host, args.port)
+        settings = services.settings
+        where = f"http://{args.host or settings.api_host}:{args.port or settings.api_port}"
+        _serve_api(services, args.host, args.port, on_ready=lambda: print(
+            f"cartolog api: serving {where}", flush=True))
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     """`cartolog up [--demo]`: broker (unless configured), migrate, processes, API."""
-    settings = Settings()
+    settings = process_settings()
     with contextlib.ExitStack() as stack:
         if not settings.kafka_bootstrap_servers:
             Path(".cartolog").mkdir(exist_ok=True)
@@ -198,45 +227,78 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.callback(services.close)
         migrate(services.engine)
         services.ensure_topics()
+        _say(f"broker     {settings.kafka_bootstrap_servers}")
         if args.demo:
             _load_demo(services)
         threads = ProcessThreads()
-        for name, factory in background_processes().items():
+        for name, factory in background_processes(settings).items():
             process = factory(services)
             stack.callback(threads.start(name, process).join, 30)
             stack.callback(process.stop)
-        _print_urls(settings)
-        if args.demo and settings.env == "development":
-            _print_demo_access(services)
-        _serve_api(services, None, None, {"processes": threads.check})
+            _say(f"{name:<10} started")
+        _serve_api(services, None, None, {"processes": threads.check},
+                   on_ready=lambda: _print_ready(services, args.demo))
+    _say("stopped")
     return 0
 
 
 def _serve_api(services: Container, host: str | None, port: int | None,
-               checks: Mapping[str, ReadinessCheck] | None = None) -> None:
-    import uvicorn
-
+               checks: Mapping[str, ReadinessCheck] | None = None,
+               on_ready: Callable[[], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; `on_ready` runs once the socket accepts requests."""
     from infra.http import build_api
 
     settings = services.settings
-    uvicorn.run(build_api(services, checks=checks), host=host or settings.api_host,
-                port=port or settings.api_port, log_level="info")
+    server = _Server(uvicorn.Config(
+        build_api(services, checks=checks), host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level=logging.getLevelName(logging.getLogger().level).lower(), log_config=None,
+        access_log=False))
+    if on_ready is not None:
+        threading.Thread(target=_when_serving, args=(server, on_ready), name="ready",
+                         daemon=True).start()
+    server.run()
 
 
-def _print_urls(settings: Settings) -> None:
-    base = f"http://{settings.api_host}:{settings.api_port}"
-    print(f"Cartolog is up:\n  API      {base}/docs\n  ready    {base}/readyz\n"
-          f"  broker   {settings.kafka_bootstrap_servers}\n  database {settings.database_url}",
-          flush=True)
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the stopping signal once it has stopped: a
+    re-raised SIGTERM would kill the process before `cartolog up` stops its threads and
+    its broker."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
-def _print_demo_access(services: Container) -> None:
-    from infra.demo import DEMO_TENANT
+def _when_serving(server: Any, on_ready: Callable[[], None]) -> None:
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if server.started:
+        on_ready()
 
+
+def _say(line: str) -> None:
+    print(f"cartolog up: {line}", flush=True)
+
+
+def _print_ready(services: Container, demo: bool) -> None:
+    """The last lines `cartolog up` prints: the URLs, and the demo's workspace and token."""
     settings = services.settings
-    token = services.dev_issuer.issue(DEMO_TENANT, "editor", sub="demo-editor")
-    print(f"  workspace http://{DEMO_TENANT}.{settings.base_domain}:{settings.api_port}/\n"
-          f"  token    (tenant {DEMO_TENANT}, role editor, 12 h)\n{token}", flush=True)
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    lines = ["Cartolog is ready (Ctrl-C stops)", f"  API        {base}/docs"]
+    if demo and settings.env == "development":
+        from infra.demo import DEMO_TENANT
+
+        token = services.dev_issuer.issue(DEMO_TENANT, "editor", sub="demo-editor")
+        lines += [f"  workspace  http://{DEMO_TENANT}.{settings.base_domain}:{settings.api_port}/",
+                  f"  token      (tenant {DEMO_TENANT}, role editor, 12 h):", token]
+    print("\n".join(lines), flush=True)
 
 
 def _load_demo(services: Container) -> None:

@@ -10,7 +10,8 @@ from types import FrameType
 from typing import TypeAlias
 
 from domain.values import Actor
-from infra.wiring import Container, build
+from infra.settings import Settings
+from infra.wiring import Container, build, load_settings
 
 OPERATOR = Actor(sub="operator:cli")
 Handler = Callable[[argparse.Namespace], int]
@@ -43,10 +44,28 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+class _Process:
+    """The one Settings of this `cartolog` process, set by `main` before any command runs."""
+
+    settings: Settings | None = None
+
+
+def use_settings(settings: Settings) -> None:
+    """Make `settings` the process's Settings (infra.cli.main calls it once)."""
+    _Process.settings = settings
+
+
+def process_settings() -> Settings:
+    """The process's Settings (loaded from the environment if main did not set them)."""
+    if _Process.settings is None:
+        _Process.settings = load_settings()
+    return _Process.settings
+
+
 @contextlib.contextmanager
 def container() -> Iterator[Container]:
-    """Services built from the environment's Settings, closed on exit."""
-    built = build()
+    """Services built from the process's Settings, closed on exit."""
+    built = build(process_settings())
     try:
         yield built
     finally:

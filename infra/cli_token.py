@@ -6,8 +6,7 @@ import argparse
 import datetime as dt
 
 from adapters.dev_issuer import ROLES
-from infra.cli_support import CliError, Commands, command, group
-from infra.settings import Settings
+from infra.cli_support import CliError, Commands, command, group, process_settings
 from infra.wiring import build
 
 
@@ -28,7 +27,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_issue(args: argparse.Namespace) -> int:
     """Print one token on stdout."""
-    settings = Settings()
+    settings = process_settings()
     if settings.env != "development":
         raise CliError("token issue only works with CARTOLOG_ENV=development")
     if args.hours <= 0:

@@ -8,37 +8,16 @@ from collections.abc import Mapping
 import psycopg2
 from fastapi import FastAPI
 from kafka.errors import KafkaError
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.kafka import admin_client
 from adapters.projector.queries import crashed, lag_metrics
 from api.app import create_app
-from api.services import ApiLimits, ApiServices, ReadinessCheck
+from api.services import ApiServices, ReadinessCheck
 from api.spa import mount_workspace
+from infra.settings import ApiSettings
 from infra.wiring import Container
-
-
-class ApiSettings(BaseSettings):
-    """HTTP edge settings (CARTOLOG_API_*), beside the process-wide Settings."""
-
-    model_config = SettingsConfigDict(env_prefix="CARTOLOG_API_", extra="ignore")
-
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    max_features: int = Field(default=200_000, ge=1)
-    rate_per_second: float = Field(default=200.0, gt=0)
-    rate_burst: int = Field(default=400, ge=1)
-    cors_origins: str = ""
-    read_wait_s: float = Field(default=5.0, ge=0, le=60)
-
-    def limits(self) -> ApiLimits:
-        """The app's limits."""
-        origins = tuple(o.strip() for o in self.cors_origins.split(",") if o.strip())
-        return ApiLimits(max_body_bytes=self.max_body_bytes, max_features=self.max_features,
-                         rate_per_second=self.rate_per_second, rate_burst=self.rate_burst,
-                         cors_origins=origins, read_wait_s=self.read_wait_s)
 
 
 def api_services(container: Container, api_settings: ApiSettings | None = None,
@@ -86,7 +65,7 @@ def api_services(container: Container, api_settings: ApiSettings | None = None,
         dev_jwks=container.dev_issuer.jwks if development and uses_dev_issuer else None,
         readiness_checks={"database": database, "broker": broker, "projector": projector,
                           **(checks or {})},
-        metrics_text=projection_lag, limits=(api_settings or ApiSettings()).limits())
+        metrics_text=projection_lag, limits=(api_settings or settings.api).limits())
 
 
 def build_api(container: Container, api_settings: ApiSettings | None = None,

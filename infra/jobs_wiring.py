@@ -2,49 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from functools import partial
 
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapters.dispatcher import Dispatcher, JobLocator, Outbox, ResolvedInput, RetryPolicy
+from adapters.dispatcher import Dispatcher, JobLocator, Outbox, RetryPolicy
 from adapters.jobs import AckedProducer, group_consumer, group_lag
 from adapters.kafka import make_producer
 from adapters.leases import LeaseStore
 from adapters.result_recorder import ResultCache, ResultRecorder
+from domain.ports import ResolvedInput
 from domain.simulation import SimulationRun
+from infra.settings import JobSettings
 from infra.wiring import Container
 from simulation_worker import model_input
 from simulation_worker.metrics import WorkerMetrics
 from simulation_worker.worker import Worker, WorkerConfig, worker_name
-
-BUILTIN_MODEL_VERSION = "builtin/1"
-
-
-class JobSettings(BaseSettings):
-    """CARTOLOG_* settings of the job pipeline (docs/jobs.md)."""
-
-    model_config = SettingsConfigDict(env_prefix="CARTOLOG_", extra="ignore")
-
-    job_timeout_s: float = Field(default=3600.0, gt=0)
-    lease_ttl_s: float = Field(default=15.0, gt=0)
-    worker_grace_s: float = Field(default=30.0, ge=0)
-    progress_every_s: float = Field(default=5.0, ge=0)
-    retry_base_s: float = Field(default=5.0, ge=0)
-    retry_max_s: float = Field(default=300.0, ge=0)
-    external_model_command: str = ""
-    workers: int = Field(default=1, ge=0)
-    fetch_wait_ms: int = Field(default=250, ge=0, le=10_000)
-
-    def model_version(self, model: str) -> str:
-        """What identifies the code that computes a model, for result reuse."""
-        if model == "external":
-            digest = hashlib.sha256(self.external_model_command.encode()).hexdigest()[:16]
-            return f"external/{digest}"
-        return BUILTIN_MODEL_VERSION
 
 
 def group_name(container: Container, role: str) -> str:
@@ -59,7 +33,7 @@ def _producer(container: Container) -> AckedProducer:
 
 def dispatcher(container: Container, settings: JobSettings | None = None) -> Dispatcher:
     """The dispatcher loop: SimulationRun events → job and dead-letter messages."""
-    js = settings or JobSettings()
+    js = settings or container.settings.jobs
     s = container.settings
 
     def resolve(run: SimulationRun) -> ResolvedInput:
@@ -76,7 +50,7 @@ def dispatcher(container: Container, settings: JobSettings | None = None) -> Dis
 
 def recorder(container: Container, settings: JobSettings | None = None) -> ResultRecorder:
     """The recorder loop: result messages → SimulationRun events."""
-    js = settings or JobSettings()
+    js = settings or container.settings.jobs
     consumers = partial(group_consumer, container.bootstrap_servers,
                         group_name(container, "recorder"),
                         [container.settings.results_topic], fetch_max_wait_ms=js.fetch_wait_ms)
@@ -86,7 +60,7 @@ def recorder(container: Container, settings: JobSettings | None = None) -> Resul
 def worker(container: Container, settings: JobSettings | None = None,
            name: str | None = None) -> Worker:
     """One worker loop of the group `cartolog-workers`."""
-    js = settings or JobSettings()
+    js = settings or container.settings.jobs
     s = container.settings
     config = WorkerConfig(
         name=name or worker_name(), job_timeout_s=js.job_timeout_s, lease_ttl_s=js.lease_ttl_s,

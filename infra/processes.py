@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from infra.settings import Settings
 from infra.wiring import Container
 
 
@@ -26,20 +27,20 @@ class Process(Protocol):
 ProcessFactory = Callable[[Container], Process]
 
 
-def background_processes() -> dict[str, ProcessFactory]:
-    """Name → factory of every process `cartolog up` starts (later issues add theirs)."""
+def background_processes(settings: Settings) -> dict[str, ProcessFactory]:
+    """Name → factory of every process `cartolog up` starts (add new processes here)."""
     return {
         "relay": lambda container: container.relay(),
         "projector": _projector,
-        **job_processes(),
+        **job_processes(settings),
     }
 
 
-def job_processes() -> dict[str, ProcessFactory]:
+def job_processes(settings: Settings) -> dict[str, ProcessFactory]:
     """Dispatcher, recorder and CARTOLOG_WORKERS workers (default 1)."""
     from infra import jobs_wiring
 
-    workers = jobs_wiring.JobSettings().workers
+    workers = settings.jobs.workers
     named: dict[str, ProcessFactory] = {"dispatcher": jobs_wiring.dispatcher,
                                         "recorder": jobs_wiring.recorder}
     for index in range(workers):
@@ -48,7 +49,7 @@ def job_processes() -> dict[str, ProcessFactory]:
 
 
 def _projector(container: Container) -> Process:
-    """The projector and the live BI sync manager (issue 5)."""
+    """The projector and the live BI sync manager."""
     from infra.projections_wiring import projector_process
 
     return projector_process(container)

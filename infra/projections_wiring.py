@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import MetaData, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
@@ -37,15 +35,6 @@ from projections.read_model import ReadModel
 from projections.registry import projection_classes, projections
 
 log = logging.getLogger(__name__)
-
-
-class ProjectorSettings(BaseSettings):
-    """CARTOLOG_PROJECTOR_* settings (docs/projections.md)."""
-
-    model_config = SettingsConfigDict(env_prefix="CARTOLOG_PROJECTOR_", extra="ignore")
-
-    batch: int = Field(default=5000, ge=1)
-    bi_interval_s: float = Field(default=0.25, gt=0)
 
 
 def context(container: Container) -> Context:
@@ -75,7 +64,7 @@ def projector(container: Container, names: list[str] | None = None) -> Projector
     runners = [ProjectionRunner(container.engine, p) for p in chosen]
     servers = container.bootstrap_servers
     return Projector(runners, lambda: make_consumer(servers, group_id(container)),
-                     container.settings.events_topic, ProjectorSettings().batch)
+                     container.settings.events_topic, container.settings.projector.batch)
 
 
 @dataclass
@@ -108,7 +97,8 @@ class ProjectorProcess:
 
 def projector_process(container: Container, with_bi_sync: bool = True) -> ProjectorProcess:
     """The object `cartolog projector` and `cartolog up` run."""
-    manager = bi_manager(container, ProjectorSettings().bi_interval_s) if with_bi_sync else None
+    interval = container.settings.projector.bi_interval_s
+    manager = bi_manager(container, interval) if with_bi_sync else None
     return ProjectorProcess(projector(container), manager)
 
 

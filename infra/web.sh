@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The map workspace (issue 8). Idempotent; run by `make up` and `make test` after provisioning.
+# The map workspace. Idempotent; run by `make up` and `make test` after provisioning.
 #   1. web/: `npm ci` (when package-lock.json changed) and `npm run build` (when a source
 #      changed) -> web/dist, which `cartolog api` serves at "/";
 #   2. the browser test's tools, when missing: Debian's chromium (apt-get) and playwright-core
@@ -25,6 +25,15 @@ require_node() {
   fi
 }
 
+# Run a command, showing its output only when it fails (`make up` stays short).
+quietly() {
+  local out
+  if ! out=$("$@" 2>&1); then
+    printf '%s\n' "$out" >&2
+    return 1
+  fi
+}
+
 # npm ci again only when the lock file changed (a stamp beside node_modules remembers it).
 npm_ci() {
   local dir=$1 stamp want
@@ -32,7 +41,7 @@ npm_ci() {
   want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "npm ci in $dir"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    quietly npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
     echo "$want" > "$stamp"
   fi
 }
@@ -44,7 +53,7 @@ build_workspace() {
            -type f 2>/dev/null | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -f web/dist/index.html ]; then
     say "building the map workspace (web/dist)"
-    (cd web && npm run build --silent)
+    quietly npm run build --prefix web --silent
     echo "$want" > "$stamp"
   fi
 }

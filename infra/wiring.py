@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -15,7 +18,9 @@ from adapters.eventstore import store_environment
 from adapters.kafka import ensure_topics, make_producer
 from adapters.relay import NotificationReader, PositionStore, Publisher, Relay
 from domain.application import Cartolog
-from infra.settings import Settings
+from infra.settings import Settings, unknown_variables
+
+log = logging.getLogger("cartolog.settings")
 
 
 class NoBroker(RuntimeError):
@@ -106,6 +111,17 @@ class Container:
             self.engine.dispose()
 
 
-def build(settings: Settings | None = None) -> Container:
-    """Everything a process needs, from one Settings object."""
-    return Container(settings or Settings())
+def build(settings: Settings) -> Container:
+    """Everything a process needs, from its one Settings object."""
+    return Container(settings)
+
+
+def load_settings() -> Settings:
+    """The process's Settings, from the environment: built once, at start-up."""
+    return Settings()
+
+
+def warn_about_unknown_variables(environ: Mapping[str, str] = os.environ) -> None:
+    """Log a warning for each CARTOLOG_* variable that no setting reads (a typo, mostly)."""
+    for warning in unknown_variables(environ):
+        log.warning(warning)

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from adapters.dispatcher import InputUnavailable, ResolvedInput
 from domain.application import Cartolog
 from domain.errors import DomainError
-from domain.ports import BlobStore
+from domain.ports import BlobStore, InputUnavailable, ResolvedInput
 from domain.simulation import SimulationRun
 from domain.values import Network as DatasetNetwork
 from simulation_worker.external import input_document

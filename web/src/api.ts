@@ -1,5 +1,5 @@
 // The REST client: bearer token, tenant header (local use only), problem+json errors, ETags.
-// Paths and bodies follow /openapi.json (api/schemas.py); PRODUCT.md names are the contract.
+// Paths and bodies follow /openapi.json (api/schemas.py); docs/api.md names are the contract.
 
 export interface Problem {
   type?: string;

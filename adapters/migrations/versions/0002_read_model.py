@@ -1,4 +1,4 @@
-"""Read model (issue 5): PostGIS tables of the projections, views, projector bookkeeping.
+"""Read model: PostGIS tables of the projections, views, projector bookkeeping.
 
 Revision ID: 0002
 Revises: 0001

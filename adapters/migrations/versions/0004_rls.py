@@ -1,4 +1,4 @@
-"""Row-level security on the read-model tables (issue 6), driven by a per-transaction setting.
+"""Row-level security on the read-model tables, driven by a per-transaction setting.
 
 Revision ID: 0004
 Revises: 0002

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from infra.http import ApiSettings, build_api
+from infra.http import build_api
+from infra.settings import ApiSettings
 from infra.wiring import Container
 
 SIOUX_FALLS = Path(__file__).resolve().parents[2] / "data" / "networks" / "SiouxFalls"

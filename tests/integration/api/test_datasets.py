@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import json
 
-from infra.http import ApiSettings, build_api
+from infra.http import build_api
+from infra.settings import ApiSettings
 from infra.wiring import Container
 from tests.integration.api.conftest import SIOUX_FALLS, Api, is_problem, tiny_geojson
 from tests.integration.conftest import stored_events

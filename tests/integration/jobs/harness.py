@@ -16,7 +16,7 @@ from typing import Any
 
 from domain.simulation import TERMINAL, SimulationRun
 from infra import jobs_wiring
-from infra.jobs_wiring import JobSettings
+from infra.settings import JobSettings
 from infra.wiring import Container
 from tests.conftest import REPO
 from tests.integration.conftest import OPERATOR

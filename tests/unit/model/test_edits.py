@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulation_worker.model import (
     AddLink,
     CloseLink,
+    ExplicitDemand,
     GravityDemand,
     SetDemandParameters,
     SetLinkCapacity,
@@ -91,12 +93,21 @@ def test_lanes_scale_capacity_and_speed_scales_time(sioux_falls: TntpCase) -> No
     assert net.capacity[0] == sioux_falls.network.capacity[0]  # the base is not mutated
 
 
-def test_added_link_carries_flow(sioux_falls: TntpCase) -> None:
+def test_added_link_becomes_the_route_it_shortens(sioux_falls: TntpCase) -> None:
     base = sioux_falls.model_input()
     shortcut = AddLink(link_id=1000, from_node=1, to_node=20, capacity=1e5, length=1.0,
                        free_flow_time=1.0)
-    after = run_model(apply_edits(base, [shortcut]))
-    assert after.links.flow[-1] > 0
+    before, after = run_model(base), run_model(apply_edits(base, [shortcut]))
+    assert isinstance(base.demand, ExplicitDemand)
+    # Zone 1 to zone 20 now costs exactly the shortcut's (nearly free-flow) time, down from
+    # about 39, so every one of those trips takes it, and others join them.
+    assert after.links.time[-1] == pytest.approx(1.0, rel=1e-3)
+    assert after.time_skim[0, 19] == pytest.approx(after.links.time[-1], rel=1e-6)
+    assert before.time_skim[0, 19] > 30
+    assert after.links.flow[-1] >= base.demand.trips[0, 19] * (1 - 1e-6)
+    # The new capacity lowers the total time spent travelling.
+    spent = [float(np.nansum(r.links.flow * r.links.time)) for r in (before, after)]
+    assert spent[1] < 0.95 * spent[0]
 
 
 def test_same_edits_on_same_base_give_same_hash(sioux_falls: TntpCase) -> None:

@@ -14,7 +14,7 @@ from domain.bi import BiTarget
 from domain.errors import InvalidCommand, InvalidTransition
 from domain.values import Actor
 from projections import geometry
-from projections.base import Context, Event, Patch, Put, Raise, Row, View
+from projections.base import Context, Event, Patch, ProjectionError, Put, Raise, Row, View
 from projections.bi import REQUEST, START, WATCH, BiSync, TargetState, next_steps
 from projections.read_model import ReadModel
 from projections.results import parse
@@ -117,9 +117,31 @@ def test_result_documents_parse_and_unknown_formats_give_nothing() -> None:
     assert parse(b"not json") == ([], [])
 
 
-def test_view_protocol_is_what_projections_read() -> None:
-    view: View = NoRows()
-    assert view.get("scenarios", ("acme", "x")) is None
+class Rows:
+    """A View over rows given up front: what the projector reads back from its own tables."""
+
+    def __init__(self, rows: dict[tuple[str, Any], Row]) -> None:
+        self.rows = rows
+
+    def get(self, table: str, key: Any) -> Row | None:
+        return self.rows.get((table, key))
+
+
+def test_projections_build_on_the_rows_already_projected() -> None:
+    run_id = "7b0c1c64-1d1b-4c1e-9c1a-000000000009"
+    view: View = Rows({("simulation_runs", ("acme", run_id)): {
+        "attempt": 3, "scenario_id": "s-1", "attempts_allowed": 3}})
+    projection = ReadModel(Context(InMemoryBlobStore()))
+    redriven = event("SimulationRun.Redriven", {"extra_attempts": 2}, 9, aggregate=run_id)
+    (patch,) = projection.apply(redriven, view)
+    assert isinstance(patch, Patch) and patch.changes["attempts_allowed"] == 5
+    completed = projection.apply(event("SimulationRun.Completed", {
+        "result_sha256": "", "duration_s": 1.0, "indicators": {"vkt": 7.0}}, 10,
+        aggregate=run_id), view)
+    indicators = [op.row for op in completed if isinstance(op, Put) and op.table == "indicators"]
+    assert [(r["scenario_id"], r["name"], r["value"]) for r in indicators] == [("s-1", "vkt", 7.0)]
+    with pytest.raises(ProjectionError, match="not projected"):
+        projection.apply(redriven, NoRows())
 
 
 def test_the_workers_output_document_is_understood() -> None:
