@@ -11,6 +11,7 @@ up: provision
 
 test: provision
 	bash infra/web.sh
+	bash infra/gis.sh
 	.venv/bin/python -m pytest
 
 lint: provision
