@@ -15,19 +15,22 @@ from api.reads import LastWrites
 from api.routes import (
     bi,
     datasets,
+    exports,
     notifications,
     ogc,
     results,
     scenarios,
     simulations,
     tiles,
+    uploads,
 )
 from api.security import RateLimiter
 from api.services import ApiServices, ReadinessCheck
 
 __all__ = ["PROBLEM", "ReadinessCheck", "create_app"]
-ROUTERS = (datasets.router, scenarios.router, simulations.router, results.router,
-           tiles.router, bi.router, notifications.router, ogc.router)
+ROUTERS = (uploads.router, datasets.router, scenarios.router, simulations.router, results.router,
+           tiles.router, bi.router, notifications.router, ogc.router,
+           exports.router)
 
 
 def create_app(services: ApiServices) -> FastAPI:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from api import ogc_layers
@@ -13,8 +13,8 @@ from api.ogc_layers import Collection
 from api.ogc_openapi import OPENAPI_MEDIA, openapi_document
 from api.problems import ApiProblem
 from api.reads import TenantReads
-from api.routes.common import Reads
 from api.routes.results import box
+from api.security import Services, Viewer
 
 router = APIRouter(prefix="/ogc", tags=["ogc-api-features"])
 GEOJSON = "application/geo+json"
@@ -27,6 +27,14 @@ CONFORMANCE = [
 ]
 DEFAULT_LIMIT, MAX_LIMIT = 100, 10_000
 ITEMS_PARAMETERS = {"limit", "offset", "bbox", "datetime", "f"}
+
+
+def tenant_reads(caller: Viewer, services: Services) -> TenantReads:
+    """The caller's tenant's read model as it is: a GIS client never waits for a write."""
+    return TenantReads(services.engine, caller.tenant)
+
+
+Reads = Annotated[TenantReads, Depends(tenant_reads)]
 
 
 @router.get("/", summary="Landing page")
