@@ -56,7 +56,7 @@ def export_scenario(network: Network, name: str, fmt: str, folder: Path) -> Expo
 
 def geojson_document(network: Network, name: str) -> dict[str, Any]:
     """The body `POST /v1/datasets` takes (format geojson): exported, it imports back."""
-    links, zones = network_tables(network)[1:]
+    links, zones = network_tables(network)[1:3]
     return {"format": "geojson", "name": name, "first_thru_node": network.first_thru_node,
             "links": _collection(links, "link_id"), "zones": _collection(zones, "zone_id")}
 
@@ -87,8 +87,8 @@ def export_run(network: Network, rows: Rows, run_id: str, name: str, fmt: str,
 
 
 def run_tables(network: Network, rows: Rows, run_id: str) -> list[Table]:
-    """nodes, links (+ results), zones (+ results), indicators."""
-    nodes, links, zones = network_tables(network)
+    """nodes, links (+ results), zones (+ results), indicators, and demand if any."""
+    nodes, links, zones, *demand = network_tables(network)
     link_rows = {r["link_id"]: r for r in rows(
         "SELECT link_id, flow, volume_capacity, congested_time FROM link_results "
         "WHERE tenant_id = :tenant AND run_id = :run", run=run_id)}
@@ -101,7 +101,7 @@ def run_tables(network: Network, rows: Rows, run_id: str) -> list[Table]:
                                  "value": [float(r["value"]) for r in indicators],
                                  "unit": [r["unit"] for r in indicators]})
     return [nodes, with_results(links, "link_id", link_rows, LINK_RESULTS),
-            with_results(zones, "zone_id", zone_rows, ZONE_RESULTS), table]
+            with_results(zones, "zone_id", zone_rows, ZONE_RESULTS), table, *demand]
 
 
 def _csv(table: Table) -> str:

@@ -31,9 +31,14 @@ class Table:
 
 
 def network_tables(network: Network) -> list[Table]:
-    """Nodes, links and zones of a network."""
-    return [nodes_table(network), links_table(network.links, network),
-            zones_table(network.zones, network)]
+    """Nodes, links and zones of a network, and its OD matrix when it has one."""
+    tables = [nodes_table(network), links_table(network.links, network),
+              zones_table(network.zones, network)]
+    if network.od_matrix:
+        tables.append(Table("demand", {"o_zone_id": [o for o, _, _ in network.od_matrix],
+                                       "d_zone_id": [d for _, d, _ in network.od_matrix],
+                                       "volume": [t for _, _, t in network.od_matrix]}))
+    return tables
 
 
 def nodes_table(network: Network) -> Table:
@@ -68,8 +73,9 @@ def zones_table(zones: Sequence[Zone], network: Network) -> Table:
         columns["population"].append(zone.population)
         columns["jobs"].append(zone.jobs)
         shapes.append(_zone_shape(zone, where))
-    polygons = all(isinstance(s, shapely.MultiPolygon) for s in shapes)
-    return Table("zones", columns, "MultiPolygon" if polygons else "Unknown", shapes)
+    kinds = {shape.geom_type for shape in shapes if shape is not None}
+    kind = kinds.pop() if len(kinds) == 1 else "Unknown"
+    return Table("zones", columns, kind, shapes)
 
 
 def _zone_shape(zone: Zone, where: Mapping[int, tuple[float, float]]) -> BaseGeometry | None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
+from pyogrio import list_layers
 from pyogrio.raw import read
 
 from adapters.gis.problems import FeatureProblem, ImportRejected
@@ -47,7 +48,20 @@ def read_layers(path: Path, mapping: Mapping[str, str] | None = None,
     if network is None or found:
         raise ImportRejected(f"{len(found)} feature(s) rejected; nothing was stored", found)
     every = sorted([*network.zones, *centroids], key=lambda z: z.id)
-    return replace(network, zones=tuple(every))
+    return replace(network, zones=tuple(every), od_matrix=_demand(source))
+
+
+def _demand(source: str) -> tuple[tuple[int, int, float], ...]:
+    """The `demand` table (o_zone_id, d_zone_id, volume) a Cartolog export carries, if any."""
+    if "demand" not in {str(name) for name, _ in list_layers(source)}:
+        return ()
+    meta, _, _, columns = read(source, layer="demand", read_geometry=False)
+    found = dict(zip(meta["fields"], columns, strict=True))
+    if not {"o_zone_id", "d_zone_id", "volume"} <= set(found):
+        raise ImportRejected("the demand table is incomplete", [FeatureProblem(
+            "demand", -1, "needs o_zone_id, d_zone_id and volume")])
+    return tuple((int(o), int(d), float(v)) for o, d, v in zip(
+        found["o_zone_id"], found["d_zone_id"], found["volume"], strict=True))
 
 
 def _point_zones(features: list[dict[str, Any]]) -> tuple[list[Zone], list[FeatureProblem]]:
