@@ -28,6 +28,7 @@ LINK_FIELDS = ("link_id", "from_node_id", "to_node_id", "directed", "length", "l
                "free_speed", "capacity", "link_capacity", "vdf_fftt", "vdf_alpha", "vdf_beta",
                "toll", "facility_type", "geometry")
 ZONE_FIELDS = ("zone_id", "node_id", "population", "jobs", "boundary")
+MAX_ID = 2**31 - 1
 REQUIRED = {"node": ("node_id", "x_coord", "y_coord"),
             "link": ("link_id", "from_node_id", "to_node_id", "length"),
             "zone": ("zone_id",)}
@@ -134,10 +135,14 @@ def _number(row: Mapping[str, Any], key: str, kind: type, problems: list[Feature
             problems.append(FeatureProblem(where, index, f"missing {key}"))
         return default
     try:
-        return kind(float(raw)) if kind is int and "." in raw else kind(raw)
-    except ValueError:
-        problems.append(FeatureProblem(where, index, f"{key} {raw!r} is not a number"))
+        value = kind(float(raw)) if kind is int and "." in raw else kind(raw)
+    except (ValueError, OverflowError):
+        problems.append(FeatureProblem(where, index, f"{key} {raw[:40]!r} is not a number"))
         return default
+    if kind is int and not 0 <= value <= MAX_ID:
+        problems.append(FeatureProblem(where, index, f"{key} {value} is outside 0..{MAX_ID}"))
+        return default
+    return value
 
 
 def _nodes(rows: list[dict[str, str]], problems: list[FeatureProblem]) -> list[Node]:

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 import shapely
-from pyogrio.errors import DataLayerError, DataSourceError
 from pyogrio import list_layers
+from pyogrio.errors import DataLayerError, DataSourceError
 from pyogrio.raw import read
+from shapely.errors import ShapelyError
 
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from api.geojson_import import parse_network
@@ -57,11 +58,12 @@ def _demand(source: str) -> tuple[tuple[int, int, float], ...]:
         return ()
     meta, _, _, columns = read(source, layer="demand", read_geometry=False)
     found = dict(zip(meta["fields"], columns, strict=True))
-    if not {"o_zone_id", "d_zone_id", "volume"} <= set(found):
-        raise ImportRejected("the demand table is incomplete", [FeatureProblem(
-            "demand", -1, "needs o_zone_id, d_zone_id and volume")])
-    return tuple((int(o), int(d), float(v)) for o, d, v in zip(
-        found["o_zone_id"], found["d_zone_id"], found["volume"], strict=True))
+    try:
+        return tuple((int(o), int(d), float(v)) for o, d, v in zip(
+            found["o_zone_id"], found["d_zone_id"], found["volume"], strict=True))
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise ImportRejected("the demand table is unusable", [FeatureProblem(
+            "demand", -1, "needs whole-number o_zone_id, d_zone_id and a volume")]) from None
 
 
 def _point_zones(features: list[dict[str, Any]]) -> tuple[list[Zone], list[FeatureProblem]]:
@@ -110,7 +112,10 @@ def _field(fields: Mapping[str, Any], name: str) -> Any:
 
 
 def _feature(wkb: bytes | None, properties: dict[str, Any]) -> dict[str, Any]:
-    shape = shapely.from_wkb(wkb) if wkb is not None else None
+    try:
+        shape = shapely.from_wkb(wkb) if wkb is not None else None
+    except ShapelyError:
+        shape = None
     if shape is not None and shape.geom_type == "MultiPolygon" and len(shape.geoms) == 1:
         shape = shape.geoms[0]
     if shape is not None and shape.geom_type == "MultiLineString" and len(shape.geoms) == 1:
