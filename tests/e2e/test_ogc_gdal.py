@@ -31,7 +31,8 @@ def localhost_container(settings: Settings) -> Iterator[Container]:
     built.close()
 
 
-def ogrinfo(live: LiveApi, tenant: str, token_of: str, *args: str) -> subprocess.CompletedProcess[str]:
+def ogrinfo(live: LiveApi, tenant: str, token_of: str, *args: str
+            ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ,
            "GDAL_HTTP_HEADERS": f"Authorization: Bearer {live.token(token_of, 'viewer')}"}
     return subprocess.run(["ogrinfo", "-ro", f"OAPIF:{live.url(tenant, '/ogc/')}", *args],
