@@ -83,3 +83,19 @@ def osm_without_roads(path: Path) -> Path:
 
 def zone(zone_id: int, ring: tuple[tuple[float, float], ...]) -> Zone:
     return Zone(zone_id, 1, 1.0, 1.0, (ring,))
+
+
+def shapefile_zip(path: Path, network: Network | None = None) -> Path:
+    """links.shp and zones.shp (names cut to 10 characters by the format) in one zip."""
+    folder = path.parent / "shapefiles"
+    folder.mkdir()
+    for table in network_tables(network or tiny_with_polygons())[1:3]:
+        shapes = shapely.to_wkb(np.array(table.geometries, dtype=object))
+        write(str(folder / f"{table.name}.shp"), shapes,
+              [np.array(v, dtype=object if isinstance(v[0], str) else None)
+               for v in table.columns.values()], fields=list(table.columns),
+              driver="ESRI Shapefile", geometry_type=table.geometry_type, crs="EPSG:4326")
+    with zipfile.ZipFile(path, "w") as archive:
+        for member in sorted(folder.iterdir()):
+            archive.write(member, member.name)
+    return path

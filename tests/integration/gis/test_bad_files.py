@@ -75,7 +75,8 @@ def test_each_bad_feature_is_listed(api: Api, tmp_path: Path) -> None:  # noqa: 
 
 
 def test_good_files_import(api: Api, tmp_path: Path) -> None:  # noqa: F811
-    for path in (files.gmns_zip(tmp_path / "network.zip"), files.gpkg(tmp_path / "n.gpkg")):
+    for path in (files.gmns_zip(tmp_path / "network.zip"), files.gpkg(tmp_path / "n.gpkg"),
+                 files.shapefile_zip(tmp_path / "shapes.zip")):
         response = upload(api, path)
         assert response.status_code == 201, response.text
         assert response.json()["link_count"] == 3 and response.json()["zone_count"] == 2
