@@ -10,6 +10,7 @@ import { openEventStream, type Stream } from "./sse";
 import { RunsPanel } from "./runs";
 import { ComparePanel } from "./compare";
 import { BiPanel } from "./bi";
+import { FilesPanel } from "./files";
 import { SelectionPanel } from "./selection";
 import { Styling } from "./styling";
 
@@ -44,6 +45,7 @@ export class Workspace {
   readonly bi: BiPanel;
   readonly selected: SelectionPanel;
   readonly styling: Styling;
+  readonly files: FilesPanel;
 
   constructor() {
     this.api = new Api(() => this.credentials);
@@ -52,6 +54,7 @@ export class Workspace {
     this.bi = new BiPanel(this);
     this.selected = new SelectionPanel(this);
     this.styling = new Styling(this);
+    this.files = new FilesPanel(this);
   }
 
   say(message: string): void {
@@ -170,6 +173,7 @@ export class Workspace {
     byId("run-details").replaceChildren();
     byId("compare-result").replaceChildren();
     byId("bi-targets").replaceChildren();
+    byId("import-result").replaceChildren();
     this.selected.clear();
   }
 
@@ -192,7 +196,7 @@ export class Workspace {
     const first = this.scenarios.find((s) => s.id === remembered)
       ?? this.scenarios.find((s) => s.name === "Baseline") ?? this.scenarios[0];
     if (first) void this.openScenario(first.id);
-    else this.say("This tenant has no scenario yet: import a dataset and create one through the API.");
+    else this.say("This tenant has no scenario yet: import a network file under “Files and GIS”.");
     this.stream = openEventStream("/v1/notifications", () => this.api.headers(),
       (event) => this.notified(event.event, event.data), (state, detail) => {
         byId("main").dataset.notifications = state;
