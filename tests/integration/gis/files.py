@@ -17,7 +17,9 @@ from adapters.gis.tables import network_tables
 from domain.values import Network, Zone
 from tests.unit.test_domain import tiny_network
 
-OSM_EXTRACT = Path(__file__).resolve().parents[2] / "data" / "osm" / "test.osm.pbf"
+DATA = Path(__file__).resolve().parents[2] / "data"
+OSM_EXTRACT = DATA / "osm" / "test.osm.pbf"
+NETWORKS = DATA / "networks"
 SQUARE = ((0.0, 0.0), (0.004, 0.0), (0.004, 0.004), (0.0, 0.004), (0.0, 0.0))
 BOWTIE = ((0.0, 0.0), (0.004, 0.004), (0.004, 0.0), (0.0, 0.004), (0.0, 0.0))
 
@@ -99,3 +101,16 @@ def shapefile_zip(path: Path, network: Network | None = None) -> Path:
         for member in sorted(folder.iterdir()):
             archive.write(member, member.name)
     return path
+
+
+def sioux_falls_corner(path: Path, nodes: int = 8) -> tuple[Path, int]:
+    """A GMNS zip of Sioux Falls' first `nodes` nodes (same place on the map); its links."""
+    from simulation_worker.tntp_dataset import dataset_from_tntp_folder
+
+    full = dataset_from_tntp_folder(str(NETWORKS / "SiouxFalls"))
+    keep = set(range(1, nodes + 1))
+    links = tuple(k for k in full.links if k.from_node in keep and k.to_node in keep)
+    corner = replace(full, nodes=tuple(n for n in full.nodes if n.id in keep), links=links,
+                     zones=tuple(z for z in full.zones if z.centroid_node in keep),
+                     od_matrix=tuple(t for t in full.od_matrix if t[0] in keep and t[1] in keep))
+    return gmns_zip(path, corner), len(links)
