@@ -4,6 +4,7 @@ GIS files of the API, from the command line (as the operator, for one --tenant).
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -86,6 +87,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_scenario_export(args: argparse.Namespace) -> int:
     """Write the scenario's network and print the file's path."""
+    _quiet_gdal()
     with container() as services, tempfile.TemporaryDirectory() as folder:
         name, network = scenario_network(services.app, args.tenant, args.id, args.version)
         _deliver(export_scenario(network, name, args.format, Path(folder)), args.output)
@@ -94,6 +96,7 @@ def cmd_scenario_export(args: argparse.Namespace) -> int:
 
 def cmd_simulation_export(args: argparse.Namespace) -> int:
     """Write the run's results and print the file's path."""
+    _quiet_gdal()
     with container() as services, tempfile.TemporaryDirectory() as folder:
         run = services.app.get_run(args.tenant, args.id)
         if run.status != COMPLETED:
@@ -111,6 +114,11 @@ def _operator_rows(services: Container, tenant: str) -> Any:
         with services.engine.connect() as connection:
             return list(connection.execute(text(sql), {"tenant": tenant, **params}).mappings())
     return rows
+
+
+def _quiet_gdal() -> None:
+    """pyogrio logs every layer it writes at INFO: noise on a command's output."""
+    logging.getLogger("pyogrio").setLevel(logging.WARNING)
 
 
 def _deliver(exported: ExportFile, output: Path) -> None:
