@@ -54,6 +54,8 @@ def _import_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--first-thru-node", type=int, default=1)
     parser.add_argument("--hexagon-km", type=float, default=1.0,
                         help="OSM: width of the zone hexagons (default 1 km)")
+    parser.add_argument("--zones", type=Path,
+                        help="OSM: zone polygons (GeoPackage or Shapefile zip) instead")
 
 
 def _export_options(parser: argparse.ArgumentParser, subject: str,
@@ -72,7 +74,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not args.file.exists():
         raise CliError(f"{args.file}: no such file or folder")
     options = ImportOptions(args.format, parse_mapping(args.mapping), args.links_layer,
-                            args.zones_layer, args.first_thru_node, args.hexagon_km)
+                            args.zones_layer, args.first_thru_node, args.hexagon_km,
+                            zones_file=args.zones)
     try:
         fmt, network = read_network(args.file, options)
     except ImportRejected as rejected:

@@ -11,6 +11,7 @@ from adapters.gis.gmns import gmns_files, read_gmns
 from adapters.gis.osm import OsmOptions, read_osm
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from api.imports.layers import read_layers
+from api.imports.zone_layer import with_zone_layer
 from domain.values import Network
 
 FORMATS = ("gmns", "gpkg", "shapefile", "osm")
@@ -27,6 +28,7 @@ class ImportOptions:
     first_thru_node: int = 1
     hexagon_km: float = 1.0
     max_features: int = 200_000
+    zones_file: Path | None = None
 
 
 def guess_format(path: Path) -> str | None:
@@ -64,7 +66,11 @@ def read_network(path: Path, options: ImportOptions) -> tuple[str, Network]:
     if fmt == "gmns":
         return fmt, read_gmns(gmns_files(path))
     if fmt == "osm":
-        return fmt, read_osm(path, OsmOptions(hexagon_km=options.hexagon_km))
+        network = read_osm(path, OsmOptions(hexagon_km=options.hexagon_km))
+        if options.zones_file is None:
+            return fmt, network
+        return fmt, with_zone_layer(network, options.zones_file, options.zones_layer,
+                                    options.mapping)
     return fmt, read_layers(path, options.mapping, options.links_layer, options.zones_layer,
                             options.first_thru_node, options.max_features)
 

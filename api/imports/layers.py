@@ -41,8 +41,8 @@ def read_layers(path: Path, mapping: Mapping[str, str] | None = None,
                 first_thru_node: int = 1, max_features: int = 200_000) -> Network:
     """The network in a GeoPackage, a Shapefile folder or a zip of Shapefiles."""
     source = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
-    links = _collection(source, links_layer, {**LINK_MAPPING, **(mapping or {})})
-    zones = _collection(source, zones_layer, {**ZONE_MAPPING, **(mapping or {})})
+    links = read_collection(source, links_layer, {**LINK_MAPPING, **(mapping or {})})
+    zones = read_collection(source, zones_layer, {**ZONE_MAPPING, **(mapping or {})})
     centroids, found = _point_zones(zones["features"])
     network, problems = parse_network(links, zones, first_thru_node, max_features)
     found += [FeatureProblem(p.collection, p.index, p.reason) for p in problems]
@@ -86,7 +86,8 @@ def _point_zones(features: list[dict[str, Any]]) -> tuple[list[Zone], list[Featu
     return zones, problems
 
 
-def _collection(source: str, layer: str, mapping: Mapping[str, str]) -> dict[str, Any]:
+def read_collection(source: str, layer: str, mapping: Mapping[str, str]) -> dict[str, Any]:
+    """A layer as a GeoJSON FeatureCollection with properties renamed by `mapping`."""
     try:
         meta, _, geometries, columns = read(source, layer=layer)
     except (DataSourceError, DataLayerError) as error:

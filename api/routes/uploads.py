@@ -46,14 +46,17 @@ def upload_dataset(
         links_layer: Annotated[str, Form()] = "links",
         zones_layer: Annotated[str, Form()] = "zones",
         first_thru_node: Annotated[int, Form(ge=1)] = 1,
-        hexagon_km: Annotated[float, Form(gt=0.05, le=50)] = 1.0) -> DatasetPublic:
+        hexagon_km: Annotated[float, Form(gt=0.05, le=50)] = 1.0,
+        zones_file: Annotated[UploadFile | None, File(
+            description="OSM: a GeoPackage or Shapefile zip of zone polygons")] = None,
+) -> DatasetPublic:
     """Import a network file; every bad feature is listed and nothing is stored on error."""
-    options = ImportOptions(format, parse_mapping(mapping), links_layer, zones_layer,
-                            first_thru_node, hexagon_km, services.limits.max_features)
     with tempfile.TemporaryDirectory(prefix="cartolog-upload-") as folder:
-        path = Path(folder) / PurePath(file.filename or "upload").name
-        with path.open("wb") as target:
-            shutil.copyfileobj(file.file, target)
+        path = _saved(file, Path(folder) / "network")
+        zones = _saved(zones_file, Path(folder) / "zones") if zones_file else None
+        options = ImportOptions(format, parse_mapping(mapping), links_layer, zones_layer,
+                                first_thru_node, hexagon_km, services.limits.max_features,
+                                zones)
         fmt, network = read_network(path, options)
     dataset_id = services.app.import_dataset(caller.tenant, name, network, caller.actor,
                                              source_format=fmt)
@@ -61,3 +64,12 @@ def upload_dataset(
     writes.record(caller.tenant, dataset_id, dataset.version)
     response.headers["Location"] = f"/v1/datasets/{dataset_id}"
     return public(dataset)
+
+
+def _saved(upload: UploadFile, folder: Path) -> Path:
+    """The upload as a file under its own base name (its suffix tells the format)."""
+    folder.mkdir()
+    path = folder / (PurePath(upload.filename or "upload").name or "upload")
+    with path.open("wb") as target:
+        shutil.copyfileobj(upload.file, target)
+    return path
