@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely import wkt
 from shapely.errors import ShapelyError
@@ -156,16 +157,20 @@ def _nodes(rows: list[dict[str, str]], problems: list[FeatureProblem]) -> list[N
 
 
 def _links(rows: list[dict[str, str]], problems: list[FeatureProblem]) -> list[Link]:
+    texts = np.array([(row.get("geometry") or "").strip() for row in rows] or [""],
+                     dtype=object)
+    shapes = shapely.from_wkt(texts, on_invalid="ignore")
     links = []
     for i, row in enumerate(rows):
         before = len(problems)
-        link = _link(row, problems, i)
+        link = _link(row, _line(texts[i], shapes[i], problems, i), problems, i)
         if link is not None and len(problems) == before:
             links.append(link)
     return links
 
 
-def _link(row: Mapping[str, str], problems: list[FeatureProblem], i: int) -> Link | None:
+def _link(row: Mapping[str, str], shape: tuple[Coordinate, ...],
+          problems: list[FeatureProblem], i: int) -> Link | None:
     def get(key: str, default: float | None = None) -> Any:
         return _number(row, key, float, problems, "link.csv", i, default)
     lanes, length = get("lanes", 1.0), get("length")
@@ -179,7 +184,6 @@ def _link(row: Mapping[str, str], problems: list[FeatureProblem], i: int) -> Lin
     if capacity < 0:
         per_lane = get("capacity")
         capacity = per_lane * lanes if per_lane is not None else None
-    shape = _line(row.get("geometry") or "", problems, i)
     if not (row.get("link_id") or "").strip():
         problems.append(FeatureProblem("link.csv", i, "missing link_id"))
     ends = [_number(row, k, int, problems, "link.csv", i)
@@ -191,18 +195,18 @@ def _link(row: Mapping[str, str], problems: list[FeatureProblem], i: int) -> Lin
                 _number(row, "facility_type", int, [], "", 0, 1) or 1, lanes, shape)
 
 
-def _line(text: str, problems: list[FeatureProblem], i: int) -> tuple[Coordinate, ...]:
-    if not text.strip():
+def _line(text: str, shape: Any, problems: list[FeatureProblem], i: int
+          ) -> tuple[Coordinate, ...]:
+    """A link's shape, parsed beforehand for all links at once (None: not WKT)."""
+    if not text:
         return ()
-    try:
-        shape = wkt.loads(text)
-    except (ShapelyError, ValueError):
+    if shape is None:
         problems.append(FeatureProblem("link.csv", i, "geometry is not WKT"))
         return ()
     if shape.geom_type != "LineString":
         problems.append(FeatureProblem("link.csv", i, "geometry must be a LINESTRING"))
         return ()
-    return tuple((float(x), float(y)) for x, y, *_ in shape.coords)
+    return tuple((x, y) for x, y in shapely.get_coordinates(shape).tolist())
 
 
 def _zones(rows: list[dict[str, str]], nodes: Mapping[int, Node],
