@@ -1,5 +1,5 @@
 # The two commands of the README, plus lint.
-.PHONY: up test lint provision
+.PHONY: up test lint provision screenshots
 
 provision:
 	@bash infra/provision.sh
@@ -12,8 +12,14 @@ up: provision
 
 test: provision
 	bash infra/web.sh
+	bash infra/gis.sh
 	.venv/bin/python -m pytest
 
 lint: provision
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+
+# Refresh the README's and docs/web.md's pictures (the browser tests; tests alone write to build/).
+screenshots: provision
+	bash infra/web.sh
+	CARTOLOG_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots .venv/bin/python -m pytest tests/e2e/browser

@@ -16,13 +16,16 @@ from api.routes import (
     bi,
     datasets,
     explain,
+    exports,
     history,
     merge_requests,
     notifications,
+    ogc,
     results,
     scenarios,
     simulations,
     tiles,
+    uploads,
 )
 from api.security import RateLimiter
 from api.services import ApiServices, ReadinessCheck
@@ -30,9 +33,11 @@ from api.services import ApiServices, ReadinessCheck
 __all__ = ["PROBLEM", "ReadinessCheck", "create_app"]
 # OpenAPI order. The BI routes stay last but one: registering a target is the write an
 # unprojected schema fuzz run can make succeed, after which list reads answer 503.
-ROUTERS = (datasets.router, scenarios.router, simulations.router, results.router,
-           tiles.router, history.router, merge_requests.router, explain.router, bi.router,
-           notifications.router)
+# A multipart POST /v1/datasets is the upload route's; any other body falls through to
+# the JSON route behind it.
+ROUTERS = (uploads.router, datasets.router, scenarios.router, simulations.router,
+           results.router, tiles.router, history.router, merge_requests.router, explain.router,
+           exports.router, ogc.router, bi.router, notifications.router)
 
 
 def create_app(services: ApiServices) -> FastAPI:

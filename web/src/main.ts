@@ -10,6 +10,7 @@ import { openEventStream, type Stream } from "./sse";
 import { RunsPanel } from "./runs";
 import { ComparePanel } from "./compare";
 import { BiPanel } from "./bi";
+import { FilesPanel } from "./files";
 import { ReviewPanel } from "./review";
 import { SelectionPanel } from "./selection";
 import { Styling } from "./styling";
@@ -46,6 +47,7 @@ export class Workspace {
   readonly review: ReviewPanel;
   readonly selected: SelectionPanel;
   readonly styling: Styling;
+  readonly files: FilesPanel;
 
   constructor() {
     this.api = new Api(() => this.credentials);
@@ -55,6 +57,7 @@ export class Workspace {
     this.review = new ReviewPanel(this);
     this.selected = new SelectionPanel(this);
     this.styling = new Styling(this);
+    this.files = new FilesPanel(this);
   }
 
   say(message: string): void {
@@ -173,6 +176,7 @@ export class Workspace {
     byId("run-details").replaceChildren();
     byId("compare-result").replaceChildren();
     byId("bi-targets").replaceChildren();
+    byId("import-result").replaceChildren();
     this.selected.clear();
   }
 
@@ -195,7 +199,7 @@ export class Workspace {
     const first = this.scenarios.find((s) => s.id === remembered)
       ?? this.scenarios.find((s) => s.name === "Baseline") ?? this.scenarios[0];
     if (first) void this.openScenario(first.id);
-    else this.say("This tenant has no scenario yet: import a dataset and create one through the API.");
+    else this.say("This tenant has no scenario yet: import a network file under “Files and GIS”.");
     this.stream = openEventStream("/v1/notifications", () => this.api.headers(),
       (event) => this.notified(event.event, event.data), (state, detail) => {
         byId("main").dataset.notifications = state;

@@ -19,14 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyogrio
 import pytest
 
 from infra.broker import free_port
 from tests.conftest import REPO
 from tests.e2e.test_up import wait_ready
+from tests.integration.gis.files import sioux_falls_corner
 
 HERE = Path(__file__).parent
-SHOTS = REPO / "docs" / "screenshots"
+# Screenshots go to a build folder; `make screenshots` points this at docs/screenshots.
+SHOTS = Path(os.environ.get("CARTOLOG_SCREENSHOTS_DIR") or REPO / "build" / "screenshots")
 CHROMIUM = Path("/usr/bin/chromium")
 HOST = "demo.localhost"  # Chromium resolves *.localhost to 127.0.0.1 itself
 
@@ -46,9 +49,11 @@ def test_workspace_in_a_browser(fresh_database_url: str, tmp_path: Path) -> None
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
                            headers={"Host": f"{HOST}:{port}", "Authorization": f"Bearer {editor}"})
         link_count = wait_for_baseline(api)
+        corner_links = sioux_falls_corner(tmp_path / "corner-gmns.zip")[1]
         report = run_browser(env, tmp_path, port, editor,
                              issue_token(env, tmp_path, "elsewhere", "editor"))
         check_report(report, api, link_count)
+        check_files(report, tmp_path, port, link_count, corner_links)
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(60)
@@ -90,7 +95,9 @@ def run_browser(env: dict[str, str], tmp_path: Path, port: int, editor: str,
     report_file = tmp_path / "report.json"
     node_env = {**env, "BASE_URL": f"http://{HOST}:{port}/", "EDITOR_TOKEN": editor,
                 "OTHER_TOKEN": stranger, "SHOTS": str(SHOTS), "REPORT": str(report_file),
-                "PROFILE": str(tmp_path / "profile"), "FAILURES": str(tmp_path / "failures")}
+                "PROFILE": str(tmp_path / "profile"), "FAILURES": str(tmp_path / "failures"),
+                "IMPORT_FILE": str(tmp_path / "corner-gmns.zip"),
+                "DOWNLOADS": str(tmp_path)}
     result = subprocess.run(["node", "workspace.mjs"], cwd=HERE, env=node_env,
                             capture_output=True, text=True, timeout=240)
     report: dict[str, Any] = (json.loads(report_file.read_text())
@@ -141,6 +148,17 @@ def check_report(report: dict[str, Any], api: httpx.Client, link_count: int) -> 
     assert denied["api_status"] in (403, 404)
     for name in ("baseline-map.png", "comparison-map.png"):
         assert (SHOTS / name).stat().st_size > 10_000, name
+
+
+def check_files(report: dict[str, Any], tmp_path: Path, port: int, link_count: int,
+                corner_links: int) -> None:
+    """The OGC URL shown, the run GeoPackage downloaded, the GMNS file imported and drawn."""
+    assert report["ogc_url"] == f"http://{HOST}:{port}/ogc/"
+    assert report["download_name"].endswith(".gpkg")
+    layers = dict(pyogrio.list_layers(tmp_path / "run.gpkg"))
+    assert {"links", "zones", "indicators", "layer_styles"} <= set(layers)
+    assert pyogrio.read_info(tmp_path / "run.gpkg", layer="links")["features"] == link_count
+    assert report["imported_links_drawn"] == corner_links
 
 
 def number(value: float | str | None) -> float:

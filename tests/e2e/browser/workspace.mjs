@@ -3,13 +3,14 @@
 // report this writes and checks it against the API.
 //
 // env: BASE_URL (http://demo.localhost:PORT/), EDITOR_TOKEN, OTHER_TOKEN (another tenant's),
-//      SHOTS (screenshot folder), REPORT (JSON file written at the end), PROFILE (empty folder).
+//      SHOTS (screenshot folder), REPORT (JSON file written at the end), PROFILE (empty folder),
+//      IMPORT_FILE (a GMNS zip to import), DOWNLOADS (folder for the downloaded GeoPackage).
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const { BASE_URL, EDITOR_TOKEN, OTHER_TOKEN, SHOTS, REPORT, PROFILE } = process.env;
+const { BASE_URL, EDITOR_TOKEN, OTHER_TOKEN, SHOTS, REPORT, PROFILE, IMPORT_FILE, DOWNLOADS } = process.env;
 const RUN_TIMEOUT = Number(process.env.RUN_TIMEOUT_MS ?? 150_000);
 const report = { steps: [], console_errors: [] };
 const started = Date.now();
@@ -219,6 +220,24 @@ try {
   report.denied.api_status = await stranger.evaluate(async (token) =>
     (await fetch("/v1/scenarios", { headers: { Authorization: `Bearer ${token}` } })).status, OTHER_TOKEN);
   step("other tenant denied", report.denied);
+
+  // 8. Files and GIS: the OGC URL to copy, the baseline run's GeoPackage, a GMNS import.
+  await openScenario(page, "Baseline");
+  report.ogc_url = await page.locator("#ogc-url").inputValue();
+  await page.locator("#run-select").selectOption(report.baseline_run);
+  const [download] = await Promise.all([page.waitForEvent("download"),
+    page.getByRole("button", { name: "Download" }).nth(1).click()]);
+  report.download_name = download.suggestedFilename();
+  await download.saveAs(join(DOWNLOADS, "run.gpkg"));
+  const drawnBefore = await page.locator("#map").getAttribute("data-links-drawn");
+  await page.locator("#import-file").setInputFiles(IMPORT_FILE);
+  await page.locator("#import-name").fill("Imported GMNS");
+  await page.getByRole("button", { name: "Import as a new scenario" }).click();
+  await page.waitForSelector('#main[data-scenario="Imported GMNS"]');
+  await page.waitForFunction((before) => !["0", before].includes(document.querySelector("#map")?.dataset.linksDrawn ?? "0"),
+    drawnBefore, { timeout: 30_000 });
+  report.imported_links_drawn = await linksDrawn(page);
+  step("files: OGC URL, GeoPackage downloaded, GMNS imported", { download: report.download_name });
 } catch (error) {
   failure = error;
   report.error = String(error?.stack ?? error);

@@ -1,0 +1,1 @@
+"""GIS file formats in and out: GeoPackage, Shapefile, GMNS, OpenStreetMap PBF."""

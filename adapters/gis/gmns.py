@@ -1,0 +1,251 @@
+"""GMNS (the Zephyr Foundation's General Modeling Network Specification) as CSV files.
+
+Written: node.csv, link.csv, zone.csv, demand.csv (when the network has an OD matrix) and
+config.csv. GMNS `capacity` is per lane, so links also carry two extension fields, which
+GMNS allows: `link_capacity` (all lanes) and `vdf_fftt` (free-flow time), so a round trip is
+exact. Read: the same files from a folder or a zip; without the extensions, capacity is
+`capacity * lanes` and free-flow time `60 * length / free_speed`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely import wkt
+from shapely.errors import ShapelyError
+
+from adapters.gis.problems import FeatureProblem, ImportRejected
+from domain.values import Coordinate, Link, Network, Node, Zone
+
+NODE_FIELDS = ("node_id", "x_coord", "y_coord", "zone_id", "node_type")
+LINK_FIELDS = ("link_id", "from_node_id", "to_node_id", "directed", "length", "lanes",
+               "free_speed", "capacity", "link_capacity", "vdf_fftt", "vdf_alpha", "vdf_beta",
+               "toll", "facility_type", "geometry")
+ZONE_FIELDS = ("zone_id", "node_id", "population", "jobs", "boundary")
+MAX_ID = 2**31 - 1
+REQUIRED = {"node": ("node_id", "x_coord", "y_coord"),
+            "link": ("link_id", "from_node_id", "to_node_id", "length"),
+            "zone": ("zone_id",)}
+
+
+def write_gmns(network: Network, out: zipfile.ZipFile) -> None:
+    """The network's GMNS files into a zip."""
+    centroid = {z.centroid_node: z.id for z in network.zones}
+    out.writestr("node.csv", _csv(NODE_FIELDS, (
+        (n.id, repr(n.x), repr(n.y), centroid.get(n.id, ""),
+         "centroid" if n.id < network.first_thru_node else "") for n in network.nodes)))
+    out.writestr("link.csv", _csv(LINK_FIELDS, (_link_row(k) for k in network.links)))
+    out.writestr("zone.csv", _csv(ZONE_FIELDS, (
+        (z.id, z.centroid_node, repr(z.population), repr(z.jobs), _boundary(z))
+        for z in network.zones)))
+    if network.od_matrix:
+        out.writestr("demand.csv", _csv(("o_zone_id", "d_zone_id", "volume"),
+                                        ((o, d, repr(t)) for o, d, t in network.od_matrix)))
+    out.writestr("config.csv", _csv(("dataset_name", "first_thru_node"),
+                                    [("cartolog", network.first_thru_node)]))
+
+
+def _link_row(link: Link) -> tuple[Any, ...]:
+    speed = 60.0 * link.length / link.free_flow_time if link.free_flow_time > 0 else ""
+    shape = wkt.dumps(shapely.LineString(link.geometry), rounding_precision=-1) \
+        if len(link.geometry) >= 2 else ""
+    return (link.id, link.from_node, link.to_node, 1, repr(link.length), repr(link.lanes),
+            repr(speed) if speed != "" else "", repr(link.capacity / (link.lanes or 1.0)),
+            repr(link.capacity), repr(link.free_flow_time), repr(link.b), repr(link.power),
+            repr(link.toll), link.link_type, shape)
+
+
+def _boundary(zone: Zone) -> str:
+    if not zone.polygon:
+        return ""
+    text: str = wkt.dumps(shapely.Polygon(zone.polygon[0], zone.polygon[1:]),
+                          rounding_precision=-1)
+    return text
+
+
+def _csv(fields: tuple[str, ...], rows: Iterable[Iterable[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(fields)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def gmns_files(path: Path) -> dict[str, str]:
+    """The CSV texts of a GMNS folder or zip, by base name (node, link, zone ...)."""
+    try:
+        if path.is_dir():
+            return {p.stem: p.read_text(encoding="utf-8-sig") for p in path.glob("*.csv")}
+        with zipfile.ZipFile(path) as archive:
+            return {Path(name).stem: archive.read(name).decode("utf-8-sig")
+                    for name in archive.namelist() if name.endswith(".csv")}
+    except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError, ValueError) as error:
+        raise ImportRejected("the GMNS upload cannot be read", [
+            FeatureProblem("file", -1, f"not a readable zip or folder: {error}")]) from None
+
+
+def read_gmns(files: Mapping[str, str]) -> Network:
+    """The network of GMNS files; ImportRejected lists every bad row."""
+    problems: list[FeatureProblem] = []
+    tables = {kind: _rows(kind, files, problems) for kind in ("node", "link", "zone", "demand",
+                                                               "config")}
+    nodes = _nodes(tables["node"], problems)
+    links = _links(tables["link"], problems)
+    zones = _zones(tables["zone"], {n.id: n for n in nodes}, problems)
+    od = _demand(tables["demand"], problems)
+    config = tables["config"][0] if tables["config"] else {}
+    first_thru = _number(config, "first_thru_node", int, problems, "config", 0, default=1)
+    if problems:
+        raise ImportRejected(f"{len(problems)} GMNS row(s) rejected; nothing was stored",
+                             problems)
+    return Network(tuple(sorted(nodes, key=lambda n: n.id)), tuple(links), tuple(zones),
+                   int(first_thru), tuple(od))
+
+
+def _rows(kind: str, files: Mapping[str, str], problems: list[FeatureProblem]
+          ) -> list[dict[str, str]]:
+    if kind not in files:
+        if kind in ("node", "link"):
+            problems.append(FeatureProblem(f"{kind}.csv", -1, "missing file"))
+        return []
+    reader = csv.DictReader(io.StringIO(files[kind]))
+    missing = [f for f in REQUIRED.get(kind, ()) if f not in (reader.fieldnames or [])]
+    if missing:
+        problems.append(FeatureProblem(f"{kind}.csv", -1,
+                                       f"missing field(s): {', '.join(missing)}"))
+        return []
+    try:
+        return list(reader)
+    except csv.Error as error:
+        problems.append(FeatureProblem(f"{kind}.csv", -1, f"malformed CSV: {error}"))
+        return []
+
+
+def _number(row: Mapping[str, Any], key: str, kind: type, problems: list[FeatureProblem],
+            where: str, index: int, default: Any = None) -> Any:
+    raw = (row.get(key) or "").strip()
+    if not raw:
+        if default is None:
+            problems.append(FeatureProblem(where, index, f"missing {key}"))
+        return default
+    try:
+        value = kind(float(raw)) if kind is int and "." in raw else kind(raw)
+    except (ValueError, OverflowError):
+        problems.append(FeatureProblem(where, index, f"{key} {raw[:40]!r} is not a number"))
+        return default
+    if kind is int and not 0 <= value <= MAX_ID:
+        problems.append(FeatureProblem(where, index, f"{key} {value} is outside 0..{MAX_ID}"))
+        return default
+    return value
+
+
+def _nodes(rows: list[dict[str, str]], problems: list[FeatureProblem]) -> list[Node]:
+    nodes = []
+    for i, row in enumerate(rows):
+        values = [_number(row, k, t, problems, "node.csv", i)
+                  for k, t in (("node_id", int), ("x_coord", float), ("y_coord", float))]
+        if None not in values:
+            nodes.append(Node(*values))
+    return nodes
+
+
+def _links(rows: list[dict[str, str]], problems: list[FeatureProblem]) -> list[Link]:
+    texts = np.array([(row.get("geometry") or "").strip() for row in rows] or [""],
+                     dtype=object)
+    shapes = shapely.from_wkt(texts, on_invalid="ignore")
+    links = []
+    for i, row in enumerate(rows):
+        before = len(problems)
+        link = _link(row, _line(texts[i], shapes[i], problems, i), problems, i)
+        if link is not None and len(problems) == before:
+            links.append(link)
+    return links
+
+
+def _link(row: Mapping[str, str], shape: tuple[Coordinate, ...],
+          problems: list[FeatureProblem], i: int) -> Link | None:
+    def get(key: str, default: float | None = None) -> Any:
+        return _number(row, key, float, problems, "link.csv", i, default)
+    lanes, length = get("lanes", 1.0), get("length")
+    fftt = get("vdf_fftt", -1.0)
+    if fftt < 0:
+        speed = get("free_speed")
+        fftt = 60.0 * length / speed if speed and length is not None else None
+        if speed is not None and speed <= 0:
+            problems.append(FeatureProblem("link.csv", i, "free_speed must be positive"))
+    capacity = get("link_capacity", -1.0)
+    if capacity < 0:
+        per_lane = get("capacity")
+        capacity = per_lane * lanes if per_lane is not None else None
+    if not (row.get("link_id") or "").strip():
+        problems.append(FeatureProblem("link.csv", i, "missing link_id"))
+    ends = [_number(row, k, int, problems, "link.csv", i)
+            for k in ("from_node_id", "to_node_id")]
+    if None in (length, fftt, capacity, *ends):
+        return None
+    return Link(row["link_id"].strip(), ends[0], ends[1], capacity, length, fftt,
+                get("vdf_alpha", 0.15), get("vdf_beta", 4.0), get("toll", 0.0),
+                _number(row, "facility_type", int, [], "", 0, 1) or 1, lanes, shape)
+
+
+def _line(text: str, shape: Any, problems: list[FeatureProblem], i: int
+          ) -> tuple[Coordinate, ...]:
+    """A link's shape, parsed beforehand for all links at once (None: not WKT)."""
+    if not text:
+        return ()
+    if shape is None:
+        problems.append(FeatureProblem("link.csv", i, "geometry is not WKT"))
+        return ()
+    if shape.geom_type != "LineString":
+        problems.append(FeatureProblem("link.csv", i, "geometry must be a LINESTRING"))
+        return ()
+    return tuple((x, y) for x, y in shapely.get_coordinates(shape).tolist())
+
+
+def _zones(rows: list[dict[str, str]], nodes: Mapping[int, Node],
+           problems: list[FeatureProblem]) -> list[Zone]:
+    zones = []
+    for i, row in enumerate(rows):
+        zone_id = _number(row, "zone_id", int, problems, "zone.csv", i)
+        centroid = _number(row, "node_id", int, problems, "zone.csv", i, default=zone_id)
+        population = _number(row, "population", float, problems, "zone.csv", i, 0.0)
+        jobs = _number(row, "jobs", float, problems, "zone.csv", i, 0.0)
+        rings = _polygon(row.get("boundary") or "", problems, i)
+        if zone_id is not None and rings is not None:
+            zones.append(Zone(zone_id, centroid, population, jobs, rings))
+    return zones
+
+
+def _polygon(text: str, problems: list[FeatureProblem], i: int
+             ) -> tuple[tuple[Coordinate, ...], ...] | None:
+    if not text.strip():
+        return ()
+    try:
+        shape = wkt.loads(text)
+    except (ShapelyError, ValueError):
+        problems.append(FeatureProblem("zone.csv", i, "boundary is not WKT"))
+        return None
+    if shape.geom_type != "Polygon" or not shape.is_valid:
+        reason = shapely.is_valid_reason(shape) if shape.geom_type == "Polygon" else "not a POLYGON"
+        problems.append(FeatureProblem("zone.csv", i, f"invalid boundary: {reason}"))
+        return None
+    rings = [shape.exterior, *shape.interiors]
+    return tuple(tuple((float(x), float(y)) for x, y, *_ in r.coords) for r in rings)
+
+
+def _demand(rows: list[dict[str, str]], problems: list[FeatureProblem]
+            ) -> list[tuple[int, int, float]]:
+    od = []
+    for i, row in enumerate(rows):
+        values = [_number(row, k, t, problems, "demand.csv", i)
+                  for k, t in (("o_zone_id", int), ("d_zone_id", int), ("volume", float))]
+        if None not in values:
+            od.append((values[0], values[1], values[2]))
+    return od

@@ -1,0 +1,1 @@
+"""Uploaded files -> a domain Network: each format's reader, every bad feature reported."""

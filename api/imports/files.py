@@ -1,0 +1,91 @@
+"""One entry for every file format: pick the reader by format (or file name) and return the
+domain Network, or ImportRejected naming every bad feature."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adapters.gis.gmns import gmns_files, read_gmns
+from adapters.gis.osm import OsmOptions, read_osm
+from adapters.gis.problems import FeatureProblem, ImportRejected
+from api.imports.layers import read_layers
+from api.imports.zone_layer import with_zone_layer
+from domain.values import Network
+
+FORMATS = ("gmns", "gpkg", "shapefile", "osm")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What comes with an upload besides the file (each has a documented default)."""
+
+    format: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)
+    links_layer: str = "links"
+    zones_layer: str = "zones"
+    first_thru_node: int = 1
+    hexagon_km: float = 1.0
+    max_features: int = 200_000
+    zones_file: Path | None = None
+
+
+def guess_format(path: Path) -> str | None:
+    """The format a file name suggests."""
+    name = path.name.lower()
+    if name.endswith((".osm.pbf", ".pbf")):
+        return "osm"
+    if name.endswith(".gpkg"):
+        return "gpkg"
+    if name.endswith(".shp"):
+        return "shapefile"
+    if path.is_dir() or name.endswith(".zip"):
+        return "shapefile" if _has_shapefile(path) else "gmns"
+    return None
+
+
+def _has_shapefile(path: Path) -> bool:
+    if path.is_dir():
+        return any(path.glob("*.shp"))
+    try:
+        import zipfile
+        with zipfile.ZipFile(path) as archive:
+            return any(n.lower().endswith(".shp") for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def read_network(path: Path, options: ImportOptions) -> tuple[str, Network]:
+    """(format, network) of an uploaded file."""
+    fmt = options.format or guess_format(path)
+    if fmt not in FORMATS:
+        raise ImportRejected("unknown file format", [FeatureProblem(
+            "file", -1, f"format must be one of {', '.join(FORMATS)} (or a file name "
+            "ending .zip, .gpkg, .shp or .osm.pbf)")])
+    if fmt == "gmns":
+        return fmt, read_gmns(gmns_files(path))
+    if fmt == "osm":
+        network = read_osm(path, OsmOptions(hexagon_km=options.hexagon_km))
+        if options.zones_file is None:
+            return fmt, network
+        return fmt, with_zone_layer(network, options.zones_file, options.zones_layer,
+                                    options.mapping)
+    return fmt, read_layers(path, options.mapping, options.links_layer, options.zones_layer,
+                            options.first_thru_node, options.max_features)
+
+
+def parse_mapping(raw: str | None) -> dict[str, str]:
+    """A field mapping given as JSON text: {"capacity": "CAP", ...}."""
+    if not raw:
+        return {}
+    try:
+        mapping = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ImportRejected("the field mapping is not JSON", [
+            FeatureProblem("mapping", -1, str(error))]) from None
+    if not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+        raise ImportRejected("the field mapping must map names to names", [
+            FeatureProblem("mapping", -1, 'expected {"target": "source field", ...}')])
+    return mapping

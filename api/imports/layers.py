@@ -1,0 +1,149 @@
+"""GeoPackage or Shapefile (via pyogrio): a links layer and a zones layer, read through a
+field mapping and then through the same checks as a GeoJSON import.
+
+Default mapping (a Cartolog GeoPackage export imports unchanged): links `link_id`,
+`from_node`, `to_node`, `capacity`, `length`, `free_flow_time`, and optional `b`, `power`,
+`toll`, `lanes`, `link_type`; zones `zone_id`, `centroid_node`, `population`, `jobs`.
+Shapefile names are cut to 10 characters, so `free_flow_time` is also looked up as
+`free_flow_`. Layers must be in WGS84 longitude/latitude (EPSG:4326 or OGC:CRS84).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from pyogrio import list_layers
+from pyogrio.errors import DataLayerError, DataSourceError
+from pyogrio.raw import read
+from shapely.errors import ShapelyError
+
+from adapters.gis.problems import FeatureProblem, ImportRejected
+from api.geojson_import import parse_network
+from domain.values import Network, Zone
+
+LINK_MAPPING = {"id": "link_id", "from_node": "from_node", "to_node": "to_node",
+                "capacity": "capacity", "length": "length",
+                "free_flow_time": "free_flow_time", "b": "b", "power": "power",
+                "toll": "toll", "lanes": "lanes", "link_type": "link_type"}
+ZONE_MAPPING = {"id": "zone_id", "centroid_node": "centroid_node",
+                "population": "population", "jobs": "jobs"}
+WGS84 = ("EPSG:4326", "OGC:CRS84")
+
+
+def read_layers(path: Path, mapping: Mapping[str, str] | None = None,
+                links_layer: str = "links", zones_layer: str = "zones",
+                first_thru_node: int = 1, max_features: int = 200_000) -> Network:
+    """The network in a GeoPackage, a Shapefile folder or a zip of Shapefiles."""
+    source = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
+    links = read_collection(source, links_layer, {**LINK_MAPPING, **(mapping or {})})
+    zones = read_collection(source, zones_layer, {**ZONE_MAPPING, **(mapping or {})})
+    centroids, found = _point_zones(zones["features"])
+    network, problems = parse_network(links, zones, first_thru_node, max_features)
+    found += [FeatureProblem(p.collection, p.index, p.reason) for p in problems]
+    if network is None or found:
+        raise ImportRejected(f"{len(found)} feature(s) rejected; nothing was stored", found)
+    every = sorted([*network.zones, *centroids], key=lambda z: z.id)
+    return replace(network, zones=tuple(every), od_matrix=_demand(source))
+
+
+def _demand(source: str) -> tuple[tuple[int, int, float], ...]:
+    """The `demand` table (o_zone_id, d_zone_id, volume) a Cartolog export carries, if any."""
+    if "demand" not in {str(name) for name, _ in list_layers(source)}:
+        return ()
+    meta, _, _, columns = read(source, layer="demand", read_geometry=False)
+    found = dict(zip(meta["fields"], columns, strict=True))
+    try:
+        return tuple((int(o), int(d), float(v)) for o, d, v in zip(
+            found["o_zone_id"], found["d_zone_id"], found["volume"], strict=True))
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise ImportRejected("the demand table is unusable", [FeatureProblem(
+            "demand", -1, "needs whole-number o_zone_id, d_zone_id and a volume")]) from None
+
+
+def _point_zones(features: list[dict[str, Any]]) -> tuple[list[Zone], list[FeatureProblem]]:
+    """Zones drawn as a point (a Cartolog export of zones without a polygon): taken out of
+    `features` and read here, since the GeoJSON checks want polygons."""
+    zones, problems = [], []
+    for index, feature in enumerate(list(features)):
+        if (feature["geometry"] or {}).get("type") != "Point":
+            continue
+        features.remove(feature)
+        values = feature["properties"]
+        numbers = [values.get(k) for k in ("id", "centroid_node", "population", "jobs")]
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers) \
+                or not float(numbers[0]).is_integer() or not float(numbers[1]).is_integer():
+            problems.append(FeatureProblem("zones", index, "a zone needs a whole-number id "
+                                           "and centroid_node, and numeric population, jobs"))
+            continue
+        zones.append(Zone(int(numbers[0]), int(numbers[1]), float(numbers[2]),
+                          float(numbers[3])))
+    return zones, problems
+
+
+def read_collection(source: str, layer: str, mapping: Mapping[str, str]) -> dict[str, Any]:
+    """A layer as a GeoJSON FeatureCollection with properties renamed by `mapping`."""
+    try:
+        meta, _, geometries, columns = read(source, layer=layer)
+    except (DataSourceError, DataLayerError) as error:
+        raise ImportRejected(f"layer {layer!r} cannot be read", [
+            FeatureProblem(layer, -1, _first_line(error))]) from None
+    crs = meta.get("crs")
+    if crs not in WGS84:
+        raise ImportRejected(f"layer {layer!r} is not in WGS84", [FeatureProblem(
+            layer, -1, f"CRS is {crs or 'missing'}: reproject to EPSG:4326 (lon/lat)")])
+    fields = {name: values for name, values in zip(meta["fields"], columns, strict=True)}
+    mapped = {target: _field(fields, source_name) for target, source_name in mapping.items()}
+    count = len(geometries) if geometries is not None else 0
+    return {"type": "FeatureCollection", "features": [
+        _feature(geometries[i], {k: _plain(v[i]) for k, v in mapped.items() if v is not None})
+        for i in range(count)]}
+
+
+def _field(fields: Mapping[str, Any], name: str) -> Any:
+    for candidate in (name, name[:10]):
+        if candidate in fields:
+            return fields[candidate]
+    return None
+
+
+def _feature(wkb: bytes | None, properties: dict[str, Any]) -> dict[str, Any]:
+    try:
+        shape = shapely.from_wkb(wkb) if wkb is not None else None
+    except ShapelyError:
+        shape = None
+    if shape is not None and shape.geom_type == "MultiPolygon" and len(shape.geoms) == 1:
+        shape = shape.geoms[0]
+    if shape is not None and shape.geom_type == "MultiLineString" and len(shape.geoms) == 1:
+        shape = shape.geoms[0]
+    geometry = _lists(shape.__geo_interface__) if shape is not None else None
+    return {"type": "Feature", "geometry": geometry, "properties": properties}
+
+
+def _lists(value: Any) -> Any:
+    """Tuples as lists: the GeoJSON checks expect JSON's shapes."""
+    if isinstance(value, tuple | list):
+        return [_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        number = float(value)
+        return None if math.isnan(number) else number
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0][:300] if str(error) else type(error).__name__

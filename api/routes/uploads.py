@@ -1,0 +1,75 @@
+"""POST /v1/datasets as a multipart file upload: GMNS (zip), GeoPackage, Shapefile (zip) or
+OpenStreetMap PBF. A JSON body goes on to api/routes/datasets.py: this route only matches
+multipart/form-data, so both share one path."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path, PurePath
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
+
+from api.imports.files import ImportOptions, parse_mapping, read_network
+from api.routes.common import Writes
+from api.routes.datasets import public
+from api.schemas import DatasetPublic
+from api.security import Editor, Services
+
+
+class MultipartRoute(APIRoute):
+    """Matches only requests whose body is multipart/form-data."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """No match for any other content type, so the JSON route answers those."""
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        if not content_type.startswith("multipart/form-data"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=MultipartRoute)
+
+
+@router.post("", status_code=201, response_model=DatasetPublic)
+def upload_dataset(
+        caller: Editor, services: Services, writes: Writes, response: Response,
+        file: Annotated[UploadFile, File(description="GMNS zip, .gpkg, Shapefile zip, .pbf")],
+        name: Annotated[str, Form(min_length=1, max_length=200)],
+        format: Annotated[str | None, Form(description="gmns|gpkg|shapefile|osm")] = None,
+        mapping: Annotated[str | None, Form(description="JSON: target -> source field")] = None,
+        links_layer: Annotated[str, Form()] = "links",
+        zones_layer: Annotated[str, Form()] = "zones",
+        first_thru_node: Annotated[int, Form(ge=1)] = 1,
+        hexagon_km: Annotated[float, Form(gt=0.05, le=50)] = 1.0,
+        zones_file: Annotated[UploadFile | None, File(
+            description="OSM: a GeoPackage or Shapefile zip of zone polygons")] = None,
+) -> DatasetPublic:
+    """Import a network file; every bad feature is listed and nothing is stored on error."""
+    with tempfile.TemporaryDirectory(prefix="cartolog-upload-") as folder:
+        path = _saved(file, Path(folder) / "network")
+        zones = _saved(zones_file, Path(folder) / "zones") if zones_file else None
+        options = ImportOptions(format, parse_mapping(mapping), links_layer, zones_layer,
+                                first_thru_node, hexagon_km, services.limits.max_features,
+                                zones)
+        fmt, network = read_network(path, options)
+    dataset_id = services.app.import_dataset(caller.tenant, name, network, caller.actor,
+                                             source_format=fmt)
+    dataset = services.app.get_dataset(caller.tenant, dataset_id)
+    writes.record(caller.tenant, dataset_id, dataset.version)
+    response.headers["Location"] = f"/v1/datasets/{dataset_id}"
+    return public(dataset)
+
+
+def _saved(upload: UploadFile, folder: Path) -> Path:
+    """The upload as a file under its own base name (its suffix tells the format)."""
+    folder.mkdir()
+    path = folder / (PurePath(upload.filename or "upload").name or "upload")
+    with path.open("wb") as target:
+        shutil.copyfileobj(upload.file, target)
+    return path

@@ -1,0 +1,45 @@
+"""`cartolog dataset import` and `cartolog scenario export` against the real database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID
+
+from adapters.gis.gmns import gmns_files, read_gmns
+from infra.settings import Settings
+from infra.wiring import build
+from tests.integration.conftest import OPERATOR
+from tests.integration.gis import files
+from tests.integration.test_cli import cartolog
+from tests.unit.test_domain import tiny_network
+
+
+def test_import_then_export_round_trips(settings: Settings, tmp_path: Path) -> None:
+    url = settings.database_url
+    assert cartolog("tenant", "create", "city", database_url=url).returncode == 0
+    imported = cartolog("dataset", "import", str(files.gmns_zip(tmp_path / "net.zip")),
+                        "--tenant", "city", "--name", "Tiny", database_url=url)
+    assert imported.returncode == 0, imported.stderr
+    dataset = UUID(imported.stdout.strip())
+    services = build(settings)
+    try:
+        scenario = services.app.create_scenario("city", dataset, "base", OPERATOR)
+    finally:
+        services.close()
+    exported = cartolog("scenario", "export", str(scenario), "--tenant", "city", "--format",
+                        "gmns", "-o", str(tmp_path), database_url=url)
+    assert exported.returncode == 0, exported.stderr
+    path = Path(exported.stdout.strip())
+    assert path.parent == tmp_path and path.name == "base-gmns.zip"
+    assert read_gmns(gmns_files(path)) == tiny_network()
+
+
+def test_a_bad_file_fails_in_one_line(settings: Settings, tmp_path: Path) -> None:
+    url = settings.database_url
+    cartolog("tenant", "create", "city", database_url=url)
+    bad = files.truncated(files.gmns_zip(tmp_path / "whole.zip"), tmp_path / "net.zip")
+    done = cartolog("dataset", "import", str(bad), "--tenant", "city", database_url=url)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("cartolog: error: the GMNS upload cannot be read: file: "
+                                  "not a readable zip")
