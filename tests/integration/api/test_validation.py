@@ -123,10 +123,20 @@ def test_a_tntp_upload_lists_each_bad_line(api: Api, container: Container) -> No
     assert stored_events(container) == before
 
 
-def test_the_cli_refuses_control_characters_in_one_line(fresh_database_url: str) -> None:
-    done = cartolog("tenant", "create", "city", "--display-name", "City\x01Hall",
-                    database_url=fresh_database_url)
+@pytest.mark.parametrize(("args", "error"), [
+    (("tenant", "create", "city", "--display-name", "City\x01Hall"),
+     "a display name must not contain control characters (NUL, tab, newline ...)"),
+    (("tenant", "create", "city", "--display-name", "x" * 10_000),
+     "a display name must be 1 to 200 characters"),
+    (("token", "issue", "--tenant", "acme", "--role", "editor", "--sub", "ed\x1bitor"),
+     "--sub must not contain control characters (NUL, tab, newline ...)"),
+    (("token", "issue", "--tenant", "acme", "--role", "editor", "--hours", "nan"),
+     "--hours must be positive and at most a year"),
+    (("token", "issue", "--tenant", "acme\n", "--role", "editor"),
+     "--tenant 'acme\\n' is not a tenant name (a DNS label)"),
+])
+def test_the_cli_refuses_in_one_line(fresh_database_url: str, args: tuple[str, ...],
+                                     error: str) -> None:
+    done = cartolog(*args, database_url=fresh_database_url)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [
-        "cartolog: error: a display name must not contain control characters "
-        "(NUL, tab, newline ...)"]
+    assert done.stderr.strip().splitlines() == [f"cartolog: error: {error}"]
