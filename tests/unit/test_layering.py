@@ -15,7 +15,7 @@ MAY_IMPORT = {
     "projections": {"domain"},
     "adapters": {"domain", "projections"},
     "simulation_worker": {"domain", "adapters"},
-    "api": {"domain", "projections", "adapters", "simulation_worker"},
+    "api": {"domain", "projections", "adapters"},  # the API process never loads the model
     "infra": set(LAYERS),
 }
 DOMAIN_THIRD_PARTY = {"eventsourcing", "pydantic"}
