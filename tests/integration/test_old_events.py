@@ -8,6 +8,7 @@ import math
 import uuid
 from typing import Any
 
+from api.json_body import loads
 from domain.dataset import Dataset
 from domain.scenario import Scenario
 from domain.simulation import SimulationRun
@@ -91,7 +92,7 @@ def test_the_read_model_projects_them_and_serves_every_tenant(
         scenario = container.app.create_scenario("acme", old_dataset(container), "old",
                                                  OPERATOR)
         old_edits(container, scenario)
-        old_run(container, scenario)
+        run = old_run(container, scenario)
         rival = container.app.create_scenario(
             "rival", container.app.import_dataset("rival", "tiny", tiny_network(), OPERATOR),
             "theirs", OPERATOR)
@@ -102,6 +103,11 @@ def test_the_read_model_projects_them_and_serves_every_tenant(
             assert used == "store" and applied == container.reader().head()
         assert checksums(container) == live, differences(live_rows, dumps(container))
     served = served_bodies(api, scenario, rival)
+    for path in (f"/v1/scenarios/{scenario}", f"/v1/scenarios/{scenario}/history",
+                 f"/v1/simulations/{run}"):
+        response = api.get(path)
+        assert response.status_code == 200, (path, response.text)
+        loads(response.text)  # strict JSON: no NaN or Infinity literal
     assert served["acme"]["items"][0]["id"] == str(scenario)
     assert served["rival"]["items"][0]["id"] == str(rival)
 
