@@ -63,9 +63,19 @@ def _element_problems(network: Network) -> list[FeatureProblem]:
              for p in link_problems(link, node_ids)]
     found += [FeatureProblem("zones", i, p) for i, zone in enumerate(network.zones)
               for p in zone_problems(zone, node_ids)]
-    named = {str(p) for p in found}
-    found += [FeatureProblem("network", -1, p) for p in network.problems()
-              if not any(p in text for text in named)]
+    found += _duplicates("links", [link.id for link in network.links])
+    found += _duplicates("zones", [zone.id for zone in network.zones])
+    problem = rules.integer_problem("first_thru_node", network.first_thru_node)
+    return found + ([FeatureProblem("first_thru_node", -1, problem)] if problem else [])
+
+
+def _duplicates(collection: str, ids: list[Any]) -> list[FeatureProblem]:
+    seen: set[Any] = set()
+    found = []
+    for index, identity in enumerate(ids):
+        if identity in seen:
+            found.append(FeatureProblem(collection, index, f"duplicate id {str(identity)[:40]!r}"))
+        seen.add(identity)
     return found
 
 
@@ -113,7 +123,7 @@ def _numbers(properties: dict[str, Any], required: tuple[str, ...],
     return values, reasons
 
 
-def _integers(properties: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+def _integers(properties: dict[str, Any], keys: tuple[str, ...], low: int = 1) -> list[str]:
     """Integer properties (1.0 counts as 1), within the domain's integer range."""
     found: list[str] = []
     for key in keys:
@@ -121,7 +131,7 @@ def _integers(properties: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
         if isinstance(raw, float) and raw.is_integer() and abs(raw) <= rules.MAX_INTEGER:
             raw = int(raw)
         if raw is not None:
-            found += rules.collect(rules.integer_problem(f"property {key!r}", raw, 0))
+            found += rules.collect(rules.integer_problem(f"property {key!r}", raw, low))
     return found
 
 
@@ -153,7 +163,8 @@ def _link(feature: Any, parsed: Parsed) -> list[str]:
         if not bad and len(points) < 2:
             reasons.append("a LineString needs at least two positions")
     values, bad = _numbers(properties, LINK_REQUIRED, LINK_OPTIONAL)
-    reasons += bad + _integers(properties, ("from_node", "to_node", "link_type"))
+    reasons += bad + _integers(properties, ("from_node", "to_node"))
+    reasons += _integers(properties, ("link_type",), low=0)
     if isinstance(identity, bool) or not isinstance(identity, str | int):
         reasons.append("property 'id' must be text or an integer")
     if reasons:

@@ -143,6 +143,8 @@ def network_problems(network: Network) -> list[str]:
         found.append("duplicate node ids")
     if len({link.id for link in network.links}) != len(network.links):
         found.append("duplicate link ids")
+    if len({zone.id for zone in network.zones}) != len(network.zones):
+        found.append("duplicate zone ids")
     found += rules.collect(rules.integer_problem("first_thru_node", network.first_thru_node))
     for link in network.links:
         found.extend(link_problems(link, node_ids))

@@ -118,11 +118,20 @@ def test_geojson_import_lists_the_domain_problems_by_feature() -> None:
         "id": "bad\x00id", "from_node": 1, "to_node": 2, "capacity": -1, "length": 1,
         "free_flow_time": 1, "lanes": 0.5, "link_type": 2**40},
         "geometry": {"type": "LineString", "coordinates": [[0, 0], [0.1, 0.1]]}}
-    network, problems = parse_network({"type": "FeatureCollection", "features": [feature]},
-                                      {"type": "FeatureCollection", "features": []}, 1, 10)
+    twin = {**feature, "properties": {**feature["properties"], "id": "twin", "capacity": 1,
+                                      "link_type": 1, "lanes": 1}}
+    zero = {**twin, "properties": {**twin["properties"], "from_node": 0}}
+    network, problems = parse_network(
+        {"type": "FeatureCollection", "features": [feature, twin, twin, zero]},
+        {"type": "FeatureCollection", "features": []}, 1, 10)
     texts = [str(p) for p in problems]
     assert network is None
-    assert _covers(texts, {"links[0]: property 'link_type' must be between"}) == set()
+    assert texts == ["links[0]: property 'link_type' must be between 0 and 2147483647",
+                     "links[3]: property 'from_node' must be between 1 and 2147483647"]
+    network, problems = parse_network(
+        {"type": "FeatureCollection", "features": [twin, twin]},
+        {"type": "FeatureCollection", "features": []}, 1, 10)
+    assert [str(p) for p in problems] == ["links[1]: duplicate id 'twin'"]
 
 
 @pytest.mark.parametrize("edit", [
