@@ -110,7 +110,9 @@ def _numbers(properties: dict[str, Any], required: tuple[str, ...],
     values: dict[str, float] = {}
     reasons = [f"missing required property {k!r}" for k in required if properties.get(k) is None]
     for key in (*required, *optional):
-        raw = properties.get(key, optional.get(key))
+        raw = properties.get(key)
+        if raw is None:  # an optional property given as null takes its default
+            raw = optional.get(key)
         if raw is None:
             continue
         if isinstance(raw, bool) or not isinstance(raw, int | float):

@@ -220,3 +220,15 @@ def test_replaying_a_scenario_never_applies_the_rules(app: Cartolog) -> None:
         replayed = event.mutate(replayed)
     assert replayed.added_links["bad\x00id"]["to_node"] == 42
     assert replayed.version == scenario.version == 2
+
+
+def test_an_optional_geojson_property_given_as_null_takes_its_default() -> None:
+    feature = {"type": "Feature", "properties": {
+        "id": "a", "from_node": 1, "to_node": 2, "capacity": 10, "length": 1,
+        "free_flow_time": 1, "lanes": None, "b": None, "power": None, "toll": None},
+        "geometry": {"type": "LineString", "coordinates": [[0, 0], [0.1, 0.1]]}}
+    network, problems = parse_network({"type": "FeatureCollection", "features": [feature]},
+                                      {"type": "FeatureCollection", "features": []}, 1, 10)
+    assert problems == [] and network is not None
+    link = network.links[0]
+    assert (link.lanes, link.b, link.power, link.toll) == (1.0, 0.15, 4.0, 0.0)

@@ -48,6 +48,7 @@ class World:
     dataset: str
     scenario: str
     rival_scenario: str
+    rival_run: str
     target: str
 
 
@@ -156,6 +157,8 @@ def requests(world: World) -> st.SearchStrategy[tuple[str, str, Any, dict[str, s
             st.one_of(st.uuids().map(str), TEXTS), maybe("builtin"),
             maybe("http://bi.example/x", TEXTS)),
         st.just(("POST", f"/v1/bi/targets/{world.target}/rebuilds", None, {})),
+        st.builds(lambda run: ("DELETE", f"/v1/simulations/{run}", None, {}),
+                  st.one_of(st.uuids().map(str), st.just(world.rival_run))),
     )
 
 
@@ -174,7 +177,9 @@ def send(api: Api, world: World, method: str, path: str, body: Any,
 def world(api: Api, container: Container) -> Iterator[World]:
     with relay_and_projector(container):
         target = api.post("/v1/bi/targets", {"name": "dash"}, role="admin").json()["target_id"]
-        yield World(api.dataset(), api.scenario(), api.scenario("rival"), target)
+        rival = api.scenario("rival")
+        run = api.post(f"/v1/scenarios/{rival}/simulations", {}, tenant="rival").json()["id"]
+        yield World(api.dataset(), api.scenario(), rival, run, target)
 
 
 def test_hostile_writes_are_refused_or_served(api: Api, container: Container,
