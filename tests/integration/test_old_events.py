@@ -8,6 +8,8 @@ import math
 import uuid
 from typing import Any
 
+from sqlalchemy import text
+
 from api.json_body import loads
 from domain.dataset import Dataset
 from domain.scenario import Scenario
@@ -61,7 +63,8 @@ def old_edits(container: Container, scenario_id: uuid.UUID) -> None:
 def old_run(container: Container, scenario_id: uuid.UUID) -> uuid.UUID:
     run = SimulationRun._start(SimulationRun.Requested, uuid.uuid4(), "acme", OPERATOR,
                                scenario_id=scenario_id, scenario_version=1, model="builtin",
-                               parameters={"gap": -1.0, "note": "x" * 5000},
+                               parameters={"gap": math.nan, "max_iterations": math.inf,
+                                           "note": "n\x00" + "x" * 5000},
                                max_attempts=3, idempotency_key=None)
     container.app.save(run)
     return run.id
@@ -80,7 +83,7 @@ def test_aggregates_replay_events_that_break_todays_rules(container: Container) 
         assert math.isinf(replayed.link_changes["a"]["speed"])
         assert math.isnan(replayed.zone_attributes["1"]["population"])
         assert math.isinf(replayed.demand["trip_rate"])
-        assert fresh.app.get_run("acme", run).parameters["gap"] == -1.0
+        assert math.isnan(fresh.app.get_run("acme", run).parameters["gap"])
         assert fresh.app.get_dataset("acme", dataset).node_count == 3
     finally:
         fresh.close()
@@ -103,6 +106,10 @@ def test_the_read_model_projects_them_and_serves_every_tenant(
             assert used == "store" and applied == container.reader().head()
         assert checksums(container) == live, differences(live_rows, dumps(container))
     served = served_bodies(api, scenario, rival)
+    with container.engine.connect() as connection:
+        parameters = connection.execute(text(
+            "SELECT parameters FROM simulation_runs WHERE run_id = :r"), {"r": run}).scalar_one()
+    assert parameters == {"gap": None, "max_iterations": None, "note": "n\ufffd" + "x" * 5000}
     for path in (f"/v1/scenarios/{scenario}", f"/v1/scenarios/{scenario}/history",
                  f"/v1/simulations/{run}"):
         response = api.get(path)
