@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-ROLES = ("viewer", "editor", "admin")
+ROLES = ("viewer", "editor", "reviewer", "admin")
 
 
 class DevIssuer:

@@ -207,6 +207,19 @@ bi_dashboard = Table(
     comment="Built-in BI target output: refreshed by the BI sync manager, not a projection.",
 )
 
+merge_requests = Table(
+    "merge_requests", metadata,
+    Column("tenant_id", Text), Column("request_id", Uuid), Column("title", Text, nullable=False),
+    Column("status", Text, nullable=False), Column("author", Text, nullable=False),
+    Column("fork_id", Uuid, nullable=False), Column("parent_id", Uuid, nullable=False),
+    Column("verdict", Text), Column("edit_count", Integer, nullable=False),
+    Column("conflict_count", Integer, nullable=False), Column("merged_version", Integer),
+    _time("opened_at", False), _time("updated_at", False),
+    Column("version", Integer, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "request_id"),
+    Index("ix_merge_requests_updated", "tenant_id", "updated_at"),
+)
+
 # -- projector bookkeeping (not tenant data) ------------------------------------------------
 
 projection_tracking = Table(

@@ -14,6 +14,7 @@ from domain.errors import (
     AlreadyExists,
     InvalidCommand,
     InvalidTransition,
+    NotAllowed,
     NotFound,
     UnknownTenant,
     VersionConflict,
@@ -83,6 +84,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(VersionConflict, _domain(412, "Precondition failed"))
     app.add_exception_handler(InvalidCommand, _domain(422, "Invalid command"))
     app.add_exception_handler(InvalidTransition, _domain(409, "Conflict"))
+    app.add_exception_handler(NotAllowed, _domain(403, "Forbidden"))
     app.add_exception_handler(AlreadyExists, _domain(409, "Conflict"))
     app.add_exception_handler(AuthenticationError, _authentication)
     app.add_exception_handler(ApiProblem, _api_problem)

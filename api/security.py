@@ -16,7 +16,7 @@ from api.problems import ApiProblem
 from api.services import ApiServices
 from domain.values import TENANT_NAME, Actor
 
-ROLE_RANK = {"viewer": 1, "editor": 2, "admin": 3}
+ROLE_RANK = {"viewer": 1, "editor": 2, "reviewer": 3, "admin": 4}
 TENANT_HEADER = "X-Cartolog-Tenant"
 bearer = HTTPBearer(auto_error=False, description="JWT from the tenant's identity provider")
 
@@ -36,7 +36,7 @@ class Caller:
         return Actor(self.sub, self.correlation_id)
 
     def rank(self) -> int:
-        """The highest role held (admin > editor > viewer)."""
+        """The highest role held (admin > reviewer > editor > viewer)."""
         return max((ROLE_RANK.get(role, 0) for role in self.roles), default=0)
 
 
@@ -94,6 +94,7 @@ def require(role: str) -> object:
 
 Viewer = Annotated[Caller, require("viewer")]
 Editor = Annotated[Caller, require("editor")]
+Reviewer = Annotated[Caller, require("reviewer")]
 Admin = Annotated[Caller, require("admin")]
 
 

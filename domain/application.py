@@ -22,6 +22,7 @@ from domain.base import TenantAggregate
 from domain.dataset import Dataset
 from domain.edits import Edit, NetworkIndex
 from domain.errors import AlreadyExists, InvalidCommand, NotFound, UnknownTenant, VersionConflict
+from domain.merge_request import EditRecord, MergeRequest, as_edit, conflicts, edit_records
 from domain.ports import BlobNotFound, BlobStore
 from domain.scenario import Scenario
 from domain.simulation import SimulationRun
@@ -159,6 +160,39 @@ class Cartolog(Application[UUID]):
         self._save_existing(scenario, expected_version)
         return scenario.version
 
+    def restore_scenario(
+        self, tenant_id: str, scenario_id: UUID, expected_version: int, reason: str, by: Actor,
+    ) -> int:
+        """Bring an archived scenario back."""
+        scenario = self._get_at(Scenario, tenant_id, scenario_id, expected_version)
+        scenario.restore(reason, by)
+        self._save_existing(scenario, expected_version)
+        return scenario.version
+
+    def scenario_edits(
+        self, tenant_id: str, scenario_id: UUID, after: int, upto: int | None = None,
+    ) -> list[EditRecord]:
+        """The scenario's edits with after < version <= upto, oldest first."""
+        scenario = self.get_scenario(tenant_id, scenario_id)
+        last = scenario.version if upto is None else upto
+        if not 0 <= after <= last <= scenario.version:
+            raise InvalidCommand(f"scenario {scenario_id} has versions 1 to {scenario.version}; "
+                                 f"asked for {after} to {last}")
+        events = self.repository.event_store.get(scenario_id, gt=after, lte=last)
+        return edit_records(events)
+
+    def edits_leading_to(self, tenant_id: str, scenario_id: UUID, version: int
+                         ) -> list[EditRecord]:
+        """Every edit behind the scenario at `version`: its ancestors' up to each fork
+        point, then its own, oldest first; each record names its `scenario_id`."""
+        scenario = self.get_scenario(tenant_id, scenario_id, version)
+        inherited: list[EditRecord] = []
+        if scenario.fork_of is not None and scenario.fork_version is not None:
+            inherited = self.edits_leading_to(tenant_id, scenario.fork_of,
+                                              scenario.fork_version)
+        own = self.scenario_edits(tenant_id, scenario_id, after=1, upto=version)
+        return inherited + [{**record, "scenario_id": scenario_id} for record in own]
+
     def get_scenario(
         self, tenant_id: str, scenario_id: UUID, version: int | None = None,
     ) -> Scenario:
@@ -260,6 +294,75 @@ class Cartolog(Application[UUID]):
     def redrive_run(self, tenant_id: str, run_id: UUID, by: Actor) -> None:
         """Give a dead-lettered run new attempts."""
         self._change(tenant_id, run_id, lambda run: run.redrive(by))
+
+    # -- merge requests ---------------------------------------------------------------------
+
+    def open_merge_request(self, tenant_id: str, fork_id: UUID, title: str, by: Actor) -> UUID:
+        """Propose merging the fork's edits since its fork point into its parent."""
+        fork = self.get_scenario(tenant_id, fork_id)
+        if fork.fork_of is None or fork.fork_version is None:
+            raise InvalidCommand(f"scenario {fork_id} is not a fork")
+        parent = self.get_scenario(tenant_id, fork.fork_of)
+        edits = self.scenario_edits(tenant_id, fork_id, after=1)
+        parent_edits = self.scenario_edits(tenant_id, parent.id, after=fork.fork_version)
+        request = MergeRequest.open(
+            uuid.uuid4(), tenant_id, fork_id, parent.id, fork.fork_version, fork.version,
+            parent.version, title, edits, conflicts(edits, parent_edits), by)
+        self.save(request)
+        return request.id
+
+    def get_merge_request(self, tenant_id: str, request_id: UUID) -> MergeRequest:
+        """A merge request of this tenant."""
+        return self._get(MergeRequest, tenant_id, request_id)
+
+    def merge_conflicts(self, tenant_id: str, request: MergeRequest) -> list[dict[str, Any]]:
+        """The request's conflicts with its parent as the parent is now."""
+        parent_edits = self.scenario_edits(tenant_id, request.parent_id, after=request.fork_point)
+        return conflicts(request.edits, parent_edits)
+
+    def review_merge_request(self, tenant_id: str, request_id: UUID, verdict: str,
+                             comment: str, by: Actor) -> int:
+        """Approve or request changes (never on one's own request)."""
+        request = self.get_merge_request(tenant_id, request_id)
+        expected = request.version
+        request.review(verdict, comment, by)
+        self._save_existing(request, expected)
+        return request.version
+
+    def resolve_merge_conflict(self, tenant_id: str, request_id: UUID, subject: str, take: str,
+                               by: Actor) -> int:
+        """Take the fork's or the parent's edits on a subject both changed."""
+        request = self.get_merge_request(tenant_id, request_id)
+        expected = request.version
+        current = [c["subject"] for c in self.merge_conflicts(tenant_id, request)]
+        request.resolve(subject, take, current, by)
+        self._save_existing(request, expected)
+        return request.version
+
+    def merge(self, tenant_id: str, request_id: UUID, by: Actor) -> int:
+        """Apply the approved request's chosen edits to the parent; its new version."""
+        request = self.get_merge_request(tenant_id, request_id)
+        parent = self.get_scenario(tenant_id, request.parent_id)
+        expected = parent.version
+        current = [c["subject"] for c in self.merge_conflicts(tenant_id, request)]
+        chosen = request.chosen_edits(current)
+        merger = Actor(by.sub, str(request.id))
+        if chosen:
+            network = self.network_index(tenant_id, parent.network_sha256)
+            parent.apply_edits([as_edit(e) for e in chosen], network, merger)
+        parent.record_merge(request.id, request.fork_id, len(chosen), merger)
+        request.record_merge(parent.version, len(chosen), by)
+        self._save_together(expected, parent, request)
+        return parent.version
+
+    def close_merge_request(self, tenant_id: str, request_id: UUID, reason: str,
+                            by: Actor) -> int:
+        """Withdraw a merge request."""
+        request = self.get_merge_request(tenant_id, request_id)
+        expected = request.version
+        request.close(reason, by)
+        self._save_existing(request, expected)
+        return request.version
 
     # -- BI sync (issue 5) --------------------------------------------------------------------
     # (domain.bi is imported in the methods so this section stays self-contained.)
@@ -385,6 +488,16 @@ class Cartolog(Application[UUID]):
         ):
             # The command is over: the saved object itself becomes the cached state.
             self.repository.cache.put(aggregate.id, aggregate)
+
+    def _save_together(self, expected_version: int, *aggregates: TenantAggregate) -> None:
+        """Save several aggregates in one transaction (all or none)."""
+        try:
+            self.save(*aggregates)
+        except IntegrityError:
+            raise VersionConflict(aggregates[0].id, expected_version, None) from None
+        if self.repository.cache is not None:
+            for aggregate in aggregates:
+                self.repository.cache.put(aggregate.id, aggregate)
 
     def _check_same_request(self, run: SimulationRun) -> None:
         existing = self.get_run(run.tenant_id, run.id)

@@ -51,3 +51,7 @@ class InvalidCommand(DomainError):
 
 class InvalidTransition(DomainError):
     """The aggregate's state does not allow this command (e.g. cancelling a finished run)."""
+
+
+class NotAllowed(DomainError):
+    """The caller may not do this to this aggregate (e.g. approve their own merge request)."""

@@ -31,17 +31,23 @@ MAX_PARAMETER_TEXT = 1000
 MAX_JSON_INTEGER = 2**53
 BUILTIN_ALGORITHMS = ("b", "bfw", "fw")
 UNPRINTABLE = frozenset({"Cc", "Cs", "Co", "Cn"})
+LINE_BREAKS = frozenset("\n\r\t")
+MAX_COMMENT = 10_000
 
 
 def text_problem(what: str, text: object, longest: int = MAX_TEXT,
-                 allow_empty: bool = False) -> str | None:
+                 allow_empty: bool = False, multiline: bool = False) -> str | None:
     """Why `text` cannot be stored as text (None when it can): not a string, too long,
-    blank, or holding control characters (NUL among them) or unpaired surrogates."""
+    blank, or holding control characters (NUL among them) or unpaired surrogates.
+    Multi-line text (a comment) may also hold line breaks and tabs."""
     if not isinstance(text, str):
         return f"{what} must be text"
     if len(text) > longest or (not allow_empty and not text.strip()):
         return f"{what} must be {0 if allow_empty else 1} to {longest} characters"
-    if any(unicodedata.category(ch) in UNPRINTABLE for ch in text):
+    allowed = LINE_BREAKS if multiline else frozenset()
+    if any(unicodedata.category(ch) in UNPRINTABLE and ch not in allowed for ch in text):
+        if multiline:
+            return f"{what} must not contain control characters other than line breaks and tabs"
         return f"{what} must not contain control characters (NUL, tab, newline ...)"
     return None
 

@@ -143,6 +143,22 @@ class Scenario(TenantAggregate):
         def apply(self, scenario: Scenario) -> None:
             scenario.archived = True
 
+    class Restored(TenantAggregate.Event):
+        reason: str
+
+        def apply(self, scenario: Scenario) -> None:
+            scenario.archived = False
+
+    class MergeApplied(TenantAggregate.Event):
+        """The events before this one, back to the merge's first, came from a merge request."""
+
+        merge_request_id: UUID
+        fork_id: UUID
+        applied: int
+
+        def apply(self, scenario: Scenario) -> None:
+            pass
+
     def apply_edits(self, edits: list[Edit], network: NetworkIndex, by: Actor) -> None:
         """Validate every edit against the network and the edits before it, then record them.
 
@@ -165,10 +181,27 @@ class Scenario(TenantAggregate):
         """Archive: no more edits or simulations."""
         if self.archived:
             raise InvalidTransition(f"scenario {self.id} is already archived")
-        problem = rules.text_problem("an archive reason", reason)
+        problem = rules.text_problem("an archive reason", reason, multiline=True)
         if problem:
             raise InvalidCommand(problem)
         self._emit(Scenario.Archived, by, reason=reason)
+
+    def restore(self, reason: str, by: Actor) -> None:
+        """Bring an archived scenario back: edits and simulations are allowed again."""
+        if not self.archived:
+            raise InvalidTransition(f"scenario {self.id} is not archived")
+        problem = rules.text_problem("a restore reason", reason, multiline=True)
+        if problem:
+            raise InvalidCommand(problem)
+        self._emit(Scenario.Restored, by, reason=reason)
+
+    def record_merge(self, merge_request_id: UUID, fork_id: UUID, applied: int,
+                     by: Actor) -> None:
+        """Mark the end of the edits a merge request applied to this scenario."""
+        if self.archived:
+            raise InvalidTransition(f"scenario {self.id} is archived")
+        self._emit(Scenario.MergeApplied, by, merge_request_id=merge_request_id,
+                   fork_id=fork_id, applied=applied)
 
     def link_exists(self, link_id: str, network: NetworkIndex) -> bool:
         """A link of the base network or one added by an edit, and not closed."""

@@ -22,7 +22,8 @@ def register(commands: Commands) -> None:
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenant", required=True, help="tenant the token belongs to")
     parser.add_argument("--role", required=True, choices=ROLES,
-                        help="viewer reads; editor also writes; admin also manages BI targets")
+                        help="viewer reads; editor also writes; reviewer also approves merge "
+                        "requests; admin also manages BI targets")
     parser.add_argument("--sub", help="subject (default dev-ROLE@TENANT)")
     parser.add_argument("--hours", type=float, default=12.0, help="validity (default 12)")
 

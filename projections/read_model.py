@@ -205,6 +205,12 @@ class ReadModel(Projection):
     def scenario_archived(self, event: Event, _view: View) -> list[Op]:
         return [_scenario_moved(event, archived=True, archive_reason=event.payload["reason"])]
 
+    def scenario_restored(self, event: Event, _view: View) -> list[Op]:
+        return [_scenario_moved(event, archived=False, archive_reason=None)]
+
+    def scenario_merged(self, event: Event, _view: View) -> list[Op]:
+        return [_scenario_moved(event)]
+
     # -- simulation runs --------------------------------------------------------------------
 
     def run_requested(self, event: Event, _view: View) -> list[Op]:
@@ -290,6 +296,8 @@ HANDLERS: dict[str, Handler] = {
     "Scenario.LinkClosed": ReadModel.link_closed,
     "Scenario.DemandParametersChanged": ReadModel.demand_changed,
     "Scenario.Archived": ReadModel.scenario_archived,
+    "Scenario.Restored": ReadModel.scenario_restored,
+    "Scenario.MergeApplied": ReadModel.scenario_merged,
     "SimulationRun.Requested": ReadModel.run_requested,
     "SimulationRun.Started": ReadModel.run_started,
     "SimulationRun.AttemptFailed": ReadModel.attempt_failed,

@@ -6,10 +6,11 @@ from importlib.metadata import entry_points
 
 from projections.base import ENTRY_POINT_GROUP, Context, Projection
 from projections.bi import BiSync
+from projections.merge_requests import MergeRequests
 from projections.notifications import Notifications
 from projections.read_model import ReadModel
 
-BUILT_IN: tuple[type[Projection], ...] = (ReadModel, Notifications, BiSync)
+BUILT_IN: tuple[type[Projection], ...] = (ReadModel, Notifications, BiSync, MergeRequests)
 
 
 class UnknownProjection(LookupError):

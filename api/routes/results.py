@@ -8,17 +8,17 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from adapters.projector import wait_for_version
+from adapters.read_your_writes import wait_for_version
+from api.comparison import METHOD, link_changes, relative_gap
 from api.problems import ApiProblem
 from api.reads import TenantReads
+from api.review_schemas import ComparisonWithNoise, LinkFlowChange
 from api.routes.common import Limit, Offset
 from api.schemas import (
-    ComparisonPublic,
     FeatureCollectionPublic,
     IndicatorDelta,
     IndicatorList,
     IndicatorPublic,
-    LinkFlowDelta,
 )
 from api.security import Services, Viewer
 from api.services import ApiServices
@@ -39,6 +39,13 @@ LEFT JOIN scenario_links l ON l.tenant_id = r.tenant_id AND l.scenario_id = s.sc
 WHERE r.tenant_id = :tenant AND r.run_id = :run AND (NOT :filter
       OR l.geom && ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326))
 ORDER BY r.link_id LIMIT :limit OFFSET :offset"""
+
+INDICATOR_DELTAS = """
+SELECT coalesce(x.name, y.name) AS name, coalesce(x.unit, y.unit) AS unit,
+       x.value AS value_a, y.value AS value_b, y.value - x.value AS difference
+FROM (SELECT * FROM indicators WHERE tenant_id = :tenant AND run_id = :a) x
+FULL JOIN (SELECT * FROM indicators WHERE tenant_id = :tenant AND run_id = :b) y
+ON x.name = y.name ORDER BY 1"""
 
 ZONES_SQL = """
 SELECT r.zone_id, r.trips, r.jobs_within_threshold, r.accessibility, z.population, z.jobs,
@@ -82,30 +89,28 @@ def run_indicators(run_id: UUID, caller: Viewer, services: Services) -> Indicato
                          indicators=[IndicatorPublic.model_validate(dict(r)) for r in rows])
 
 
-@router.get("/compare", response_model=ComparisonPublic)
+@router.get("/compare", response_model=ComparisonWithNoise)
 def compare_runs(caller: Viewer, services: Services,
                  a: Annotated[UUID, Query(description="The reference run")],
                  b: Annotated[UUID, Query(description="The run compared with it")],
-                 limit: Limit = 10_000) -> ComparisonPublic:
-    """Indicator deltas and link-flow differences of two runs (b minus a)."""
+                 include_noise: Annotated[bool, Query(
+                     alias="all", description="Also list link changes within convergence "
+                     "noise")] = False,
+                 limit: Limit = 10_000) -> ComparisonWithNoise:
+    """Indicator deltas and link-flow changes of two runs (b minus a), each link marked
+    significant or within the runs' convergence noise; only significant ones unless `all`."""
     completed_run(services, caller.tenant, a)
     reads = completed_run(services, caller.tenant, b)
-    indicators = reads.rows(
-        "SELECT coalesce(x.name, y.name) AS name, coalesce(x.unit, y.unit) AS unit, "
-        "x.value AS value_a, y.value AS value_b, y.value - x.value AS difference "
-        "FROM (SELECT * FROM indicators WHERE tenant_id = :tenant AND run_id = :a) x "
-        "FULL JOIN (SELECT * FROM indicators WHERE tenant_id = :tenant AND run_id = :b) y "
-        "ON x.name = y.name ORDER BY 1", a=a, b=b)
-    links = reads.rows(
-        "SELECT coalesce(x.link_id, y.link_id) AS link_id, x.flow AS flow_a, y.flow AS flow_b, "
-        "y.flow - x.flow AS difference "
-        "FROM (SELECT * FROM link_results WHERE tenant_id = :tenant AND run_id = :a) x "
-        "FULL JOIN (SELECT * FROM link_results WHERE tenant_id = :tenant AND run_id = :b) y "
-        "ON x.link_id = y.link_id ORDER BY abs(coalesce(y.flow, 0) - coalesce(x.flow, 0)) "
-        "DESC, 1 LIMIT :limit", a=a, b=b, limit=limit)
-    return ComparisonPublic(
-        a=a, b=b, indicators=[IndicatorDelta.model_validate(dict(r)) for r in indicators],
-        links=[LinkFlowDelta.model_validate(dict(r)) for r in links])
+    indicators = reads.rows(INDICATOR_DELTAS, a=a, b=b)
+    changes = link_changes(reads, a, b)
+    significant = sum(1 for change in changes if change["significant"])
+    shown = changes if include_noise else [c for c in changes if c["significant"]]
+    return ComparisonWithNoise(
+        a=a, b=b, relative_gap_a=relative_gap(reads, a), relative_gap_b=relative_gap(reads, b),
+        method=METHOD, significant_links=significant,
+        links_within_noise=len(changes) - significant,
+        indicators=[IndicatorDelta.model_validate(dict(r)) for r in indicators],
+        links=[LinkFlowChange.model_validate(c) for c in shown[:limit]])
 
 
 def completed_run(services: ApiServices, tenant: str, run_id: UUID) -> TenantReads:

@@ -95,9 +95,9 @@ def test_sioux_falls_fork_with_a_closed_link(api: Api, container: Container  # n
 
 def check_comparison(api: Api, run_a: str, run_b: str, closed: dict[str, Any],  # noqa: F811
                      links: list[dict[str, Any]]) -> None:
-    comparison = api.get("/v1/compare", params={"a": run_a, "b": run_b}).json()
+    comparison = api.get("/v1/compare", params={"a": run_a, "b": run_b, "all": "true"}).json()
     flows = {row["link_id"]: row for row in comparison["links"]}
-    assert flows[closed["link_id"]]["flow_a"] > 0
+    assert flows[closed["link_id"]]["significant"] and flows[closed["link_id"]]["flow_a"] > 0
     assert flows[closed["link_id"]]["flow_b"] == 0
     alternatives = [f["properties"]["link_id"] for f in links
                     if f["properties"]["from_node"] == closed["from_node"]

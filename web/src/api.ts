@@ -97,7 +97,19 @@ export interface LinkFlowDelta {
   difference: number | null;
 }
 
-export interface Comparison { a: string; b: string; indicators: IndicatorDelta[]; links: LinkFlowDelta[] }
+export interface LinkFlowChange extends LinkFlowDelta { significant: boolean; certain: boolean; noise_a: number; noise_b: number }
+
+export interface Comparison {
+  a: string;
+  b: string;
+  indicators: IndicatorDelta[];
+  /** Only changes beyond convergence noise, unless asked for all. */
+  links: LinkFlowChange[];
+  relative_gap_a: number | null;
+  relative_gap_b: number | null;
+  significant_links: number;
+  links_within_noise: number;
+}
 
 export interface Feature {
   type: "Feature";
@@ -125,6 +137,36 @@ export interface BiTarget {
   completed_at?: string | null;
   updated_at?: string | null;
 }
+
+export interface EditRecord {
+  version: number;
+  type: string;
+  subject: string;
+  actor: string;
+  occurred_at: string;
+  payload: Record<string, unknown>;
+}
+
+export interface MergeRequest {
+  id: string;
+  title: string;
+  status: "open" | "merged" | "closed";
+  author: string;
+  fork_id: string;
+  parent_id: string;
+  fork_point: number;
+  verdict: string | null;
+  merged_version: number | null;
+  version: number;
+  edits: EditRecord[];
+  conflicts: { subject: string; fork: EditRecord[]; parent: EditRecord[]; resolution: string | null }[];
+  reviews: { reviewer: string; verdict: string; comment: string; at: string }[];
+  comparison: { a: string; b: string; indicators: { name: string; unit: string; value_a: number | null; value_b: number | null; difference: number | null }[];
+    significant_links: number; links: LinkFlowChange[] } | null;
+  trail: { version: number; type: string; actor: string; occurred_at: string; payload: Record<string, unknown> }[];
+}
+
+export interface MergeRequestSummary { id: string; title: string; status: string; author: string; fork_id: string; parent_id: string; verdict: string | null }
 
 export interface Reply<T> { body: T; etag: string | null; location: string | null; status: number }
 
@@ -215,21 +257,29 @@ export class Api {
     return reply.body;
   }
 
-  private runListing = true;
+  /** The run history from the read model, newest first: the tenant's, or one scenario's. */
+  async runs(scenarioId?: string): Promise<Run[]> {
+    const path = scenarioId ? `/v1/scenarios/${scenarioId}/simulations` : "/v1/simulations";
+    return (await this.get<{ items: Run[] }>(`${path}?limit=200`)).items;
+  }
 
-  /** Runs of a scenario, when the API lists them (else the caller keeps its own list). */
-  async runsOf(scenarioId: string): Promise<Run[] | null> {
-    if (!this.runListing) return null;
-    try {
-      const reply = await this.get<{ items: Run[] }>(`/v1/simulations?scenario_id=${scenarioId}&limit=100`);
-      return reply.items;
-    } catch (error) {
-      if (error instanceof ApiError && [404, 405].includes(error.status)) {
-        this.runListing = false;  // this API has no run listing: ask once, not on every scenario
-        return null;
-      }
-      throw error;
-    }
+  // -- merge requests ----------------------------------------------------------------------
+
+  async mergeRequests(scenarioId: string): Promise<MergeRequestSummary[]> {
+    return (await this.get<{ items: MergeRequestSummary[] }>(`/v1/merge-requests?scenario=${scenarioId}`)).items;
+  }
+
+  mergeRequest(id: string): Promise<MergeRequest> {
+    return this.get<MergeRequest>(`/v1/merge-requests/${id}`);
+  }
+
+  async propose(forkId: string, title: string): Promise<MergeRequest> {
+    return (await this.request<MergeRequest>("POST", `/v1/scenarios/${forkId}/merge-requests`, { title })).body;
+  }
+
+  /** One step on a merge request: `reviews`, `resolutions`, `merge` or `close`. */
+  async step(id: string, action: string, body: unknown = {}): Promise<MergeRequest> {
+    return (await this.request<MergeRequest>("POST", `/v1/merge-requests/${id}/${action}`, body)).body;
   }
 
   run(id: string): Promise<Run> {
@@ -256,8 +306,12 @@ export class Api {
     return features;
   }
 
-  compare(a: string, b: string): Promise<Comparison> {
-    return this.get<Comparison>(`/v1/compare?a=${a}&b=${b}`);
+  explain(a: string, b: string, link: string): Promise<{ edits: (EditRecord & { only_in: string; on_link: boolean; adjacent: boolean })[]; missing: string[] }> {
+    return this.get(`/v1/compare/explain?a=${a}&b=${b}&link=${encodeURIComponent(link)}`);
+  }
+
+  compare(a: string, b: string, withNoise = false): Promise<Comparison> {
+    return this.get<Comparison>(`/v1/compare?a=${a}&b=${b}${withNoise ? "&all=true" : ""}`);
   }
 
   // -- BI ----------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ export class ComparePanel {
     if (!a || !b) return;
     const api = this.workspace.api;
     try {
-      const [result, runA, runB] = await Promise.all([api.compare(a, b), api.run(a), api.run(b)]);
+      const [result, runA, runB] = await Promise.all([api.compare(a, b, byId<HTMLInputElement>("compare-noise").checked), api.run(a), api.run(b)]);
       this.runA = runA;
       this.runB = runB;
       // The difference is drawn on B's scenario (where a closed link is shown closed).
@@ -101,12 +101,21 @@ export class ComparePanel {
     }));
     byId("compare-result").replaceChildren(
       h("p", { text: `B = run ${shortId(result.b)}, A = run ${shortId(result.a)}.` }),
+      h("p", { id: "compare-significance", "data-significant": result.significant_links,
+        "data-noise": result.links_within_noise,
+        text: `${result.significant_links} link changes beyond convergence noise; ${result.links_within_noise} within it ` +
+          `(relative gaps ${gapText(result.relative_gap_a)} and ${gapText(result.relative_gap_b)})` +
+          `${byId<HTMLInputElement>("compare-noise").checked ? ", all shown" : ", hidden"}.` }),
       table,
       h("h4", { text: "Relative change of each indicator" }),
       changeBars(rows.map(({ indicator, percent }) => ({ name: indicator.name.replace(/_/g, " "), percent })),
         `Relative change per indicator: ${rows.map(({ indicator, percent }) => `${indicator.name} ${percent === null ? "n/a" : `${percent.toFixed(1)}%`}`).join("; ")}`),
       h("h4", { text: "Links that changed most" }), list);
   }
+}
+
+function gapText(gap: number | null): string {
+  return gap === null ? "not reported" : gap.toExponential(1);
 }
 
 function cell(value: number | null, column: string): HTMLElement {

@@ -10,6 +10,7 @@ import { openEventStream, type Stream } from "./sse";
 import { RunsPanel } from "./runs";
 import { ComparePanel } from "./compare";
 import { BiPanel } from "./bi";
+import { ReviewPanel } from "./review";
 import { SelectionPanel } from "./selection";
 import { Styling } from "./styling";
 
@@ -42,6 +43,7 @@ export class Workspace {
   readonly runs: RunsPanel;
   readonly compare: ComparePanel;
   readonly bi: BiPanel;
+  readonly review: ReviewPanel;
   readonly selected: SelectionPanel;
   readonly styling: Styling;
 
@@ -50,6 +52,7 @@ export class Workspace {
     this.runs = new RunsPanel(this);
     this.compare = new ComparePanel(this);
     this.bi = new BiPanel(this);
+    this.review = new ReviewPanel(this);
     this.selected = new SelectionPanel(this);
     this.styling = new Styling(this);
   }
@@ -238,10 +241,14 @@ export class Workspace {
       if (summary) summary.version = version;
       this.renderScenarios();
       await this.map?.showScenario(id, version, scenario.closed_links);
+      // The selection shows this version's values at once; runs (listed from the read
+      // model, which may first wait for this very edit) refresh it again below.
+      this.selected.render();
       byId("main").dataset.scenario = scenario.name;
       byId("main").dataset.scenarioVersion = String(version);
       if (changed && !keepRun) this.compare.leave();
       await this.runs.loadFor(scenario, changed && !keepRun);
+      void this.review.load();
       // A new version means new tile sources: their feature states (run values) start empty.
       this.styling.apply();
       this.selected.render();

@@ -1,13 +1,11 @@
 // Simulation runs: start one, follow its progress live, open a finished run (links map,
 // indicators with small charts, attempts and errors).
 
-import { ApiError, type Indicator, type Run, type Scenario, TERMINAL } from "./api";
+import { type Indicator, type Run, type Scenario, TERMINAL } from "./api";
 import { classHistogram, sparkline } from "./charts";
 import { byId, h, newKey, shortId, when } from "./dom";
 import { errorText, type Workspace } from "./main";
 import { format, volumeCapacityClasses } from "./palettes";
-
-interface KnownRun { id: string; scenario_id: string; requested: string }
 
 const POLL_MS = 1000;
 
@@ -29,36 +27,14 @@ export class RunsPanel {
     });
   }
 
-  private registryKey(): string {
-    return `cartolog.runs.${this.workspace.tenant}`;
-  }
-
-  private registry(): KnownRun[] {
-    try {
-      return JSON.parse(localStorage.getItem(this.registryKey()) ?? "[]") as KnownRun[];
-    } catch {
-      return [];
-    }
-  }
-
-  private remember(run: Run): void {
-    const entries = this.registry().filter((entry) => entry.id !== run.id);
-    entries.unshift({ id: run.id, scenario_id: run.scenario_id, requested: new Date().toISOString() });
-    localStorage.setItem(this.registryKey(), JSON.stringify(entries.slice(0, 200)));
-  }
-
-  /** Loads the runs known for this tenant; shows the newest finished one of `scenario` if asked. */
+  /** Loads the tenant's run history from the API; shows the newest finished run of `scenario` if asked. */
   async loadFor(scenario: Scenario, showLatest: boolean): Promise<void> {
-    const listed = await this.workspace.api.runsOf(scenario.id).catch(() => null);
-    for (const run of listed ?? []) this.known.set(run.id, run);
-    const ids = this.registry().map((entry) => entry.id).filter((id) => !this.known.has(id) || !TERMINAL.has(this.known.get(id)!.status));
-    await Promise.all(ids.map(async (id) => {
-      try {
-        this.known.set(id, await this.workspace.api.run(id));
-      } catch (error) {
-        if (error instanceof ApiError && error.status === 404) this.forget(id);
-      }
-    }));
+    try {
+      const [recent, own] = await Promise.all([this.workspace.api.runs(), this.workspace.api.runs(scenario.id)]);
+      for (const run of [...recent, ...own]) this.known.set(run.id, run);
+    } catch (error) {
+      this.workspace.say(`Could not list the runs: ${errorText(error)}`);
+    }
     for (const run of this.known.values()) if (!TERMINAL.has(run.status)) this.watch(run.id);
     this.renderSelect();
     this.workspace.compare.renderOptions();
@@ -70,11 +46,6 @@ export class RunsPanel {
     } else if (this.shown && this.shown.scenario_id !== scenario.id) {
       this.hide();
     }
-  }
-
-  private forget(id: string): void {
-    localStorage.setItem(this.registryKey(), JSON.stringify(this.registry().filter((entry) => entry.id !== id)));
-    this.known.delete(id);
   }
 
   ofScenario(scenarioId: string): Run[] {
@@ -104,7 +75,6 @@ export class RunsPanel {
     try {
       const run = await this.workspace.api.simulate(scenario.id, this.workspace.version, newKey());
       this.known.set(run.id, run);
-      this.remember(run);
       this.workspace.say(`Simulation ${shortId(run.id)} requested on “${scenario.name}” v${run.scenario_version}.`);
       this.renderSelect();
       this.watch(run.id);

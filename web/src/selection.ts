@@ -97,10 +97,13 @@ export class SelectionPanel {
         add("Congested time (min)", result.congested_time, "congested_time");
       }
       const delta = workspace.compare.active ? workspace.compare.result?.links.find((l) => l.link_id === selection.id) : undefined;
-      if (workspace.compare.active) {
-        add("Flow in A (veh/h)", delta?.flow_a ?? 0, "flow_a");
-        add("Flow in B (veh/h)", delta?.flow_b ?? 0, "flow_b");
-        add("Change B − A", delta?.difference ?? (delta?.flow_b ?? 0) - (delta?.flow_a ?? 0), "difference");
+      if (workspace.compare.active && delta) {
+        add("Flow in A (veh/h)", delta.flow_a ?? 0, "flow_a");
+        add("Flow in B (veh/h)", delta.flow_b ?? 0, "flow_b");
+        add("Change B − A", delta.difference ?? (delta.flow_b ?? 0) - (delta.flow_a ?? 0), "difference");
+        rows.push(["Change is", delta.significant ? "beyond convergence noise" : "within convergence noise", "significance"]);
+      } else if (workspace.compare.active) {
+        rows.push(["Change is", "within convergence noise (hidden)", "significance"]);
       }
       this.fillLinkForm(changes, base, closed);
     } else {
@@ -121,7 +124,27 @@ export class SelectionPanel {
     for (const [term, value, field] of rows) {
       list.append(h("dt", { text: term }), h("dd", { text: value, "data-field": field, "data-value": raw.get(field) }));
     }
-    byId("selection").replaceChildren(h("h3", { text: `${selection.kind === "link" ? "Link" : "Zone"} ${selection.id}` }), list);
+    const why = selection.kind === "link" && workspace.compare.active ? this.whyButton(selection.id) : null;
+    byId("selection").replaceChildren(h("h3", { text: `${selection.kind === "link" ? "Link" : "Zone"} ${selection.id}` }), list, why ?? "");
+  }
+
+  /** "Why did this link change?": the edits behind one run and not the other (GET /v1/compare/explain). */
+  private whyButton(linkId: string): HTMLElement {
+    const box = h("div", { id: "why" });
+    const button = h("button", { type: "button", id: "why-button" }, "Why did this link change?");
+    button.addEventListener("click", () => void (async () => {
+      const result = this.workspace.compare.result;
+      if (!result) return;
+      try {
+        const why = await this.workspace.api.explain(result.a, result.b, linkId);
+        box.replaceChildren(h("ul", { class: "edits" }, ...why.edits.map((e) => h("li", { "data-subject": e.subject,
+          text: `${e.type} on ${e.subject} (only in run ${e.only_in.toUpperCase()}${e.on_link ? ", this link" : e.adjacent ? ", a neighbour" : ""}) by ${e.actor}` }))),
+          ...why.missing.map((text) => h("p", { class: "hint", text: `Not available: ${text}.` })));
+      } catch (error) {
+        box.replaceChildren(h("p", { class: "error", text: `No explanation: ${String(error)}` }));
+      }
+    })());
+    return h("div", {}, button, box);
   }
 
   private fillLinkForm(changes: Record<string, number>, base: Record<string, unknown>, closed: boolean): void {

@@ -33,7 +33,7 @@ HOST = "demo.localhost"  # Chromium resolves *.localhost to 127.0.0.1 itself
 
 def test_workspace_in_a_browser(fresh_database_url: str, tmp_path: Path) -> None:
     require_browser_tools()
-    port = free_port()
+    port = int(os.environ.get("CARTOLOG_BROWSER_TEST_PORT") or free_port())
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env.update(DATABASE_URL=fresh_database_url, CARTOLOG_API_PORT=str(port),
                CARTOLOG_BASE_DOMAIN="localhost", PYTHONPATH=str(REPO))
