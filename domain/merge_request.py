@@ -214,7 +214,7 @@ class MergeRequest(TenantAggregate):
     def close(self, reason: str, by: Actor) -> None:
         """Withdraw the request."""
         self._check_open()
-        problem = text_problem("a reason", reason, multiline=True)
+        problem = text_problem("a reason", reason, allow_empty=True, multiline=True)
         if problem:
             raise InvalidCommand(problem)
         self._emit(MergeRequest.Closed, by, reason=reason)

@@ -181,7 +181,8 @@ class Scenario(TenantAggregate):
         """Archive: no more edits or simulations."""
         if self.archived:
             raise InvalidTransition(f"scenario {self.id} is already archived")
-        problem = rules.text_problem("an archive reason", reason, multiline=True)
+        problem = rules.text_problem("an archive reason", reason, allow_empty=True,
+                                     multiline=True)
         if problem:
             raise InvalidCommand(problem)
         self._emit(Scenario.Archived, by, reason=reason)
@@ -190,7 +191,8 @@ class Scenario(TenantAggregate):
         """Bring an archived scenario back: edits and simulations are allowed again."""
         if not self.archived:
             raise InvalidTransition(f"scenario {self.id} is not archived")
-        problem = rules.text_problem("a restore reason", reason, multiline=True)
+        problem = rules.text_problem("a restore reason", reason, allow_empty=True,
+                                     multiline=True)
         if problem:
             raise InvalidCommand(problem)
         self._emit(Scenario.Restored, by, reason=reason)

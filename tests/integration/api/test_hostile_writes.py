@@ -50,6 +50,9 @@ class World:
     rival_scenario: str
     rival_run: str
     target: str
+    archivable: str
+    fork: str
+    merge_request: str
 
 
 def encode(body: Any) -> bytes:
@@ -157,6 +160,15 @@ def requests(world: World) -> st.SearchStrategy[tuple[str, str, Any, dict[str, s
             st.one_of(st.uuids().map(str), TEXTS), maybe("builtin"),
             maybe("http://bi.example/x", TEXTS)),
         st.just(("POST", f"/v1/bi/targets/{world.target}/rebuilds", None, {})),
+        st.builds(lambda action, reason: (
+            "POST", f"/v1/scenarios/{world.archivable}/{action}", {"reason": reason}, {}),
+            st.sampled_from(["archive", "restore"]), maybe("done", TEXTS)),
+        st.builds(lambda title: ("POST", f"/v1/scenarios/{world.fork}/merge-requests",
+                                 {"title": title}, {}), maybe("again", TEXTS)),
+        st.builds(lambda verdict, comment: (
+            "POST", f"/v1/merge-requests/{world.merge_request}/reviews",
+            {"verdict": verdict, "comment": comment}, {}),
+            maybe("changes_requested", TEXTS), maybe("please\nchange", TEXTS)),
         st.builds(lambda run: ("DELETE", f"/v1/simulations/{run}", None, {}),
                   st.one_of(st.uuids().map(str), st.just(world.rival_run))),
     )
@@ -165,8 +177,9 @@ def requests(world: World) -> st.SearchStrategy[tuple[str, str, Any, dict[str, s
 def send(api: Api, world: World, method: str, path: str, body: Any,
          headers: dict[str, str]) -> Any:
     extra = dict(headers)
-    if path.endswith("/edits") and "If-Match" not in extra:
-        extra["If-Match"] = api.get(f"/v1/scenarios/{world.scenario}").headers["ETag"]
+    if path.endswith(("/edits", "/archive", "/restore")) and "If-Match" not in extra:
+        scenario = path.split("/")[3]
+        extra["If-Match"] = api.get(f"/v1/scenarios/{scenario}").headers["ETag"]
     raw = {k: v.encode() for k, v in extra.items()}  # a header as bytes, as sent on the wire
     return api.client.request(method, path, content=None if body is None else encode(body),
                               headers={**api.headers("acme", "admin"), **raw,
@@ -179,7 +192,13 @@ def world(api: Api, container: Container) -> Iterator[World]:
         target = api.post("/v1/bi/targets", {"name": "dash"}, role="admin").json()["target_id"]
         rival = api.scenario("rival")
         run = api.post(f"/v1/scenarios/{rival}/simulations", {}, tenant="rival").json()["id"]
-        yield World(api.dataset(), api.scenario(), rival, run, target)
+        dataset, scenario = api.dataset(), api.scenario()
+        fork = api.post("/v1/scenarios", {"name": "fork", "fork_of": scenario}).json()["id"]
+        api.post(f"/v1/scenarios/{fork}/edits", {"edits": [{"op": "close_link", "link_id": "c"}]},
+                 headers={"If-Match": '"1"'})
+        request = api.post(f"/v1/scenarios/{fork}/merge-requests", {"title": "close c"}).json()
+        yield World(dataset, scenario, rival, run, target, api.scenario(dataset=dataset), fork,
+                    request["id"])
 
 
 def test_hostile_writes_are_refused_or_served(api: Api, container: Container,
