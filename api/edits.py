@@ -20,6 +20,7 @@ from domain.edits import (
     ModifyLink,
     SetZoneAttributes,
 )
+from domain.errors import InvalidCommand
 from domain.values import Link
 
 
@@ -40,5 +41,6 @@ def _one(edit: EditCreate) -> Edit:
                           edit.lanes, edit.toll)
     if isinstance(edit, CloseLinkEdit):
         return CloseLink(edit.link_id)
-    assert isinstance(edit, ChangeDemandParametersEdit)
-    return ChangeDemandParameters(edit.trip_rate, edit.deterrence, edit.beta)
+    if isinstance(edit, ChangeDemandParametersEdit):
+        return ChangeDemandParameters(edit.trip_rate, edit.deterrence, edit.beta)
+    raise InvalidCommand(f"unknown edit operation {type(edit).__name__}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +9,8 @@ import shapely
 from shapely.geometry import shape
 from shapely.validation import explain_validity
 
-from domain.values import Coordinate, Link, Network, Node, Zone
+from domain import rules
+from domain.values import Coordinate, Link, Network, Node, Zone, link_problems, zone_problems
 
 LINK_REQUIRED = ("from_node", "to_node", "capacity", "length", "free_flow_time")
 LINK_OPTIONAL = {"b": 0.15, "power": 4.0, "toll": 0.0, "lanes": 1.0}
@@ -52,7 +52,31 @@ def parse_network(links: dict[str, Any], zones: dict[str, Any], first_thru_node:
         return None, parsed.problems
     network = Network(tuple(parsed.nodes[k] for k in sorted(parsed.nodes)),
                       tuple(parsed.links), tuple(parsed.zones), first_thru_node)
-    return network, []
+    problems = _element_problems(network)
+    return (None, problems) if problems else (network, [])
+
+
+def _element_problems(network: Network) -> list[FeatureProblem]:
+    """The domain's rules, each problem named by the feature it comes from."""
+    node_ids = {n.id for n in network.nodes}
+    found = [FeatureProblem("links", i, p) for i, link in enumerate(network.links)
+             for p in link_problems(link, node_ids)]
+    found += [FeatureProblem("zones", i, p) for i, zone in enumerate(network.zones)
+              for p in zone_problems(zone, node_ids)]
+    found += _duplicates("links", [link.id for link in network.links])
+    found += _duplicates("zones", [zone.id for zone in network.zones])
+    problem = rules.integer_problem("first_thru_node", network.first_thru_node)
+    return found + ([FeatureProblem("first_thru_node", -1, problem)] if problem else [])
+
+
+def _duplicates(collection: str, ids: list[Any]) -> list[FeatureProblem]:
+    seen: set[Any] = set()
+    found = []
+    for index, identity in enumerate(ids):
+        if identity in seen:
+            found.append(FeatureProblem(collection, index, f"duplicate id {str(identity)[:40]!r}"))
+        seen.add(identity)
+    return found
 
 
 def _features(name: str, collection: Any, limit: int, parsed: Parsed) -> list[Any]:
@@ -82,35 +106,48 @@ def _properties(feature: Any) -> tuple[dict[str, Any], Any, list[str]]:
 
 def _numbers(properties: dict[str, Any], required: tuple[str, ...],
              optional: dict[str, float]) -> tuple[dict[str, float], list[str]]:
+    """The numeric properties (their ranges are the domain's rules, checked later)."""
     values: dict[str, float] = {}
     reasons = [f"missing required property {k!r}" for k in required if properties.get(k) is None]
     for key in (*required, *optional):
-        raw = properties.get(key, optional.get(key))
+        raw = properties.get(key)
+        if raw is None:  # an optional property given as null takes its default
+            raw = optional.get(key)
         if raw is None:
             continue
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-            reasons.append(f"property {key!r} must be a finite number")
-        elif raw < 0:
-            reasons.append(f"property {key!r} must not be negative")
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            reasons.append(f"property {key!r} must be a number")
+        elif abs(raw) > rules.MAX_MAGNITUDE:
+            reasons.append(f"property {key!r} must be at most {rules.MAX_MAGNITUDE:g} in "
+                           "magnitude")
         else:
             values[key] = float(raw)
     return values, reasons
 
 
+def _integers(properties: dict[str, Any], keys: tuple[str, ...], low: int = 1) -> list[str]:
+    """Integer properties (1.0 counts as 1), within the domain's integer range."""
+    found: list[str] = []
+    for key in keys:
+        raw = properties.get(key)
+        if isinstance(raw, float) and raw.is_integer() and abs(raw) <= rules.MAX_INTEGER:
+            raw = int(raw)
+        if raw is not None:
+            found += rules.collect(rules.integer_problem(f"property {key!r}", raw, low))
+    return found
+
+
 def _coordinates(raw: Any) -> tuple[list[Coordinate], list[str]]:
-    if not isinstance(raw, list):
-        return [], ["coordinates must be a list of [longitude, latitude]"]
+    if not isinstance(raw, list) or len(raw) > rules.MAX_POSITIONS:
+        return [], [f"coordinates must be a list of at most {rules.MAX_POSITIONS} "
+                    "[longitude, latitude] positions"]
     points: list[Coordinate] = []
-    for position in raw:
-        if (not isinstance(position, list) or len(position) < 2
-                or not all(isinstance(c, int | float) and not isinstance(c, bool)
-                           and math.isfinite(c) for c in position[:2])):
-            return [], ["every position must be [longitude, latitude] numbers"]
-        lon, lat = float(position[0]), float(position[1])
-        if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
-            return [], [f"coordinate ({lon}, {lat}) is outside longitude -180..180 "
-                        "or latitude -90..90"]
-        points.append((lon, lat))
+    for index, position in enumerate(raw):
+        pair = position[:2] if isinstance(position, list) and len(position) >= 2 else position
+        problem = rules.coordinate_problem(f"position {index}", pair)
+        if problem:
+            return [], [problem]
+        points.append((float(pair[0]), float(pair[1])))
     return points, []
 
 
@@ -128,13 +165,12 @@ def _link(feature: Any, parsed: Parsed) -> list[str]:
         if not bad and len(points) < 2:
             reasons.append("a LineString needs at least two positions")
     values, bad = _numbers(properties, LINK_REQUIRED, LINK_OPTIONAL)
-    reasons += bad
-    if identity is None or not str(identity).strip():
-        reasons.append("missing required property 'id'")
+    reasons += bad + _integers(properties, ("from_node", "to_node"))
+    reasons += _integers(properties, ("link_type",), low=0)
+    if isinstance(identity, bool) or not isinstance(identity, str | int):
+        reasons.append("property 'id' must be text or an integer")
     if reasons:
         return reasons
-    if values["capacity"] == 0:
-        return ["property 'capacity' must be positive"]
     from_node, to_node = int(values["from_node"]), int(values["to_node"])
     parsed.nodes.setdefault(from_node, Node(from_node, *points[0]))
     parsed.nodes.setdefault(to_node, Node(to_node, *points[-1]))
@@ -153,7 +189,7 @@ def _zone(feature: Any, parsed: Parsed) -> list[str]:
         return reasons
     rings, reasons = _polygon(feature.get("geometry"))
     values, bad = _numbers(properties, ZONE_REQUIRED, {})
-    reasons += bad
+    reasons += bad + _integers(properties, ("centroid_node",))
     if not isinstance(identity, int) or isinstance(identity, bool):
         reasons.append("property 'id' must be an integer zone number")
     if reasons:

@@ -60,9 +60,15 @@ async def _authentication(request: Request, error: Exception) -> JSONResponse:
 
 async def _validation(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
+    problems = [_described(e) for e in error.errors()]
     return problem(422, "Invalid request", "the request does not match its schema",
                    problems=problems)
+
+
+def _described(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error["loc"])
+    cause = (error.get("ctx") or {}).get("error") if error.get("type") == "json_invalid" else None
+    return f"{where}: {error['msg']}" + (f": {cause}" if cause else "")
 
 
 async def _http(request: Request, error: Exception) -> JSONResponse:

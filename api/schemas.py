@@ -8,9 +8,13 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+from domain.rules import MAX_POSITIONS
+from domain.scenario import MAX_EDITS
+
+# Schemas declare shapes and types. The rules on values (finite numbers, WGS84, positive
+# capacities, lengths of names and ids, no control characters ...) are the domain's
+# (domain/rules.py), so every door applies the same ones and lists every broken rule.
+Name = str
 
 
 class Strict(BaseModel):
@@ -30,7 +34,7 @@ class GeoJsonDatasetCreate(Strict):
                                   "from_node, to_node, capacity, length, free_flow_time")
     zones: dict[str, Any] = Field(description="FeatureCollection of Polygons with id, "
                                   "centroid_node, population, jobs")
-    first_thru_node: int = Field(default=1, ge=1)
+    first_thru_node: int = 1
 
 
 class TntpDatasetCreate(Strict):
@@ -38,8 +42,8 @@ class TntpDatasetCreate(Strict):
 
     format: Literal["tntp"]
     name: Name
-    net: str = Field(min_length=1)
-    trips: str = Field(min_length=1)
+    net: str
+    trips: str
     node: str | None = None
 
 
@@ -75,7 +79,7 @@ class ScenarioCreate(Strict):
     name: Name
     dataset_id: UUID | None = None
     fork_of: UUID | None = None
-    fork_version: int | None = Field(default=None, ge=1)
+    fork_version: int | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ScenarioCreate:
@@ -126,18 +130,18 @@ class ScenarioList(BaseModel):
 class LinkCreate(Strict):
     """A new directed link with BPR parameters."""
 
-    id: Annotated[str, Field(min_length=1, max_length=100)]
+    id: str
     from_node: int
     to_node: int
-    capacity: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    length: NonNegative
-    free_flow_time: NonNegative
-    b: NonNegative = 0.15
-    power: NonNegative = 4.0
-    toll: NonNegative = 0.0
+    capacity: float
+    length: float
+    free_flow_time: float
+    b: float = 0.15
+    power: float = 4.0
+    toll: float = 0.0
     link_type: int = 1
-    lanes: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
-    geometry: list[tuple[Finite, Finite]] = Field(default_factory=list, max_length=10_000)
+    lanes: float = 1.0
+    geometry: list[tuple[float, float]] = Field(default_factory=list, max_length=MAX_POSITIONS)
 
 
 class SetZoneAttributesEdit(Strict):
@@ -145,8 +149,8 @@ class SetZoneAttributesEdit(Strict):
 
     op: Literal["set_zone_attributes"]
     zone_id: int
-    population: NonNegative | None = None
-    jobs: NonNegative | None = None
+    population: float | None = None
+    jobs: float | None = None
 
 
 class AddLinkEdit(Strict):
@@ -161,11 +165,11 @@ class ModifyLinkEdit(Strict):
 
     op: Literal["modify_link"]
     link_id: str
-    capacity: NonNegative | None = None
-    free_flow_time: NonNegative | None = None
-    speed: NonNegative | None = None
-    lanes: NonNegative | None = None
-    toll: NonNegative | None = None
+    capacity: float | None = None
+    free_flow_time: float | None = None
+    speed: float | None = None
+    lanes: float | None = None
+    toll: float | None = None
 
 
 class CloseLinkEdit(Strict):
@@ -179,9 +183,9 @@ class ChangeDemandParametersEdit(Strict):
     """Change the gravity model's parameters."""
 
     op: Literal["change_demand_parameters"]
-    trip_rate: NonNegative | None = None
-    deterrence: Literal["exponential", "power"] | None = None
-    beta: NonNegative | None = None
+    trip_rate: float | None = None
+    deterrence: str | None = None
+    beta: float | None = None
 
 
 EditCreate = Annotated[
@@ -192,7 +196,7 @@ EditCreate = Annotated[
 class EditsCreate(Strict):
     """Edits applied together: all of them or none."""
 
-    edits: list[EditCreate] = Field(min_length=1, max_length=1000)
+    edits: list[EditCreate] = Field(min_length=1, max_length=MAX_EDITS)
 
 
 class EditsPublic(BaseModel):
@@ -225,9 +229,9 @@ class HistoryPublic(BaseModel):
 class SimulationCreate(Strict):
     """Run a model on the scenario (at its current version unless given)."""
 
-    model: Literal["builtin", "external"] = "builtin"
+    model: str = "builtin"
     parameters: dict[str, Any] = Field(default_factory=dict)
-    scenario_version: int | None = Field(default=None, ge=1)
+    scenario_version: int | None = None
 
 
 class SimulationPublic(BaseModel):
@@ -311,7 +315,7 @@ class BiTargetCreate(Strict):
     """A BI target: the built-in dashboard tables or an external tool over HTTP."""
 
     name: Name
-    kind: Literal["builtin", "external"] = "builtin"
+    kind: str = "builtin"
     trigger_url: str = ""
     status_url: str = ""
 

@@ -53,6 +53,7 @@ from adapters.projector.base import Record, transactional
 from adapters.projector.consumer import make_consumer
 from adapters.projector.rebuild import Rebuild
 from adapters.relay import republish
+from api.tntp_import import network_from_tntp_folder
 from bench.common import bench_database, figure, report
 from domain.edits import ChangeDemandParameters, CloseLink, ModifyLink, SetZoneAttributes
 from domain.simulation import SimulationRun
@@ -62,7 +63,6 @@ from infra.broker import LocalBroker
 from infra.settings import Settings
 from infra.wiring import Container, build
 from projections.read_model import ReadModel
-from simulation_worker.tntp_dataset import dataset_from_tntp_folder
 
 ME = Actor("bench")
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ INDICATORS = ("vehicle_hours", "vehicle_km", "mean_speed_kmh", "share_vkm_over_9
 def mixed_log(container: Container, tenants: int, scenarios: int, runs: int) -> int:
     """The mixed log (see the module docstring); returns the event count."""
     app, rng = container.app, random.Random(7)
-    network = dataset_from_tntp_folder(SIOUX_FALLS)
+    network = network_from_tntp_folder(SIOUX_FALLS)
     links, zones = [k.id for k in network.links], [z.id for z in network.zones]
     for city in range(tenants):
         tenant = f"city{city}"

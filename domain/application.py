@@ -17,6 +17,7 @@ from eventsourcing.application import (
 from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import Environment, get_topic
 
+from domain import rules
 from domain.base import TenantAggregate
 from domain.dataset import Dataset
 from domain.edits import Edit, NetworkIndex
@@ -138,6 +139,8 @@ class Cartolog(Application[UUID]):
         at_version: int | None = None,
     ) -> UUID:
         """A new scenario starting from another one's state at `at_version`."""
+        if at_version is not None:
+            _check(rules.integer_problem("fork_version", at_version))
         source = self.get_scenario(tenant_id, source_id, at_version)
         fork = source.fork(uuid.uuid4(), name, by)
         self.save(fork)
@@ -225,6 +228,8 @@ class Cartolog(Application[UUID]):
         max_attempts: int = 3,
     ) -> UUID:
         """Request a run; the same idempotency key with the same request gives the same run."""
+        if scenario_version is not None:
+            _check(rules.integer_problem("scenario_version", scenario_version))
         scenario = self.get_scenario(tenant_id, scenario_id)
         version = scenario.version if scenario_version is None else scenario_version
         if not 1 <= version <= scenario.version:
@@ -507,3 +512,8 @@ class Cartolog(Application[UUID]):
                                          run.parameters)
         if not same:
             raise InvalidCommand("this Idempotency-Key was used with a different request")
+
+
+def _check(problem: str | None) -> None:
+    if problem:
+        raise InvalidCommand(problem)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 
+from domain import rules
 from domain.base import TenantAggregate
 from domain.errors import InvalidCommand, InvalidTransition
 from domain.values import CARTOLOG_NAMESPACE, Actor
@@ -53,8 +54,12 @@ class BiTarget(TenantAggregate):
             raise InvalidCommand(f"unknown BI target kind {kind!r}; choose builtin or external")
         if kind == EXTERNAL and not (trigger_url and status_url):
             raise InvalidCommand("an external BI target needs a trigger URL and a status URL")
-        if not name.strip() or len(name) > 100:
-            raise InvalidCommand("a BI target name must be 1 to 100 characters")
+        found = rules.collect(
+            rules.label_problem("BI target", name, rules.MAX_ID),
+            rules.text_problem("trigger_url", trigger_url, allow_empty=True),
+            rules.text_problem("status_url", status_url, allow_empty=True))
+        if found:
+            raise InvalidCommand("the BI target was rejected", found)
         return cls._start(cls.Registered, bi_target_id(tenant_id, name), tenant_id, by,
                           name=name, kind=kind, trigger_url=trigger_url, status_url=status_url)
 
@@ -91,6 +96,9 @@ class BiTarget(TenantAggregate):
 
     def request_rebuild(self, reason: str, by: Actor) -> bool:
         """Ask for a rebuild; False when one is already pending (the request is coalesced)."""
+        problem = rules.text_problem("a rebuild reason", reason)
+        if problem:
+            raise InvalidCommand(problem)
         if self.pending:
             return False
         self._emit(BiTarget.RebuildRequested, by, reason=reason)

@@ -6,7 +6,10 @@ from uuid import UUID
 
 from domain.base import TenantAggregate
 from domain.errors import InvalidCommand
-from domain.values import Actor, label_problem
+from domain.rules import label_problem
+from domain.values import Actor
+
+SOURCE_FORMATS = ("geojson", "tntp")
 
 
 class Dataset(TenantAggregate):
@@ -41,6 +44,8 @@ class Dataset(TenantAggregate):
         problem = label_problem("dataset", name)
         if problem:
             raise InvalidCommand(problem)
+        if source_format not in SOURCE_FORMATS:
+            raise InvalidCommand(f"source format must be one of {', '.join(SOURCE_FORMATS)}")
         nodes, links, zones = counts
         return cls._start(
             cls.Imported, dataset_id, tenant_id, by, name=name,

@@ -22,7 +22,8 @@ from domain.edits import (
     SetZoneAttributes,
 )
 from domain.errors import InvalidCommand, InvalidTransition, NotAllowed
-from domain.values import Actor, Link, label_problem
+from domain.rules import MAX_COMMENT, label_problem, text_problem
+from domain.values import Actor, Link
 
 EditRecord = dict[str, Any]
 EDIT_TYPES = ("ZoneAttributesSet", "LinkAdded", "LinkModified", "LinkClosed",
@@ -180,8 +181,10 @@ class MergeRequest(TenantAggregate):
             raise InvalidCommand(f"verdict must be one of {', '.join(VERDICTS)}")
         if verdict == CHANGES_REQUESTED and not comment.strip():
             raise InvalidCommand("say which changes are needed in the comment")
-        if len(comment) > 10_000:
-            raise InvalidCommand("a comment must be at most 10000 characters")
+        problem = text_problem("a comment", comment, MAX_COMMENT, allow_empty=True,
+                               multiline=True)
+        if problem:
+            raise InvalidCommand(problem)
         self._emit(MergeRequest.Reviewed, by, verdict=verdict, comment=comment)
 
     def resolve(self, subject: str, take: str, current: list[str], by: Actor) -> None:
@@ -211,6 +214,9 @@ class MergeRequest(TenantAggregate):
     def close(self, reason: str, by: Actor) -> None:
         """Withdraw the request."""
         self._check_open()
+        problem = text_problem("a reason", reason, allow_empty=True, multiline=True)
+        if problem:
+            raise InvalidCommand(problem)
         self._emit(MergeRequest.Closed, by, reason=reason)
 
     def _check_open(self) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from typing import Any
 from uuid import UUID
 
+from domain import rules
 from domain.base import TenantAggregate
 from domain.edits import (
     DETERRENCE_FUNCTIONS,
@@ -19,7 +19,9 @@ from domain.edits import (
     SetZoneAttributes,
 )
 from domain.errors import InvalidCommand, InvalidTransition
-from domain.values import Actor, DemandParameters, label_problem, link_problems
+from domain.values import MAX_SHOWN, Actor, DemandParameters, link_problems
+
+MAX_EDITS = 1000
 
 
 class Scenario(TenantAggregate):
@@ -164,8 +166,8 @@ class Scenario(TenantAggregate):
         """
         if self.archived:
             raise InvalidTransition(f"scenario {self.id} is archived")
-        if not edits:
-            raise InvalidCommand("an edit list must hold at least one edit")
+        if not 1 <= len(edits) <= MAX_EDITS:
+            raise InvalidCommand(f"an edit list must hold 1 to {MAX_EDITS} edits")
         problems: list[str] = []
         for index, edit in enumerate(edits):
             found = self._problems(edit, network)
@@ -179,12 +181,20 @@ class Scenario(TenantAggregate):
         """Archive: no more edits or simulations."""
         if self.archived:
             raise InvalidTransition(f"scenario {self.id} is already archived")
+        problem = rules.text_problem("an archive reason", reason, allow_empty=True,
+                                     multiline=True)
+        if problem:
+            raise InvalidCommand(problem)
         self._emit(Scenario.Archived, by, reason=reason)
 
     def restore(self, reason: str, by: Actor) -> None:
         """Bring an archived scenario back: edits and simulations are allowed again."""
         if not self.archived:
             raise InvalidTransition(f"scenario {self.id} is not archived")
+        problem = rules.text_problem("a restore reason", reason, allow_empty=True,
+                                     multiline=True)
+        if problem:
+            raise InvalidCommand(problem)
         self._emit(Scenario.Restored, by, reason=reason)
 
     def record_merge(self, merge_request_id: UUID, fork_id: UUID, applied: int,
@@ -222,19 +232,19 @@ class Scenario(TenantAggregate):
             return self._add_link_problems(edit, network)
         if isinstance(edit, ModifyLink | CloseLink):
             if not self.link_exists(edit.link_id, network):
-                return [f"unknown or closed link {edit.link_id!r}"]
+                return [f"unknown or closed link {edit.link_id[:MAX_SHOWN]!r}"]
             return _modify_problems(edit) if isinstance(edit, ModifyLink) else []
         return _demand_problems(edit)
 
     def _add_link_problems(self, edit: AddLink, network: NetworkIndex) -> list[str]:
         link_id = edit.link.id
         if link_id in network.link_ids or link_id in self.added_links:
-            return [f"link {link_id!r} already exists"]
+            return [f"link {link_id[:MAX_SHOWN]!r} already exists"]
         return link_problems(edit.link, set(network.node_ids))
 
 
 def _check_name(name: str) -> None:
-    problem = label_problem("scenario", name)
+    problem = rules.label_problem("scenario", name)
     if problem:
         raise InvalidCommand(problem)
 
@@ -245,20 +255,14 @@ def _link_dict(edit: AddLink) -> dict[str, Any]:
     return link
 
 
-def _bad_number(value: float | None, positive: bool = False) -> bool:
-    if value is None:
-        return False
-    return not math.isfinite(value) or value < 0 or (positive and value == 0)
-
-
 def _zone_edit_problems(edit: SetZoneAttributes, network: NetworkIndex) -> list[str]:
     if edit.zone_id not in network.zone_ids:
-        return [f"unknown zone {edit.zone_id}"]
+        return [f"unknown zone {str(edit.zone_id)[:40]}"]
     if edit.population is None and edit.jobs is None:
         return ["set population, jobs or both"]
-    return [f"{name} must be a finite, non-negative number"
-            for name, value in (("population", edit.population), ("jobs", edit.jobs))
-            if _bad_number(value)]
+    return rules.collect(*(rules.number_problem(name, value)
+                           for name, value in (("population", edit.population),
+                                               ("jobs", edit.jobs)) if value is not None))
 
 
 def _modify_problems(edit: ModifyLink) -> list[str]:
@@ -266,14 +270,14 @@ def _modify_problems(edit: ModifyLink) -> list[str]:
     if all(v is None for v in values.values()):
         return ["name at least one attribute to change"]
     positive = {"capacity", "speed", "lanes"}
-    return [f"{name} must be a finite, {'positive' if name in positive else 'non-negative'} number"
-            for name, value in values.items() if _bad_number(value, name in positive)]
+    return rules.collect(*(rules.number_problem(name, value, positive=name in positive)
+                           for name, value in values.items() if value is not None))
 
 
 def _demand_problems(edit: ChangeDemandParameters) -> list[str]:
-    found = [f"{name} must be a finite, non-negative number"
-             for name, value in (("trip_rate", edit.trip_rate), ("beta", edit.beta))
-             if _bad_number(value)]
+    found = rules.collect(*(rules.number_problem(name, value)
+                            for name, value in (("trip_rate", edit.trip_rate),
+                                                ("beta", edit.beta)) if value is not None))
     if edit.deterrence is not None and edit.deterrence not in DETERRENCE_FUNCTIONS:
         found.append(f"deterrence must be one of {', '.join(DETERRENCE_FUNCTIONS)}")
     return found

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain import rules
 from domain.base import TenantAggregate
 from domain.errors import InvalidCommand, InvalidTransition
 from domain.values import Actor
@@ -58,8 +59,13 @@ class SimulationRun(TenantAggregate):
         """Request a run of `model` on the scenario at `scenario_version`."""
         if model not in MODELS:
             raise InvalidCommand(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-        if not 1 <= max_attempts <= 20:
-            raise InvalidCommand("max_attempts must be between 1 and 20")
+        found = rules.collect(
+            rules.integer_problem("max_attempts", max_attempts, 1, 20),
+            None if idempotency_key is None else rules.id_problem(
+                "an Idempotency-Key", idempotency_key))
+        found += rules.parameters_problems(model, parameters)
+        if found:
+            raise InvalidCommand("the simulation request was rejected", found)
         return cls._start(
             cls.Requested, run_id, tenant_id, by, scenario_id=scenario_id,
             scenario_version=scenario_version, model=model, parameters=parameters,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from domain.base import TenantAggregate
 from domain.errors import InvalidCommand
-from domain.values import TENANT_NAME, Actor, label_problem, tenant_uuid
+from domain.rules import label_problem
+from domain.values import TENANT_NAME, Actor, tenant_uuid
 
 
 class Tenant(TenantAggregate):
@@ -20,9 +21,9 @@ class Tenant(TenantAggregate):
     @classmethod
     def register(cls, tenant_id: str, display_name: str, by: Actor) -> Tenant:
         """Register a tenant name (a DNS label: lowercase letters, digits, hyphens)."""
-        if not TENANT_NAME.match(tenant_id):
+        if not isinstance(tenant_id, str) or not TENANT_NAME.fullmatch(tenant_id):
             raise InvalidCommand(
-                f"tenant name {tenant_id!r} must be a DNS label: lowercase letters, "
+                f"tenant name {str(tenant_id)[:80]!r} must be a DNS label: lowercase letters, "
                 "digits and inner hyphens, at most 63 characters"
             )
         problem = label_problem("display", display_name or tenant_id)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
-import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from domain import rules
+from domain.errors import InvalidCommand
+
 Coordinate = tuple[float, float]
 
 TENANT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_SHOWN = 40
+MAX_RINGS = 100
+MAX_OD_PROBLEMS = 20
 CARTOLOG_NAMESPACE = uuid.UUID("5b7f8c3e-52c1-4cf4-9a53-1f1b9b8e6a10")
 
 
@@ -23,6 +27,13 @@ class Actor:
 
     sub: str
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        found = rules.collect(rules.text_problem("an actor", self.sub, rules.MAX_NAME),
+                              rules.text_problem("a correlation id", self.correlation_id,
+                                                 rules.MAX_NAME))
+        if found:
+            raise InvalidCommand("the actor was rejected", found)
 
 
 @dataclass(frozen=True)
@@ -92,18 +103,7 @@ class Network:
 
     def problems(self) -> list[str]:
         """Every rule this network breaks, each naming the offending item."""
-        node_ids = {n.id for n in self.nodes}
-        found = [f"node {n.id}: coordinates not finite" for n in self.nodes
-                 if not (math.isfinite(n.x) and math.isfinite(n.y))]
-        if len(node_ids) != len(self.nodes):
-            found.append("duplicate node ids")
-        if len({link.id for link in self.links}) != len(self.links):
-            found.append("duplicate link ids")
-        for link in self.links:
-            found.extend(link_problems(link, node_ids))
-        for zone in self.zones:
-            found.extend(zone_problems(zone, node_ids))
-        return found
+        return network_problems(self)
 
     @staticmethod
     def from_json(raw: bytes) -> Network:
@@ -125,43 +125,6 @@ class Network:
         )
 
 
-def link_problems(link: Link, node_ids: set[int]) -> list[str]:
-    """Rules a single link must satisfy."""
-    where = f"link {link.id}"
-    found = [f"{where}: unknown node {n}" for n in (link.from_node, link.to_node)
-             if n not in node_ids]
-    numbers = {"capacity": link.capacity, "length": link.length,
-               "free_flow_time": link.free_flow_time, "b": link.b, "power": link.power,
-               "toll": link.toll, "lanes": link.lanes}
-    found += [f"{where}: {k} is not a finite number" for k, v in numbers.items()
-              if not math.isfinite(v)]
-    found += [f"{where}: {k} must not be negative" for k, v in numbers.items()
-              if math.isfinite(v) and v < 0]
-    if math.isfinite(link.capacity) and link.capacity == 0:
-        found.append(f"{where}: capacity must be positive")
-    return found
-
-
-def zone_problems(zone: Zone, node_ids: set[int]) -> list[str]:
-    """Rules a single zone must satisfy."""
-    where = f"zone {zone.id}"
-    found = [] if zone.centroid_node in node_ids else [
-        f"{where}: unknown centroid node {zone.centroid_node}"]
-    for name, value in (("population", zone.population), ("jobs", zone.jobs)):
-        if not math.isfinite(value) or value < 0:
-            found.append(f"{where}: {name} must be a finite, non-negative number")
-    return found
-
-
-def label_problem(kind: str, text: str, longest: int = 200) -> str | None:
-    """Why `text` cannot be a human-readable name (None when it can)."""
-    if not text.strip() or len(text) > longest:
-        return f"a {kind} name must be 1 to {longest} characters"
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
-        return f"a {kind} name must not contain control characters"
-    return None
-
-
 def tenant_uuid(tenant_id: str) -> uuid.UUID:
     """The Tenant aggregate id is derived from its name, so a name is registered once."""
     return uuid.uuid5(CARTOLOG_NAMESPACE, f"tenant:{tenant_id}")
@@ -170,3 +133,71 @@ def tenant_uuid(tenant_id: str) -> uuid.UUID:
 def plain(value: Any) -> Any:
     """A dataclass value as JSON-compatible dicts and lists."""
     return json.loads(json.dumps(asdict(value)))
+
+
+def network_problems(network: Network) -> list[str]:
+    """Every rule a network breaks: its nodes, links, zones and OD matrix."""
+    node_ids = {n.id for n in network.nodes}
+    found = [p for n in network.nodes for p in node_problems(n)]
+    if len(node_ids) != len(network.nodes):
+        found.append("duplicate node ids")
+    if len({link.id for link in network.links}) != len(network.links):
+        found.append("duplicate link ids")
+    if len({zone.id for zone in network.zones}) != len(network.zones):
+        found.append("duplicate zone ids")
+    found += rules.collect(rules.integer_problem("first_thru_node", network.first_thru_node))
+    for link in network.links:
+        found.extend(link_problems(link, node_ids))
+    for zone in network.zones:
+        found.extend(zone_problems(zone, node_ids))
+    return found + _od_problems(network.od_matrix, {z.id for z in network.zones})
+
+
+def node_problems(node: Node) -> list[str]:
+    """Rules of a node: a positive 32-bit id and WGS84 coordinates."""
+    where = f"node {node.id}"
+    return rules.collect(rules.integer_problem(f"{where}: id", node.id),
+                         rules.coordinate_problem(where, (node.x, node.y)))
+
+
+def link_problems(link: Link, node_ids: set[int] | frozenset[int]) -> list[str]:
+    """Rules a single link must satisfy: id, known nodes, finite numbers, WGS84 geometry."""
+    where = f"link {str(link.id)[:MAX_SHOWN]!r}"
+    found = rules.collect(rules.id_problem(f"{where}: id", link.id))
+    found += [f"{where}: unknown node {n}" for n in (link.from_node, link.to_node)
+              if n not in node_ids]
+    found += rules.collect(
+        rules.number_problem(f"{where}: capacity", link.capacity, positive=True),
+        rules.number_problem(f"{where}: lanes", link.lanes, positive=True),
+        *(rules.number_problem(f"{where}: {name}", getattr(link, name))
+          for name in ("length", "free_flow_time", "b", "power", "toll")),
+        rules.integer_problem(f"{where}: link_type", link.link_type, 0))
+    return found + rules.line_problems(f"{where}: geometry", link.geometry)
+
+
+def zone_problems(zone: Zone, node_ids: set[int] | frozenset[int]) -> list[str]:
+    """Rules a single zone must satisfy: id, known centroid, finite counts, WGS84 polygon."""
+    where = f"zone {zone.id}"
+    found = [] if zone.centroid_node in node_ids else [
+        f"{where}: unknown centroid node {zone.centroid_node}"]
+    found += rules.collect(rules.integer_problem(f"{where}: id", zone.id),
+                           rules.number_problem(f"{where}: population", zone.population),
+                           rules.number_problem(f"{where}: jobs", zone.jobs))
+    if len(zone.polygon) > MAX_RINGS:
+        return [*found, f"{where}: a polygon has at most {MAX_RINGS} rings"]
+    for index, ring in enumerate(zone.polygon):
+        found += rules.line_problems(f"{where}: ring {index}", ring)
+    return found
+
+
+def _od_problems(od_matrix: tuple[tuple[int, int, float], ...], zone_ids: set[int]
+                 ) -> list[str]:
+    found: list[str] = []
+    for origin, destination, trips in od_matrix:
+        where = f"trips {origin}->{destination}"
+        found += [f"{where}: unknown zone {z}" for z in (origin, destination)
+                  if z not in zone_ids]
+        found += rules.collect(rules.number_problem(where, trips))
+        if len(found) > MAX_OD_PROBLEMS:
+            break
+    return found

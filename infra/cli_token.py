@@ -6,6 +6,8 @@ import argparse
 import datetime as dt
 
 from adapters.dev_issuer import ROLES
+from domain.rules import MAX_NAME, text_problem
+from domain.values import TENANT_NAME
 from infra.cli_support import CliError, Commands, command, group, process_settings
 from infra.wiring import build
 
@@ -30,8 +32,13 @@ def cmd_issue(args: argparse.Namespace) -> int:
     settings = process_settings()
     if settings.env != "development":
         raise CliError("token issue only works with CARTOLOG_ENV=development")
-    if args.hours <= 0:
-        raise CliError("--hours must be positive")
+    if not (0 < args.hours <= 24 * 366):
+        raise CliError("--hours must be positive and at most a year")
+    if not TENANT_NAME.fullmatch(args.tenant):
+        raise CliError(f"--tenant {args.tenant[:80]!r} is not a tenant name (a DNS label)")
+    problem = args.sub is not None and text_problem("--sub", args.sub, MAX_NAME)
+    if problem:
+        raise CliError(problem)
     services = build(settings)
     print(services.dev_issuer.issue(args.tenant, args.role, args.sub,
                                     dt.timedelta(hours=args.hours)))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from api.tntp_import import network_from_tntp_folder
 from domain.errors import AlreadyExists
 from domain.values import Actor
 from infra.wiring import Container
-from simulation_worker.tntp_dataset import dataset_from_tntp_folder
 
 DEMO_TENANT = "demo"
 DEMO_DATA = Path(__file__).parent / "demo_data" / "SiouxFalls"
@@ -23,7 +23,7 @@ def load_demo(container: Container) -> None:
     except AlreadyExists:
         log.info("demo tenant already loaded")
         return
-    network = dataset_from_tntp_folder(DEMO_DATA)
+    network = network_from_tntp_folder(DEMO_DATA)
     dataset_id = container.app.import_dataset(DEMO_TENANT, "Sioux Falls", network, DEMO_ACTOR,
                                               source_format="tntp")
     container.app.create_scenario(DEMO_TENANT, dataset_id, "Baseline", DEMO_ACTOR)

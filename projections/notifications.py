@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.base import Event, Op, Projection, Put, TableSpec, View
+from projections.jsonb import storable
 
 TITLES = {
     "SimulationRun.Completed": ("simulation.completed", "Simulation finished"),
@@ -26,7 +27,7 @@ class Notifications(Projection):
     def apply(self, event: Event, view: View) -> list[Op]:
         """One notification row."""
         kind, title = TITLES[event.type]
-        details = {k: v for k, v in event.payload.items() if k not in ("traceback",)}
+        details = storable({k: v for k, v in event.payload.items() if k not in ("traceback",)})
         return [Put("notifications", {
             "tenant_id": event.tenant_id, "event_id": event.event_id,
             "position": event.position, "kind": kind, "subject_id": event.aggregate_id,

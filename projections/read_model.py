@@ -24,6 +24,7 @@ from projections.base import (
     TableSpec,
     View,
 )
+from projections.jsonb import storable
 
 LINK_CHANGE_COLUMNS = ("capacity", "free_flow_time", "speed", "lanes", "toll")
 Handler = Callable[["ReadModel", Event, View], list[Op]]
@@ -217,7 +218,7 @@ class ReadModel(Projection):
         return [Put("simulation_runs", {
             "tenant_id": event.tenant_id, "run_id": event.aggregate_id,
             "scenario_id": p["scenario_id"], "scenario_version": p["scenario_version"],
-            "model": p["model"], "parameters": p["parameters"], "status": "queued",
+            "model": p["model"], "parameters": storable(p["parameters"]), "status": "queued",
             "attempt": 0, "max_attempts": p["max_attempts"],
             "attempts_allowed": p["max_attempts"], "idempotency_key": p["idempotency_key"],
             "worker": None, "last_error": None, "result_sha256": None, "duration_s": None,

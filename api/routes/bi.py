@@ -6,11 +6,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
+from api.json_body import StrictJsonRoute
 from api.routes.common import Reads, Writes
 from api.schemas import BiTargetCreate, BiTargetList, BiTargetPublic, RebuildPublic
 from api.security import Admin, Services
 
-router = APIRouter(prefix="/v1/bi/targets", tags=["bi"])
+router = APIRouter(prefix="/v1/bi/targets", tags=["bi"], route_class=StrictJsonRoute)
 
 TARGETS_SQL = """
 SELECT t.target_id AS id, t.name, t.kind, t.pending, t.running_build, t.builds,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Response
 
 from api.geojson_import import parse_network
+from api.json_body import StrictJsonRoute
 from api.problems import ApiProblem
 from api.routes.common import Limit, Offset, Reads, Writes, next_offset
 from api.schemas import (
@@ -20,13 +19,11 @@ from api.schemas import (
     TntpDatasetCreate,
 )
 from api.security import Editor, Services, Viewer
+from api.tntp_import import parse_tntp
 from domain.dataset import Dataset
-from domain.errors import InvalidCommand
 from domain.values import Network
-from simulation_worker.model.errors import ModelInputError
-from simulation_worker.tntp_dataset import dataset_from_tntp_folder
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=StrictJsonRoute)
 
 
 @router.post("", status_code=201, response_model=DatasetPublic)
@@ -36,7 +33,7 @@ def import_dataset(body: Annotated[DatasetCreate, Body()], caller: Editor, servi
     if isinstance(body, GeoJsonDatasetCreate):
         network = _from_geojson(body, services.limits.max_features)
     else:
-        network = _from_tntp(body)
+        network = _from_tntp(body, services.limits.max_features)
     dataset_id = services.app.import_dataset(caller.tenant, body.name, network, caller.actor,
                                              source_format=body.format)
     dataset = services.app.get_dataset(caller.tenant, dataset_id)
@@ -84,15 +81,10 @@ def _from_geojson(body: GeoJsonDatasetCreate, max_features: int) -> Network:
     return network
 
 
-def _from_tntp(body: TntpDatasetCreate) -> Network:
-    with tempfile.TemporaryDirectory(prefix="cartolog-tntp-") as folder:
-        files = {"net": body.net, "trips": body.trips, "node": body.node}
-        for kind, content in files.items():
-            if content is not None:
-                (Path(folder) / f"upload_{kind}.tntp").write_text(content)
-        try:
-            return dataset_from_tntp_folder(folder)
-        except (ModelInputError, ValueError, KeyError, IndexError) as error:
-            reason = str(error).replace(folder + "/", "").replace(folder, "upload")
-            raise InvalidCommand("the TNTP upload was rejected",
-                                 [f"{type(error).__name__}: {reason}"]) from None
+def _from_tntp(body: TntpDatasetCreate, max_features: int) -> Network:
+    network, problems = parse_tntp(body.net, body.trips, body.node, max_features)
+    if network is None:
+        raise ApiProblem(422, "Invalid dataset",
+                         f"{len(problems)} TNTP line(s) rejected; nothing was stored",
+                         problems=problems)
+    return network

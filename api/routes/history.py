@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response
 
+from api.json_body import StrictJsonRoute
 from api.reads import LastWrites, TenantReads
 from api.review_schemas import ArchiveChange, EditRecordPublic, RunList, RunSummary, ScenarioDiff
 from api.routes.common import Limit, Offset, Writes, consistent_reads, next_offset
@@ -16,7 +17,7 @@ from api.schemas import ScenarioPublic
 from api.security import Editor, Services, Viewer
 from api.services import ApiServices
 
-router = APIRouter(prefix="/v1", tags=["history"])
+router = APIRouter(prefix="/v1", tags=["history"], route_class=StrictJsonRoute)
 Status = Literal["queued", "running", "retrying", "completed", "dead_lettered", "cancelled"]
 Version = Annotated[int, Query(ge=0, le=10**9)]
 IfMatch = Annotated[str | None, Header(description="The scenario's current version (ETag)")]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 
 from api.comparison import link_changes
+from api.json_body import StrictJsonRoute
 from api.reads import TenantReads, wait_until_visible
 from api.review_schemas import (
     CloseCreate,
@@ -31,7 +32,7 @@ from api.security import Editor, Reviewer, Services, Viewer
 from api.services import ApiServices
 from domain.merge_request import ENVELOPE, MergeRequest
 
-router = APIRouter(prefix="/v1", tags=["merge requests"])
+router = APIRouter(prefix="/v1", tags=["merge requests"], route_class=StrictJsonRoute)
 PROJECTION = "merge_requests"
 
 LATEST_COMPLETED = """

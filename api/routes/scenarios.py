@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.encoders import jsonable_encoder
 
 from api.edits import to_domain
+from api.json_body import StrictJsonRoute
 from api.problems import ApiProblem
 from api.routes.common import Limit, Offset, Reads, Writes, next_offset
 from api.schemas import (
@@ -25,7 +26,7 @@ from api.schemas import (
 from api.security import Editor, Services, Viewer
 from domain.scenario import Scenario
 
-router = APIRouter(prefix="/v1/scenarios", tags=["scenarios"])
+router = APIRouter(prefix="/v1/scenarios", tags=["scenarios"], route_class=StrictJsonRoute)
 ENVELOPE_FIELDS = {"originator_id", "originator_version", "timestamp", "tenant_id", "actor",
                    "correlation_id"}
 ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')

@@ -7,13 +7,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Response
 
+from api.json_body import StrictJsonRoute
 from api.reads import TenantReads
 from api.routes.common import Writes
 from api.schemas import SimulationCreate, SimulationPublic
 from api.security import Editor, Services, Viewer
 from domain.simulation import SimulationRun
 
-router = APIRouter(prefix="/v1", tags=["simulations"])
+router = APIRouter(prefix="/v1", tags=["simulations"], route_class=StrictJsonRoute)
 TIMINGS = ("requested_at", "started_at", "finished_at", "duration_s")
 
 

@@ -152,9 +152,11 @@ def test_invalid_network_lists_every_problem(app: Cartolog) -> None:
     with pytest.raises(InvalidCommand) as raised:
         app.import_dataset("acme", "broken", network, ME)
     assert raised.value.problems == [
-        "link x: unknown node 3", "link x: capacity must not be negative",
-        "link y: length is not a finite number", "zone 1: unknown centroid node 9",
-        "zone 1: population must be a finite, non-negative number",
+        "link 'x': unknown node 3",
+        "link 'x': capacity must be a finite, positive number (not NaN or Infinity)",
+        "link 'y': length must be a finite, non-negative number (not NaN or Infinity)",
+        "zone 1: unknown centroid node 9",
+        "zone 1: population must be a finite, non-negative number (not NaN or Infinity)",
     ]
 
 

@@ -17,7 +17,7 @@ MAY_IMPORT = {
     "projections": {"domain"},
     "adapters": {"domain", "projections"},
     "simulation_worker": {"domain", "adapters"},
-    "api": {"domain", "projections", "adapters"},
+    "api": {"domain", "projections", "adapters"},  # the API process never loads the model
     "infra": CORE,
     "bench": CORE,
 }

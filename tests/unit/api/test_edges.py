@@ -31,7 +31,8 @@ def test_every_bad_feature_is_named_with_its_reason() -> None:
     assert network is None
     assert [str(p) for p in problems] == [
         "links[1]: missing required property 'capacity'",
-        "links[2]: coordinate (1.0, 95.0) is outside longitude -180..180 or latitude -90..90"]
+        "links[2]: position 1: (1, 95) is outside WGS84 (longitude -180..180, "
+        "latitude -90..90)"]
 
 
 def test_too_many_features_are_refused_whole() -> None:

@@ -1,0 +1,253 @@
+"""TNTP uploads (the `net`, `trips` and optional `node` files of github.com/bstabler/
+TransportationNetworks) → a domain Network, listing every rejected line.
+
+Plain Python: the API process never loads the model package (and numba) to read an upload.
+The domain's rules (`Network.problems`) then check the network like any other import.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from domain.errors import InvalidCommand
+from domain.rules import MAX_INTEGER
+from domain.values import Coordinate, Link, Network, Node, Zone
+
+META = re.compile(r"^\s*<([^>]+)>\s*(.*)$")
+TRIP_CELL = re.compile(r"(\S+)\s*:\s*([^;\s]+)\s*;?")
+NET_COLUMNS = ("init_node", "term_node", "capacity", "length", "free_flow_time", "b", "power")
+MAX_PROBLEMS = 50
+
+
+class Rejected(Exception):
+    """A line that cannot be read; the message names the file and line."""
+
+
+@dataclass
+class Upload:
+    """What was read so far and every problem found on the way."""
+
+    max_features: int
+    problems: list[str] = field(default_factory=list)
+
+    def keep(self, problem: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(problem)
+
+
+def parse_tntp(net: str, trips: str, node: str | None, max_features: int
+               ) -> tuple[Network | None, list[str]]:
+    """The network, or None and every problem found (each naming its file and line)."""
+    upload = Upload(max_features)
+    links, first_thru, declared_nodes = _links(net, upload)
+    coordinates = _nodes(node, upload) if node is not None else {}
+    node_ids = _node_ids(links, coordinates, declared_nodes, upload)
+    zones, od = _trips(trips, upload)
+    if upload.problems:
+        return None, upload.problems
+    nodes = tuple(Node(i, *coordinates.get(i, (0.0, 0.0))) for i in sorted(node_ids))
+    return _network(nodes, links, zones, od, first_thru), []
+
+
+def network_from_tntp_folder(folder: Path | str, max_features: int = 1_000_000) -> Network:
+    """The network of a folder holding one `*_net.tntp`, one `*_trips.tntp` and an optional
+    `*_node.tntp`; InvalidCommand lists every problem."""
+    texts = {kind: _one_file(Path(folder), kind) for kind in ("net", "trips", "node")}
+    net, trips = texts["net"], texts["trips"]
+    if net is None or trips is None:
+        raise InvalidCommand(f"{folder}: a TNTP folder needs *_net.tntp and *_trips.tntp")
+    network, problems = parse_tntp(net, trips, texts["node"], max_features)
+    if network is None:
+        raise InvalidCommand(f"{folder}: the TNTP files were rejected", problems)
+    return network
+
+
+def _one_file(folder: Path, kind: str) -> str | None:
+    found = sorted(folder.glob(f"*_{kind}.tntp"))
+    if len(found) > 1:
+        raise InvalidCommand(f"{folder}: more than one *_{kind}.tntp")
+    return found[0].read_text(encoding="utf-8", errors="replace") if found else None
+
+
+def _network(nodes: tuple[Node, ...], links: list[Link], zone_count: int,
+             od: dict[tuple[int, int], float], first_thru: int) -> Network:
+    """Zones get population = trips produced and jobs = trips attracted; the OD matrix is kept."""
+    produced = dict.fromkeys(range(1, zone_count + 1), 0.0)
+    attracted = dict(produced)
+    for (origin, destination), count in od.items():
+        produced[origin] += count
+        attracted[destination] += count
+    coordinates = {n.id: (n.x, n.y) for n in nodes}
+    placed = [_placed(link, coordinates) for link in links]
+    zones = tuple(Zone(z, z, produced[z], attracted[z]) for z in produced)
+    matrix = tuple((o, d, t) for (o, d), t in sorted(od.items()) if t != 0)
+    return Network(nodes, tuple(placed), zones, first_thru_node=first_thru, od_matrix=matrix)
+
+
+def _placed(link: Link, coordinates: dict[int, Coordinate]) -> Link:
+    start = coordinates.get(link.from_node, (0.0, 0.0))
+    end = coordinates.get(link.to_node, (0.0, 0.0))
+    if start == end == (0.0, 0.0):
+        return link
+    return Link(**{**link.__dict__, "geometry": (start, end)})
+
+
+def _sections(text: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """Metadata (tags before <END OF METADATA>) and the numbered body lines after it."""
+    metadata: dict[str, str] = {}
+    body: list[tuple[int, str]] = []
+    lines = text.splitlines()
+    in_body = not any("<END OF METADATA>" in line for line in lines)
+    for number, line in enumerate(lines, start=1):
+        match = META.match(line)
+        if not in_body and match:
+            if match.group(1) == "END OF METADATA":
+                in_body = True
+            else:
+                metadata[match.group(1).strip()] = match.group(2).strip()
+        elif in_body and line.strip() and not line.lstrip().startswith("~"):
+            body.append((number, line))
+    return metadata, body
+
+
+def number(text: str, where: str, column: str) -> float:
+    """A finite number, or Rejected naming where."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise Rejected(f"{where}: {column} {text[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise Rejected(f"{where}: {column} is {text[:40]}, not a finite number")
+    return value
+
+
+def integer(text: str, where: str, column: str, low: int = 1) -> int:
+    """An integer in low..MAX_INTEGER, or Rejected naming where."""
+    value = number(text, where, column)
+    if value != int(value) or not low <= value <= MAX_INTEGER:
+        raise Rejected(f"{where}: {column} {text[:40]!r} is not an integer in "
+                       f"{low}..{MAX_INTEGER}")
+    return int(value)
+
+
+def _links(text: str, upload: Upload) -> tuple[list[Link], int, int | None]:
+    metadata, body = _sections(text)
+    first_thru, declared = 1, None
+    try:
+        first_thru = integer(metadata.get("FIRST THRU NODE", "1"), "net", "FIRST THRU NODE")
+        if "NUMBER OF NODES" in metadata:
+            declared = integer(metadata["NUMBER OF NODES"], "net", "NUMBER OF NODES", 0)
+    except Rejected as error:
+        upload.keep(str(error))
+    if not body:
+        upload.keep("net: no links")
+    if len(body) > upload.max_features:
+        upload.keep(f"net: {len(body)} links: at most {upload.max_features} are accepted")
+        return [], first_thru, declared
+    links: list[Link] = []
+    for number_, line in body:
+        try:
+            links.append(_link(len(links) + 1, f"net line {number_}", line))
+        except Rejected as error:
+            upload.keep(str(error))
+    return links, first_thru, declared
+
+
+def _link(index: int, where: str, line: str) -> Link:
+    fields = line.replace(";", " ").split()
+    if len(fields) < len(NET_COLUMNS):
+        raise Rejected(f"{where}: expected at least {len(NET_COLUMNS)} fields, "
+                       f"found {len(fields)}")
+    ends = [integer(fields[i], where, NET_COLUMNS[i]) for i in (0, 1)]
+    values = [number(fields[i], where, NET_COLUMNS[i]) for i in range(2, 7)]
+    toll = number(fields[8], where, "toll") if len(fields) > 8 else 0.0
+    link_type = integer(fields[9], where, "type", 0) if len(fields) > 9 else 1
+    capacity, length, free_flow_time, b, power = values
+    return Link(id=str(index), from_node=ends[0], to_node=ends[1], capacity=capacity,
+                length=length, free_flow_time=free_flow_time, b=b, power=power, toll=toll,
+                link_type=link_type)
+
+
+def _nodes(text: str, upload: Upload) -> dict[int, Coordinate]:
+    coordinates: dict[int, Coordinate] = {}
+    for number_, line in enumerate(text.splitlines(), start=1):
+        fields = line.replace(";", " ").split()
+        if not fields or (number_ == 1 and not fields[0].lstrip("-").isdigit()):
+            continue
+        where = f"node line {number_}"
+        try:
+            if len(fields) < 3:
+                raise Rejected(f"{where}: expected node, x, y")
+            node = integer(fields[0], where, "node")
+            coordinates[node] = (number(fields[1], where, "x"), number(fields[2], where, "y"))
+        except Rejected as error:
+            upload.keep(str(error))
+        if len(coordinates) > upload.max_features:
+            upload.keep(f"node: at most {upload.max_features} nodes are accepted")
+            break
+    return coordinates
+
+
+def _node_ids(links: list[Link], coordinates: dict[int, Coordinate], declared: int | None,
+              upload: Upload) -> set[int]:
+    if coordinates:
+        return set(coordinates)
+    if declared is None:
+        return {n for link in links for n in (link.from_node, link.to_node)}
+    if declared > upload.max_features:
+        upload.keep(f"net: {declared} nodes: at most {upload.max_features} are accepted")
+        return set()
+    return set(range(1, declared + 1))
+
+
+def _trips(text: str, upload: Upload) -> tuple[int, dict[tuple[int, int], float]]:
+    metadata, body = _sections(text)
+    try:
+        zones = integer(metadata.get("NUMBER OF ZONES", ""), "trips", "NUMBER OF ZONES")
+    except Rejected as error:
+        upload.keep(f"{error} (the <NUMBER OF ZONES> tag)")
+        return 0, {}
+    if zones > upload.max_features:
+        upload.keep(f"trips: {zones} zones: at most {upload.max_features} are accepted")
+        return 0, {}
+    od: dict[tuple[int, int], float] = {}
+    origin = 0
+    for number_, line in body:
+        where = f"trips line {number_}"
+        try:
+            origin = _trip_line(line.strip(), origin, zones, od, where)
+        except Rejected as error:
+            upload.keep(str(error))
+    return zones, od
+
+
+def _trip_line(text: str, origin: int, zones: int, od: dict[tuple[int, int], float],
+               where: str) -> int:
+    if text.lower().startswith("origin"):
+        words = text.split()
+        return _zone(words[1] if len(words) > 1 else "", zones, where, "origin")
+    if origin == 0:
+        raise Rejected(f"{where}: destination values before any 'Origin' line")
+    cells = TRIP_CELL.findall(text)
+    if not cells or TRIP_CELL.sub("", text).strip():
+        raise Rejected(f"{where}: expected 'destination : trips;' cells")
+    for destination_text, value_text in cells:
+        destination = _zone(destination_text, zones, where, "destination")
+        value = number(value_text, where, f"trips {origin}->{destination}")
+        if value < 0:
+            raise Rejected(f"{where}: trips {origin}->{destination} is negative ({value})")
+        od[origin, destination] = od.get((origin, destination), 0.0) + value
+    return origin
+
+
+def _zone(text: str, zones: int, where: str, column: str) -> int:
+    try:
+        zone = int(text)
+    except ValueError:
+        raise Rejected(f"{where}: {column} zone {text[:40]!r} is not an integer") from None
+    if not 1 <= zone <= zones:
+        raise Rejected(f"{where}: {column} zone {zone} is not in 1..{zones}")
+    return zone

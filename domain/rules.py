@@ -1,0 +1,195 @@
+"""The rules every value must satisfy to enter Cartolog, whichever door it comes through.
+
+Dataset imports (GeoJSON, TNTP), scenario edits, simulation parameters, names and the CLI
+all check their input here, so no door accepts what another refuses. Each function returns
+the broken rules as sentences (empty when there are none): callers collect every one of
+them before refusing a command. The limits are documented in docs/validation.md; they keep
+every accepted value storable in the read model (PostgreSQL text cannot hold NUL, its
+`integer` columns hold 32-bit numbers, JSONB refuses NaN).
+
+These rules apply to commands only. Events already stored are replayed as they are, even
+when they break a rule added later (decision 0010).
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Callable, Iterable
+from typing import Any
+
+MAX_NAME = 200
+MAX_ID = 100
+MAX_TEXT = 2000
+MAX_INTEGER = 2**31 - 1
+MAX_MAGNITUDE = 1e12
+MAX_POSITIONS = 10_000
+MAX_PARAMETERS = 50
+MAX_PARAMETER_DEPTH = 4
+MAX_PARAMETER_ITEMS = 100
+MAX_PARAMETER_TEXT = 1000
+MAX_JSON_INTEGER = 2**53
+BUILTIN_ALGORITHMS = ("b", "bfw", "fw")
+UNPRINTABLE = frozenset({"Cc", "Cs", "Co", "Cn"})
+LINE_BREAKS = frozenset("\n\r\t")
+MAX_COMMENT = 10_000
+
+
+def text_problem(what: str, text: object, longest: int = MAX_TEXT,
+                 allow_empty: bool = False, multiline: bool = False) -> str | None:
+    """Why `text` cannot be stored as text (None when it can): not a string, too long,
+    blank, or holding control characters (NUL among them) or unpaired surrogates.
+    Multi-line text (a comment) may also hold line breaks and tabs."""
+    if not isinstance(text, str):
+        return f"{what} must be text"
+    if len(text) > longest or (not allow_empty and not text.strip()):
+        return f"{what} must be {0 if allow_empty else 1} to {longest} characters"
+    allowed = LINE_BREAKS if multiline else frozenset()
+    if any(unicodedata.category(ch) in UNPRINTABLE and ch not in allowed for ch in text):
+        if multiline:
+            return f"{what} must not contain control characters other than line breaks and tabs"
+        return f"{what} must not contain control characters (NUL, tab, newline ...)"
+    return None
+
+
+def label_problem(kind: str, text: str, longest: int = MAX_NAME) -> str | None:
+    """Why `text` cannot be a human-readable name (None when it can)."""
+    return text_problem(f"a {kind} name", text, longest)
+
+
+def id_problem(what: str, text: object) -> str | None:
+    """Why `text` cannot be an identifier: names' rules, at most MAX_ID characters, and no
+    space at either end (ids are compared exactly)."""
+    problem = text_problem(what, text, MAX_ID)
+    if problem is None and isinstance(text, str) and text != text.strip():
+        return f"{what} must not start or end with a space"
+    return problem
+
+
+def number_problem(what: str, value: object, minimum: float = 0.0,
+                   positive: bool = False) -> str | None:
+    """Why `value` is not a finite number within [minimum, MAX_MAGNITUDE] (positive: > 0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{what} must be a number"
+    kind = "positive" if positive else "non-negative" if minimum == 0 else f">= {minimum:g}"
+    if not math.isfinite(value) or value < minimum or (positive and value <= 0):
+        return f"{what} must be a finite, {kind} number (not NaN or Infinity)"
+    if abs(value) > MAX_MAGNITUDE:
+        return f"{what} must be at most {MAX_MAGNITUDE:g} in magnitude"
+    return None
+
+
+def integer_problem(what: str, value: object, low: int = 1, high: int = MAX_INTEGER
+                    ) -> str | None:
+    """Why `value` is not an integer in low..high."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{what} must be an integer"
+    if not low <= value <= high:
+        return f"{what} must be between {low} and {high}"
+    return None
+
+
+def coordinate_problem(where: str, position: object) -> str | None:
+    """Why `position` is not a WGS84 [longitude, latitude] pair of finite numbers."""
+    if not isinstance(position, list | tuple) or len(position) != 2:
+        return f"{where}: a position must be [longitude, latitude]"
+    lon, lat = position
+    if any(isinstance(c, bool) or not isinstance(c, int | float) or not math.isfinite(c)
+           for c in (lon, lat)):
+        return f"{where}: a position must be two finite numbers"
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        return (f"{where}: ({lon:g}, {lat:g}) is outside WGS84 "
+                "(longitude -180..180, latitude -90..90)")
+    return None
+
+
+def line_problems(where: str, positions: Iterable[object]) -> list[str]:
+    """Rules of a line's positions: at most MAX_POSITIONS, each a WGS84 position."""
+    points = list(positions)
+    if len(points) > MAX_POSITIONS:
+        return [f"{where}: at most {MAX_POSITIONS} positions"]
+    found = (coordinate_problem(f"{where} position {i}", p) for i, p in enumerate(points))
+    return [p for p in found if p][:5]
+
+
+def collect(*problems: str | None) -> list[str]:
+    """The problems that are not None, in order."""
+    return [p for p in problems if p]
+
+
+def parameters_problems(model: str, parameters: object) -> list[str]:
+    """Rules of simulation parameters: a small JSON object of finite numbers and printable
+    text; the built-in model's own parameters also have their types and ranges checked."""
+    if not isinstance(parameters, dict):
+        return ["parameters must be an object"]
+    if len(parameters) > MAX_PARAMETERS:
+        return [f"parameters: at most {MAX_PARAMETERS} entries"]
+    found = _json_problems("parameters", parameters, 1)
+    if model == "builtin" and not found:
+        found = _builtin_problems(parameters)
+    return found
+
+
+def _json_problems(where: str, value: object, depth: int) -> list[str]:
+    if value is None or isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return collect(integer_problem(where, value, -MAX_JSON_INTEGER, MAX_JSON_INTEGER))
+    if isinstance(value, float):
+        return collect(number_problem(where, value, minimum=-MAX_MAGNITUDE))
+    if isinstance(value, str):
+        return collect(text_problem(where, value, MAX_PARAMETER_TEXT, allow_empty=True))
+    if depth > MAX_PARAMETER_DEPTH:
+        return [f"{where}: nested more than {MAX_PARAMETER_DEPTH} levels"]
+    if isinstance(value, list | tuple):
+        return _items_problems(where, list(enumerate(value)), depth)
+    if isinstance(value, dict):
+        keys = [text_problem(f"{where}: key {str(k)[:20]!r}", k, MAX_ID) for k in value]
+        return collect(*keys) or _items_problems(where, list(value.items()), depth)
+    return [f"{where} must be JSON (null, boolean, number, text, list or object)"]
+
+
+def _items_problems(where: str, items: list[tuple[Any, Any]], depth: int) -> list[str]:
+    if len(items) > MAX_PARAMETER_ITEMS:
+        return [f"{where}: at most {MAX_PARAMETER_ITEMS} items"]
+    found: list[str] = []
+    for key, item in items:
+        found += _json_problems(f"{where}.{key}", item, depth + 1)
+    return found
+
+
+def _builtin_problems(parameters: dict[str, Any]) -> list[str]:
+    return collect(*(BUILTIN_PARAMETERS[key](f"parameters.{key}", value)
+                     for key, value in parameters.items() if key in BUILTIN_PARAMETERS))
+
+
+def _algorithm_problem(what: str, value: object) -> str | None:
+    if value in BUILTIN_ALGORITHMS:
+        return None
+    return f"{what} must be one of {', '.join(BUILTIN_ALGORITHMS)}"
+
+
+def _iterations_problem(what: str, value: object) -> str | None:
+    return integer_problem(what, value, 1, 100_000)
+
+
+def _minutes_problem(what: str, value: object) -> str | None:
+    return number_problem(what, value, positive=True)
+
+
+def _flag_problem(what: str, value: object) -> str | None:
+    return None if isinstance(value, bool) else f"{what} must be true or false"
+
+
+def _gap_problem(what: str, value: object) -> str | None:
+    problem = number_problem(what, value, positive=True)
+    if problem is None and isinstance(value, int | float) and value >= 1:
+        return f"{what} must be below 1"
+    return problem
+
+
+BUILTIN_PARAMETERS: dict[str, Callable[[str, object], str | None]] = {
+    "algorithm": _algorithm_problem, "gap": _gap_problem, "relative_gap": _gap_problem,
+    "max_iterations": _iterations_problem, "max_iter": _iterations_problem,
+    "accessibility_minutes": _minutes_problem, "reuse": _flag_problem,
+}

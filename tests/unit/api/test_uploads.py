@@ -1,0 +1,132 @@
+"""No I/O beyond test files: TNTP uploads, strict JSON bodies, edit conversion, and the API
+process not loading the model package."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.edits import to_domain
+from api.json_body import loads
+from api.tntp_import import network_from_tntp_folder, parse_tntp
+from domain.errors import InvalidCommand
+from simulation_worker.model.tntp import load_tntp_folder
+from tests.conftest import REPO
+
+NETWORKS = REPO / "tests" / "data" / "networks"
+NET = """<NUMBER OF NODES> 3
+<FIRST THRU NODE> 1
+<END OF METADATA>
+~ init term capacity length fft b power speed toll type ;
+1 2 1000 1 1 0.15 4 0 0 1 ;
+2 3 1000 1 1 0.15 4 0 0 1 ;
+1 3 500 2 3 0.15 4 0 0 1 ;
+"""
+TRIPS = """<NUMBER OF ZONES> 2
+<END OF METADATA>
+Origin 1
+ 2 : 30.0;
+Origin 2
+ 1 : 10.0;
+"""
+
+
+def read(folder: Path, kind: str) -> str | None:
+    found = sorted(folder.glob(f"*_{kind}.tntp"))
+    return found[0].read_text() if found else None
+
+
+@pytest.mark.parametrize("name", ["SiouxFalls", "BerlinFriedrichshain", "Winnipeg"])
+def test_an_upload_reads_like_the_models_own_reader(name: str) -> None:
+    folder = NETWORKS / name
+    network = network_from_tntp_folder(folder)
+    case = load_tntp_folder(folder)
+    net = case.network
+    assert [n.id for n in network.nodes] == net.node_ids.tolist()
+    assert [(k.from_node, k.to_node, k.capacity, k.length, k.free_flow_time, k.b, k.power,
+             k.toll, k.link_type) for k in network.links] == [
+        (int(net.link_from[i]), int(net.link_to[i]), net.capacity[i], net.length[i],
+         net.free_flow_time[i], net.bpr_b[i], net.bpr_power[i], net.toll[i],
+         int(net.link_type[i])) for i in range(net.n_links)]
+    assert len(network.zones) == len(case.zones)
+    total = sum(t for _, _, t in network.od_matrix)
+    assert total == pytest.approx(float(case.trips.sum()), rel=1e-12)
+    assert network.problems() == []
+
+
+def test_every_bad_line_is_named_with_its_file_and_line() -> None:
+    net = NET.replace("2 3 1000 1 1", "2 3 nan 1 1").replace("1 3 500", "1 x 500")
+    trips = TRIPS.replace(" 2 : 30.0;", " 2 : -30.0;").replace(" 1 : 10.0;", " 9 : 1;")
+    network, problems = parse_tntp(net + "1 2\n", trips, None, 100)
+    assert network is None
+    assert problems == [
+        "net line 6: capacity is nan, not a finite number",
+        "net line 7: term_node 'x' is not a number",
+        "net line 8: expected at least 7 fields, found 2",
+        "trips line 4: trips 1->2 is negative (-30.0)",
+        "trips line 6: destination zone 9 is not in 1..2"]
+
+
+def test_a_small_upload_gives_nodes_links_zones_and_trips() -> None:
+    network, problems = parse_tntp(NET, TRIPS, None, 100)
+    assert problems == [] and network is not None
+    assert [n.id for n in network.nodes] == [1, 2, 3]
+    assert [(z.id, z.population, z.jobs) for z in network.zones] == [(1, 30.0, 10.0),
+                                                                    (2, 10.0, 30.0)]
+    assert network.od_matrix == ((1, 2, 30.0), (2, 1, 10.0))
+
+
+def test_planar_node_coordinates_break_the_wgs84_rule() -> None:
+    node = "Node X Y ;\n1 500000 4000000 ;\n2 0 0 ;\n3 1 1 ;\n"
+    network, problems = parse_tntp(NET, TRIPS, node, 100)
+    assert problems == [] and network is not None
+    assert any("outside WGS84" in p for p in network.problems())
+
+
+@pytest.mark.parametrize("zones", ["999999999", "2147483648", "abc"])
+def test_a_huge_or_bad_zone_count_is_refused_without_allocating(zones: str) -> None:
+    _, problems = parse_tntp(NET, TRIPS.replace("<NUMBER OF ZONES> 2", f"<NUMBER OF ZONES> "
+                                                f"{zones}"), None, 1000)
+    assert len(problems) == 1 and "zones" in problems[0].lower(), problems
+
+
+def test_a_folder_without_trips_is_an_invalid_command(tmp_path: Path) -> None:
+    (tmp_path / "x_net.tntp").write_text(NET)
+    with pytest.raises(InvalidCommand):
+        network_from_tntp_folder(tmp_path)
+
+
+@pytest.mark.parametrize("body", ['{"gap": NaN}', '{"gap": Infinity}', '{"gap": -Infinity}',
+                                  '{"gap": 1e400}', '{"gap": [-1e999]}',
+                                  '{"n": ' + "9" * 5000 + "}"])
+def test_json_bodies_refuse_non_finite_numbers(body: str) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        loads(body)
+
+
+def test_json_bodies_keep_ordinary_numbers() -> None:
+    assert loads('{"a": 1e308, "b": -0.5, "c": 12, "d": "NaN"}') == {
+        "a": 1e308, "b": -0.5, "c": 12, "d": "NaN"}
+
+
+def test_an_unknown_edit_is_refused_not_taken_for_a_demand_change() -> None:
+    class Unknown:
+        op = "teleport"
+
+    fake: Any = Unknown()
+    with pytest.raises(InvalidCommand):
+        to_domain([fake])
+
+
+def test_the_api_process_does_not_load_the_model_package() -> None:
+    script = ("import sys, api.app, api.routes.datasets, infra.http; "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+              "('numba', 'simulation_worker')))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "[]"
