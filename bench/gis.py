@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import shapely
 from pyogrio.raw import write
+from simulation_worker.tntp_dataset import dataset_from_tntp_folder
 
 from adapters.gis.exports import export_scenario
 from adapters.gis.gmns import gmns_files, read_gmns
 from adapters.gis.tables import network_tables
 from bench.common import figure, median_of, report
 from domain.values import Network
-from simulation_worker.tntp_dataset import dataset_from_tntp_folder
 
 NETWORKS = Path(__file__).resolve().parents[1] / "tests" / "data" / "networks"
 RUNS = 5
