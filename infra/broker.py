@@ -95,8 +95,9 @@ def wait_until_ready(
     bootstrap_servers: str, timeout: float, process: subprocess.Popen[bytes] | None = None
 ) -> None:
     """Block until a Kafka client gets cluster metadata from the broker."""
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
+
+    from adapters.kafka import admin_client
 
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -104,9 +105,7 @@ def wait_until_ready(
         if process is not None and process.poll() is not None:
             raise BrokerError(f"broker exited with code {process.returncode} during start-up")
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap_servers, request_timeout_ms=3000,
-            )
+            admin = admin_client(bootstrap_servers, request_timeout_ms=3000)
             with contextlib.closing(admin):
                 admin.list_topics()
             return

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from adapters.job_queue import JobQueue
 from adapters.kafka import admin_client
 from adapters.projector import lag_metrics
 from api.app import create_app
@@ -72,7 +73,8 @@ def api_services(container: Container, api_settings: ApiSettings | None = None) 
         base_domain=settings.base_domain, allow_tenant_header=settings.allow_tenant_header,
         dev_jwks=container.dev_issuer.jwks if development and uses_dev_issuer else None,
         readiness_checks={"database": database, "broker": broker},
-        metrics_text=projection_lag, limits=(api_settings or ApiSettings()).limits())
+        metrics_text=projection_lag, limits=(api_settings or ApiSettings()).limits(),
+        queue_estimate=JobQueue(container.engine, settings.jobs_topic).estimate)
 
 
 def build_api(container: Container, api_settings: ApiSettings | None = None) -> FastAPI:

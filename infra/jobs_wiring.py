@@ -11,8 +11,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.dispatcher import Dispatcher, JobLocator, Outbox, ResolvedInput, RetryPolicy
-from adapters.jobs import AckedProducer, group_consumer, group_lag
-from adapters.kafka import make_producer
+from adapters.job_queue import LIVENESS_S, JobQueue, WorkerRegistry
+from adapters.jobs import AckedProducer, group_lag
+from adapters.kafka import group_consumer, make_producer
 from adapters.leases import LeaseStore
 from adapters.result_recorder import ResultCache, ResultRecorder
 from domain.simulation import SimulationRun
@@ -38,6 +39,7 @@ class JobSettings(BaseSettings):
     external_model_command: str = ""
     workers: int = Field(default=1, ge=0)
     fetch_wait_ms: int = Field(default=250, ge=0, le=10_000)
+    worker_liveness_s: float = Field(default=LIVENESS_S, gt=0)
 
     def model_version(self, model: str) -> str:
         """What identifies the code that computes a model, for result reuse."""
@@ -69,7 +71,9 @@ def dispatcher(container: Container, settings: JobSettings | None = None) -> Dis
     consumers = partial(group_consumer, container.bootstrap_servers,
                         group_name(container, "dispatcher"),
                         [s.events_topic], fetch_max_wait_ms=js.fetch_wait_ms)
-    return Dispatcher(container.app, Outbox(container.engine), _producer(container), consumers,
+    queue = JobQueue(container.engine, s.jobs_topic, js.worker_liveness_s)
+    return Dispatcher(container.app, Outbox(container.engine), queue, _producer(container),
+                      consumers,
                       JobLocator(container.bootstrap_servers), resolve, s.jobs_topic,
                       s.dlq_topic, RetryPolicy(js.retry_base_s, js.retry_max_s))
 
@@ -91,6 +95,7 @@ def worker(container: Container, settings: JobSettings | None = None,
     config = WorkerConfig(
         name=name or worker_name(), job_timeout_s=js.job_timeout_s, lease_ttl_s=js.lease_ttl_s,
         grace_s=js.worker_grace_s, progress_every_s=js.progress_every_s,
+        heartbeat_every_s=js.worker_liveness_s / 4,
         external_command=tuple(shlex.split(js.external_model_command)),
     )
     workers = group_name(container, "workers")
@@ -102,4 +107,5 @@ def worker(container: Container, settings: JobSettings | None = None,
                         partition_assignment_strategy=(RoundRobinPartitionAssignor,))
     return Worker(container.app, container.blobs, LeaseStore(container.engine),
                   ResultCache(container.engine), _producer(container), consumers, s.jobs_topic,
-                  s.results_topic, config, metrics)
+                  s.results_topic, config, metrics,
+                  WorkerRegistry(container.engine, s.jobs_topic, config.name))

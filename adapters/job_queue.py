@@ -1,0 +1,215 @@
+"""Fair job release: which jobs go to Kafka next, and to which worker (decision 0310).
+
+Jobs wait in `simulation_job_outbox`, not in the jobs topic. Workers report in
+`simulation_workers` which jobs-topic partitions they hold and whether they are computing;
+the dispatcher sends a job only to a partition of a worker that is free (alive, idle, and
+with no job in flight on its partitions), so a job is never queued behind another in Kafka.
+Which job goes next is decided here:
+
+- tenants are served fewest-jobs-in-flight first, so one tenant's hundred queued runs delay
+  another tenant's first run by at most one job per busy worker;
+- within a tenant, and between equal tenants, the earliest due job first (request order;
+  a retry counts from the end of its back-off);
+- a job whose worker died stays in flight on its partition; the group's next owner of that
+  partition is not free until it has run it, and nothing new is released while such a job
+  has no live owner at all, so a taken-over job goes first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Engine, and_, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+
+from adapters.jobs_tables import job_leases, job_outbox, job_workers
+
+JOB = "job"
+RECENT_DURATIONS = 20  # finished attempts averaged for the expected start time
+LIVENESS_S = 3.0  # a worker not seen for this long is taken for dead
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A job row not yet sent."""
+
+    run_id: uuid.UUID
+    attempt: int
+    tenant_id: str
+    not_before: datetime
+    created_at: datetime
+
+    @property
+    def order(self) -> tuple[datetime, datetime]:
+        """Request order: due time, then creation."""
+        return self.not_before, self.created_at
+
+
+@dataclass(frozen=True)
+class FreeWorker:
+    """A worker that may be given a job now, on `partition`."""
+
+    name: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Where a waiting run stands: jobs released before it, and when it should start."""
+
+    position: int
+    expected_start_at: datetime
+
+
+def fair_order(waiting: Iterable[Waiting], in_flight: Counter[str]) -> Iterator[Waiting]:
+    """Waiting jobs in release order: fewest in flight per tenant first, then request order."""
+    queues: dict[str, list[Waiting]] = {}
+    for row in sorted(waiting, key=lambda r: r.order):
+        queues.setdefault(row.tenant_id, []).append(row)
+    served = Counter(in_flight)
+    heap = [(served[t], rows[0].order, t, 0) for t, rows in queues.items()]
+    heapq.heapify(heap)
+    while heap:
+        _, _, tenant, index = heapq.heappop(heap)
+        yield queues[tenant][index]
+        served[tenant] += 1
+        if index + 1 < len(queues[tenant]):
+            following = queues[tenant][index + 1]
+            heapq.heappush(heap, (served[tenant], following.order, tenant, index + 1))
+
+
+class WorkerRegistry:
+    """A worker's row in `simulation_workers`: its partitions, busy or idle, last seen."""
+
+    def __init__(self, engine: Engine, topic: str, name: str) -> None:
+        self.engine, self.topic, self.name = engine, topic, name
+
+    def beat(self, partitions: Iterable[int], busy: bool) -> None:
+        """Report the partitions held now and whether a job is in hand."""
+        held = sorted(partitions)
+        statement = insert(job_workers).values(
+            name=self.name, topic=self.topic, partitions=held, busy=busy, seen_at=func.now(),
+        ).on_conflict_do_update(index_elements=["name"], set_={
+            "partitions": held, "busy": busy, "seen_at": func.now(), "topic": self.topic})
+        with self.engine.begin() as connection:
+            connection.execute(statement)
+
+    def consumed(self, run_id: uuid.UUID, attempt: int) -> None:
+        """The job message of (run, attempt) is committed: it is no longer in flight."""
+        mark_consumed(self.engine, run_id, max_attempt=attempt, exact=True)
+
+    def leave(self) -> None:
+        """A clean exit: the worker is gone at once, not after the liveness window."""
+        with self.engine.begin() as connection:
+            connection.execute(job_workers.delete().where(job_workers.c.name == self.name))
+
+
+def mark_consumed(engine: Engine, run_id: uuid.UUID, max_attempt: int | None = None,
+                  exact: bool = False) -> None:
+    """Take a run's sent jobs (one attempt, or every attempt up to one) out of flight."""
+    condition = and_(job_outbox.c.kind == JOB, job_outbox.c.run_id == run_id,
+                     job_outbox.c.published_at.is_not(None), job_outbox.c.consumed_at.is_(None))
+    if max_attempt is not None:
+        condition = and_(condition, job_outbox.c.attempt == max_attempt if exact
+                         else job_outbox.c.attempt <= max_attempt)
+    with engine.begin() as connection:
+        connection.execute(update(job_outbox).where(condition).values(consumed_at=func.now()))
+
+
+class JobQueue:
+    """The dispatcher's view: free workers, the next jobs, a waiting run's estimate."""
+
+    def __init__(self, engine: Engine, topic: str, liveness_s: float = LIVENESS_S) -> None:
+        self.engine, self.topic, self.liveness_s = engine, topic, liveness_s
+
+    def free_workers(self) -> list[FreeWorker]:
+        """Workers to give one job each now; none while a job in flight has no live owner."""
+        workers = self._live_workers()
+        in_flight = self._in_flight_partitions()
+        owned = {p for _, partitions, _ in workers for p in partitions}
+        if any(p not in owned for p in in_flight):
+            return []
+        return [FreeWorker(name, min(partitions)) for name, partitions, busy in workers
+                if partitions and not busy and not in_flight & set(partitions)]
+
+    def next_jobs(self, count: int) -> list[Waiting]:
+        """The `count` due jobs to release next, in fair order."""
+        if count <= 0:
+            return []
+        heads = self._waiting(due_only=True, per_tenant=count)
+        order = fair_order(heads, self._in_flight_by_tenant())
+        return [row for row, _ in zip(order, range(count), strict=False)]
+
+    def estimate(self, run_id: uuid.UUID) -> Estimate | None:
+        """Position and expected start of a run whose job is waiting; None if it is not."""
+        waiting = self._waiting(due_only=False)
+        in_flight = self._in_flight_by_tenant()
+        position = next((i for i, row in enumerate(fair_order(waiting, in_flight))
+                         if row.run_id == run_id), None)
+        if position is None:
+            return None
+        workers = max(1, len(self._live_workers()))
+        ahead = sum(in_flight.values()) + position
+        waves = 0 if ahead < workers else (ahead - workers) // workers + 1
+        now, due = self._now(), next(r.not_before for r in waiting if r.run_id == run_id)
+        start = now + timedelta(seconds=waves * self._mean_duration_s())
+        return Estimate(position, max(start, due))
+
+    def _live_workers(self) -> list[tuple[str, Sequence[int], bool]]:
+        query = select(job_workers.c.name, job_workers.c.partitions, job_workers.c.busy).where(
+            job_workers.c.topic == self.topic,
+            job_workers.c.seen_at > func.now() - text(f"interval '{float(self.liveness_s)} s'"),
+        ).order_by(job_workers.c.name)
+        with self.engine.connect() as connection:
+            return [(r.name, r.partitions, r.busy) for r in connection.execute(query)]
+
+    def _in_flight(self) -> ColumnElement[bool]:
+        return (job_outbox.c.kind == JOB) & (job_outbox.c.topic == self.topic) & \
+            job_outbox.c.published_at.is_not(None) & job_outbox.c.consumed_at.is_(None)
+
+    def _in_flight_partitions(self) -> set[int]:
+        query = select(job_outbox.c.partition).where(self._in_flight()).distinct()
+        with self.engine.connect() as connection:
+            return {int(p) for p in connection.execute(query).scalars() if p is not None}
+
+    def _in_flight_by_tenant(self) -> Counter[str]:
+        query = select(job_outbox.c.tenant_id, func.count()).where(
+            self._in_flight()).group_by(job_outbox.c.tenant_id)
+        with self.engine.connect() as connection:
+            return Counter({t: int(n) for t, n in connection.execute(query)})
+
+    def _waiting(self, due_only: bool, per_tenant: int | None = None) -> list[Waiting]:
+        condition = (job_outbox.c.kind == JOB) & (job_outbox.c.topic == self.topic) & \
+            job_outbox.c.published_at.is_(None)
+        if due_only:
+            condition = condition & (job_outbox.c.not_before <= func.now())
+        rank = func.row_number().over(
+            partition_by=job_outbox.c.tenant_id,
+            order_by=(job_outbox.c.not_before, job_outbox.c.created_at)).label("rank")
+        inner = select(job_outbox.c.run_id, job_outbox.c.attempt, job_outbox.c.tenant_id,
+                       job_outbox.c.not_before, job_outbox.c.created_at, rank).where(
+            condition).subquery()
+        query = select(inner)
+        if per_tenant is not None:
+            query = query.where(inner.c.rank <= per_tenant)
+        with self.engine.connect() as connection:
+            return [Waiting(r.run_id, r.attempt, r.tenant_id, r.not_before, r.created_at)
+                    for r in connection.execute(query)]
+
+    def _mean_duration_s(self) -> float:
+        recent = select(job_leases.c.result["duration_s"].as_float().label("d")).where(
+            job_leases.c.state == "done").order_by(job_leases.c.updated_at.desc()).limit(
+            RECENT_DURATIONS).subquery()
+        with self.engine.connect() as connection:
+            mean = connection.execute(select(func.avg(recent.c.d))).scalar()
+        return float(mean or 0.0)
+
+    def _now(self) -> datetime:
+        with self.engine.connect() as connection:
+            now: datetime = connection.execute(select(func.now())).scalar_one()
+        return now
