@@ -264,7 +264,7 @@ class Dispatcher:
         if run.status in (QUEUED, RETRYING):
             self._ensure_job(run, run.attempt + 1, self._due_time(run))
         elif run.status == RUNNING:
-            self._ensure_job(run, run.attempt, datetime.now(UTC))
+            self._ensure_job(run, run.attempt, run.created_on)
         elif run.status == DEAD_LETTERED:
             self.outbox.add(DEAD_LETTER, run, run.attempt, self.dlq_topic, _dead_letter(run),
                             datetime.now(UTC))
@@ -279,9 +279,11 @@ class Dispatcher:
                           max_attempt=run.attempt - (1 if run.status == RUNNING else 0))
 
     def _due_time(self, run: SimulationRun) -> datetime:
+        """A retry is due after its back-off; a first attempt at once, and its request time
+        is its place in the queue (events reach the dispatcher out of request order)."""
         if run.status == RETRYING and run.last_failed_at is not None:
             return run.last_failed_at + timedelta(seconds=self.retry.delay(run.attempt))
-        return datetime.now(UTC)
+        return run.created_on
 
     def _ensure_job(self, run: SimulationRun, attempt: int, not_before: datetime) -> None:
         existing = self.outbox.find(JOB, run.id, attempt)

@@ -60,10 +60,11 @@ class FreeWorker:
 
 @dataclass(frozen=True)
 class Estimate:
-    """Where a waiting run stands: jobs released before it, and when it should start."""
+    """Where a waiting run stands: jobs released before it, and when it should start
+    (unknown until a job has finished to take its duration from)."""
 
     position: int
-    expected_start_at: datetime
+    expected_start_at: datetime | None
 
 
 def fair_order(waiting: Iterable[Waiting], in_flight: Counter[str]) -> Iterator[Waiting]:
@@ -156,9 +157,11 @@ class JobQueue:
         workers = max(1, len(self._live_workers()))
         ahead = sum(in_flight.values()) + position
         waves = 0 if ahead < workers else (ahead - workers) // workers + 1
-        now, due = self._now(), next(r.not_before for r in waiting if r.run_id == run_id)
-        start = now + timedelta(seconds=waves * self._mean_duration_s())
-        return Estimate(position, max(start, due))
+        due = next(r.not_before for r in waiting if r.run_id == run_id)
+        mean = self._mean_duration_s()
+        if mean is None:
+            return Estimate(position, None if waves else max(self._now(), due))
+        return Estimate(position, max(self._now() + timedelta(seconds=waves * mean), due))
 
     def _live_workers(self) -> list[tuple[str, Sequence[int], bool]]:
         query = select(job_workers.c.name, job_workers.c.partitions, job_workers.c.busy).where(
@@ -201,13 +204,13 @@ class JobQueue:
             return [Waiting(r.run_id, r.attempt, r.tenant_id, r.not_before, r.created_at)
                     for r in connection.execute(query)]
 
-    def _mean_duration_s(self) -> float:
+    def _mean_duration_s(self) -> float | None:
         recent = select(job_leases.c.result["duration_s"].as_float().label("d")).where(
             job_leases.c.state == "done").order_by(job_leases.c.updated_at.desc()).limit(
             RECENT_DURATIONS).subquery()
         with self.engine.connect() as connection:
             mean = connection.execute(select(func.avg(recent.c.d))).scalar()
-        return float(mean or 0.0)
+        return None if mean is None else float(mean)
 
     def _now(self) -> datetime:
         with self.engine.connect() as connection:
