@@ -34,9 +34,10 @@ from infra.cli_support import (
     group,
     stop_on_signals,
 )
-from infra.processes import background_processes
+from infra.processes import background_processes, child_processes
 from infra.progress import ProgressBar
 from infra.settings import Settings
+from infra.supervisor import Supervisor, child_env
 from infra.wiring import Container, NoBroker, build
 from simulation_worker.model.cli import add_model_parser
 
@@ -83,8 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands: Commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     command(commands, "up", cmd_up, "run the whole local stack in the foreground (Ctrl-C stops)",
-            lambda p: p.add_argument("--demo", action="store_true",
-                                     help="register the demo tenant and load Sioux Falls"))
+            _up_options)
     command(commands, "api", cmd_api, "run the HTTP API", _api_options)
     command(commands, "relay", cmd_relay, "relay stored events to Kafka (cartolog.events)")
     db = group(commands, "db", "database schema")
@@ -103,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     cli_projections.register(commands)
     cli_jobs.register(commands)
     return parser
+
+
+def _up_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--demo", action="store_true",
+                        help="register the demo tenant and load Sioux Falls")
+    parser.add_argument("--workers", type=_count, metavar="N",
+                        help="simulation worker processes (default CARTOLOG_WORKERS)")
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}")
+    return int(text)
 
 
 def _api_options(parser: argparse.ArgumentParser) -> None:
@@ -184,7 +197,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """`cartolog up [--demo]`: broker (unless configured), migrate, processes, API."""
+    """`cartolog up [--demo] [--workers N]`: broker (unless configured), migrate, processes
+    (threads, and supervised children for the projector and the workers), API."""
     settings = Settings()
     with contextlib.ExitStack() as stack:
         if not settings.kafka_bootstrap_servers:
@@ -205,6 +219,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             thread.start()
             stack.callback(thread.join, 30)
             stack.callback(process.stop)
+        children = Supervisor(child_processes(args.workers),
+                              child_env(services.bootstrap_servers))
+        children.start()
+        stack.callback(children.stop)
         _print_urls(settings)
         if args.demo and settings.env == "development":
             _print_demo_access(services)
