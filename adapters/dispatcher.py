@@ -322,7 +322,15 @@ class Dispatcher:
         return sent + self.release()
 
     def release(self) -> int:
-        """Give each free worker the next job in fair order; returns how many were sent."""
+        """Give each free worker the next job in fair order; returns how many were sent.
+
+        Jobs whose worker died go back to the front of the queue first."""
+        for run_id, attempt in self.queue.orphans():
+            row = self.outbox.get(JOB, run_id, attempt)
+            if self._still_wanted(row):
+                log.warning("job %s attempt %d lost its worker; sending it again", run_id,
+                            attempt)
+                self.outbox.resend(row)
         sent = 0
         free = self.queue.free_workers()
         while free:

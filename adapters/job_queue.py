@@ -10,9 +10,8 @@ Which job goes next is decided here:
   another tenant's first run by at most one job per busy worker;
 - within a tenant, and between equal tenants, the earliest due job first (request order;
   a retry counts from the end of its back-off);
-- a job whose worker died stays in flight on its partition; the group's next owner of that
-  partition is not free until it has run it, and nothing new is released while such a job
-  has no live owner at all, so a taken-over job goes first.
+- a job whose worker died (its lease expired while running) is sent again ahead of every
+  waiting job; whichever copy a worker claims first runs, the other finds the lease taken.
 """
 
 from __future__ import annotations
@@ -36,13 +35,14 @@ LIVENESS_S = 3.0  # a worker not seen for this long is taken for dead
 
 @dataclass(frozen=True)
 class Waiting:
-    """A job row not yet sent."""
+    """A job row not yet sent (`resent`: sent before, and its worker died)."""
 
     run_id: uuid.UUID
     attempt: int
     tenant_id: str
     not_before: datetime
     created_at: datetime
+    resent: bool = False
 
     @property
     def order(self) -> tuple[datetime, datetime]:
@@ -68,11 +68,16 @@ class Estimate:
 
 
 def fair_order(waiting: Iterable[Waiting], in_flight: Counter[str]) -> Iterator[Waiting]:
-    """Waiting jobs in release order: fewest in flight per tenant first, then request order."""
+    """Waiting jobs in release order: jobs taken over from dead workers, then fewest in
+    flight per tenant first, then request order."""
     queues: dict[str, list[Waiting]] = {}
-    for row in sorted(waiting, key=lambda r: r.order):
-        queues.setdefault(row.tenant_id, []).append(row)
     served = Counter(in_flight)
+    for row in sorted(waiting, key=lambda r: (not r.resent, r.order)):
+        if row.resent:
+            served[row.tenant_id] += 1
+            yield row
+        else:
+            queues.setdefault(row.tenant_id, []).append(row)
     heap = [(served[t], rows[0].order, t, 0) for t, rows in queues.items()]
     heapq.heapify(heap)
     while heap:
@@ -87,8 +92,10 @@ def fair_order(waiting: Iterable[Waiting], in_flight: Counter[str]) -> Iterator[
 class WorkerRegistry:
     """A worker's row in `simulation_workers`: its partitions, busy or idle, last seen."""
 
-    def __init__(self, engine: Engine, topic: str, name: str) -> None:
+    def __init__(self, engine: Engine, topic: str, name: str,
+                 liveness_s: float = LIVENESS_S) -> None:
         self.engine, self.topic, self.name = engine, topic, name
+        self.liveness_s = liveness_s
 
     def beat(self, partitions: Iterable[int], busy: bool) -> None:
         """Report the partitions held now and whether a job is in hand."""
@@ -100,6 +107,13 @@ class WorkerRegistry:
         with self.engine.begin() as connection:
             connection.execute(statement)
 
+    def alive(self, name: str) -> bool:
+        """Whether the worker `name` was seen within the liveness window."""
+        query = select(job_workers.c.name).where(
+            job_workers.c.name == name, job_workers.c.seen_at > _liveness(self.liveness_s))
+        with self.engine.connect() as connection:
+            return connection.execute(query).first() is not None
+
     def consumed(self, run_id: uuid.UUID, attempt: int) -> None:
         """The job message of (run, attempt) is committed: it is no longer in flight."""
         mark_consumed(self.engine, run_id, max_attempt=attempt, exact=True)
@@ -108,6 +122,10 @@ class WorkerRegistry:
         """A clean exit: the worker is gone at once, not after the liveness window."""
         with self.engine.begin() as connection:
             connection.execute(job_workers.delete().where(job_workers.c.name == self.name))
+
+
+def _liveness(seconds: float) -> ColumnElement[datetime]:
+    return func.now() - text(f"interval '{float(seconds)} seconds'")
 
 
 def mark_consumed(engine: Engine, run_id: uuid.UUID, max_attempt: int | None = None,
@@ -129,14 +147,24 @@ class JobQueue:
         self.engine, self.topic, self.liveness_s = engine, topic, liveness_s
 
     def free_workers(self) -> list[FreeWorker]:
-        """Workers to give one job each now; none while a job in flight has no live owner."""
+        """Live, idle workers with no job waiting for them on their partitions."""
         workers = self._live_workers()
-        in_flight = self._in_flight_partitions()
-        owned = {p for _, partitions, _ in workers for p in partitions}
-        if any(p not in owned for p in in_flight):
-            return []
+        blocked = self._blocked_partitions({name for name, _, _ in workers})
         return [FreeWorker(name, min(partitions)) for name, partitions, busy in workers
-                if partitions and not busy and not in_flight & set(partitions)]
+                if partitions and not busy and not blocked & set(partitions)]
+
+    def orphans(self) -> list[tuple[uuid.UUID, int]]:
+        """(run, attempt) of sent jobs whose worker died while running them: the lease ran
+        out after the job was last sent."""
+        query = select(job_outbox.c.run_id, job_outbox.c.attempt).join(
+            job_leases, (job_leases.c.run_id == job_outbox.c.run_id)
+            & (job_leases.c.attempt == job_outbox.c.attempt)).where(
+            job_outbox.c.kind == JOB, job_outbox.c.topic == self.topic,
+            job_outbox.c.published_at.is_not(None),
+            job_leases.c.state == "running", job_leases.c.lease_until < func.now(),
+            job_outbox.c.published_at < job_leases.c.lease_until)
+        with self.engine.connect() as connection:
+            return [(r.run_id, r.attempt) for r in connection.execute(query)]
 
     def next_jobs(self, count: int) -> list[Waiting]:
         """The `count` due jobs to release next, in fair order."""
@@ -166,7 +194,7 @@ class JobQueue:
     def _live_workers(self) -> list[tuple[str, Sequence[int], bool]]:
         query = select(job_workers.c.name, job_workers.c.partitions, job_workers.c.busy).where(
             job_workers.c.topic == self.topic,
-            job_workers.c.seen_at > func.now() - text(f"interval '{float(self.liveness_s)} s'"),
+            job_workers.c.seen_at > _liveness(self.liveness_s),
         ).order_by(job_workers.c.name)
         with self.engine.connect() as connection:
             return [(r.name, r.partitions, r.busy) for r in connection.execute(query)]
@@ -175,10 +203,17 @@ class JobQueue:
         return (job_outbox.c.kind == JOB) & (job_outbox.c.topic == self.topic) & \
             job_outbox.c.published_at.is_not(None) & job_outbox.c.consumed_at.is_(None)
 
-    def _in_flight_partitions(self) -> set[int]:
-        query = select(job_outbox.c.partition).where(self._in_flight()).distinct()
+    def _blocked_partitions(self, live: set[str]) -> set[int]:
+        """Partitions holding a sent job that their owner will have to run: not yet claimed,
+        or claimed by a worker that is gone (a job a live worker computes is skipped)."""
+        query = select(job_outbox.c.partition, job_leases.c.state, job_leases.c.worker).join(
+            job_leases, (job_leases.c.run_id == job_outbox.c.run_id)
+            & (job_leases.c.attempt == job_outbox.c.attempt), isouter=True).where(
+            self._in_flight())
         with self.engine.connect() as connection:
-            return {int(p) for p in connection.execute(query).scalars() if p is not None}
+            rows = connection.execute(query).all()
+        return {int(r.partition) for r in rows if r.partition is not None and (
+            r.state is None or (r.state == "running" and r.worker not in live))}
 
     def _in_flight_by_tenant(self) -> Counter[str]:
         query = select(job_outbox.c.tenant_id, func.count()).where(
@@ -195,14 +230,15 @@ class JobQueue:
             partition_by=job_outbox.c.tenant_id,
             order_by=(job_outbox.c.not_before, job_outbox.c.created_at)).label("rank")
         inner = select(job_outbox.c.run_id, job_outbox.c.attempt, job_outbox.c.tenant_id,
-                       job_outbox.c.not_before, job_outbox.c.created_at, rank).where(
+                       job_outbox.c.not_before, job_outbox.c.created_at,
+                       job_outbox.c.partition, rank).where(
             condition).subquery()
         query = select(inner)
         if per_tenant is not None:
             query = query.where(inner.c.rank <= per_tenant)
         with self.engine.connect() as connection:
-            return [Waiting(r.run_id, r.attempt, r.tenant_id, r.not_before, r.created_at)
-                    for r in connection.execute(query)]
+            return [Waiting(r.run_id, r.attempt, r.tenant_id, r.not_before, r.created_at,
+                            r.partition is not None) for r in connection.execute(query)]
 
     def _mean_duration_s(self) -> float | None:
         recent = select(job_leases.c.result["duration_s"].as_float().label("d")).where(

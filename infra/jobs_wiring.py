@@ -108,4 +108,5 @@ def worker(container: Container, settings: JobSettings | None = None,
     return Worker(container.app, container.blobs, LeaseStore(container.engine),
                   ResultCache(container.engine), _producer(container), consumers, s.jobs_topic,
                   s.results_topic, config, metrics,
-                  WorkerRegistry(container.engine, s.jobs_topic, config.name))
+                  WorkerRegistry(container.engine, s.jobs_topic, config.name,
+                                 js.worker_liveness_s))

@@ -261,13 +261,17 @@ class Worker:
         return run if run.tenant_id == job.tenant_id else None
 
     def _claim(self, job: JobMessage) -> Claim | None:
-        """The lease, waiting (without blocking the poll loop) while a live worker holds it."""
+        """The lease; None to skip a job another live worker computes. A lease still held by a
+        worker that is gone is waited out (without blocking the poll loop)."""
         run_id = uuid.UUID(job.run_id)
         while True:
             claim = self.leases.claim(run_id, job.attempt, job.tenant_id, self.config.name,
                                       self.config.lease_ttl_s)
             if claim.status != "held":
                 return claim
+            if self.registry is not None and claim.worker is not None and \
+                    self.registry.alive(claim.worker):
+                return None  # a live worker computes it (we got a copy in a rebalance)
             if self.stopping.is_set():
                 raise _Released()
             self._keep_polling(1.0)

@@ -51,3 +51,12 @@ def test_a_retry_counts_from_the_end_of_its_back_off() -> None:
     retry = _job("a", 10, attempt=2)
     fresh = _job("a", 5)
     assert list(fair_order([retry, fresh], Counter())) == [fresh, retry]
+
+
+def test_a_job_taken_over_from_a_dead_worker_goes_first() -> None:
+    waiting = [_job("a", 0), _job("b", 1)]
+    orphan = Waiting(uuid.uuid4(), 1, "b", T0 + timedelta(seconds=5),
+                     T0 + timedelta(seconds=5), resent=True)
+    order = list(fair_order([*waiting, orphan], Counter({"b": 1})))
+    assert order[0] is orphan
+    assert order[1:] == waiting
