@@ -4,8 +4,8 @@ Each tenant (Sioux Falls, its own base scenario) loops over: edit a link, fork, 
 simulation and wait until it is completed and projected, read tiles of the scenario and of
 the run, compare with its previous run, then think for a moment. Every `--kill-every`
 seconds one child process of `up` is SIGKILLed, alternately a worker and the projector
-(`up` starts them again). One run per worker warms the model up first, uncounted. At the end every run must be completed exactly once, and
-`cartolog log verify` must be clean.
+(`up` starts them again). One run per worker warms the model up first, uncounted. At the
+end every run must be completed exactly once, and `cartolog log verify` must be clean.
 
 Loopback only: a broker and a database of its own, `up` on 127.0.0.1:8640. Baselines, from
 the same run: `GET /healthz` on the same server for API latency; the worker's own time for
