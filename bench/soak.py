@@ -22,7 +22,6 @@ import random
 import signal
 import statistics
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -38,7 +37,7 @@ from domain.values import Actor
 from infra.broker import LocalBroker
 from infra.demo import DEMO_DATA
 from infra.settings import Settings
-from infra.supervisor import ENTRY
+from infra.supervisor import cartolog_command
 from infra.wiring import Container, build
 from simulation_worker.tntp_dataset import dataset_from_tntp_folder
 
@@ -276,7 +275,7 @@ def soak(url: str, broker: LocalBroker, args: argparse.Namespace) -> dict[str, A
     link_ids = [link.id for link in dataset_from_tntp_folder(DEMO_DATA).links]
     (REPO / ".cartolog").mkdir(exist_ok=True)
     log = open(REPO / ".cartolog" / "soak-up.log", "wb")  # noqa: SIM115
-    up = subprocess.Popen([sys.executable, "-c", ENTRY, "up", "--workers", str(args.workers)],
+    up = subprocess.Popen(cartolog_command("up", "--workers", str(args.workers)),
                           cwd=REPO, env=env, stdout=log, stderr=log)
     stats, kills = Recorder(), []
     try:
@@ -304,8 +303,8 @@ def soak(url: str, broker: LocalBroker, args: argparse.Namespace) -> dict[str, A
         log.close()
     lost, duplicated = tally(container, stats.runs)
     container.close()
-    verify = subprocess.run([sys.executable, "-c", ENTRY, "log", "verify", "--json"], cwd=REPO,
-                            env=env, capture_output=True, text=True, timeout=300, check=False)
+    verify = subprocess.run(cartolog_command("log", "verify", "--json"), cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
     consistent = verify.returncode == 0 and json.loads(verify.stdout or "{}").get("consistent")
     return {"figures": figures(stats, lost, duplicated), "kills": kills,
             "requests": sum(len(v) for v in stats.latency.values()),

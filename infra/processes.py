@@ -40,10 +40,11 @@ def background_processes() -> dict[str, ProcessFactory]:
 
 
 def child_processes(workers: int | None = None) -> dict[str, tuple[str, ...]]:
-    """Name → `cartolog` arguments of each child process of `cartolog up`: the projector
-    (with the live BI sync manager) and `workers` simulation workers (CARTOLOG_WORKERS)."""
+    """Name → command line of each child process of `cartolog up`: the projector (with the
+    live BI sync manager) and `workers` simulation workers (default CARTOLOG_WORKERS)."""
     from infra import jobs_wiring
+    from infra.supervisor import cartolog_command
 
     count = jobs_wiring.JobSettings().workers if workers is None else workers
-    return {"projector": ("projector",),
-            **{f"worker-{index + 1}": ("worker",) for index in range(count)}}
+    return {"projector": cartolog_command("projector"),
+            **{f"worker-{index + 1}": cartolog_command("worker") for index in range(count)}}

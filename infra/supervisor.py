@@ -1,4 +1,4 @@
-"""Child processes of `cartolog up`: started, restarted when they die, stopped on exit.
+"""Child processes of `cartolog up`: started, restarted when they fail, stopped on exit.
 
 The simulation workers and the projector run as `cartolog worker` / `cartolog projector`
 children rather than threads of `up` (decision 0311): a crash or a kill takes down only that
@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -22,22 +22,28 @@ log = logging.getLogger(__name__)
 ENTRY = "import sys; from infra.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
+def cartolog_command(*args: str) -> tuple[str, ...]:
+    """The command line of `cartolog ARGS` with this interpreter."""
+    return (sys.executable, "-c", ENTRY, *args)
+
+
 @dataclass
 class Child:
-    """One supervised command and its current process."""
+    """One supervised command line and its current process."""
 
     name: str
-    args: tuple[str, ...]
+    command: tuple[str, ...]
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
 
 
 class Supervisor:
-    """Keeps each named `cartolog` subcommand running until stop()."""
+    """Keeps each named `cartolog` subcommand running until stop(): a child that is killed
+    or fails is started again; one that exits cleanly (asked to stop) is not."""
 
-    def __init__(self, commands: Mapping[str, tuple[str, ...]], env: Mapping[str, str],
+    def __init__(self, commands: Mapping[str, Sequence[str]], env: Mapping[str, str],
                  restart_delay_s: float = 1.0, grace_s: float = 40.0) -> None:
-        self.children = [Child(name, args) for name, args in commands.items()]
+        self.children = [Child(name, tuple(command)) for name, command in commands.items()]
         self.env = dict(env)
         self.restart_delay_s = restart_delay_s
         self.grace_s = grace_s
@@ -56,16 +62,15 @@ class Supervisor:
                 if c.process is not None and c.process.poll() is None}
 
     def _spawn(self, child: Child) -> None:
-        child.process = subprocess.Popen([sys.executable, "-c", ENTRY, *child.args],
-                                         env=self.env)
+        child.process = subprocess.Popen(child.command, env=self.env)
         log.info("%s started (pid %d)", child.name, child.process.pid)
 
     def _watch(self) -> None:
         while not self.stopping.wait(0.5):
             for child in self.children:
                 code = None if child.process is None else child.process.poll()
-                if code is None or self.stopping.is_set():
-                    continue
+                if code is None or code == 0 or self.stopping.is_set():
+                    continue  # running, or stopped cleanly (e.g. Ctrl-C reached it too)
                 log.warning("%s (pid %d) exited with %d; starting it again", child.name,
                             child.process.pid if child.process else -1, code)
                 if self.stopping.wait(self.restart_delay_s):
