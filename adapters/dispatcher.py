@@ -154,6 +154,15 @@ class Outbox:
         """The row's job is no longer wanted (e.g. the run was cancelled first)."""
         self._set(row, published_at=func.now(), consumed_at=func.now())
 
+    def discard_waiting(self, run_id: uuid.UUID) -> None:
+        """Drop the unsent jobs of a run that has ended (it leaves the queue at once)."""
+        statement = update(job_outbox).where(
+            job_outbox.c.kind == JOB, job_outbox.c.run_id == run_id,
+            job_outbox.c.published_at.is_(None)).values(published_at=func.now(),
+                                                        consumed_at=func.now())
+        with self.engine.begin() as connection:
+            connection.execute(statement)
+
     def _set(self, row: OutboxRow, **values: Any) -> None:
         statement = update(job_outbox).where(
             job_outbox.c.kind == row.kind, job_outbox.c.run_id == row.run_id,
@@ -274,6 +283,7 @@ class Dispatcher:
         died between committing and saying so, or a cancelled job may never be read)."""
         if run.is_terminal:
             mark_consumed(self.outbox.engine, run.id)
+            self.outbox.discard_waiting(run.id)
         else:
             mark_consumed(self.outbox.engine, run.id,
                           max_attempt=run.attempt - (1 if run.status == RUNNING else 0))
