@@ -302,6 +302,8 @@ class Dispatcher:
             existing = self.outbox.add(JOB, run, attempt, self.jobs_topic, value, not_before)
         if existing is None or not existing.published or existing.partition is None:
             return
+        if self.queue.claimed(run.id, attempt):
+            return  # a worker has it (or had it and finished): it is not lost
         if not self.locator.present(existing.topic, existing.partition, existing.offset or 0,
                                     decode_job(existing.value).job_id):
             log.warning("job %s attempt %d is gone from %s; sending it again", run.id, attempt,

@@ -153,6 +153,14 @@ class JobQueue:
         return [FreeWorker(name, min(partitions)) for name, partitions, busy in workers
                 if partitions and not busy and not blocked & set(partitions)]
 
+    def claimed(self, run_id: uuid.UUID, attempt: int) -> bool:
+        """Whether a worker holds a live lease on the attempt or has finished it."""
+        query = select(job_leases.c.state).where(
+            job_leases.c.run_id == run_id, job_leases.c.attempt == attempt,
+            (job_leases.c.state == "done") | (job_leases.c.lease_until > func.now()))
+        with self.engine.connect() as connection:
+            return connection.execute(query).first() is not None
+
     def orphans(self) -> list[tuple[uuid.UUID, int]]:
         """(run, attempt) of sent jobs whose worker died while running them: the lease ran
         out after the job was last sent."""

@@ -57,7 +57,7 @@ def test_twenty_jobs_on_two_worker_processes(container: Container) -> None:
         running.worker_process("two-workers-1")
         running.worker_process("two-workers-2")
         run_ids = request(container, scenario_id, count=20)
-        wait_terminal(container, run_ids, 150)
+        wait_terminal(container, run_ids, 300)
     _assert_completed_once(container, run_ids)
     assert len({p.split(":")[1] for p in _workers_of(container, run_ids)}) == 2
 
@@ -81,7 +81,8 @@ def test_workers_killed_mid_job_lose_no_run(container: Container, tmp_path: Path
                                       running.worker_process("kill-2"))}
         run_ids = request(container, scenario_id, "external", count=16)
         while kills < 5:
-            wait_for(lambda: _busy_pid(container, set(workers)) is not None, 60,
+            # A replacement worker needs a while to start on a loaded machine.
+            wait_for(lambda: _busy_pid(container, set(workers)) is not None, 180,
                      "a worker busy with a job")
             time.sleep(rng.uniform(0.1, 1.5))
             victim = _busy_pid(container, set(workers))

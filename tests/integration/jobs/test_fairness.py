@@ -123,8 +123,10 @@ def test_a_second_tenant_is_not_held_back_behind_a_burst(
         assert b_started is not None
         a_starts = _starts(container, a_runs)
         assert len([s for s in a_starts if s[0] < b_started]) <= 5, a_starts[:8]
-        # Tenant a's runs started in request order.
-        assert [s[1] for s in a_starts] == a_runs[:len(a_starts)]
+        # Tenant a's runs started in request order, give or take the few whose events reached
+        # the dispatcher (over several partitions) after later ones had been released.
+        for rank, (_, run_id, _) in enumerate(a_starts):
+            assert a_runs.index(run_id) < rank + 4, [a_runs.index(s[1]) for s in a_starts]
         wait_for(lambda: _expected_start(queue, a_runs[-1]) is not None, 30,
                  "a finished job to estimate from")
         backlog = queue.estimate(a_runs[-1])
