@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 
 from adapters.envelope import _HEADER_FIELDS, encode, envelope
 from adapters.eventstore import EVENTS_TABLE
-from adapters.projector import transactional
+from adapters.projector.base import transactional
 from domain.values import CARTOLOG_NAMESPACE
 from projections.base import Event, event_from_fields
 from projections.jsonparse import loads

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, RowMapping, text
 
-from adapters.projector import wait_for_version
+from adapters.read_your_writes import wait_for_version
 from api.problems import ApiProblem
 
 READER_ROLE = "cartolog_reader"

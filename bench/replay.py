@@ -49,7 +49,9 @@ from typing import Any
 from kafka import TopicPartition
 from sqlalchemy import text
 
-from adapters.projector import Rebuild, Record, make_consumer, transactional
+from adapters.projector.base import Record, transactional
+from adapters.projector.consumer import make_consumer
+from adapters.projector.rebuild import Rebuild
 from adapters.relay import republish
 from bench.common import bench_database, figure, report
 from domain.edits import ChangeDemandParameters, CloseLink, ModifyLink, SetZoneAttributes

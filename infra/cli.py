@@ -11,8 +11,7 @@ import contextlib
 import json
 import logging
 import sys
-import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psycopg2
@@ -22,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.relay import PublishFailed, republish
 from adapters.schema import ensure_database, migrate
+from api.services import ReadinessCheck
 from domain.errors import DomainError
 from infra import cli_jobs, cli_log, cli_projections, cli_token
 from infra.broker import BrokerError, LocalBroker
@@ -37,6 +37,7 @@ from infra.cli_support import (
 from infra.processes import background_processes, child_processes
 from infra.progress import ProgressBar
 from infra.settings import Settings
+from infra.supervision import ProcessThreads
 from infra.supervisor import Supervisor, child_env
 from infra.wiring import Container, NoBroker, build
 from simulation_worker.model.cli import add_model_parser
@@ -213,11 +214,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         services.ensure_topics()
         if args.demo:
             _load_demo(services)
+        threads = ProcessThreads()
         for name, factory in background_processes().items():
             process = factory(services)
-            thread = threading.Thread(target=process.run, name=name, daemon=True)
-            thread.start()
-            stack.callback(thread.join, 30)
+            stack.callback(threads.start(name, process).join, 30)
             stack.callback(process.stop)
         children = Supervisor(child_processes(args.workers),
                               child_env(services.bootstrap_servers))
@@ -226,17 +226,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         _print_urls(settings)
         if args.demo and settings.env == "development":
             _print_demo_access(services)
-        _serve_api(services, None, None)
+        _serve_api(services, None, None, {"processes": threads.check})
     return 0
 
 
-def _serve_api(services: Container, host: str | None, port: int | None) -> None:
+def _serve_api(services: Container, host: str | None, port: int | None,
+               checks: Mapping[str, ReadinessCheck] | None = None) -> None:
     import uvicorn
 
     from infra.http import build_api
 
     settings = services.settings
-    uvicorn.run(build_api(services), host=host or settings.api_host,
+    uvicorn.run(build_api(services, checks=checks), host=host or settings.api_host,
                 port=port or settings.api_port, log_level="info")
 
 

@@ -1,4 +1,4 @@
-"""`cartolog projector` and `cartolog projections status|rebuild`."""
+"""`cartolog projector` and `cartolog projections status|rebuild|retry|list`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import asdict
 
-from adapters.projector import statuses
+from adapters.projector.queries import statuses
 from infra import projections_wiring as wiring
 from infra.cli_support import CliError, Commands, command, container, group, stop_on_signals
 from infra.progress import ProgressBar
@@ -27,7 +27,15 @@ def register(commands: Commands) -> None:
             lambda p: p.add_argument("--json", action="store_true", help="machine-readable"))
     command(projections, "rebuild", cmd_rebuild,
             "replay the log into fresh tables, then swap them in", _rebuild_options)
+    command(projections, "retry", cmd_retry,
+            "apply recorded errors again (after a fix); resume a stopped projection",
+            _retry_options)
     command(projections, "list", cmd_list, "built-in and registered projections")
+
+
+def _retry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", help="projection whose errors to retry")
+    parser.add_argument("--all", action="store_true", help="every projection")
 
 
 def _rebuild_options(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +89,27 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
                 raise CliError(f"rebuild of {name} failed: {error}") from None
             print(f"rebuilt {name}: {applied} events replayed from {source}, swapped in")
     return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """`cartolog projections retry NAME|--all`: exits 1 when an event still fails."""
+    if bool(args.name) == bool(args.all):
+        raise CliError("name one projection, or use --all")
+    names = wiring.projection_names() if args.all else [args.name]
+    failing = 0
+    with container() as services:
+        for name in names:
+            try:
+                outcome = wiring.retry_errors(services, name)
+            except UnknownProjection as error:
+                raise CliError(str(error)) from None
+            resumed = ", resumed" if outcome.resumed else ""
+            print(f"{name}: {outcome.applied} applied, {len(outcome.failed)} still failing, "
+                  f"{outcome.unavailable} not in the store{resumed}")
+            for line in outcome.failed:
+                print(f"  {line[:200]}")
+            failing += len(outcome.failed)
+    return 1 if failing else 0
 
 
 def cmd_list(_args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 
 import psycopg2
 from fastapi import FastAPI
@@ -14,9 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.job_queue import JobQueue
 from adapters.kafka import admin_client
-from adapters.projector import lag_metrics
+from adapters.projector.queries import crashed, lag_metrics
 from api.app import create_app
-from api.services import ApiLimits, ApiServices
+from api.services import ApiLimits, ApiServices, ReadinessCheck
 from api.spa import mount_workspace
 from infra.wiring import Container
 
@@ -41,8 +42,12 @@ class ApiSettings(BaseSettings):
                          cors_origins=origins, read_wait_s=self.read_wait_s)
 
 
-def api_services(container: Container, api_settings: ApiSettings | None = None) -> ApiServices:
-    """What the app needs from this process: application, engine, verifier, tenancy."""
+def api_services(container: Container, api_settings: ApiSettings | None = None,
+                 checks: Mapping[str, ReadinessCheck] | None = None) -> ApiServices:
+    """What the app needs from this process: application, engine, verifier, tenancy.
+
+    Readiness: the database, the broker, no crashed projector, and `checks` (the
+    background threads of `cartolog up`)."""
     settings = container.settings
 
     def database() -> None:
@@ -60,6 +65,14 @@ def api_services(container: Container, api_settings: ApiSettings | None = None) 
         except KafkaError as error:
             raise RuntimeError(str(error)) from None
 
+    def projector() -> None:
+        try:
+            found = crashed(container.engine)
+        except (SQLAlchemyError, psycopg2.Error) as error:
+            raise RuntimeError(f"projection status unreadable: {error}".splitlines()[0]) from None
+        if found:
+            raise RuntimeError("; ".join(found))
+
     def projection_lag() -> str:
         try:
             return lag_metrics(container.engine, settings.events_topic)
@@ -72,12 +85,14 @@ def api_services(container: Container, api_settings: ApiSettings | None = None) 
         app=container.app, engine=container.engine, verifier=container.token_verifier,
         base_domain=settings.base_domain, allow_tenant_header=settings.allow_tenant_header,
         dev_jwks=container.dev_issuer.jwks if development and uses_dev_issuer else None,
-        readiness_checks={"database": database, "broker": broker},
+        readiness_checks={"database": database, "broker": broker, "projector": projector,
+                          **(checks or {})},
         metrics_text=projection_lag, limits=(api_settings or ApiSettings()).limits(),
         queue_estimate=JobQueue(container.engine, settings.jobs_topic).estimate)
 
 
-def build_api(container: Container, api_settings: ApiSettings | None = None) -> FastAPI:
-    """The HTTP app with readiness checks of the database and the broker."""
-    # Issue 8 (web engineer): the map workspace at "/" on every tenant host (api/spa.py).
-    return mount_workspace(create_app(api_services(container, api_settings)), container.settings)
+def build_api(container: Container, api_settings: ApiSettings | None = None,
+              checks: Mapping[str, ReadinessCheck] | None = None) -> FastAPI:
+    """The HTTP app with its readiness checks, and the map workspace (api/spa.py)."""
+    return mount_workspace(create_app(api_services(container, api_settings, checks)),
+                           container.settings)

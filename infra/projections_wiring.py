@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import MetaData, text
@@ -17,21 +18,21 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from adapters.bi_connectors import BiSyncManager, BuiltinConnector, Connector, HttpConnector
-from adapters.projector import (
-    Progress,
-    ProjectionRunner,
-    Projector,
-    Rebuild,
-    absorbed,
-    ensure_tables,
-    make_consumer,
-    table_ddl,
-)
+from adapters.envelope import encode, envelope
+from adapters.kafka import high_watermarks
+from adapters.projector.consumer import make_consumer
+from adapters.projector.ddl import ensure_tables, table_ddl
+from adapters.projector.live import Projector
+from adapters.projector.queries import absorbed, skipped_events
+from adapters.projector.rebuild import Progress, Rebuild
+from adapters.projector.retry import RetryOutcome, retry
+from adapters.projector.runner import ProjectionRunner
 from adapters.store_replay import stored_events
 from adapters.tables import metadata
 from domain.bi import BUILTIN, EXTERNAL
 from infra.wiring import Container
 from projections.base import Context, Event, Projection
+from projections.jsonparse import loads
 from projections.read_model import ReadModel
 from projections.registry import projection_classes, projections
 
@@ -143,23 +144,39 @@ def rebuild(container: Container, name: str, source: str = "auto",
 
 def _rebuild(container: Container, job: Rebuild, source: str, progress: Progress | None,
              batch: int) -> tuple[int, str]:
+    topic = container.settings.events_topic
+    live = job.live_offsets(topic)  # before the head: every record below is in the store
     head = container.reader().head()
     job.prepare()
     if source == "kafka":
         with _consumer(container) as consumer:
-            applied = job.replay_topic(consumer, container.settings.events_topic, progress)
+            applied = job.replay_topic(consumer, topic, progress)
         if not job.absorbed(head):
             job.discard()
             raise RuntimeError("the broker does not hold the whole log; use --source store")
         job.swap()
         return applied, "kafka"
-    applied = job.replay_store(_stored_batches(container, head, batch), head, progress)
-    # The live projector goes on from the start of the topic and skips, by (aggregate id,
-    # version), what the store already gave: a position taken from the broker could lie
-    # beyond the end of a log the broker has since lost.
-    job.track_from(container.settings.events_topic, _beginnings(container))
+    applied = job.replay_store(lambda: _stored_batches(container, head, batch), head, progress)
+    beginnings, ends = _bounds(container)
+    job.track_from(topic, resume_offsets(live, beginnings, ends), ends)
     job.swap()
     return applied, "store"
+
+
+def resume_offsets(live: dict[int, int], beginnings: dict[int, int], ends: dict[int, int]
+                   ) -> dict[int, int]:
+    """Where the live projector goes on after a store rebuild, per partition: where the live
+    tracking was before the rebuild read the store head (every record below it was stored
+    by then, so the rebuild has it), else from the start of the partition. A tracked offset
+    beyond the partition's end (a broker that lost its log) also goes back to the start;
+    the live projector skips, by (aggregate id, version), what the store already gave."""
+    resumed = {}
+    for partition, beginning in beginnings.items():
+        tracked = live.get(partition)
+        end = ends.get(partition, beginning)
+        fits = tracked is not None and beginning <= tracked <= end
+        resumed[partition] = tracked if fits and tracked is not None else beginning
+    return resumed
 
 
 def _ddl(projection: Projection) -> Callable[[str, str], list[str]]:
@@ -183,15 +200,20 @@ def _consumer(container: Container) -> Iterator[KafkaConsumer]:
         consumer.close()
 
 
-def _beginnings(container: Container) -> dict[int, int]:
+def _bounds(container: Container) -> tuple[dict[int, int], dict[int, int]]:
+    """Each partition's first and next offset (all zero when the broker does not answer)."""
+    topic = container.settings.events_topic
     try:
         with _consumer(container) as consumer:
-            topic = container.settings.events_topic
             partitions = consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            return {tp.partition: int(o) for tp, o in consumer.beginning_offsets(tps).items()}
-    except RuntimeError:
-        return dict.fromkeys(range(container.settings.events_partitions), 0)
+            beginnings = {tp.partition: int(o)
+                          for tp, o in consumer.beginning_offsets(tps).items()}
+        ends = high_watermarks(container.bootstrap_servers, topic)
+    except (RuntimeError, KafkaError):
+        zeros = dict.fromkeys(range(container.settings.events_partitions), 0)
+        return zeros, zeros
+    return beginnings, {p: ends.get(p, b) for p, b in beginnings.items()}
 
 
 def _stored_batches(container: Container, head: int, size: int = 5000
@@ -236,11 +258,12 @@ def verify_projection(container: Container, name: str) -> list[str]:
     head = container.reader().head()
     problems = [] if absorbed(container.engine, name, head) else [
         f"projection {name}: has not applied every stored event up to position {head}"]
+    problems += [f"projection {name}: {line}" for line in skipped_events(container.engine, name)]
     job = Rebuild(container.engine, projection, _ddl(projection))
     with job.exclusive():
         job.prepare()
         try:
-            job.replay_store(_stored_batches(container, head), head)
+            job.replay_store(lambda: _stored_batches(container, head), head)
             for spec in projection.tables:
                 live = set(_rows(container, "public", spec.name))
                 fresh = set(_rows(container, job.schema, spec.name))
@@ -251,6 +274,23 @@ def verify_projection(container: Container, name: str) -> list[str]:
         finally:
             job.discard()
     return problems
+
+
+def retry_errors(container: Container, name: str) -> RetryOutcome:
+    """Apply `name`'s recorded errors again (and resume it if its error policy stopped it)."""
+    (projection,) = all_projections(container, [name])
+    return retry(ProjectionRunner(container.engine, projection),
+                 lambda positions: _stored_events(container, positions))
+
+
+def _stored_events(container: Container, positions: Iterable[int]) -> dict[int, Event]:
+    reader, mapper = container.reader(), container.app.mapper
+    found = {}
+    for position in positions:
+        for notification in reader.after(position - 1, 1, stop=position):
+            document = loads(encode(envelope(notification, mapper)))
+            found[position] = Event.from_envelope(document)
+    return found
 
 
 def _rows(container: Container, schema: str, table: str) -> list[str]:

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from adapters.projector import wait_for_version
+from adapters.read_your_writes import wait_for_version
 from api.problems import ApiProblem
 from api.reads import TenantReads
 from api.routes.common import Limit, Offset

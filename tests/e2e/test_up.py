@@ -26,7 +26,8 @@ def test_up_reports_ready_and_stops_on_ctrl_c(fresh_database_url: str, tmp_path:
                           env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         body = wait_ready(f"http://127.0.0.1:{port}/readyz", up, timeout=120)
-        assert body["checks"] == {"database": "ready", "broker": "ready"}
+        assert body["checks"] == {"database": "ready", "broker": "ready", "projector": "ready",
+                                  "processes": "ready"}
         lines = (tmp_path / "up.log").read_text().splitlines()
         broker_port = int(next(line for line in lines
                                if line.strip().startswith("broker ")).rsplit(":", 1)[1])

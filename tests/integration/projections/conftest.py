@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from adapters.projector import Projector, absorbed
+from adapters.projector.live import Projector
+from adapters.projector.queries import absorbed
 from adapters.relay import Relay
 from domain.edits import AddLink, ChangeDemandParameters, CloseLink, ModifyLink, SetZoneAttributes
 from domain.values import Link

@@ -10,7 +10,7 @@ import time
 
 from sqlalchemy import text
 
-from adapters.projector import absorbed
+from adapters.projector.queries import absorbed
 from infra import projections_wiring as wiring
 from infra.wiring import Container
 from projections.registry import BUILT_IN

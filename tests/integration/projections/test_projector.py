@@ -11,14 +11,11 @@ from dataclasses import replace
 from sqlalchemy import text
 
 from adapters.kafka import high_watermarks
-from adapters.projector import (
-    ProjectionRunner,
-    Record,
-    ensure_tables,
-    lag_metrics,
-    statuses,
-    wait_for_version,
-)
+from adapters.projector.base import Record
+from adapters.projector.ddl import ensure_tables
+from adapters.projector.queries import lag_metrics, statuses
+from adapters.projector.runner import ProjectionRunner
+from adapters.read_your_writes import wait_for_version
 from domain.edits import CloseLink, SetZoneAttributes
 from infra.wiring import Container
 from projections.base import Context, Event, Op, Projection, ProjectionError, Put, TableSpec, View

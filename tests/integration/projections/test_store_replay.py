@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from adapters.projector import Rebuild, RebuildRunning
+from adapters.projector.rebuild import Rebuild, RebuildRunning
 from adapters.store_replay import StoredEventDecoder
 from infra import projections_wiring as wiring
 from infra.wiring import Container

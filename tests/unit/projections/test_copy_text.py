@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.projector import KeyLedger, copy_formatter, rows_formatter
+from adapters.projector.copytext import copy_formatter, rows_formatter
+from adapters.projector.rows import KeyLedger
 
 COLUMNS = [("flow", "double precision"), ("name", "text"), ("closed", "boolean"),
            ("zone_id", "integer"), ("run_id", "uuid"), ("at", "timestamp with time zone"),
