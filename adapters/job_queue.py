@@ -163,8 +163,10 @@ class JobQueue:
 
     def orphans(self) -> list[tuple[uuid.UUID, int]]:
         """(run, attempt) of sent jobs whose worker died while running them: the lease ran
-        out after the job was last sent."""
-        query = select(job_outbox.c.run_id, job_outbox.c.attempt).join(
+        out after the job was last sent, and the worker's process is no longer seen (a live
+        worker that was slow to renew keeps its job)."""
+        live = {name for name, _, _ in self._live_workers()}
+        query = select(job_outbox.c.run_id, job_outbox.c.attempt, job_leases.c.worker).join(
             job_leases, (job_leases.c.run_id == job_outbox.c.run_id)
             & (job_leases.c.attempt == job_outbox.c.attempt)).where(
             job_outbox.c.kind == JOB, job_outbox.c.topic == self.topic,
@@ -172,7 +174,8 @@ class JobQueue:
             job_leases.c.state == "running", job_leases.c.lease_until < func.now(),
             job_outbox.c.published_at < job_leases.c.lease_until)
         with self.engine.connect() as connection:
-            return [(r.run_id, r.attempt) for r in connection.execute(query)]
+            return [(r.run_id, r.attempt) for r in connection.execute(query)
+                    if r.worker not in live]
 
     def next_jobs(self, count: int) -> list[Waiting]:
         """The `count` due jobs to release next, in fair order."""

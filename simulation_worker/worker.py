@@ -124,6 +124,8 @@ class Worker:
         self.metrics = metrics or WorkerMetrics()
         self.registry = registry
         self.last_beat = 0.0
+        self.held: set[int] = set()
+        self.heartbeats_done = threading.Event()
         self.actor = Actor(sub=f"worker:{config.name}")
         self.stopping = threading.Event()
         self.stop_requested_at: float | None = None
@@ -137,6 +139,9 @@ class Worker:
         """Take jobs one at a time until stop()."""
         self.consumer = self.consumer_factory()
         self.consumer.subscribe([self.jobs_topic], listener=_Pauser(self))
+        if self.registry is not None:
+            threading.Thread(target=self._heartbeats, name=f"{self.config.name} heartbeat",
+                             daemon=True).start()
         try:
             while not self.stopping.is_set():
                 try:
@@ -147,6 +152,7 @@ class Worker:
                     log.warning("%s: broker error, carrying on: %r", self.config.name, error)
                     self.stopping.wait(1.0)
         finally:
+            self.heartbeats_done.set()
             self.consumer.close()
             self.producer.close()
             self._leave()
@@ -182,19 +188,31 @@ class Worker:
     # -- registry -----------------------------------------------------------------------------
 
     def beat(self, force: bool = False, held: set[int] | None = None) -> None:
-        """Report partitions and busy state: now if `force`, else at most every interval."""
+        """Note the partitions held (at most every interval unless given); with `force`,
+        report them and the busy state now. A thread reports them every interval too."""
         now = time.monotonic()
-        if self.registry is None or self.consumer is None or (
-                not force and now - self.last_beat < self.config.heartbeat_every_s):
+        if self.registry is None or self.consumer is None:
             return
-        self.last_beat = now
-        if held is None:
-            held = {tp.partition for tp in self.consumer.assignment()
-                    if tp.topic == self.jobs_topic}
+        if held is not None:
+            self.held = held
+        elif force or now - self.last_beat >= self.config.heartbeat_every_s:
+            self.last_beat = now
+            self.held = {tp.partition for tp in self.consumer.assignment()
+                         if tp.topic == self.jobs_topic}
+        if force:
+            self._report()
+
+    def _report(self) -> None:
+        assert self.registry is not None
         try:
-            self.registry.beat(held, self.busy)
+            self.registry.beat(self.held, self.busy)
         except SQLAlchemyError as error:
             log.warning("%s: heartbeat not recorded: %s", self.config.name, error)
+
+    def _heartbeats(self) -> None:
+        """The process is alive: reported even while the loop waits on a slow child start."""
+        while not self.heartbeats_done.wait(self.config.heartbeat_every_s):
+            self._report()
 
     def _consumed(self, value: bytes) -> None:
         if self.registry is None:
