@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -223,11 +224,18 @@ def cmd_up(args: argparse.Namespace) -> int:
                               child_env(services.bootstrap_servers))
         children.start()
         stack.callback(children.stop)
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         _print_urls(settings)
         if args.demo and settings.env == "development":
             _print_demo_access(services)
         _serve_api(services, None, None, {"processes": threads.check})
     return 0
+
+
+def _exit_cleanly(_signal: int, _frame: object) -> None:
+    """SIGTERM: uvicorn stops serving, then raises the signal again; leaving through
+    SystemExit runs `up`'s clean-up, which stops its threads and child processes."""
+    raise SystemExit(0)
 
 
 def _serve_api(services: Container, host: str | None, port: int | None,

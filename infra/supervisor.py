@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -85,9 +86,10 @@ class Supervisor:
                    if c.process is not None and c.process.poll() is None]
         for process in running:
             process.terminate()
+        deadline = time.monotonic() + self.grace_s
         for process in running:
             try:
-                process.wait(self.grace_s)
+                process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
