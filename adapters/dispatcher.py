@@ -13,8 +13,10 @@ derives from the run's *current* state in the store which job should be live:
 Each job is a row of `simulation_job_outbox` keyed by (run, attempt): a replayed event finds
 the row and enqueues nothing. A row remembers where its message was stored; when a replayed
 event meets a published job whose record is gone from the jobs topic (the broker restarted
-empty and `cartolog log republish` replayed the log), the job is sent again. Rows are sent
-when due, in a loop, and marked sent only after the broker acknowledged them.
+empty and `cartolog log republish` replayed the log), the job is sent again, ahead of later
+jobs. Dead letters are sent when due; jobs are released only as workers free up, one to each
+free worker's partition, in the fair order of `adapters.job_queue` (decision 0310). Rows are
+marked sent only after the broker acknowledged them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from kafka.errors import KafkaError
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from adapters.job_queue import JobQueue, mark_consumed
 from adapters.jobs import (
     DEAD_LETTER_SCHEMA,
     AckedProducer,
@@ -45,6 +48,7 @@ from adapters.jobs import (
     encode,
 )
 from adapters.jobs_tables import job_outbox
+from adapters.kafka import make_consumer
 from domain.application import Cartolog
 from domain.errors import NotFound
 from domain.ports import InputUnavailable, ResolvedInput, Resolver
@@ -114,10 +118,11 @@ class Outbox:
             found = connection.execute(query).first()
         return None if found is None else _row(found)
 
-    def due(self, limit: int = 100) -> list[OutboxRow]:
-        """Unsent rows whose not-before time has come, oldest first."""
+    def due(self, kind: str, limit: int = 100) -> list[OutboxRow]:
+        """Unsent rows of a kind whose not-before time has come, oldest first."""
         query = select(job_outbox).where(
-            job_outbox.c.published_at.is_(None), job_outbox.c.not_before <= func.now(),
+            job_outbox.c.kind == kind, job_outbox.c.published_at.is_(None),
+            job_outbox.c.not_before <= func.now(),
         ).order_by(job_outbox.c.not_before).limit(limit)
         with self.engine.connect() as connection:
             return [_row(r) for r in connection.execute(query)]
@@ -127,12 +132,21 @@ class Outbox:
         self._set(row, published_at=func.now(), partition=partition, offset=offset)
 
     def resend(self, row: OutboxRow) -> None:
-        """Send the row again as soon as possible (its message was lost)."""
-        self._set(row, published_at=None, not_before=func.now())
+        """Send the row again, keeping its place in the queue (its message was lost)."""
+        self._set(row, published_at=None, consumed_at=None)
 
     def discard(self, row: OutboxRow) -> None:
         """The row's job is no longer wanted (e.g. the run was cancelled first)."""
-        self._set(row, published_at=func.now())
+        self._set(row, published_at=func.now(), consumed_at=func.now())
+
+    def discard_waiting(self, run_id: uuid.UUID) -> None:
+        """Drop the unsent jobs of a run that has ended (it leaves the queue at once)."""
+        statement = update(job_outbox).where(
+            job_outbox.c.kind == JOB, job_outbox.c.run_id == run_id,
+            job_outbox.c.published_at.is_(None)).values(published_at=func.now(),
+                                                        consumed_at=func.now())
+        with self.engine.begin() as connection:
+            connection.execute(statement)
 
     def _set(self, row: OutboxRow, **values: Any) -> None:
         statement = update(job_outbox).where(
@@ -156,8 +170,7 @@ class JobLocator:
 
     def present(self, topic: str, partition: int, offset: int, expected_job_id: str) -> bool:
         """True if the record at `offset` is that job."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=None,
-                                 enable_auto_commit=False, max_poll_records=1)
+        consumer = make_consumer(self.bootstrap_servers, max_poll_records=1)
         with contextlib.closing(consumer):
             tp = TopicPartition(topic, partition)
             if partition not in (consumer.partitions_for_topic(topic) or set()):
@@ -184,12 +197,13 @@ def _job_id(value: bytes) -> str | None:
 class Dispatcher:
     """Events in, outbox rows, job and dead-letter messages out."""
 
-    def __init__(self, app: Cartolog, outbox: Outbox, producer: AckedProducer,
+    def __init__(self, app: Cartolog, outbox: Outbox, queue: JobQueue, producer: AckedProducer,
                  consumer_factory: Callable[[], KafkaConsumer], locator: JobLocator,
                  resolve: Resolver, jobs_topic: str, dlq_topic: str,
                  retry: RetryPolicy | None = None) -> None:
         self.app = app
         self.outbox = outbox
+        self.queue = queue
         self.producer = producer
         self.consumer_factory = consumer_factory
         self.locator = locator
@@ -240,18 +254,31 @@ class Dispatcher:
         except NotFound:
             log.warning("run %s is in the log but not in the store", run_id)
             return
+        self._settle(run)
         if run.status in (QUEUED, RETRYING):
             self._ensure_job(run, run.attempt + 1, self._due_time(run))
         elif run.status == RUNNING:
-            self._ensure_job(run, run.attempt, datetime.now(UTC))
+            self._ensure_job(run, run.attempt, run.created_on)
         elif run.status == DEAD_LETTERED:
             self.outbox.add(DEAD_LETTER, run, run.attempt, self.dlq_topic, _dead_letter(run),
                             datetime.now(UTC))
 
+    def _settle(self, run: SimulationRun) -> None:
+        """Jobs of attempts the run is past are no longer in flight (their worker may have
+        died between committing and saying so, or a cancelled job may never be read)."""
+        if run.is_terminal:
+            mark_consumed(self.outbox.engine, run.id)
+            self.outbox.discard_waiting(run.id)
+        else:
+            mark_consumed(self.outbox.engine, run.id,
+                          max_attempt=run.attempt - (1 if run.status == RUNNING else 0))
+
     def _due_time(self, run: SimulationRun) -> datetime:
+        """A retry is due after its back-off; a first attempt at once, and its request time
+        is its place in the queue (events reach the dispatcher out of request order)."""
         if run.status == RETRYING and run.last_failed_at is not None:
             return run.last_failed_at + timedelta(seconds=self.retry.delay(run.attempt))
-        return datetime.now(UTC)
+        return run.created_on
 
     def _ensure_job(self, run: SimulationRun, attempt: int, not_before: datetime) -> None:
         existing = self.outbox.find(JOB, run.id, attempt)
@@ -260,6 +287,8 @@ class Dispatcher:
             existing = self.outbox.add(JOB, run, attempt, self.jobs_topic, value, not_before)
         if existing is None or not existing.published or existing.partition is None:
             return
+        if self.queue.claimed(run.id, attempt):
+            return  # a worker has it (or had it and finished): it is not lost
         if not self.locator.present(existing.topic, existing.partition, existing.offset or 0,
                                     decode_job(existing.value).job_id):
             log.warning("job %s attempt %d is gone from %s; sending it again", run.id, attempt,
@@ -281,23 +310,50 @@ class Dispatcher:
         )
 
     def send_due(self) -> int:
-        """Send every due outbox row; returns how many were sent."""
+        """Send due dead letters, then a job to each free worker; returns how many were sent."""
         sent = 0
-        for row in self.outbox.due():
-            if row.kind == JOB and not self._still_wanted(row):
-                self.outbox.discard(row)
-                continue
-            try:
-                acked = self.producer.send(row.topic, str(row.run_id), row.value,
-                                           spread=row.kind == JOB)
-            except SendFailed as error:
-                log.warning("sending %s of run %s failed, will retry: %s", row.kind, row.run_id,
-                            error)
-                self.stopping.wait(1.0)
+        for row in self.outbox.due(DEAD_LETTER):
+            if not self._send(row, None):
                 return sent
-            self.outbox.mark_sent(row, acked.partition, acked.offset)
             sent += 1
+        return sent + self.release()
+
+    def release(self) -> int:
+        """Give each free worker the next job in fair order; returns how many were sent.
+
+        Jobs whose worker died go back to the front of the queue first."""
+        for run_id, attempt in self.queue.orphans():
+            row = self.outbox.get(JOB, run_id, attempt)
+            if self._still_wanted(row):
+                log.warning("job %s attempt %d lost its worker; sending it again", run_id,
+                            attempt)
+                self.outbox.resend(row)
+        sent = 0
+        free = self.queue.free_workers()
+        while free:
+            waiting = self.queue.next_jobs(len(free))
+            if not waiting:
+                return sent
+            for next_job in waiting:
+                row = self.outbox.get(JOB, next_job.run_id, next_job.attempt)
+                if not self._still_wanted(row):
+                    self.outbox.discard(row)
+                    continue
+                if not self._send(row, free.pop(0).partition):
+                    return sent
+                sent += 1
         return sent
+
+    def _send(self, row: OutboxRow, partition: int | None) -> bool:
+        try:
+            acked = self.producer.send(row.topic, str(row.run_id), row.value, partition)
+        except SendFailed as error:
+            log.warning("sending %s of run %s failed, will retry: %s", row.kind, row.run_id,
+                        error)
+            self.stopping.wait(1.0)
+            return False
+        self.outbox.mark_sent(row, acked.partition, acked.offset)
+        return True
 
     def _still_wanted(self, row: OutboxRow) -> bool:
         try:

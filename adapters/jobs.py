@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from adapters.kafka import admin_client, high_watermarks
 from domain.values import CARTOLOG_NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -134,18 +134,15 @@ class AckedProducer:
         self.make_producer = make_producer
         self.timeout = timeout
         self._producer: KafkaProducer | None = None
-        self._spread_counter = -1
 
-    def send(self, topic: str, key: str, value: bytes, spread: bool = False) -> Acked:
+    def send(self, topic: str, key: str, value: bytes, partition: int | None = None) -> Acked:
         """Send and wait for the acknowledgement; SendFailed (and a new producer) otherwise.
 
-        `spread` puts successive messages on successive partitions instead of hashing the
-        key: with the workers' round-robin assignor, consecutive jobs alternate between
-        workers, so a burst of jobs is shared evenly rather than by the luck of the hash.
+        Without `partition` the key's hash picks it; the dispatcher names the partition of
+        the worker it gives a job to.
         """
         producer = self._producer or self._new()
         try:
-            partition = self._next_partition(producer, topic) if spread else None
             future = producer.send(topic, key=key.encode(), value=value, partition=partition)
             metadata = future.get(self.timeout)
         except KafkaError as error:
@@ -157,13 +154,6 @@ class AckedProducer:
         self._producer = self.make_producer()
         return self._producer
 
-    def _next_partition(self, producer: KafkaProducer, topic: str) -> int | None:
-        partitions = sorted(producer.partitions_for(topic) or ())
-        if not partitions:
-            return None
-        self._spread_counter += 1
-        return int(partitions[self._spread_counter % len(partitions)])
-
     def reset(self) -> None:
         """Drop the producer; the next send builds a new one."""
         if self._producer is not None:
@@ -172,29 +162,6 @@ class AckedProducer:
             self._producer = None
 
     close = reset
-
-
-def group_consumer(bootstrap_servers: str, group_id: str, topics: list[str],
-                   **overrides: Any) -> KafkaConsumer:
-    """A group member with manual commits, starting at the earliest offset when it has none.
-
-    Short session and heartbeat intervals: the bundled broker holds JoinGroup for half the
-    session timeout, and a lost member's partitions move after about that long.
-    """
-    options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap_servers, "group_id": group_id,
-        "enable_auto_commit": False, "auto_offset_reset": "earliest",
-        "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
-        "max_poll_interval_ms": 300_000, "request_timeout_ms": 30_000,
-        # A job waits in no fetch: the bundled broker holds an empty fetch for its full
-        # max wait even when a record arrives meanwhile, and each job crosses three groups.
-        "fetch_max_wait_ms": 50,
-    }
-    options.update(overrides)
-    consumer = KafkaConsumer(**options)
-    if topics:
-        consumer.subscribe(topics)
-    return consumer
 
 
 def commit_one(consumer: KafkaConsumer, tp: TopicPartition, next_offset: int) -> bool:
@@ -217,8 +184,6 @@ def group_lag(bootstrap_servers: str, group_id: str, topic: str,
     High watermarks come from a fetch, never from ListOffsets(latest) (wrong on the bundled
     broker, notes/broker.md).
     """
-    from adapters.kafka import admin_client
-
     admin = admin_client(bootstrap_servers)
     with contextlib.closing(admin):
         committed = admin.list_group_offsets(group_id).get(group_id, {})
@@ -229,20 +194,3 @@ def group_lag(bootstrap_servers: str, group_id: str, topic: str,
 def _committed(committed: dict[TopicPartition, Any], topic: str, partition: int) -> int:
     meta = committed.get(TopicPartition(topic, partition))
     return max(0, int(meta.offset)) if meta is not None else 0
-
-
-def high_watermarks(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
-    """Partition → high watermark, read from fetch responses."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None,
-                             enable_auto_commit=False, fetch_max_bytes=1024,
-                             max_partition_fetch_bytes=1024)
-    with contextlib.closing(consumer):
-        parts = [TopicPartition(topic, p)
-                 for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(consumer.highwater(tp) is None
-                                                  for tp in parts):
-            consumer.poll(timeout_ms=200)
-        return {tp.partition: int(consumer.highwater(tp) or 0) for tp in parts}

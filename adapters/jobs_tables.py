@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Integer,
@@ -13,7 +14,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from adapters.tables import metadata
 
@@ -31,8 +32,21 @@ job_outbox = Table(
     Column("partition", Integer),
     Column("offset", BigInteger),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("consumed_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("kind", "run_id", "attempt"),
-    comment="One row per job (run, attempt) or dead letter: sent once, when due.",
+    comment="One row per job (run, attempt) or dead letter: sent once, when due; a sent job "
+            "is in flight until consumed.",
+)
+
+job_workers = Table(
+    "simulation_workers",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("topic", Text, nullable=False),
+    Column("partitions", ARRAY(Integer), nullable=False),
+    Column("busy", Boolean, nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    comment="Live workers: the jobs-topic partitions each holds and whether it is computing.",
 )
 
 job_leases = Table(

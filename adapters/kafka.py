@@ -1,4 +1,8 @@
-"""Kafka clients (kafka-python): producer, topic admin and a bounded topic reader.
+"""Kafka clients (kafka-python): every producer, consumer and admin client is built here.
+
+`make_producer`, `make_consumer` (group member or group-less reader), `group_consumer`
+(subscribed member) and `admin_client` carry the project's settings; callers override only
+what their role needs. `caught_up` is the one test of having read a topic to its end.
 
 Works against any Kafka-protocol broker. Where the bundled broker deviates from Kafka
 (notes/broker.md), the code takes the path that is correct on both: lag and end of a
@@ -36,9 +40,51 @@ def make_producer(bootstrap_servers: str, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**options)
 
 
-def admin_client(bootstrap_servers: str) -> KafkaAdminClient:
+def admin_client(bootstrap_servers: str, request_timeout_ms: int = 10_000) -> KafkaAdminClient:
     """An admin client with short timeouts, for start-up and operator commands."""
-    return KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    return KafkaAdminClient(bootstrap_servers=bootstrap_servers,
+                            request_timeout_ms=request_timeout_ms)
+
+
+def make_consumer(bootstrap_servers: str, group_id: str | None = None,
+                  **overrides: Any) -> KafkaConsumer:
+    """A consumer that never auto-commits and starts at the earliest offset it has none for.
+
+    With `group_id=None` it is a group-less reader (assign and seek by hand). Group members
+    get short session and heartbeat intervals: the bundled broker holds JoinGroup for half
+    the session timeout, and a lost member's partitions move after about that long.
+    """
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers, "group_id": group_id,
+        "enable_auto_commit": False, "auto_offset_reset": "earliest",
+        "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
+        "max_poll_interval_ms": 300_000, "request_timeout_ms": 30_000,
+    }
+    options.update(overrides)
+    return KafkaConsumer(**options)
+
+
+def group_consumer(bootstrap_servers: str, group_id: str, topics: list[str],
+                   **overrides: Any) -> KafkaConsumer:
+    """A group member with manual commits, subscribed to `topics` (if any).
+
+    A fetch waits at most 50 ms unless overridden: the bundled broker holds an empty fetch
+    for its full max wait even when a record arrives meanwhile.
+    """
+    consumer = make_consumer(bootstrap_servers, group_id,
+                             **{"fetch_max_wait_ms": 50, **overrides})
+    if topics:
+        consumer.subscribe(topics)
+    return consumer
+
+
+def caught_up(consumer: KafkaConsumer, assigned: list[TopicPartition]) -> bool:
+    """True once the consumer's position reached each partition's fetched high watermark."""
+    for tp in assigned:
+        highwater = consumer.highwater(tp)
+        if highwater is None or consumer.position(tp) < highwater:
+            return False
+    return True
 
 
 def ensure_topics(
@@ -79,11 +125,8 @@ class TopicRecord:
 
 def read_topic(bootstrap_servers: str, topic: str, timeout: float = 60.0) -> list[TopicRecord]:
     """Every record now in `topic`, all partitions, read up to each high watermark."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None,
-        auto_offset_reset="earliest", fetch_max_bytes=32 * 1024 * 1024,
-        max_poll_records=10_000,
-    )
+    consumer = make_consumer(bootstrap_servers, fetch_max_bytes=32 * 1024 * 1024,
+                             max_poll_records=10_000)
     with contextlib.closing(consumer):
         partitions = consumer.partitions_for_topic(topic) or set()
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -97,20 +140,12 @@ def _drain(
 ) -> list[TopicRecord]:
     records: list[TopicRecord] = []
     deadline = time.monotonic() + timeout
-    while not _caught_up(consumer, assigned):
+    while not caught_up(consumer, assigned):
         if time.monotonic() > deadline:
             raise KafkaError(f"reading {assigned[0].topic} did not reach its end in {timeout}s")
         for tp, batch in consumer.poll(timeout_ms=500).items():
             records.extend(TopicRecord(tp.partition, r.offset, r.key, r.value) for r in batch)
     return records
-
-
-def _caught_up(consumer: KafkaConsumer, assigned: list[TopicPartition]) -> bool:
-    for tp in assigned:
-        highwater = consumer.highwater(tp)
-        if highwater is None or consumer.position(tp) < highwater:
-            return False
-    return True
 
 
 def high_watermarks(bootstrap_servers: str, topic: str, timeout: float = 15.0) -> dict[int, int]:
@@ -119,8 +154,7 @@ def high_watermarks(bootstrap_servers: str, topic: str, timeout: float = 15.0) -
     The bundled broker answers ListOffsets(latest) wrongly for multi-record batches
     (notes/broker.md); a fetch's high watermark is right on every broker.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-                             group_id=None, max_poll_records=1, fetch_max_bytes=1024)
+    consumer = make_consumer(bootstrap_servers, max_poll_records=1, fetch_max_bytes=1024)
     with contextlib.closing(consumer):
         partitions = consumer.partitions_for_topic(topic) or set()
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]

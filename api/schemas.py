@@ -255,6 +255,10 @@ class SimulationPublic(BaseModel):
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     duration_s: float | None = None
+    queue_position: int | None = Field(
+        default=None, description="Waiting runs (all tenants) that start before this one")
+    expected_start_at: dt.datetime | None = Field(
+        default=None, description="Estimated start, from the live workers and recent runs")
     version: int
 
 

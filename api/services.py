@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import Engine
 
 from adapters.auth import TokenVerifier
+from adapters.job_queue import Estimate
 from domain.application import Cartolog
 
 ReadinessCheck = Callable[[], None]
@@ -43,3 +45,4 @@ class ApiServices:
     metrics_text: Callable[[], str] | None = None
     limits: ApiLimits = ApiLimits()
     read_model_projection: str = "read_model"
+    queue_estimate: Callable[[UUID], Estimate | None] | None = None

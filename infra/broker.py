@@ -95,8 +95,9 @@ def wait_until_ready(
     bootstrap_servers: str, timeout: float, process: subprocess.Popen[bytes] | None = None
 ) -> None:
     """Block until a Kafka client gets cluster metadata from the broker."""
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
+
+    from adapters.kafka import admin_client
 
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -107,9 +108,7 @@ def wait_until_ready(
             time.sleep(0.1)  # a Kafka client would log every refused connection
             continue
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap_servers, request_timeout_ms=3000,
-            )
+            admin = admin_client(bootstrap_servers, request_timeout_ms=3000)
             with contextlib.closing(admin):
                 admin.list_topics()
             return

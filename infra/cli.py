@@ -43,9 +43,10 @@ from infra.cli_support import (
     use_settings,
 )
 from infra.logs import FORMATS, LEVELS, configure_logging
-from infra.processes import background_processes
+from infra.processes import background_processes, child_processes
 from infra.progress import ProgressBar
 from infra.supervision import ProcessThreads
+from infra.supervisor import Supervisor, child_env
 from infra.wiring import Container, NoBroker, build, load_settings, warn_about_unknown_variables
 from simulation_worker.model.cli import add_model_parser
 
@@ -109,8 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="text, or one JSON object per line (default CARTOLOG_LOG_FORMAT)")
     commands: Commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     command(commands, "up", cmd_up, "run the whole local stack in the foreground (Ctrl-C stops)",
-            lambda p: p.add_argument("--demo", action="store_true",
-                                     help="register the demo tenant and load Sioux Falls"))
+            _up_options)
     command(commands, "api", cmd_api, "run the HTTP API", _api_options)
     command(commands, "relay", cmd_relay, "relay stored events to Kafka (cartolog.events)")
     db = group(commands, "db", "database schema")
@@ -130,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     cli_jobs.register(commands)
     cli_gis.register(commands)
     return parser
+
+
+def _up_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--demo", action="store_true",
+                        help="register the demo tenant and load Sioux Falls")
+    parser.add_argument("--workers", type=_count, metavar="N",
+                        help="simulation worker processes (default CARTOLOG_WORKERS)")
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}")
+    return int(text)
 
 
 def _api_options(parser: argparse.ArgumentParser) -> None:
@@ -215,7 +228,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """`cartolog up [--demo]`: broker (unless configured), migrate, processes, API."""
+    """`cartolog up [--demo] [--workers N]`: broker (unless configured), migrate, processes
+    (threads, and supervised children for the projector and the workers), API."""
     settings = process_settings()
     with contextlib.ExitStack() as stack:
         if not settings.kafka_bootstrap_servers:
@@ -232,11 +246,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         if args.demo:
             _load_demo(services)
         threads = ProcessThreads()
-        for name, factory in background_processes(settings).items():
+        for name, factory in background_processes().items():
             process = factory(services)
             stack.callback(threads.start(name, process).join, 30)
             stack.callback(process.stop)
             _say(f"{name:<10} started")
+        children = Supervisor(child_processes(settings, args.workers),
+                              child_env(services.bootstrap_servers))
+        children.start()
+        stack.callback(children.stop)
+        for name in child_processes(settings, args.workers):
+            _say(f"{name:<10} started (child process)")
         _serve_api(services, None, None, {"processes": threads.check},
                    on_ready=lambda: _print_ready(services, args.demo))
     _say("stopped")

@@ -11,6 +11,7 @@ from kafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from adapters.job_queue import JobQueue
 from adapters.kafka import admin_client
 from adapters.projector.queries import crashed, lag_metrics
 from api.app import create_app
@@ -65,7 +66,9 @@ def api_services(container: Container, api_settings: ApiSettings | None = None,
         dev_jwks=container.dev_issuer.jwks if development and uses_dev_issuer else None,
         readiness_checks={"database": database, "broker": broker, "projector": projector,
                           **(checks or {})},
-        metrics_text=projection_lag, limits=(api_settings or settings.api).limits())
+        metrics_text=projection_lag, limits=(api_settings or settings.api).limits(),
+        queue_estimate=JobQueue(container.engine, settings.jobs_topic,
+                                settings.jobs.worker_liveness_s).estimate)
 
 
 def build_api(container: Container, api_settings: ApiSettings | None = None,

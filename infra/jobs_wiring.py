@@ -8,8 +8,9 @@ from functools import partial
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from adapters.dispatcher import Dispatcher, JobLocator, Outbox, RetryPolicy
-from adapters.jobs import AckedProducer, group_consumer, group_lag
-from adapters.kafka import make_producer
+from adapters.job_queue import JobQueue, WorkerRegistry
+from adapters.jobs import AckedProducer, group_lag
+from adapters.kafka import group_consumer, make_producer
 from adapters.leases import LeaseStore
 from adapters.result_recorder import ResultCache, ResultRecorder
 from domain.ports import ResolvedInput
@@ -43,7 +44,9 @@ def dispatcher(container: Container, settings: JobSettings | None = None) -> Dis
     consumers = partial(group_consumer, container.bootstrap_servers,
                         group_name(container, "dispatcher"),
                         [s.events_topic], fetch_max_wait_ms=js.fetch_wait_ms)
-    return Dispatcher(container.app, Outbox(container.engine), _producer(container), consumers,
+    queue = JobQueue(container.engine, s.jobs_topic, js.worker_liveness_s)
+    return Dispatcher(container.app, Outbox(container.engine), queue, _producer(container),
+                      consumers,
                       JobLocator(container.bootstrap_servers), resolve, s.jobs_topic,
                       s.dlq_topic, RetryPolicy(js.retry_base_s, js.retry_max_s))
 
@@ -65,6 +68,7 @@ def worker(container: Container, settings: JobSettings | None = None,
     config = WorkerConfig(
         name=name or worker_name(), job_timeout_s=js.job_timeout_s, lease_ttl_s=js.lease_ttl_s,
         grace_s=js.worker_grace_s, progress_every_s=js.progress_every_s,
+        heartbeat_every_s=js.worker_liveness_s / 4,
         external_command=tuple(shlex.split(js.external_model_command)),
     )
     workers = group_name(container, "workers")
@@ -76,4 +80,6 @@ def worker(container: Container, settings: JobSettings | None = None,
                         partition_assignment_strategy=(RoundRobinPartitionAssignor,))
     return Worker(container.app, container.blobs, LeaseStore(container.engine),
                   ResultCache(container.engine), _producer(container), consumers, s.jobs_topic,
-                  s.results_topic, config, metrics)
+                  s.results_topic, config, metrics,
+                  WorkerRegistry(container.engine, s.jobs_topic, config.name,
+                                 js.worker_liveness_s))

@@ -1,8 +1,10 @@
 """The long-running processes `cartolog up` starts beside the API.
 
-Each entry builds a loop object with `run()` (blocks until stopped) and `stop()` (asks
-it to finish its current unit of work and return). `cartolog up` runs every entry in a
-thread of its own; each also has its own `cartolog NAME` command for scaling out.
+Each entry of `background_processes` builds a loop object with `run()` (blocks until
+stopped) and `stop()` (asks it to finish its current unit of work and return); `cartolog up`
+runs each in a thread of its own. `child_processes` names the `cartolog` subcommands `up`
+runs as supervised child processes instead (infra/supervisor.py). Each loop also has its own
+`cartolog NAME` command for scaling out.
 """
 
 from __future__ import annotations
@@ -27,29 +29,22 @@ class Process(Protocol):
 ProcessFactory = Callable[[Container], Process]
 
 
-def background_processes(settings: Settings) -> dict[str, ProcessFactory]:
-    """Name → factory of every process `cartolog up` starts (add new processes here)."""
+def background_processes() -> dict[str, ProcessFactory]:
+    """Name → factory of every loop `cartolog up` runs in a thread."""
+    from infra import jobs_wiring
+
     return {
         "relay": lambda container: container.relay(),
-        "projector": _projector,
-        **job_processes(settings),
+        "dispatcher": jobs_wiring.dispatcher,
+        "recorder": jobs_wiring.recorder,
     }
 
 
-def job_processes(settings: Settings) -> dict[str, ProcessFactory]:
-    """Dispatcher, recorder and CARTOLOG_WORKERS workers (default 1)."""
-    from infra import jobs_wiring
+def child_processes(settings: Settings, workers: int | None = None) -> dict[str, tuple[str, ...]]:
+    """Name → command line of each child process of `cartolog up`: the projector (with the
+    live BI sync manager) and `workers` simulation workers (default CARTOLOG_WORKERS)."""
+    from infra.supervisor import cartolog_command
 
-    workers = settings.jobs.workers
-    named: dict[str, ProcessFactory] = {"dispatcher": jobs_wiring.dispatcher,
-                                        "recorder": jobs_wiring.recorder}
-    for index in range(workers):
-        named[f"worker-{index + 1}"] = lambda container: jobs_wiring.worker(container)
-    return named
-
-
-def _projector(container: Container) -> Process:
-    """The projector and the live BI sync manager."""
-    from infra.projections_wiring import projector_process
-
-    return projector_process(container)
+    count = settings.jobs.workers if workers is None else workers
+    return {"projector": cartolog_command("projector"),
+            **{f"worker-{index + 1}": cartolog_command("worker") for index in range(count)}}

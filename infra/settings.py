@@ -69,6 +69,7 @@ class JobSettings(Section):
     external_model_command: str = ""
     workers: int = Field(default=1, ge=0)
     fetch_wait_ms: int = Field(default=250, ge=0, le=10_000)
+    worker_liveness_s: float = Field(default=3.0, gt=0)  # a worker unseen this long is dead
 
     def model_version(self, model: str) -> str:
         """What identifies the code that computes a model, for result reuse."""

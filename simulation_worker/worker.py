@@ -10,6 +10,11 @@ For each job message the worker:
 4. stores the output blob, keeps the result message in the lease row, sends it to the results
    topic, waits for the broker's acknowledgement, and only then commits the job's offset.
 
+The worker reports in `simulation_workers` which partitions it holds and whether it is
+computing (every `heartbeat_every_s`, and at once when that changes); the dispatcher only
+sends a job to an idle worker's partition (decision 0310). After committing a job it marks
+the job consumed, which frees the worker for the next one.
+
 On stop() (SIGTERM) it takes no new job and lets the current one finish within a grace
 period; past that it kills the child, gives the lease up, and exits without committing, so the
 job goes to another member of the group.
@@ -28,7 +33,9 @@ from dataclasses import asdict, dataclass, field
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
 
+from adapters.job_queue import WorkerRegistry
 from adapters.jobs import (
     CANCELLED,
     COMPLETED,
@@ -71,6 +78,7 @@ class WorkerConfig:
     grace_s: float = 30.0
     progress_every_s: float = 5.0
     cancel_check_every_s: float = 1.0
+    heartbeat_every_s: float = 0.75
     external_command: tuple[str, ...] = ()
 
 
@@ -89,13 +97,15 @@ class _Pauser(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker = worker
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Nothing to do: offsets are committed per job."""
+        """Offsets are committed per job; the registry learns the partitions are gone."""
+        self.worker.beat(force=True, held=set())
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Pause new partitions while busy."""
+        """Pause new partitions while busy; tell the registry."""
         consumer = self.worker.consumer
         if self.worker.busy and consumer is not None and assigned:
             consumer.pause(*assigned)
+        self.worker.beat(force=True, held={tp.partition for tp in assigned})
 
 
 class Worker:
@@ -104,13 +114,18 @@ class Worker:
     def __init__(self, app: Cartolog, blobs: BlobStore, leases: LeaseStore, cache: ResultCache,
                  producer: AckedProducer, consumer_factory: Callable[[], KafkaConsumer],
                  jobs_topic: str, results_topic: str, config: WorkerConfig,
-                 metrics: WorkerMetrics | None = None) -> None:
+                 metrics: WorkerMetrics | None = None,
+                 registry: WorkerRegistry | None = None) -> None:
         self.app, self.blobs, self.leases, self.cache = app, blobs, leases, cache
         self.producer = producer
         self.consumer_factory = consumer_factory
         self.jobs_topic, self.results_topic = jobs_topic, results_topic
         self.config = config
         self.metrics = metrics or WorkerMetrics()
+        self.registry = registry
+        self.last_beat = 0.0
+        self.held: set[int] = set()
+        self.heartbeats_done = threading.Event()
         self.actor = Actor(sub=f"worker:{config.name}")
         self.stopping = threading.Event()
         self.stop_requested_at: float | None = None
@@ -124,6 +139,9 @@ class Worker:
         """Take jobs one at a time until stop()."""
         self.consumer = self.consumer_factory()
         self.consumer.subscribe([self.jobs_topic], listener=_Pauser(self))
+        if self.registry is not None:
+            threading.Thread(target=self._heartbeats, name=f"{self.config.name} heartbeat",
+                             daemon=True).start()
         try:
             while not self.stopping.is_set():
                 try:
@@ -134,8 +152,10 @@ class Worker:
                     log.warning("%s: broker error, carrying on: %r", self.config.name, error)
                     self.stopping.wait(1.0)
         finally:
+            self.heartbeats_done.set()
             self.consumer.close()
             self.producer.close()
+            self._leave()
 
     def stop(self) -> None:
         """Take no new job; finish the current one within the grace period."""
@@ -145,13 +165,16 @@ class Worker:
 
     def _poll_one(self) -> None:
         assert self.consumer is not None
+        self.beat()
         for tp, records in self.consumer.poll(timeout_ms=500, max_records=1).items():
             record = records[0]
             self.busy = True
             self.consumer.pause(*self.consumer.assignment())
+            self.beat(force=True)
             try:
-                if self._process(record.value, tp, record.offset):
-                    commit_one(self.consumer, tp, record.offset + 1)
+                if self._process(record.value, tp, record.offset) and \
+                        commit_one(self.consumer, tp, record.offset + 1):
+                    self._consumed(record.value)
             except _LeaseLost:
                 log.warning("%s lost the lease of the job at %s:%d@%d", self.config.name,
                             tp.topic, tp.partition, record.offset)
@@ -159,13 +182,60 @@ class Worker:
                 self.busy = False
                 if not self.stopping.is_set():
                     self.consumer.resume(*self.consumer.assignment())
+                    self.beat(force=True)
             return
+
+    # -- registry -----------------------------------------------------------------------------
+
+    def beat(self, force: bool = False, held: set[int] | None = None) -> None:
+        """Note the partitions held (at most every interval unless given); with `force`,
+        report them and the busy state now. A thread reports them every interval too."""
+        now = time.monotonic()
+        if self.registry is None or self.consumer is None:
+            return
+        if held is not None:
+            self.held = held
+        elif force or now - self.last_beat >= self.config.heartbeat_every_s:
+            self.last_beat = now
+            self.held = {tp.partition for tp in self.consumer.assignment()
+                         if tp.topic == self.jobs_topic}
+        if force:
+            self._report()
+
+    def _report(self) -> None:
+        assert self.registry is not None
+        try:
+            self.registry.beat(self.held, self.busy)
+        except SQLAlchemyError as error:
+            log.warning("%s: heartbeat not recorded: %s", self.config.name, error)
+
+    def _heartbeats(self) -> None:
+        """The process is alive: reported even while the loop waits on a slow child start."""
+        while not self.heartbeats_done.wait(self.config.heartbeat_every_s):
+            self._report()
+
+    def _consumed(self, value: bytes) -> None:
+        if self.registry is None:
+            return
+        try:
+            job = decode_job(value)
+        except (ValueError, TypeError):
+            return
+        self.registry.consumed(uuid.UUID(job.run_id), job.attempt)
+
+    def _leave(self) -> None:
+        if self.registry is not None:
+            try:
+                self.registry.leave()
+            except SQLAlchemyError as error:
+                log.warning("%s: could not leave the registry: %s", self.config.name, error)
 
     def _keep_polling(self, seconds: float) -> None:
         """Stay in the group: poll with every partition paused."""
         assert self.consumer is not None
         deadline = time.monotonic() + seconds
         while True:
+            self.beat()
             stray = self.consumer.poll(timeout_ms=max(0, int((deadline - time.monotonic())
                                                               * 1000)))
             for tp, records in stray.items():  # a partition that arrived unpaused
@@ -209,13 +279,17 @@ class Worker:
         return run if run.tenant_id == job.tenant_id else None
 
     def _claim(self, job: JobMessage) -> Claim | None:
-        """The lease, waiting (without blocking the poll loop) while a live worker holds it."""
+        """The lease; None to skip a job another live worker computes. A lease still held by a
+        worker that is gone is waited out (without blocking the poll loop)."""
         run_id = uuid.UUID(job.run_id)
         while True:
             claim = self.leases.claim(run_id, job.attempt, job.tenant_id, self.config.name,
                                       self.config.lease_ttl_s)
             if claim.status != "held":
                 return claim
+            if self.registry is not None and claim.worker is not None and \
+                    self.registry.alive(claim.worker):
+                return None  # a live worker computes it (we got a copy in a rebalance)
             if self.stopping.is_set():
                 raise _Released()
             self._keep_polling(1.0)

@@ -16,6 +16,7 @@ from domain.simulation import SimulationRun
 
 router = APIRouter(prefix="/v1", tags=["simulations"], route_class=StrictJsonRoute)
 TIMINGS = ("requested_at", "started_at", "finished_at", "duration_s")
+QUEUE = ("queue_position", "expected_start_at")
 
 
 @router.post("/scenarios/{scenario_id}/simulations", status_code=202,
@@ -40,7 +41,13 @@ def request_simulation(
 def get_simulation(run_id: UUID, caller: Viewer, services: Services) -> SimulationPublic:
     """Status, attempts, progress, timings and the last error of a run."""
     run = services.app.get_run(caller.tenant, run_id)
-    return public(run, timings(TenantReads(services.engine, caller.tenant), run_id))
+    read_model = timings(TenantReads(services.engine, caller.tenant), run_id)
+    estimate = None if run.is_terminal or services.queue_estimate is None \
+        else services.queue_estimate(run_id)
+    if estimate is not None:
+        read_model.update(queue_position=estimate.position,
+                          expected_start_at=estimate.expected_start_at)
+    return public(run, read_model)
 
 
 @router.delete("/simulations/{run_id}", status_code=202, response_model=SimulationPublic)
@@ -69,4 +76,4 @@ def public(run: SimulationRun, read_model: dict[str, Any]) -> SimulationPublic:
         max_attempts=run.max_attempts, attempts_allowed=run.attempts_allowed,
         progress=run.progress, last_error=run.last_error, result_sha256=run.result_sha256,
         indicators=run.indicators, worker=run.worker, version=run.version,
-        **{k: read_model.get(k) for k in TIMINGS})
+        **{k: read_model.get(k) for k in (*TIMINGS, *QUEUE)})

@@ -26,14 +26,14 @@ FAST = JobSettings(job_timeout_s=60, lease_ttl_s=4, worker_grace_s=10, progress_
                    retry_base_s=0.3, retry_max_s=2)
 
 
-def scenario(container: Container) -> uuid.UUID:
-    dataset = container.app.import_dataset("acme", "tiny", tiny_network(), OPERATOR)
-    return container.app.create_scenario("acme", dataset, "base", OPERATOR)
+def scenario(container: Container, tenant: str = "acme") -> uuid.UUID:
+    dataset = container.app.import_dataset(tenant, "tiny", tiny_network(), OPERATOR)
+    return container.app.create_scenario(tenant, dataset, "base", OPERATOR)
 
 
 def request(container: Container, scenario_id: uuid.UUID, model: str = "builtin",
-            count: int = 1, **parameters: Any) -> list[uuid.UUID]:
-    return [container.app.request_simulation("acme", scenario_id, model,
+            count: int = 1, tenant: str = "acme", **parameters: Any) -> list[uuid.UUID]:
+    return [container.app.request_simulation(tenant, scenario_id, model,
                                              {"reuse": False, **parameters}, OPERATOR)
             for _ in range(count)]
 
@@ -98,6 +98,7 @@ class Pipeline:
                "CARTOLOG_LEASE_TTL_S": str(js.lease_ttl_s),
                "CARTOLOG_WORKER_GRACE_S": str(js.worker_grace_s),
                "CARTOLOG_PROGRESS_EVERY_S": str(js.progress_every_s),
+               "CARTOLOG_WORKER_LIVENESS_S": str(js.worker_liveness_s),
                "CARTOLOG_EXTERNAL_MODEL_COMMAND": js.external_model_command}
         log = open(REPO / ".cartolog" / f"{log_name}.log", "ab")  # noqa: SIM115
         process = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], cwd=REPO,

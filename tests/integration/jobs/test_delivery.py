@@ -57,7 +57,7 @@ def test_twenty_jobs_on_two_worker_processes(container: Container) -> None:
         running.worker_process("two-workers-1")
         running.worker_process("two-workers-2")
         run_ids = request(container, scenario_id, count=20)
-        wait_terminal(container, run_ids, 150)
+        wait_terminal(container, run_ids, 300)
     _assert_completed_once(container, run_ids)
     assert len({p.split(":")[1] for p in _workers_of(container, run_ids)}) == 2
 
@@ -81,7 +81,8 @@ def test_workers_killed_mid_job_lose_no_run(container: Container, tmp_path: Path
                                       running.worker_process("kill-2"))}
         run_ids = request(container, scenario_id, "external", count=16)
         while kills < 5:
-            wait_for(lambda: _busy_pid(container, set(workers)) is not None, 60,
+            # A replacement worker needs a while to start on a loaded machine.
+            wait_for(lambda: _busy_pid(container, set(workers)) is not None, 180,
                      "a worker busy with a job")
             time.sleep(rng.uniform(0.1, 1.5))
             victim = _busy_pid(container, set(workers))
@@ -100,20 +101,21 @@ def test_workers_killed_mid_job_lose_no_run(container: Container, tmp_path: Path
     for run_id in run_ids:
         assert "AttemptFailed" not in event_types(container, run_id)
     assert processes_running(str(tmp_path)) == []
-    # Redelivery came from the consumer group: each job message exists exactly once on the
-    # jobs topic (nothing re-sent, no offset reset), and every taken-over attempt was
-    # started again by a different worker, which can only have received that same message
-    # after the group moved the dead worker's partition to it.
+    # A job is sent once, and again only after a worker died running it (the dispatcher
+    # re-sends a job whose lease ran out, decision 0310); every taken-over attempt was
+    # started again by a different worker.
     jobs = [json.loads(r.value) for r in read_topic(container.bootstrap_servers,
                                                     container.settings.jobs_topic)]
     sent = collections.Counter((j["run_id"], j["attempt"]) for j in jobs
                                if j["run_id"] in {str(r) for r in run_ids})
-    assert set(sent.values()) == {1} and len(sent) == len(run_ids)
+    assert len(sent) == len(run_ids)
+    assert sum(sent.values()) - len(run_ids) <= kills
     for run_id in run_ids:
         starts = [e for e in container.app.events.get(run_id)
                   if type(e).__name__ == "Started"]
         workers = [e.worker for e in starts]  # type: ignore[attr-defined]
         assert len(set(workers)) == len(workers), workers
+        assert sent[(str(run_id), 1)] <= len(starts)
 
 
 def test_broker_restarted_empty_mid_flow_then_republish(

@@ -64,14 +64,16 @@ def test_manifest_matches_its_schema(name: str, document: dict[str, Any]) -> Non
     assert problems(document, schema, schema) == []
 
 
-def test_every_process_has_a_deployment_and_workers_scale_on_group_lag() -> None:
+def test_every_process_has_a_deployment_and_workers_scale_on_the_job_queue() -> None:
     kinds = {(d["kind"], d["metadata"]["name"]) for _, d in documents()}
     assert {("Deployment", f"cartolog-{c}") for c in COMPONENTS} <= kinds
     [scaler] = [d for _, d in documents() if d["kind"] == "ScaledObject"]
     assert scaler["spec"]["scaleTargetRef"]["name"] == "cartolog-worker"
-    trigger = scaler["spec"]["triggers"][0]["metadata"]
-    assert trigger["consumerGroup"] == "cartolog-workers"
-    assert trigger["topic"] == "cartolog.simulation.jobs"
+    [trigger] = scaler["spec"]["triggers"]
+    assert trigger["type"] == "postgresql"
+    query = " ".join(trigger["metadata"]["query"].split())
+    assert "FROM simulation_job_outbox WHERE kind = 'job' AND consumed_at IS NULL" in query
+    assert trigger["metadata"]["targetQueryValue"] == "1"
 
 
 def test_the_checker_rejects_a_broken_manifest() -> None:
