@@ -65,12 +65,10 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
             ib: U8, bf: FloatArray, c: FloatArray, used_only: bool,
             lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> None:
     """Shortest (all bush links) and longest (used links, or all if not used_only) labels."""
-    for idx in range(nt):
-        j = order[idx]
-        lo[j] = np.inf
-        hi[j] = -np.inf
-        lo_pred[j] = -1
-        hi_pred[j] = -1
+    lo[:] = np.inf
+    hi[:] = -np.inf
+    lo_pred[:] = -1
+    hi_pred[:] = -1
     lo[r] = 0.0
     hi[r] = 0.0
     for idx in range(1, nt):
