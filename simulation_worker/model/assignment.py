@@ -24,6 +24,7 @@ ProgressCallback = Callable[[int, float, float], None]
 """Called after every iteration with (iteration, relative_gap, elapsed_seconds)."""
 
 ALGORITHMS = ("b", "bfw", "fw")
+CONVERGED, STALLED, ITERATION_LIMIT = "converged", "stalled", "iteration_limit"
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +38,23 @@ class AssignmentResult:
     iterations: int
     converged: bool
     seconds: float
+    outcome: str = CONVERGED
+    fallback: str | None = None
+
+    @property
+    def message(self) -> str:
+        """One line: how the run ended, e.g. "stalled at gap 4.20e-03 after 45 iterations"."""
+        return describe(self.outcome, self.relative_gap, self.iterations, self.fallback)
+
+
+def describe(outcome: str, gap: float, iterations: int, fallback: str | None) -> str:
+    """The one-line account of an assignment's end used by the CLI and the service."""
+    head = {CONVERGED: "converged", STALLED: "stalled",
+            ITERATION_LIMIT: "iteration limit reached"}[outcome]
+    text = f"{head} at gap {gap:.2e} after {iterations} iterations"
+    if fallback is not None:
+        text += f" (Algorithm B stalled; continued with {fallback} from its flows)"
+    return text
 
 
 def assign(
@@ -51,20 +69,32 @@ def assign(
     started = time.perf_counter()
     check_connected(graph, od, zone_ids)
     report = progress if progress is not None else _no_progress
+    fallback = None
     if settings.algorithm == "b":
-        flows, its = _algorithm_b(graph, od, settings, report, started)
+        flows, its, stalled = _algorithm_b(graph, od, settings, report, started)
+        if stalled:
+            fallback = "bfw"
+            flows, its, stalled = frank_wolfe.solve(
+                graph, od, settings, report, started,
+                Stagnation(settings.relative_gap, "bfw").stalled, start=flows, done=its,
+                algorithm="bfw")
     else:
-        flows, its = frank_wolfe.solve(graph, od, settings, report, started)
+        flows, its, stalled = frank_wolfe.solve(
+            graph, od, settings, report, started,
+            Stagnation(settings.relative_gap, settings.algorithm).stalled)
     costs = link_costs(graph, flows)
     gap = relative_gap(graph, flows, costs, od)
+    converged = gap <= settings.relative_gap
     return AssignmentResult(
         flows=flows,
         costs=costs,
         relative_gap=gap,
         objective=beckmann_objective(graph, flows),
         iterations=its,
-        converged=gap <= settings.relative_gap,
+        converged=converged,
         seconds=time.perf_counter() - started,
+        outcome=CONVERGED if converged else STALLED if stalled else ITERATION_LIMIT,
+        fallback=fallback,
     )
 
 
@@ -104,7 +134,8 @@ def _algorithm_b(
     settings: AssignmentSettings,
     report: ProgressCallback,
     started: float,
-) -> tuple[FloatArray, int]:
+) -> tuple[FloatArray, int, bool]:
+    """Algorithm B from all-or-nothing flows; returns flows, iterations and whether it stalled."""
     origins = origins_with_demand(od)
     k, m, n = len(origins), graph.n_links, graph.n_nodes
     in_bush = np.zeros((k, m), dtype=np.uint8)
@@ -120,6 +151,7 @@ def _algorithm_b(
     total_demand = float(od.sum())
     gap = relative_gap(g, x, c, od)
     iteration = 0
+    stagnation = Stagnation(settings.relative_gap, "b")
     while gap > settings.relative_gap and iteration < settings.max_iterations:
         mean_cost = float(x @ c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
@@ -130,7 +162,9 @@ def _algorithm_b(
         iteration += 1
         gap = relative_gap(g, x, c, od)
         report(iteration, gap, time.perf_counter() - started)
-    return x, iteration
+        if stagnation.stalled(gap):
+            return x, iteration, True
+    return x, iteration, False
 
 
 # Per origin and iteration: at most _PASSES flow-shifting sweeps, shifting only where the longest
@@ -141,3 +175,31 @@ _FLOW_SWEEPS = 4
 _PASSES = 2
 _TARGET_SHARE = 0.1
 _GAP_SHARE = 0.02
+
+
+STALL_WINDOWS = {"b": 20, "bfw": 200, "fw": 400}
+"""Iterations over which the best gap must fall by STALL_FACTOR (docs/decisions/0111)."""
+STALL_FACTOR = 0.5
+
+
+class Stagnation:
+    """Detects a run that no longer makes progress towards its target gap.
+
+    Stalled when the best gap of the last ``window`` iterations is not below ``STALL_FACTOR``
+    times the best gap seen before them. The window depends on the algorithm: Algorithm B
+    gains an order of magnitude in a few iterations, Frank-Wolfe needs hundreds to halve.
+    """
+
+    def __init__(self, target: float, algorithm: str) -> None:
+        self.target = target
+        self.window = STALL_WINDOWS[algorithm]
+        self.gaps: list[float] = []
+
+    def stalled(self, gap: float) -> bool:
+        """Record this iteration's gap; True when the run has stagnated."""
+        self.gaps.append(gap)
+        if gap <= self.target or len(self.gaps) <= self.window:
+            return False
+        before = min(self.gaps[:-self.window])
+        recent = min(self.gaps[-self.window:])
+        return not recent < STALL_FACTOR * before
