@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from simulation_worker.model import bush, frank_wolfe
@@ -143,9 +144,10 @@ def _algorithm_b(
     topo = np.zeros((k, n), dtype=np.int32)
     topo_len = np.zeros(k, dtype=np.int32)
     g = graph
+    work = bush.scratch(min(lanes(), k), n)
     free = link_costs(g, np.zeros(m))
     x = bush.init_bushes(origins, g.zone_node, od, g.fwd_start, g.fwd_link, g.head, g.tail,
-                         free, g.blocked, in_bush, bush_flow, topo, topo_len)
+                         free, g.blocked, in_bush, bush_flow, topo, topo_len, work)
     c = link_costs(g, x)
     d = link_derivatives(g, x)
     total_demand = float(od.sum())
@@ -155,10 +157,16 @@ def _algorithm_b(
     while gap > settings.relative_gap and iteration < settings.max_iterations:
         mean_cost = float(x @ c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
-        bush.iterate(origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start, g.bwd_link,
-                     g.head, g.tail, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
-                     g.fixed_cost, g.blocked, in_bush, bush_flow, topo, topo_len, x, c, d,
-                     _BUSH_UPDATES, _PASSES, _FLOW_SWEEPS, threshold)
+        bush.reshape_bushes(origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start,
+                            g.bwd_link, g.head, g.tail, g.blocked, in_bush, bush_flow, topo,
+                            topo_len, c, work)
+        for passes in (_PASSES, *([1] * _FLOW_SWEEPS)):
+            bush.shift_flows(origins, g.zone_node, g.bwd_start, g.bwd_link, g.tail,
+                             g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost,
+                             in_bush, bush_flow, topo, topo_len, x, c, d, passes, threshold,
+                             work)
+        bush.resum(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
+                   g.fixed_cost)
         iteration += 1
         gap = relative_gap(g, x, c, od)
         report(iteration, gap, time.perf_counter() - started)
@@ -167,10 +175,14 @@ def _algorithm_b(
     return x, iteration, False
 
 
+def lanes() -> int:
+    """Origins are shared among this many lanes, one thread each (numba's thread count)."""
+    return int(nb.get_num_threads())
+
+
 # Per origin and iteration: at most _PASSES flow-shifting sweeps, shifting only where the longest
 # and shortest used paths differ by more than the threshold (a share of the mean trip cost that
 # shrinks with the gap). Tuned on Winnipeg and the synthetic grid (docs/decisions/0101).
-_BUSH_UPDATES = 1
 _FLOW_SWEEPS = 4
 _PASSES = 2
 _TARGET_SHARE = 0.1
