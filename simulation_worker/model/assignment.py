@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
+from numpy.typing import NDArray
 
 from simulation_worker.model import bush, frank_wolfe
 from simulation_worker.model.costs import beckmann_objective, link_costs, link_derivatives
@@ -68,11 +69,12 @@ def assign(
     """Assign the OD matrix ``od`` (zones x zones, trips) to user equilibrium."""
     _check_settings(settings)
     started = time.perf_counter()
-    check_connected(graph, od, zone_ids)
+    if settings.algorithm != "b":  # Algorithm B checks on its initial shortest-path trees
+        check_connected(graph, od, zone_ids)
     report = progress if progress is not None else _no_progress
     fallback = None
     if settings.algorithm == "b":
-        flows, its, stalled = _algorithm_b(graph, od, settings, report, started)
+        flows, its, stalled = _algorithm_b(graph, od, settings, report, started, zone_ids)
         if stalled:
             fallback = "bfw"
             flows, its, stalled = frank_wolfe.solve(
@@ -119,7 +121,12 @@ def check_connected(graph: Graph, od: FloatArray, zone_ids: list[int] | None = N
     origins = origins_with_demand(od)
     free = link_costs(graph, np.zeros(graph.n_links))
     reach = zone_costs(graph, free, origins)
-    bad = np.argwhere((od[origins] > 0) & ~np.isfinite(reach))
+    _refuse_unreached(od, origins, np.isfinite(reach), zone_ids)
+
+
+def _refuse_unreached(od: FloatArray, origins: NDArray[np.int32], reached: NDArray[np.bool_],
+                      zone_ids: list[int] | None) -> None:
+    bad = np.argwhere((od[origins] > 0) & ~reached)
     if bad.size:
         o, d = int(origins[bad[0][0]]), int(bad[0][1])
         names = zone_ids if zone_ids is not None else list(range(1, od.shape[0] + 1))
@@ -135,6 +142,7 @@ def _algorithm_b(
     settings: AssignmentSettings,
     report: ProgressCallback,
     started: float,
+    zone_ids: list[int] | None,
 ) -> tuple[FloatArray, int, bool]:
     """Algorithm B from all-or-nothing flows; returns flows, iterations and whether it stalled."""
     origins = origins_with_demand(od)
@@ -148,6 +156,7 @@ def _algorithm_b(
     free = link_costs(g, np.zeros(m))
     x = bush.init_bushes(origins, g.zone_node, od, g.fwd_start, g.fwd_link, g.head, g.tail,
                          free, g.blocked, in_bush, bush_flow, topo, topo_len, work)
+    _refuse_unreached(od, origins, _reached_zones(g, topo, topo_len), zone_ids)
     c = link_costs(g, x)
     d = link_derivatives(g, x)
     total_demand = float(od.sum())
@@ -173,6 +182,18 @@ def _algorithm_b(
         if stagnation.stalled(gap):
             return x, iteration, True
     return x, iteration, False
+
+
+def _reached_zones(graph: Graph, topo: NDArray[np.int32], topo_len: NDArray[np.int32]
+                   ) -> NDArray[np.bool_]:
+    """reached[k, z]: zone z's centroid is in origin k's initial shortest-path tree."""
+    reached = np.zeros((topo.shape[0], len(graph.zone_node)), dtype=bool)
+    in_tree = np.zeros(graph.n_nodes, dtype=bool)
+    for k in range(topo.shape[0]):
+        in_tree[:] = False
+        in_tree[topo[k, :topo_len[k]]] = True
+        reached[k] = in_tree[graph.zone_node]
+    return reached
 
 
 def lanes() -> int:
