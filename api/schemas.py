@@ -243,6 +243,7 @@ class SimulationPublic(BaseModel):
     model: str
     parameters: dict[str, Any]
     status: str
+    status_detail: str | None = None
     attempt: int
     max_attempts: int
     attempts_allowed: int

@@ -145,6 +145,21 @@ class SimulationRun(TenantAggregate):
             run.attempts_allowed = run.attempt + self.extra_attempts
 
     @property
+    def status_detail(self) -> str | None:
+        """How a completed built-in run's assignment ended, from its indicators: "converged",
+        "stalled" or "iteration limit reached" "at gap G after N iterations"."""
+        found = self.indicators
+        if self.status != COMPLETED or "converged" not in found or "relative_gap" not in found:
+            return None
+        head = ("converged" if found["converged"] else "stalled" if found.get("stalled")
+                else "iteration limit reached")
+        text = f"{head} at gap {found['relative_gap']:.2e} after {found.get('iterations', 0):.0f}"
+        text += " iterations"
+        if found.get("fallback_bfw"):
+            text += " (Algorithm B stalled; continued with bfw from its flows)"
+        return text
+
+    @property
     def is_terminal(self) -> bool:
         """Completed, dead-lettered or cancelled: nothing changes it any more."""
         return self.status in TERMINAL

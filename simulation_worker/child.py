@@ -109,7 +109,9 @@ def _builtin_output(run_input: RunInput, result: ModelResult) -> tuple[bytes, di
     indicators = {k: float(v) for k, v in asdict(result.indicators).items()}
     indicators.update(relative_gap=float(result.relative_gap),
                       iterations=float(result.iterations),
-                      converged=float(result.converged))
+                      converged=float(result.converged),
+                      stalled=float(result.outcome == "stalled"),
+                      fallback_bfw=float(result.fallback == "bfw"))
     return _document(result.input_hash, rows, zones, indicators), indicators
 
 

@@ -72,7 +72,8 @@ def public(run: SimulationRun, read_model: dict[str, Any]) -> SimulationPublic:
     """The response body of a run: its domain state plus read-model timings."""
     return SimulationPublic(
         id=run.id, scenario_id=run.scenario_id, scenario_version=run.scenario_version,
-        model=run.model, parameters=run.parameters, status=run.status, attempt=run.attempt,
+        model=run.model, parameters=run.parameters, status=run.status,
+        status_detail=run.status_detail, attempt=run.attempt,
         max_attempts=run.max_attempts, attempts_allowed=run.attempts_allowed,
         progress=run.progress, last_error=run.last_error, result_sha256=run.result_sha256,
         indicators=run.indicators, worker=run.worker, version=run.version,

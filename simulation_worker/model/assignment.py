@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
+from numpy.typing import NDArray
 
 from simulation_worker.model import bush, frank_wolfe
 from simulation_worker.model.costs import beckmann_objective, link_costs, link_derivatives
@@ -24,6 +26,7 @@ ProgressCallback = Callable[[int, float, float], None]
 """Called after every iteration with (iteration, relative_gap, elapsed_seconds)."""
 
 ALGORITHMS = ("b", "bfw", "fw")
+CONVERGED, STALLED, ITERATION_LIMIT = "converged", "stalled", "iteration_limit"
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +40,23 @@ class AssignmentResult:
     iterations: int
     converged: bool
     seconds: float
+    outcome: str = CONVERGED
+    fallback: str | None = None
+
+    @property
+    def message(self) -> str:
+        """One line: how the run ended, e.g. "stalled at gap 4.20e-03 after 45 iterations"."""
+        return describe(self.outcome, self.relative_gap, self.iterations, self.fallback)
+
+
+def describe(outcome: str, gap: float, iterations: int, fallback: str | None) -> str:
+    """The one-line account of an assignment's end used by the CLI and the service."""
+    head = {CONVERGED: "converged", STALLED: "stalled",
+            ITERATION_LIMIT: "iteration limit reached"}[outcome]
+    text = f"{head} at gap {gap:.2e} after {iterations} iterations"
+    if fallback is not None:
+        text += f" (Algorithm B stalled; continued with {fallback} from its flows)"
+    return text
 
 
 def assign(
@@ -49,22 +69,35 @@ def assign(
     """Assign the OD matrix ``od`` (zones x zones, trips) to user equilibrium."""
     _check_settings(settings)
     started = time.perf_counter()
-    check_connected(graph, od, zone_ids)
+    if settings.algorithm != "b":  # Algorithm B checks on its initial shortest-path trees
+        check_connected(graph, od, zone_ids)
     report = progress if progress is not None else _no_progress
+    fallback = None
     if settings.algorithm == "b":
-        flows, its = _algorithm_b(graph, od, settings, report, started)
+        flows, its, stalled = _algorithm_b(graph, od, settings, report, started, zone_ids)
+        if stalled:
+            fallback = "bfw"
+            flows, its, stalled = frank_wolfe.solve(
+                graph, od, settings, report, started,
+                Stagnation(settings.relative_gap, "bfw").stalled, start=flows, done=its,
+                algorithm="bfw")
     else:
-        flows, its = frank_wolfe.solve(graph, od, settings, report, started)
+        flows, its, stalled = frank_wolfe.solve(
+            graph, od, settings, report, started,
+            Stagnation(settings.relative_gap, settings.algorithm).stalled)
     costs = link_costs(graph, flows)
     gap = relative_gap(graph, flows, costs, od)
+    converged = gap <= settings.relative_gap
     return AssignmentResult(
         flows=flows,
         costs=costs,
         relative_gap=gap,
         objective=beckmann_objective(graph, flows),
         iterations=its,
-        converged=gap <= settings.relative_gap,
+        converged=converged,
         seconds=time.perf_counter() - started,
+        outcome=CONVERGED if converged else STALLED if stalled else ITERATION_LIMIT,
+        fallback=fallback,
     )
 
 
@@ -88,7 +121,12 @@ def check_connected(graph: Graph, od: FloatArray, zone_ids: list[int] | None = N
     origins = origins_with_demand(od)
     free = link_costs(graph, np.zeros(graph.n_links))
     reach = zone_costs(graph, free, origins)
-    bad = np.argwhere((od[origins] > 0) & ~np.isfinite(reach))
+    _refuse_unreached(od, origins, np.isfinite(reach), zone_ids)
+
+
+def _refuse_unreached(od: FloatArray, origins: NDArray[np.int32], reached: NDArray[np.bool_],
+                      zone_ids: list[int] | None) -> None:
+    bad = np.argwhere((od[origins] > 0) & ~reached)
     if bad.size:
         o, d = int(origins[bad[0][0]]), int(bad[0][1])
         names = zone_ids if zone_ids is not None else list(range(1, od.shape[0] + 1))
@@ -104,7 +142,9 @@ def _algorithm_b(
     settings: AssignmentSettings,
     report: ProgressCallback,
     started: float,
-) -> tuple[FloatArray, int]:
+    zone_ids: list[int] | None,
+) -> tuple[FloatArray, int, bool]:
+    """Algorithm B from all-or-nothing flows; returns flows, iterations and whether it stalled."""
     origins = origins_with_demand(od)
     k, m, n = len(origins), graph.n_links, graph.n_nodes
     in_bush = np.zeros((k, m), dtype=np.uint8)
@@ -112,32 +152,91 @@ def _algorithm_b(
     topo = np.zeros((k, n), dtype=np.int32)
     topo_len = np.zeros(k, dtype=np.int32)
     g = graph
+    work = bush.scratch(min(lanes(), k), n)
     free = link_costs(g, np.zeros(m))
     x = bush.init_bushes(origins, g.zone_node, od, g.fwd_start, g.fwd_link, g.head, g.tail,
-                         free, g.blocked, in_bush, bush_flow, topo, topo_len)
+                         free, g.blocked, in_bush, bush_flow, topo, topo_len, work)
+    _refuse_unreached(od, origins, _reached_zones(g, topo, topo_len), zone_ids)
     c = link_costs(g, x)
     d = link_derivatives(g, x)
     total_demand = float(od.sum())
     gap = relative_gap(g, x, c, od)
     iteration = 0
+    stagnation = Stagnation(settings.relative_gap, "b")
     while gap > settings.relative_gap and iteration < settings.max_iterations:
         mean_cost = float(x @ c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
-        bush.iterate(origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start, g.bwd_link,
-                     g.head, g.tail, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
-                     g.fixed_cost, g.blocked, in_bush, bush_flow, topo, topo_len, x, c, d,
-                     _BUSH_UPDATES, _PASSES, _FLOW_SWEEPS, threshold)
+        bush.reshape_bushes(origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start,
+                            g.bwd_link, g.head, g.tail, g.blocked, in_bush, bush_flow, topo,
+                            topo_len, c, work)
+        sweeps = _FLOW_SWEEPS if gap < _SWEEP_GAP else 0
+        for passes in (_PASSES, *([1] * sweeps)):
+            bush.shift_flows(origins, g.zone_node, g.bwd_start, g.bwd_link, g.tail,
+                             g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost,
+                             in_bush, bush_flow, topo, topo_len, x, c, d, passes, threshold,
+                             work)
+        bush.resum(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
+                   g.fixed_cost)
         iteration += 1
         gap = relative_gap(g, x, c, od)
         report(iteration, gap, time.perf_counter() - started)
-    return x, iteration
+        if stagnation.stalled(gap):
+            return x, iteration, True
+    return x, iteration, False
+
+
+def _reached_zones(graph: Graph, topo: NDArray[np.int32], topo_len: NDArray[np.int32]
+                   ) -> NDArray[np.bool_]:
+    """reached[k, z]: zone z's centroid is in origin k's initial shortest-path tree."""
+    reached = np.zeros((topo.shape[0], len(graph.zone_node)), dtype=bool)
+    in_tree = np.zeros(graph.n_nodes, dtype=bool)
+    for k in range(topo.shape[0]):
+        in_tree[:] = False
+        in_tree[topo[k, :topo_len[k]]] = True
+        reached[k] = in_tree[graph.zone_node]
+    return reached
+
+
+def lanes() -> int:
+    """Origins are shared among this many lanes, one thread each (numba's thread count)."""
+    return int(nb.get_num_threads())
 
 
 # Per origin and iteration: at most _PASSES flow-shifting sweeps, shifting only where the longest
 # and shortest used paths differ by more than the threshold (a share of the mean trip cost that
 # shrinks with the gap). Tuned on Winnipeg and the synthetic grid (docs/decisions/0101).
-_BUSH_UPDATES = 1
 _FLOW_SWEEPS = 4
+# Far from equilibrium (gap above this) the bushes are still changing shape: the extra sweeps
+# cost more than they gain (Berlin-Center: 205 s -> 133 s to gap 1e-4; docs/decisions/0112).
+_SWEEP_GAP = 1e-3
 _PASSES = 2
 _TARGET_SHARE = 0.1
 _GAP_SHARE = 0.02
+
+
+STALL_WINDOWS = {"b": 20, "bfw": 200, "fw": 400}
+"""Iterations over which the best gap must fall by STALL_FACTOR (docs/decisions/0111)."""
+STALL_FACTOR = 0.5
+
+
+class Stagnation:
+    """Detects a run that no longer makes progress towards its target gap.
+
+    Stalled when the best gap of the last ``window`` iterations is not below ``STALL_FACTOR``
+    times the best gap seen before them. The window depends on the algorithm: Algorithm B
+    gains an order of magnitude in a few iterations, Frank-Wolfe needs hundreds to halve.
+    """
+
+    def __init__(self, target: float, algorithm: str) -> None:
+        self.target = target
+        self.window = STALL_WINDOWS[algorithm]
+        self.gaps: list[float] = []
+
+    def stalled(self, gap: float) -> bool:
+        """Record this iteration's gap; True when the run has stagnated."""
+        self.gaps.append(gap)
+        if gap <= self.target or len(self.gaps) <= self.window:
+            return False
+        before = min(self.gaps[:-self.window])
+        recent = min(self.gaps[-self.window:])
+        return not recent < STALL_FACTOR * before

@@ -13,6 +13,8 @@ obviates path storage and enumeration", Transportation Research Part B 40(10), 9
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 from numpy.typing import NDArray
@@ -25,38 +27,68 @@ I32 = NDArray[np.int32]
 U8 = NDArray[np.uint8]
 
 
-@nb.njit(cache=True)
+class Scratch(NamedTuple):
+    """Work arrays, one row per lane (a lane is a share of the origins run by one thread):
+    node labels and predecessors, positions and in-degrees. Allocated once per assignment."""
+
+    lo: FloatArray
+    hi: FloatArray
+    lo_pred: I32
+    hi_pred: I32
+    pos: I32
+    indeg: I32
+
+
+def scratch(lanes: int, n_nodes: int) -> Scratch:
+    """Work arrays for ``lanes`` lanes."""
+    shape = (lanes, n_nodes)
+    return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
+                   np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
+                   np.zeros(shape, dtype=np.int32))
+
+
+@nb.njit(cache=True, parallel=True)
 def init_bushes(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link: I32,
                 head: I32, tail: I32, cost: FloatArray, blocked: NDArray[np.bool_],
                 in_bush: U8, bush_flow: FloatArray, topo: I32, topo_len: I32,
-                ) -> FloatArray:
+                scratch: Scratch) -> FloatArray:
     """Start every bush as its origin's shortest-path tree loaded all-or-nothing.
 
-    Returns the total link flows.
+    Origins are split over the lanes of ``scratch`` (origin k in lane k % lanes); returns the
+    total link flows.
     """
-    n = topo.shape[1]
-    x = np.zeros(head.shape[0])
-    dist = np.empty(n)
-    pred = np.empty(n, dtype=np.int32)
-    order = np.empty(n, dtype=np.int32)
-    load = np.zeros(n)
-    for k in range(origins.shape[0]):
-        o = origins[k]
-        settled = dijkstra(zone_node[o], fwd_start, fwd_link, head, cost, blocked, dist, pred,
-                           order)
-        topo[k, :settled] = order[:settled]
-        topo_len[k] = settled
-        load[:] = 0.0
-        for z in range(zone_node.shape[0]):
-            load[zone_node[z]] += od[o, z]
-        for idx in range(settled - 1, 0, -1):
-            v = order[idx]
-            a = pred[v]
-            in_bush[k, a] = 1
-            if load[v] > 0.0:
-                bush_flow[k, a] += load[v]
-                x[a] += load[v]
-                load[tail[a]] += load[v]
+    lanes = scratch.lo.shape[0]
+    for lane in nb.prange(lanes):
+        dist = scratch.lo[lane]
+        load = scratch.hi[lane]
+        pred = scratch.lo_pred[lane]
+        order = scratch.hi_pred[lane]
+        for k in range(lane, origins.shape[0], lanes):
+            o = origins[k]
+            settled = dijkstra(zone_node[o], fwd_start, fwd_link, head, cost, blocked, dist,
+                               pred, order)
+            topo[k, :settled] = order[:settled]
+            topo_len[k] = settled
+            load[:] = 0.0
+            for z in range(zone_node.shape[0]):
+                load[zone_node[z]] += od[o, z]
+            for idx in range(settled - 1, 0, -1):
+                v = order[idx]
+                a = pred[v]
+                in_bush[k, a] = 1
+                if load[v] > 0.0:
+                    bush_flow[k, a] += load[v]
+                    load[tail[a]] += load[v]
+    return _total(bush_flow)
+
+
+@nb.njit(cache=True)
+def _total(bush_flow: FloatArray) -> FloatArray:
+    x = np.zeros(bush_flow.shape[1])
+    for k in range(bush_flow.shape[0]):
+        row = bush_flow[k]
+        for a in range(x.shape[0]):
+            x[a] += row[a]
     return x
 
 
@@ -65,12 +97,10 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
             ib: U8, bf: FloatArray, c: FloatArray, used_only: bool,
             lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> None:
     """Shortest (all bush links) and longest (used links, or all if not used_only) labels."""
-    for idx in range(nt):
-        j = order[idx]
-        lo[j] = np.inf
-        hi[j] = -np.inf
-        lo_pred[j] = -1
-        hi_pred[j] = -1
+    lo[:] = np.inf
+    hi[:] = -np.inf
+    lo_pred[:] = -1
+    hi_pred[:] = -1
     lo[r] = 0.0
     hi[r] = 0.0
     for idx in range(1, nt):
@@ -89,9 +119,9 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
 
 
 @nb.njit(cache=True)
-def _topological_order(r: int, n: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
-                       order: I32) -> int:
-    indeg = np.zeros(n, dtype=np.int32)
+def _topological_order(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
+                       order: I32, indeg: I32) -> int:
+    indeg[:] = 0
     for a in range(head.shape[0]):
         if ib[a]:
             indeg[head[a]] += 1
@@ -116,13 +146,12 @@ def _topological_order(r: int, n: int, fwd_start: I32, fwd_link: I32, head: I32,
 def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd_start: I32,
                  bwd_link: I32, head: I32, tail: I32, blocked: NDArray[np.bool_], ib: U8,
                  bf: FloatArray, c: FloatArray, lo: FloatArray, lo_pred: I32, hi: FloatArray,
-                 hi_pred: I32) -> int:
+                 hi_pred: I32, indeg: I32) -> int:
     """Drop unused links, add shortcuts; returns the new number of ordered nodes.
 
     An unused link stays only if it is its head's shortest-path link, so every node stays
     reachable by its cheapest bush path.
     """
-    n = lo.shape[0]
     m = head.shape[0]
     _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, False, lo, lo_pred, hi, hi_pred)
     for a in range(m):
@@ -148,7 +177,7 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
             if hi[i] + c[a] < hi[j] - 1e-12 * hi[j]:
                 ib[a] = 1
                 added += 1
-    return _topological_order(r, n, fwd_start, fwd_link, head, ib, order)
+    return _topological_order(r, fwd_start, fwd_link, head, ib, order, indeg)
 
 
 @nb.njit(cache=True)
@@ -219,47 +248,45 @@ def _move(j: int, stop: int, pred: I32, dx: float, tail: I32, bf: FloatArray, x:
         v = tail[a]
 
 
+@nb.njit(cache=True, parallel=True)
+def reshape_bushes(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32,
+                   bwd_start: I32, bwd_link: I32, head: I32, tail: I32,
+                   blocked: NDArray[np.bool_], in_bush: U8, bush_flow: FloatArray, topo: I32,
+                   topo_len: I32, c: FloatArray, s: Scratch) -> None:
+    """Re-shape every bush at the current costs; bushes are independent, lanes run them."""
+    lanes = s.lo.shape[0]
+    for lane in nb.prange(lanes):
+        for k in range(lane, origins.shape[0], lanes):
+            topo_len[k] = _update_bush(zone_node[origins[k]], topo[k], topo_len[k], fwd_start,
+                                       fwd_link, bwd_start, bwd_link, head, tail, blocked,
+                                       in_bush[k], bush_flow[k], c, s.lo[lane],
+                                       s.lo_pred[lane], s.hi[lane], s.hi_pred[lane],
+                                       s.indeg[lane])
+
+
 @nb.njit(cache=True)
-def iterate(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, bwd_start: I32,
-            bwd_link: I32, head: I32, tail: I32, t0: FloatArray, bb: FloatArray,
-            pp: FloatArray, cap: FloatArray, fixed: FloatArray, blocked: NDArray[np.bool_],
-            in_bush: U8, bush_flow: FloatArray, topo: I32, topo_len: I32, x: FloatArray,
-            c: FloatArray, d: FloatArray, bush_updates: int, max_passes: int,
-            flow_sweeps: int, threshold: float) -> None:
-    """One outer iteration: for every origin, re-shape its bush then equilibrate it; then
-    ``flow_sweeps`` more flow-shifting sweeps over all bushes at their current shape."""
-    n = topo.shape[1]
-    lo = np.empty(n)
-    hi = np.empty(n)
-    lo_pred = np.empty(n, dtype=np.int32)
-    hi_pred = np.empty(n, dtype=np.int32)
-    pos = np.empty(n, dtype=np.int32)
+def shift_flows(origins: I32, zone_node: I32, bwd_start: I32, bwd_link: I32, tail: I32,
+                t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
+                fixed: FloatArray, in_bush: U8, bush_flow: FloatArray, topo: I32,
+                topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
+                threshold: float, s: Scratch) -> None:
+    """Up to ``passes`` Newton sweeps per bush, origin after origin (Gauss-Seidel: each bush
+    sees the link flows the previous ones left; see docs/decisions/0112)."""
     for k in range(origins.shape[0]):
-        r = zone_node[origins[k]]
-        ib = in_bush[k]
-        bf = bush_flow[k]
-        order = topo[k]
-        for _ in range(bush_updates):
-            nt = _update_bush(r, order, topo_len[k], fwd_start, fwd_link, bwd_start, bwd_link,
-                              head, tail, blocked, ib, bf, c, lo, lo_pred, hi, hi_pred)
-            topo_len[k] = nt
-            for _ in range(max_passes):
-                worst = _shift_pass(r, order, nt, bwd_start, bwd_link, tail, ib, bf, x, c, d,
-                                    t0, bb, pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred,
-                                    pos)
-                if worst <= threshold:
-                    break
-    for _ in range(flow_sweeps):
-        for k in range(origins.shape[0]):
-            r = zone_node[origins[k]]
-            _shift_pass(r, topo[k], topo_len[k], bwd_start, bwd_link, tail, in_bush[k],
-                        bush_flow[k], x, c, d, t0, bb, pp, cap, fixed, threshold, lo, lo_pred,
-                        hi, hi_pred, pos)
-    # Re-sum the total flows from the bushes so rounding cannot drift over iterations.
-    x[:] = 0.0
-    for k in range(origins.shape[0]):
-        for a in range(x.shape[0]):
-            x[a] += bush_flow[k, a]
+        for _ in range(passes):
+            worst = _shift_pass(zone_node[origins[k]], topo[k], topo_len[k], bwd_start,
+                                bwd_link, tail, in_bush[k], bush_flow[k], x, c, d, t0, bb, pp,
+                                cap, fixed, threshold, s.lo[0], s.lo_pred[0], s.hi[0],
+                                s.hi_pred[0], s.pos[0])
+            if worst <= threshold:
+                break
+
+
+@nb.njit(cache=True)
+def resum(bush_flow: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray, t0: FloatArray,
+          bb: FloatArray, pp: FloatArray, cap: FloatArray, fixed: FloatArray) -> None:
+    """Total flows re-summed from the bushes, so rounding cannot drift over iterations."""
+    x[:] = _total(bush_flow)
     for a in range(x.shape[0]):
         c[a] = link_cost(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
         d[a] = link_derivative(x[a], t0[a], bb[a], pp[a], cap[a])

@@ -33,8 +33,9 @@ def add_model_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
             "*_node.tntp and *_flow.tntp) to static user equilibrium with BPR costs. Prints the "
             "relative gap, Beckmann objective, iterations, time and peak memory."
         ),
-        epilog="exit status: 0 converged, 3 iteration limit reached before the gap, "
-               "2 invalid input, 1 file error",
+        epilog="exit status: 0 converged, 3 stalled (no progress over a window of "
+               "iterations) or iteration limit reached before the gap, 2 invalid input, "
+               "1 file error",
     )
     run.add_argument("--network", required=True, type=Path, metavar="DIR",
                      help="folder holding the TNTP files")
@@ -75,7 +76,10 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"cartolog model run: {error}", file=sys.stderr)
         return 1
     _print_summary(case, result, seconds)
-    return 0 if result.converged else 3
+    if result.converged:
+        return 0
+    print(f"cartolog model run: {result.message}", file=sys.stderr)
+    return 3
 
 
 def _print_summary(case: TntpCase, result: ModelResult, seconds: float) -> None:
@@ -85,6 +89,7 @@ def _print_summary(case: TntpCase, result: ModelResult, seconds: float) -> None:
     print(f"beckmann         {result.objective:.10g}")
     print(f"iterations       {result.iterations}")
     print(f"converged        {'yes' if result.converged else 'no'}")
+    print(f"outcome          {result.message}")
     print(f"time             {seconds:.3f} s")
     print(f"peak memory      {peak_mb:.1f} MB")
 

@@ -79,22 +79,36 @@ def solve(
     settings: AssignmentSettings,
     report: Callable[[int, float, float], None],
     started: float,
-) -> tuple[FloatArray, int]:
-    """Run FW or BFW; returns link flows and the number of iterations."""
+    stalled: Callable[[float], bool],
+    start: FloatArray | None = None,
+    done: int = 0,
+    algorithm: str | None = None,
+) -> tuple[FloatArray, int, bool]:
+    """Run FW or BFW (``algorithm``, default the settings') from ``start`` (default
+    all-or-nothing at free flow), counting iterations on from ``done``.
+
+    Returns link flows, the iteration count and whether ``stalled(gap)`` stopped the run.
+    """
     g = graph
-    x, _ = all_or_nothing(g, link_costs(g, np.zeros(g.n_links)), od)
+    if start is None:
+        x, _ = all_or_nothing(g, link_costs(g, np.zeros(g.n_links)), od)
+    else:
+        x = start.copy()
+    conjugate = (algorithm or settings.algorithm) == "bfw"
     prev: list[FloatArray] = []
     tau = 1.0
-    for iteration in range(1, settings.max_iterations + 1):
+    for iteration in range(done + 1, max(settings.max_iterations, done) + 1):
         c = link_costs(g, x)
         y, spt = all_or_nothing(g, c, od)
         tstt = float(x @ c)
         gap = (tstt - spt) / tstt if tstt > 0 else 0.0
         report(iteration, gap, time.perf_counter() - started)
         if gap <= settings.relative_gap:
-            return x, iteration
+            return x, iteration, False
+        if stalled(gap):
+            return x, iteration, True
         target = y
-        if settings.algorithm == "bfw":
+        if conjugate:
             target = _conjugate_target(x, y, prev, tau, link_derivatives(g, x))
             if float((target - x) @ c) >= 0.0:  # not a descent direction: fall back to FW
                 target, prev = y, []
@@ -103,4 +117,4 @@ def solve(
                                  g.fixed_cost))
         x = x + tau * d
         prev = [target, *prev[:1]]
-    return x, settings.max_iterations
+    return x, max(settings.max_iterations, done), False

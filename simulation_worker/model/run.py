@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulation_worker.model.assignment import AssignmentResult, ProgressCallback, assign
+from simulation_worker.model.assignment import (
+    AssignmentResult,
+    ProgressCallback,
+    assign,
+    describe,
+)
 from simulation_worker.model.costs import link_costs
 from simulation_worker.model.graph import Graph, build_graph
 from simulation_worker.model.gravity import gravity
@@ -54,6 +59,14 @@ class ModelResult:
     converged: bool
     feedback_iterations: int
     seconds: float
+    outcome: str
+    fallback: str | None
+
+    @property
+    def message(self) -> str:
+        """How the assignment ended: "converged|stalled|iteration limit reached at gap G after
+        N iterations", naming the fallback algorithm if one took over."""
+        return describe(self.outcome, self.relative_gap, self.iterations, self.fallback)
 
 
 def run_model(
@@ -124,4 +137,6 @@ def _outputs(model: ModelInput, graph: Graph, trips: FloatArray, result: Assignm
         converged=result.converged,
         feedback_iterations=feedback,
         seconds=time.perf_counter() - started,
+        outcome=result.outcome,
+        fallback=result.fallback,
     )

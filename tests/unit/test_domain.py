@@ -188,6 +188,28 @@ def test_simulation_run_lifecycle_and_dead_letter(app: Cartolog) -> None:
         app.cancel_run("acme", run_id, "too late", ME)
 
 
+@pytest.mark.parametrize(("indicators", "detail"), [
+    ({"converged": 1.0, "relative_gap": 8e-7, "iterations": 9.0},
+     "converged at gap 8.00e-07 after 9 iterations"),
+    ({"converged": 0.0, "stalled": 1.0, "relative_gap": 4.2e-3, "iterations": 45.0},
+     "stalled at gap 4.20e-03 after 45 iterations"),
+    ({"converged": 0.0, "stalled": 1.0, "fallback_bfw": 1.0, "relative_gap": 2e-5,
+      "iterations": 230.0},
+     "stalled at gap 2.00e-05 after 230 iterations "
+     "(Algorithm B stalled; continued with bfw from its flows)"),
+    ({"converged": 0.0, "stalled": 0.0, "relative_gap": 0.1, "iterations": 5.0},
+     "iteration limit reached at gap 1.00e-01 after 5 iterations"),
+    ({"vht": 1.0}, None),
+])
+def test_status_detail_tells_how_the_assignment_ended(app: Cartolog, indicators: dict[str, float],
+                                                      detail: str | None) -> None:
+    run_id = app.request_simulation("acme", scenario(app), "builtin", {}, ME)
+    app.start_attempt("acme", run_id, 1, "w1", ME)
+    assert app.get_run("acme", run_id).status_detail is None
+    app.complete_run("acme", run_id, 1, "ab" * 32, indicators, 1.0, ME)
+    assert app.get_run("acme", run_id).status_detail == detail
+
+
 def test_a_stale_attempt_result_is_refused(app: Cartolog) -> None:
     scenario_id = scenario(app)
     run_id = app.request_simulation("acme", scenario_id, "builtin", {}, ME)

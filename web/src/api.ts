@@ -63,6 +63,7 @@ export interface Run {
   model: string;
   parameters: Record<string, unknown>;
   status: string;
+  status_detail?: string | null;
   attempt: number;
   max_attempts: number;
   attempts_allowed: number;

@@ -140,7 +140,8 @@ export class RunsPanel {
     this.renderSelect();
     this.workspace.compare.renderOptions();
     if (run.status === "completed") {
-      this.workspace.say(`Simulation ${shortId(id)} finished in ${format(run.duration_s ?? 0)} s.`);
+      const detail = run.status_detail ? ` (${run.status_detail})` : "";
+      this.workspace.say(`Simulation ${shortId(id)} finished in ${format(run.duration_s ?? 0)} s${detail}.`);
       if (run.scenario_id === this.workspace.scenario?.id) await this.show(id);
     } else {
       this.workspace.say(`Simulation ${shortId(id)} ${run.status.replace("_", " ")}: ${run.last_error ?? "no error recorded"}`);
@@ -218,6 +219,7 @@ export class RunsPanel {
     const details = byId("run-details");
     const facts = h("dl", { class: "facts" },
       ...fact("Run", shortId(run.id)), ...fact("Status", run.status, "status"),
+      ...(run.status_detail ? fact("Assignment", run.status_detail, "status-detail") : []),
       ...fact("Scenario version", String(run.scenario_version)),
       ...fact("Attempts", `${run.attempt} of ${run.attempts_allowed}`, "attempts"),
       ...fact("Worker", run.worker ?? "—"), ...fact("Requested", when(run.requested_at)),
