@@ -12,13 +12,22 @@ from api import problems
 from api.middleware import EdgeMiddleware, Metrics
 from api.problems import PROBLEM
 from api.reads import LastWrites
-from api.routes import bi, datasets, notifications, results, scenarios, simulations, tiles
+from api.routes import (
+    bi,
+    datasets,
+    demand,
+    notifications,
+    results,
+    scenarios,
+    simulations,
+    tiles,
+)
 from api.security import RateLimiter
 from api.services import ApiServices, ReadinessCheck
 
 __all__ = ["PROBLEM", "ReadinessCheck", "create_app"]
 ROUTERS = (datasets.router, scenarios.router, simulations.router, results.router,
-           tiles.router, bi.router, notifications.router)
+           tiles.router, bi.router, notifications.router, demand.router)
 
 
 def create_app(services: ApiServices) -> FastAPI:

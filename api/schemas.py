@@ -86,6 +86,17 @@ class ScenarioCreate(Strict):
         return self
 
 
+class DemandMatrixPublic(BaseModel):
+    """The demand matrix a scenario version uses (its trips are in a claim-check blob)."""
+
+    scenario_id: UUID
+    version: int
+    sha256: str
+    zone_count: int
+    classes: dict[str, float]
+    source_format: str
+
+
 class ScenarioPublic(BaseModel):
     """A scenario's state at a version: its dataset plus its edits."""
 
@@ -101,6 +112,7 @@ class ScenarioPublic(BaseModel):
     link_changes: dict[str, dict[str, float]]
     added_links: dict[str, dict[str, Any]]
     closed_links: list[str]
+    demand_matrix: dict[str, Any] | None = None
 
 
 class ScenarioSummary(BaseModel):

@@ -19,8 +19,16 @@ from eventsourcing.utils import get_topic
 
 from domain.base import TenantAggregate
 from domain.dataset import Dataset
+from domain.demand import DemandMatrixUpload, upload_problems
 from domain.edits import Edit, NetworkIndex
-from domain.errors import AlreadyExists, InvalidCommand, NotFound, UnknownTenant, VersionConflict
+from domain.errors import (
+    AlreadyExists,
+    InvalidCommand,
+    InvalidTransition,
+    NotFound,
+    UnknownTenant,
+    VersionConflict,
+)
 from domain.ports import BlobNotFound, BlobStore
 from domain.scenario import Scenario
 from domain.simulation import SimulationRun
@@ -146,6 +154,46 @@ class Cartolog(Application[UUID]):
         scenario.apply_edits(list(edits), network, by)
         self._save_existing(scenario, expected_version)
         return scenario.version
+
+    def set_demand_matrix(
+        self, tenant_id: str, scenario_id: UUID, expected_version: int,
+        upload: DemandMatrixUpload, by: Actor,
+    ) -> int:
+        """Check the matrix against the scenario's zones, store it, and make it the demand.
+
+        Raises InvalidCommand listing every mismatch; then nothing is stored.
+        """
+        scenario = self._get_at(Scenario, tenant_id, scenario_id, expected_version)
+        network = self.network_index(tenant_id, scenario.network_sha256)
+        problems = upload_problems(upload, network)
+        if problems:
+            raise InvalidCommand("the demand matrix was rejected; nothing was stored", problems)
+        if scenario.archived:
+            raise InvalidTransition(f"scenario {scenario_id} is archived")
+        sha256 = self.blobs.put(tenant_id, upload.content)
+        scenario.set_demand_matrix(upload, sha256, by)
+        self._save_existing(scenario, expected_version)
+        return scenario.version
+
+    def remove_demand_matrix(
+        self, tenant_id: str, scenario_id: UUID, expected_version: int, by: Actor,
+    ) -> int:
+        """Make the gravity model the scenario's demand again."""
+        scenario = self._get_at(Scenario, tenant_id, scenario_id, expected_version)
+        scenario.remove_demand_matrix(by)
+        self._save_existing(scenario, expected_version)
+        return scenario.version
+
+    def demand_matrix_content(self, tenant_id: str, scenario_id: UUID,
+                              version: int | None = None) -> bytes:
+        """The canonical bytes of the scenario's demand matrix (NotFound when it has none)."""
+        scenario = self.get_scenario(tenant_id, scenario_id, version)
+        if scenario.demand_matrix is None:
+            raise NotFound("demand matrix of scenario", scenario_id)
+        try:
+            return self.blobs.get(tenant_id, scenario.demand_matrix["sha256"])
+        except BlobNotFound:
+            raise NotFound("demand matrix", scenario.demand_matrix["sha256"]) from None
 
     def archive_scenario(
         self, tenant_id: str, scenario_id: UUID, expected_version: int, reason: str, by: Actor,

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import TenantAggregate
+from domain.demand import DemandMatrixUpload
 from domain.edits import (
     DETERRENCE_FUNCTIONS,
     AddLink,
@@ -56,6 +57,7 @@ class Scenario(TenantAggregate):
         self.added_links: dict[str, dict[str, Any]] = dict(state.get("added_links", {}))
         self.closed_links: list[str] = list(state.get("closed_links", []))
         self.demand: dict[str, Any] = dict(state.get("demand", asdict(DemandParameters())))
+        self.demand_matrix: dict[str, Any] | None = state.get("demand_matrix")
 
     @classmethod
     def create(
@@ -81,7 +83,7 @@ class Scenario(TenantAggregate):
         return {
             "zone_attributes": self.zone_attributes, "link_changes": self.link_changes,
             "added_links": self.added_links, "closed_links": self.closed_links,
-            "demand": self.demand,
+            "demand": self.demand, "demand_matrix": self.demand_matrix,
         }
 
     # -- edits ------------------------------------------------------------------------------
@@ -135,6 +137,25 @@ class Scenario(TenantAggregate):
             scenario.demand = {"trip_rate": self.trip_rate, "deterrence": self.deterrence,
                                "beta": self.beta}
 
+    class DemandMatrixSet(TenantAggregate.Event):
+        """The scenario's demand is this matrix (a claim-check blob), not the gravity model."""
+
+        sha256: str
+        zone_count: int
+        classes: dict[str, float]
+        source_format: str
+
+        def apply(self, scenario: Scenario) -> None:
+            scenario.demand_matrix = {"sha256": self.sha256, "zone_count": self.zone_count,
+                                      "classes": dict(self.classes),
+                                      "source_format": self.source_format}
+
+    class DemandMatrixRemoved(TenantAggregate.Event):
+        """The scenario's demand is the gravity model again."""
+
+        def apply(self, scenario: Scenario) -> None:
+            scenario.demand_matrix = None
+
     class Archived(TenantAggregate.Event):
         reason: str
 
@@ -164,6 +185,24 @@ class Scenario(TenantAggregate):
         if self.archived:
             raise InvalidTransition(f"scenario {self.id} is already archived")
         self._emit(Scenario.Archived, by, reason=reason)
+
+    def set_demand_matrix(self, upload: DemandMatrixUpload, sha256: str, by: Actor) -> None:
+        """Record the matrix stored under `sha256` as this scenario's demand."""
+        self._check_open()
+        self._emit(Scenario.DemandMatrixSet, by, sha256=sha256,
+                   zone_count=len(upload.zone_ids), classes=dict(upload.class_totals),
+                   source_format=upload.source_format)
+
+    def remove_demand_matrix(self, by: Actor) -> None:
+        """Go back to the gravity model."""
+        self._check_open()
+        if self.demand_matrix is None:
+            raise InvalidTransition(f"scenario {self.id} has no demand matrix")
+        self._emit(Scenario.DemandMatrixRemoved, by)
+
+    def _check_open(self) -> None:
+        if self.archived:
+            raise InvalidTransition(f"scenario {self.id} is archived")
 
     def link_exists(self, link_id: str, network: NetworkIndex) -> bool:
         """A link of the base network or one added by an edit, and not closed."""

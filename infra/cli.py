@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.relay import PublishFailed, republish
 from adapters.schema import ensure_database, migrate
 from domain.errors import DomainError
-from infra import cli_jobs, cli_log, cli_projections, cli_token
+from infra import cli_demand, cli_jobs, cli_log, cli_projections, cli_token
 from infra.broker import BrokerError, LocalBroker
 from infra.cli_support import (
     OPERATOR,
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_token.register(commands)
     cli_projections.register(commands)
     cli_jobs.register(commands)
+    cli_demand.register(commands)
     return parser
 
 

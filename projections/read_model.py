@@ -201,6 +201,9 @@ class ReadModel(Projection):
         return [_scenario_moved(event, trip_rate=p["trip_rate"], deterrence=p["deterrence"],
                                 beta=p["beta"])]
 
+    def demand_matrix_changed(self, event: Event, _view: View) -> list[Op]:
+        return [_scenario_moved(event)]
+
     def scenario_archived(self, event: Event, _view: View) -> list[Op]:
         return [_scenario_moved(event, archived=True, archive_reason=event.payload["reason"])]
 
@@ -289,6 +292,8 @@ HANDLERS: dict[str, Handler] = {
     "Scenario.LinkClosed": ReadModel.link_closed,
     "Scenario.DemandParametersChanged": ReadModel.demand_changed,
     "Scenario.Archived": ReadModel.scenario_archived,
+    "Scenario.DemandMatrixSet": ReadModel.demand_matrix_changed,
+    "Scenario.DemandMatrixRemoved": ReadModel.demand_matrix_changed,
     "SimulationRun.Requested": ReadModel.run_requested,
     "SimulationRun.Started": ReadModel.run_started,
     "SimulationRun.AttemptFailed": ReadModel.attempt_failed,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.demand_matrix import DemandMatrix
 from adapters.dispatcher import InputUnavailable, ResolvedInput
 from domain.application import Cartolog
 from domain.errors import DomainError
@@ -67,7 +68,18 @@ def resolve(app: Cartolog, run: SimulationRun) -> RunInput:
     """The run's scenario at its requested version, on its dataset, with its parameters."""
     scenario = app.get_scenario(run.tenant_id, run.scenario_id, run.scenario_version)
     network = app.load_network(run.tenant_id, scenario.network_sha256)
-    return build(network, scenario.edited_state(), run.parameters)
+    run_input = build(network, scenario.edited_state(), run.parameters)
+    if scenario.demand_matrix is None:
+        return run_input
+    content = app.demand_matrix_content(run.tenant_id, run.scenario_id, run.scenario_version)
+    return with_matrix(run_input, DemandMatrix.from_blob(content))
+
+
+def with_matrix(run_input: RunInput, matrix: DemandMatrix) -> RunInput:
+    """The scenario's demand matrix (all classes summed) replaces any other demand."""
+    zone_ids = tuple(zone.id for zone in run_input.model.zones)
+    demand = ExplicitDemand(matrix.aligned(zone_ids))
+    return RunInput(replace(run_input.model, demand=demand), run_input.link_names)
 
 
 def store(app: Cartolog, blobs: BlobStore, run: SimulationRun, model_version: str

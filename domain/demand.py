@@ -1,0 +1,48 @@
+"""A demand matrix as the domain sees it: its zones, its classes and their totals.
+
+The trips themselves live in a claim-check blob (its bytes are parsed in adapters/); the
+scenario records only what names and describes it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from domain.edits import NetworkIndex
+from domain.values import label_problem
+
+SOURCE_FORMATS = ("omx", "csv")
+MAX_UNKNOWN_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class DemandMatrixUpload:
+    """A parsed matrix: the zone ids it covers, total trips per class, its canonical bytes."""
+
+    zone_ids: tuple[int, ...]
+    class_totals: dict[str, float]
+    content: bytes
+    source_format: str
+
+
+def upload_problems(upload: DemandMatrixUpload, network: NetworkIndex) -> list[str]:
+    """Every reason the matrix does not fit the scenario's zones."""
+    unknown = [z for z in upload.zone_ids if z not in network.zone_ids]
+    found = [f"unknown zone {z}" for z in unknown[:MAX_UNKNOWN_SHOWN]]
+    if len(unknown) > MAX_UNKNOWN_SHOWN:
+        found.append(f"and {len(unknown) - MAX_UNKNOWN_SHOWN} more unknown zone(s)")
+    if len(upload.zone_ids) > len(network.zone_ids):
+        found.append(f"the matrix has {len(upload.zone_ids)} zones, the network "
+                     f"{len(network.zone_ids)}")
+    if not upload.class_totals:
+        found.append("the matrix holds no class")
+    for name, total in upload.class_totals.items():
+        problem = label_problem("class", name, longest=64)
+        if problem:
+            found.append(problem)
+        if not math.isfinite(total) or total < 0:
+            found.append(f"class {name!r}: total trips must be finite and non-negative")
+    if upload.source_format not in SOURCE_FORMATS:
+        found.append(f"format must be one of {', '.join(SOURCE_FORMATS)}")
+    return found
