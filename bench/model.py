@@ -1,21 +1,23 @@
-"""Cartolog's built-in assignment vs AequilibraE on Winnipeg, and a synthetic grid city.
+"""Cartolog's built-in assignment vs AequilibraE 1.7.2 on four networks, in the same run.
 
-Winnipeg (tests/data/networks/Winnipeg) is assigned to relative gaps 1e-4 and 1e-5 by
-Cartolog (Algorithm B) and by AequilibraE (bi-conjugate Frank-Wolfe, all cores) in the same run.
-Each side runs RUNS times per gap after one untimed warm-up run (numba compilation, imports);
-medians are reported. Objectives are the Beckmann objective of each side's flows, computed by
-the same routine, relative to the objective of the published best-known flows.
+Cases: Winnipeg and BerlinMPFC (tests/data/networks), Berlin-Center (865 zones, 28,376 links;
+bench/data/BerlinCenter, see its SOURCE.md) and the synthetic grid city (2,000 zones, 19,874
+links, gravity demand computed once on free-flow costs and given to both sides as an OD
+matrix). Each case is assigned to relative gaps 1e-4 and 1e-5 by Cartolog (Algorithm B, the
+default) and by AequilibraE (bi-conjugate Frank-Wolfe, all cores).
 
-AequilibraE is not a runtime dependency: it is installed into this venv on first use
-(``pip install aequilibrae==1.7.2``). It refuses free-flow time 0 and BPR power < 1, so it gets
-a tiny positive time on zero-time links and power 1 where b = 0; neither changes the problem.
+Every (side, case, gap) runs in a fresh child process. The figure is that child's
+**whole-process** wall time (interpreter start, imports, reading the network, numba cache
+load, assignment, exit) as measured by this parent, beside its assignment-only time and its
+peak resident memory. One run each: a full run takes minutes per side on Berlin-Center.
 
-The grid city (about 2,000 zones and 20,000 links, gravity demand) runs once, in a child
-process, to relative gap 1e-4; its time and peak resident memory are reported.
+AequilibraE is not a runtime dependency: `pip install -e '.[bench]'` (or this script, on first
+use) installs it. It refuses free-flow time 0 and BPR power < 1, so it gets a tiny positive
+time on zero-time links and power 1 where b = 0; neither changes the problem.
 
-    .venv/bin/python -m bench.model [--quick] [--runs N] [--cores N]
+    .venv/bin/python -m bench.model [--quick] [--cases a,b] [--gaps 1e-4,1e-5] [--cores N]
 
-``--quick`` runs each side once and skips the grid city.
+``--quick``: Winnipeg and BerlinMPFC only (about 2 minutes on an idle 2-core machine).
 """
 
 from __future__ import annotations
@@ -23,126 +25,76 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.model_common import grid_city, run_aequilibrae  # noqa: E402
-from simulation_worker.model import (  # noqa: E402
-    AssignmentSettings,
-    CostParameters,
-    TntpCase,
-    assign,
-    load_tntp_folder,
-    run_model,
-)
-from simulation_worker.model.costs import beckmann_objective  # noqa: E402
-from simulation_worker.model.graph import Graph, build_graph  # noqa: E402
+from bench.model_common import child_main  # noqa: E402
 
-NETWORKS = REPO / "tests" / "data" / "networks"
+CASES = ("winnipeg", "berlin_mpfc", "berlin_center", "grid_city")
+QUICK_CASES = ("winnipeg", "berlin_mpfc")
 GAPS = (1e-4, 1e-5)
-RUNS = 3
-MEMORY_TARGET_MB = 2048.0
+SIDES = ("cartolog", "aequilibrae")
 
 
-def _figure(name: str, value: float, unit: str, baseline: str | None,
-            baseline_value: float | None, **extra: Any) -> dict[str, Any]:
-    ratio = value / baseline_value if baseline_value else None
-    return {"name": name, "value": value, "unit": unit, "baseline": baseline,
-            "baseline_value": baseline_value, "ratio": ratio, "higher_is_better": False, **extra}
-
-
-def _cartolog(case: TntpCase, graph: Graph, gap: float) -> tuple[float, int, float, Any]:
-    settings = AssignmentSettings(algorithm="b", relative_gap=gap, max_iterations=2000)
+def run_child(side: str, case: str, gap: float, cores: int) -> dict[str, Any]:
+    """One side on one case in a fresh process: its JSON line plus the whole-process time."""
     started = time.perf_counter()
-    result = assign(graph, case.trips, settings)
-    return time.perf_counter() - started, result.iterations, result.relative_gap, result.flows
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.model", "--child", side, case, repr(gap), str(cores)],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    elapsed = time.perf_counter() - started
+    if child.returncode != 0:
+        raise RuntimeError(f"{side} {case} {gap}: {child.stderr.strip()[-2000:]}")
+    figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    return {**figures, "process_seconds": elapsed}
 
 
-def winnipeg_figures(runs: int, cores: int) -> list[dict[str, Any]]:
-    """Time, iterations and objective of both sides at each gap."""
-    case = load_tntp_folder(NETWORKS / "Winnipeg")
-    graph = build_graph(case.network, case.zones, CostParameters())
-    assert case.published_flows is not None
-    published = beckmann_objective(graph, case.published_flows)
-    zone_nodes = [z.centroid for z in case.zones]
-    _cartolog(case, graph, 1e-2)  # warm-up: numba compilation / cache load
-    run_aequilibrae(case.network, case.trips, zone_nodes, 1e-2, 1000, cores)
-    figures = []
-    for gap in GAPS:
-        ours = [_cartolog(case, graph, gap) for _ in range(runs)]
-        theirs = [run_aequilibrae(case.network, case.trips, zone_nodes, gap, 20000, cores)
-                  for _ in range(runs)]
-        our_obj = beckmann_objective(graph, ours[-1][3])
-        their_obj = beckmann_objective(graph, theirs[-1].flows)
-        figures.append(_figure(
-            f"winnipeg_gap_{gap:g}", median(o[0] for o in ours), "s",
-            f"AequilibraE 1.7.2 bfw, {cores} cores", median(t.seconds for t in theirs),
-            iterations=ours[-1][1], baseline_iterations=theirs[-1].iterations,
-            relative_gap=ours[-1][2], baseline_relative_gap=theirs[-1].relative_gap,
-            objective=our_obj, baseline_objective=their_obj, published_objective=published,
-            objective_rel_error=(our_obj - published) / published,
-            baseline_objective_rel_error=(their_obj - published) / published,
-            objective_equal_or_better=bool(our_obj <= their_obj),
-        ))
-        print(json.dumps(figures[-1]), file=sys.stderr)
-    return figures
-
-
-def grid_child() -> None:
-    """Run the grid city once and print its figures as JSON (called in a child process)."""
-    model = grid_city()
-    started = time.perf_counter()
-    result = run_model(model)
-    seconds = time.perf_counter() - started
-    print(json.dumps({
-        "seconds": seconds, "iterations": result.iterations,
-        "relative_gap": result.relative_gap, "zones": len(model.zones),
-        "links": model.network.n_links, "nodes": model.network.n_nodes,
-        "total_trips": result.indicators.total_trips,
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-    }))
-
-
-def grid_figures() -> list[dict[str, Any]]:
-    """Time and peak memory of the grid city, measured in a fresh process."""
-    child = subprocess.run([sys.executable, "-m", "bench.model", "--grid-child"], cwd=REPO,
-                           capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONPATH": str(REPO)})
-    grid = json.loads(child.stdout.strip().splitlines()[-1])
-    shape = {k: grid[k] for k in ("zones", "links", "nodes", "iterations", "relative_gap",
-                                  "total_trips")}
-    return [
-        _figure("grid_city_time_gap_1e-4", grid["seconds"], "s", None, None, **shape),
-        _figure("grid_city_peak_memory", grid["peak_mb"], "MB", "2 GB target",
-                MEMORY_TARGET_MB, **shape),
-    ]
+def figure(case: str, gap: float, ours: dict[str, Any], theirs: dict[str, Any],
+           cores: int) -> dict[str, Any]:
+    """The bench.md figure for one case and gap: whole-process seconds, ratio to AequilibraE."""
+    value, base = ours["process_seconds"], theirs["process_seconds"]
+    return {
+        "name": f"{case}_gap_{gap:g}", "value": value, "unit": "s",
+        "baseline": f"AequilibraE 1.7.2 bfw, {cores} cores, whole process",
+        "baseline_value": base, "ratio": value / base, "higher_is_better": False,
+        "assignment_seconds": ours["seconds"], "baseline_assignment_seconds": theirs["seconds"],
+        "iterations": ours["iterations"], "baseline_iterations": theirs["iterations"],
+        "relative_gap": ours["relative_gap"], "baseline_relative_gap": theirs["relative_gap"],
+        "outcome": ours.get("outcome"),
+        "objective": ours["objective"], "baseline_objective": theirs["objective"],
+        "peak_mb": ours["peak_mb"], "baseline_peak_mb": theirs["peak_mb"],
+        "zones": ours["zones"], "links": ours["links"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="one run per side, no grid city")
-    parser.add_argument("--runs", type=int, default=RUNS, help="timed runs per side and gap")
+    parser.add_argument("--quick", action="store_true", help="Winnipeg and BerlinMPFC only")
+    parser.add_argument("--cases", default=None, help=f"comma-separated subset of {CASES}")
+    parser.add_argument("--gaps", default=",".join(f"{g:g}" for g in GAPS))
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1,
                         help="AequilibraE threads (default: all cores)")
-    parser.add_argument("--grid-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.grid_child:
-        grid_child()
+    if args.child:
+        child_main(*args.child)
         return
-    runs = 1 if args.quick else args.runs
-    figures = winnipeg_figures(runs, args.cores)
-    if not args.quick:
-        figures += grid_figures()
-    print(json.dumps({"bench": "model", "runs": runs, "figures": figures}))
+    cases = args.cases.split(",") if args.cases else QUICK_CASES if args.quick else CASES
+    gaps = [float(g) for g in args.gaps.split(",")]
+    figures = []
+    for case in cases:
+        for gap in gaps:
+            ours, theirs = (run_child(side, case, gap, args.cores) for side in SIDES)
+            figures.append(figure(case, gap, ours, theirs, args.cores))
+            print(json.dumps(figures[-1]), file=sys.stderr, flush=True)
+    print(json.dumps({"bench": "model", "runs": 1, "figures": figures}))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
-"""Helpers for bench/model.py: the AequilibraE side and the synthetic grid city."""
+"""Helpers for bench/model.py: the cases, each side's child process, the grid city."""
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import importlib
 import io
+import json
+import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +33,7 @@ def ensure_aequilibrae() -> Any:
     except ImportError:
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", f"aequilibrae=={AEQUILIBRAE_VERSION}"],
+            stdout=sys.stderr,
             check=True,
         )
         return importlib.import_module("aequilibrae")
@@ -138,3 +145,81 @@ def grid_city(rows: int = 64, cols: int = 63, zones: int = 2000, seed: int = 7) 
     return ModelInput(network=net, zones=zone_list,
                       demand=GravityDemand(trip_rate=0.35, beta=0.08),
                       assignment=AssignmentSettings(relative_gap=1e-4, max_iterations=500))
+
+
+REPO = Path(__file__).resolve().parents[1]
+FOLDERS = {"winnipeg": REPO / "tests" / "data" / "networks" / "Winnipeg",
+           "berlin_mpfc": REPO / "tests" / "data" / "networks" / "BerlinMPFC",
+           "berlin_center": REPO / "bench" / "data" / "BerlinCenter"}
+
+
+def load_case(case: str) -> tuple[Any, FloatArray]:
+    """(ModelInput with an explicit OD matrix, that matrix) of a bench case."""
+    from simulation_worker.model import ExplicitDemand, ModelInput, load_tntp_folder
+
+    if case == "grid_city":
+        return _grid_with_trips()
+    folder = FOLDERS[case]
+    with tempfile.TemporaryDirectory() as tmp:
+        for packed in folder.glob("*.tntp.gz"):  # large networks are stored gzipped
+            with gzip.open(packed, "rb") as src, open(Path(tmp) / packed.stem, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        tntp = load_tntp_folder(tmp if any(folder.glob("*.tntp.gz")) else folder)
+    model = tntp.model_input()
+    return ModelInput(network=model.network, zones=model.zones,
+                      demand=ExplicitDemand(tntp.trips)), tntp.trips
+
+
+def _grid_with_trips() -> tuple[Any, FloatArray]:
+    """The grid city with its gravity OD matrix on free-flow costs, as explicit demand."""
+    from simulation_worker.model import CostParameters, ExplicitDemand, ModelInput
+    from simulation_worker.model.costs import link_costs
+    from simulation_worker.model.graph import build_graph
+    from simulation_worker.model.gravity import gravity
+    from simulation_worker.model.network import GravityDemand
+    from simulation_worker.model.paths import zone_costs
+
+    model = grid_city()
+    graph = build_graph(model.network, model.zones, CostParameters())
+    assert isinstance(model.demand, GravityDemand)
+    trips = gravity(model.zones, zone_costs(graph, link_costs(graph, np.zeros(graph.n_links))),
+                    model.demand).trips
+    return ModelInput(network=model.network, zones=model.zones,
+                      demand=ExplicitDemand(trips)), trips
+
+
+def child_main(side: str, case: str, gap_text: str, cores_text: str) -> None:
+    """Run one side on one case to one gap and print its figures as one JSON line."""
+    from simulation_worker.model import AssignmentSettings, ModelInput, run_model
+
+    gap, cores = float(gap_text), int(cores_text)
+    model, trips = load_case(case)
+    if side == "cartolog":
+        settings = AssignmentSettings(relative_gap=gap, max_iterations=2000)
+        model = ModelInput(network=model.network, zones=model.zones, demand=model.demand,
+                           assignment=settings)
+        started = time.perf_counter()
+        result = run_model(model)
+        seconds = time.perf_counter() - started
+        flows, iterations, reached = result.links.flow, result.iterations, result.relative_gap
+        outcome: str | None = result.outcome
+    else:
+        run = run_aequilibrae(model.network, trips, [z.centroid for z in model.zones], gap,
+                              20000, cores)
+        seconds, flows = run.seconds, run.flows
+        iterations, reached = run.iterations, run.relative_gap
+        outcome = None
+    print(json.dumps({
+        "seconds": seconds, "iterations": iterations, "relative_gap": reached,
+        "outcome": outcome, "objective": _objective(model, flows),
+        "zones": len(model.zones), "links": model.network.n_links,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }))
+
+
+def _objective(model: Any, flows: FloatArray) -> float:
+    from simulation_worker.model.costs import beckmann_objective
+    from simulation_worker.model.graph import build_graph
+
+    graph = build_graph(model.network, model.zones, model.costs)
+    return beckmann_objective(graph, np.asarray(flows)[graph.link_index])

@@ -41,11 +41,10 @@ class Scratch(NamedTuple):
 
 def scratch(lanes: int, n_nodes: int) -> Scratch:
     """Work arrays for ``lanes`` lanes."""
-    def nodes(dtype: type) -> NDArray[np.generic]:
-        return np.zeros((lanes, n_nodes), dtype=dtype)
-
-    return Scratch(nodes(np.float64), nodes(np.float64), nodes(np.int32), nodes(np.int32),
-                   nodes(np.int32), nodes(np.int32))
+    shape = (lanes, n_nodes)
+    return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
+                   np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
+                   np.zeros(shape, dtype=np.int32))
 
 
 @nb.njit(cache=True, parallel=True)
