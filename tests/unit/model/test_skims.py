@@ -1,0 +1,78 @@
+"""Skims equal independent shortest paths (scipy) at the run's final costs."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import openmatrix as omx
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from simulation_worker.model import AssignmentSettings, CostParameters, load_tntp_folder, run_model
+from simulation_worker.model.indicators import link_times
+from simulation_worker.model.network import ModelInput
+from simulation_worker.model.skims import skims, write_omx
+
+SIOUX_FALLS = Path(__file__).resolve().parents[2] / "data" / "networks" / "SiouxFalls"
+
+
+def scipy_skims(model: ModelInput, flows: np.ndarray) -> dict[str, np.ndarray]:
+    """Least-cost paths by scipy, with no path through a zone node (first-thru-node rule):
+    a zone node keeps only its own outgoing links when it is the origin."""
+    net = model.network
+    position = {int(n): i for i, n in enumerate(net.node_ids)}
+    tail = np.array([position[int(n)] for n in net.link_from])
+    head = np.array([position[int(n)] for n in net.link_to])
+    times = link_times(model, flows)
+    cost = times + model.costs.toll_factor * net.toll + model.costs.distance_factor * net.length
+    out = {m: np.zeros((len(model.zones), len(model.zones))) for m in ("time", "distance", "cost")}
+    blocked = net.link_from < net.first_thru_node
+    for i, zone in enumerate(model.zones):
+        origin = position[zone.centroid]
+        keep = net.link_open & (~blocked | (tail == origin))
+        graph = csr_matrix((cost[keep], (tail[keep], head[keep])),
+                           shape=(net.n_nodes, net.n_nodes))
+        dist, pred = dijkstra(graph, indices=origin, return_predecessors=True)
+        link_of = {(int(t), int(h)): k for k, (t, h) in enumerate(zip(tail, head, strict=True))
+                   if keep[k]}
+        for j, destination in enumerate(model.zones):
+            node = position[destination.centroid]
+            out["cost"][i, j] = dist[node]
+            while node != origin:
+                k = link_of[(int(pred[node]), node)]
+                out["time"][i, j] += times[k]
+                out["distance"][i, j] += net.length[k]
+                node = int(pred[node])
+    return out
+
+
+def test_skims_equal_scipy_shortest_paths_at_the_converged_costs() -> None:
+    case = load_tntp_folder(SIOUX_FALLS)
+    model = case.model_input(CostParameters(toll_factor=0.0, distance_factor=0.05),
+                             AssignmentSettings(algorithm="b", relative_gap=1e-6))
+    result = run_model(model)
+    found = skims(model, result.links.flow)
+    expected = scipy_skims(model, result.links.flow)
+    for measure, table in expected.items():
+        np.testing.assert_allclose(found.tables[("all", measure)], table, rtol=1e-9,
+                                   err_msg=measure)
+    np.testing.assert_allclose(found.tables[("all", "cost")], result.cost_skim, rtol=1e-9)
+
+
+def test_skims_omx_reads_back_in_openmatrix_with_zone_ids() -> None:
+    case = load_tntp_folder(SIOUX_FALLS)
+    model = case.model_input(CostParameters(), AssignmentSettings(relative_gap=1e-4))
+    found = skims(model, run_model(model).links.flow)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "skims.omx"
+        path.write_bytes(write_omx(found))
+        handle = omx.open_file(str(path), "r")
+        try:
+            assert sorted(handle.list_matrices()) == ["all_cost", "all_distance", "all_time"]
+            assert handle.mapping("zone") == {z.id: i for i, z in enumerate(model.zones)}
+            np.testing.assert_array_equal(np.array(handle["all_time"]),
+                                          found.tables[("all", "time")])
+        finally:
+            handle.close()
