@@ -20,6 +20,7 @@ from api.routes import (
     results,
     scenarios,
     simulations,
+    skims,
     tiles,
 )
 from api.security import RateLimiter
@@ -27,7 +28,8 @@ from api.services import ApiServices, ReadinessCheck
 
 __all__ = ["PROBLEM", "ReadinessCheck", "create_app"]
 ROUTERS = (datasets.router, scenarios.router, simulations.router, results.router,
-           tiles.router, bi.router, notifications.router, demand.router)
+           tiles.router, bi.router, notifications.router, demand.router,
+           skims.router)
 
 
 def create_app(services: ApiServices) -> FastAPI:

@@ -51,7 +51,7 @@ def download_demand(scenario_id: UUID, caller: Viewer, services: Services,
     """The scenario's demand matrix as OMX or CSV (404 when it uses the gravity model)."""
     content = services.app.demand_matrix_content(caller.tenant, scenario_id, version)
     matrix = demand_matrix.DemandMatrix.from_blob(content)
-    body = (_chunks(demand_matrix.write_omx(matrix)) if format == "omx"
+    body = (chunks(demand_matrix.write_omx(matrix)) if format == "omx"
             else demand_matrix.write_csv(matrix))
     name = f"demand-{scenario_id}.{format}"
     return StreamingResponse(body, media_type=MEDIA_TYPES[format],
@@ -75,6 +75,6 @@ def _store(services: ApiServices, caller: Caller, scenario_id: UUID, expected: i
                                           caller.actor)
 
 
-def _chunks(content: bytes) -> Iterator[bytes]:
+def chunks(content: bytes) -> Iterator[bytes]:
     for start in range(0, len(content), CHUNK):
         yield content[start:start + CHUNK]

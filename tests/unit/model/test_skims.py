@@ -76,3 +76,20 @@ def test_skims_omx_reads_back_in_openmatrix_with_zone_ids() -> None:
                                           found.tables[("all", "time")])
         finally:
             handle.close()
+
+
+def test_model_run_writes_skims_to_an_omx_file(tmp_path: Path) -> None:
+    from simulation_worker.model.cli import main
+
+    path = tmp_path / "skims.omx"
+    assert main(["model", "run", "--network", str(SIOUX_FALLS), "--gap", "1e-4",
+                 "--skims", str(path)]) == 0
+    handle = omx.open_file(str(path), "r")
+    try:
+        assert sorted(handle.list_matrices()) == ["all_cost", "all_distance", "all_time"]
+        assert sorted(handle.mapping("zone")) == list(range(1, 25))
+        time = np.array(handle["all_time"])
+        assert time.shape == (24, 24) and np.all(np.diag(time) == 0)
+        assert np.all(time[~np.eye(24, dtype=bool)] > 0)
+    finally:
+        handle.close()
