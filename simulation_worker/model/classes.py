@@ -109,7 +109,13 @@ def _pce_total(prepared: tuple[_Class, ...], flows: list[FloatArray]) -> FloatAr
 def _frank_wolfe(graph: Graph, prepared: tuple[_Class, ...], settings: AssignmentSettings
                  ) -> tuple[list[FloatArray], int, float]:
     free = link_costs(graph, np.zeros(graph.n_links))
-    flows = [all_or_nothing(graph, c.costs(free), c.od)[0] for c in prepared]
+    flows: list[FloatArray] = []
+    for c in prepared:
+        loaded, shortest = all_or_nothing(graph, c.costs(free), c.od)
+        if not np.isfinite(shortest):
+            raise ModelInputError(f"class {c.spec.name!r}: some of its demand has no path on "
+                                  "the link types it may use")
+        flows.append(loaded)
     gap = np.inf
     for iteration in range(1, settings.max_iterations + 1):
         times = link_costs(graph, _pce_total(prepared, flows))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import openmatrix as omx
 
+from simulation_worker.model.classes import ClassAssignment
 from simulation_worker.model.costs import link_costs
 from simulation_worker.model.graph import build_graph
 from simulation_worker.model.indicators import link_times
@@ -65,3 +66,19 @@ def write_omx(found: Skims, mapping: str = "zone") -> bytes:
             return written.read()
     finally:
         os.unlink(path)
+
+
+def class_skims(model: ModelInput, assignment: ClassAssignment) -> Skims:
+    """Time, distance and cost skims of every class at a multi-class equilibrium; a class's
+    paths avoid the link types it may not use."""
+    graph = build_graph(model.network, model.zones, model.costs)
+    times = assignment.link_times[graph.link_index]
+    lengths = model.network.length[graph.link_index]
+    tables: dict[tuple[str, str], FloatArray] = {}
+    for name, costs in assignment.class_costs.items():
+        cost = costs[graph.link_index]
+        cost_skim, time_skim = zone_costs_and_sums(graph, cost, times)
+        tables[(name, "time")] = time_skim
+        tables[(name, "distance")] = zone_costs_and_sums(graph, cost, lengths)[1]
+        tables[(name, "cost")] = cost_skim
+    return Skims(tuple(z.id for z in model.zones), tables)
