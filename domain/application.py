@@ -19,7 +19,7 @@ from eventsourcing.utils import get_topic
 
 from domain.base import TenantAggregate
 from domain.dataset import Dataset
-from domain.demand import DemandMatrixUpload, upload_problems
+from domain.demand import DemandMatrixUpload, VehicleClassSpec, upload_problems
 from domain.edits import Edit, NetworkIndex
 from domain.errors import (
     AlreadyExists,
@@ -172,6 +172,16 @@ class Cartolog(Application[UUID]):
             raise InvalidTransition(f"scenario {scenario_id} is archived")
         sha256 = self.blobs.put(tenant_id, upload.content)
         scenario.set_demand_matrix(upload, sha256, by)
+        self._save_existing(scenario, expected_version)
+        return scenario.version
+
+    def declare_vehicle_classes(
+        self, tenant_id: str, scenario_id: UUID, expected_version: int,
+        classes: Sequence[VehicleClassSpec], by: Actor,
+    ) -> int:
+        """Declare the scenario's vehicle classes (a new scenario version)."""
+        scenario = self._get_at(Scenario, tenant_id, scenario_id, expected_version)
+        scenario.declare_vehicle_classes(list(classes), by)
         self._save_existing(scenario, expected_version)
         return scenario.version
 

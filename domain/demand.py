@@ -46,3 +46,42 @@ def upload_problems(upload: DemandMatrixUpload, network: NetworkIndex) -> list[s
     if upload.source_format not in SOURCE_FORMATS:
         found.append(f"format must be one of {', '.join(SOURCE_FORMATS)}")
     return found
+
+
+MAX_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class VehicleClassSpec:
+    """A vehicle class a scenario declares: PCE, value of time, cost factors, allowed link
+    types (None: every type)."""
+
+    name: str
+    pce: float = 1.0
+    value_of_time: float = 1.0
+    toll_factor: float = 0.0
+    distance_factor: float = 0.0
+    allowed_link_types: tuple[int, ...] | None = None
+
+
+def class_problems(classes: list[VehicleClassSpec]) -> list[str]:
+    """Every reason the class list cannot be used."""
+    found: list[str] = []
+    if not 1 <= len(classes) <= MAX_CLASSES:
+        found.append(f"declare 1 to {MAX_CLASSES} vehicle classes")
+    names = [c.name for c in classes]
+    found.extend(f"class {n!r} is declared twice" for n in sorted(set(names))
+                 if names.count(n) > 1)
+    for c in classes:
+        problem = label_problem("class", c.name, longest=64)
+        found.extend([problem] if problem else [])
+        for field, value, positive in (("pce", c.pce, True), ("value_of_time", c.value_of_time,
+                                                              True),
+                                       ("toll_factor", c.toll_factor, False),
+                                       ("distance_factor", c.distance_factor, False)):
+            if not math.isfinite(value) or value < 0 or (positive and value == 0):
+                kind = "positive" if positive else "non-negative"
+                found.append(f"class {c.name!r}: {field} must be a finite, {kind} number")
+        if c.allowed_link_types is not None and not c.allowed_link_types:
+            found.append(f"class {c.name!r}: allow at least one link type (or omit the list)")
+    return found

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import TenantAggregate
-from domain.demand import DemandMatrixUpload
+from domain.demand import DemandMatrixUpload, VehicleClassSpec, class_problems
 from domain.edits import (
     DETERRENCE_FUNCTIONS,
     AddLink,
@@ -58,6 +58,7 @@ class Scenario(TenantAggregate):
         self.closed_links: list[str] = list(state.get("closed_links", []))
         self.demand: dict[str, Any] = dict(state.get("demand", asdict(DemandParameters())))
         self.demand_matrix: dict[str, Any] | None = state.get("demand_matrix")
+        self.vehicle_classes: list[dict[str, Any]] = list(state.get("vehicle_classes", []))
 
     @classmethod
     def create(
@@ -84,6 +85,7 @@ class Scenario(TenantAggregate):
             "zone_attributes": self.zone_attributes, "link_changes": self.link_changes,
             "added_links": self.added_links, "closed_links": self.closed_links,
             "demand": self.demand, "demand_matrix": self.demand_matrix,
+            "vehicle_classes": self.vehicle_classes,
         }
 
     # -- edits ------------------------------------------------------------------------------
@@ -150,6 +152,14 @@ class Scenario(TenantAggregate):
                                       "classes": dict(self.classes),
                                       "source_format": self.source_format}
 
+    class VehicleClassesDeclared(TenantAggregate.Event):
+        """The classes the scenario's demand is split into (replacing any declared before)."""
+
+        classes: list[dict[str, Any]]
+
+        def apply(self, scenario: Scenario) -> None:
+            scenario.vehicle_classes = [dict(c) for c in self.classes]
+
     class DemandMatrixRemoved(TenantAggregate.Event):
         """The scenario's demand is the gravity model again."""
 
@@ -192,6 +202,16 @@ class Scenario(TenantAggregate):
         self._emit(Scenario.DemandMatrixSet, by, sha256=sha256,
                    zone_count=len(upload.zone_ids), classes=dict(upload.class_totals),
                    source_format=upload.source_format)
+
+    def declare_vehicle_classes(self, classes: list[VehicleClassSpec], by: Actor) -> None:
+        """Declare the scenario's vehicle classes; InvalidCommand lists every problem."""
+        self._check_open()
+        problems = class_problems(classes)
+        if problems:
+            raise InvalidCommand("the vehicle classes were rejected", problems)
+        declared = [{**asdict(c), "allowed_link_types": None if c.allowed_link_types is None
+                     else sorted(set(c.allowed_link_types))} for c in classes]
+        self._emit(Scenario.VehicleClassesDeclared, by, classes=declared)
 
     def remove_demand_matrix(self, by: Actor) -> None:
         """Go back to the gravity model."""

@@ -201,7 +201,7 @@ class ReadModel(Projection):
         return [_scenario_moved(event, trip_rate=p["trip_rate"], deterrence=p["deterrence"],
                                 beta=p["beta"])]
 
-    def demand_matrix_changed(self, event: Event, _view: View) -> list[Op]:
+    def scenario_version_moved(self, event: Event, _view: View) -> list[Op]:
         return [_scenario_moved(event)]
 
     def scenario_archived(self, event: Event, _view: View) -> list[Op]:
@@ -292,8 +292,9 @@ HANDLERS: dict[str, Handler] = {
     "Scenario.LinkClosed": ReadModel.link_closed,
     "Scenario.DemandParametersChanged": ReadModel.demand_changed,
     "Scenario.Archived": ReadModel.scenario_archived,
-    "Scenario.DemandMatrixSet": ReadModel.demand_matrix_changed,
-    "Scenario.DemandMatrixRemoved": ReadModel.demand_matrix_changed,
+    "Scenario.DemandMatrixSet": ReadModel.scenario_version_moved,
+    "Scenario.DemandMatrixRemoved": ReadModel.scenario_version_moved,
+    "Scenario.VehicleClassesDeclared": ReadModel.scenario_version_moved,
     "SimulationRun.Requested": ReadModel.run_requested,
     "SimulationRun.Started": ReadModel.run_started,
     "SimulationRun.AttemptFailed": ReadModel.attempt_failed,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from adapters.demand_matrix import DemandMatrix
+from simulation_worker.class_run import run_classes
 from simulation_worker.external import ExternalModel, ExternalResult, input_document
 from simulation_worker.model import ModelInput, ModelResult, content_hash, run_model
 from simulation_worker.model.skims import skims
@@ -92,6 +93,11 @@ class _Progress:
 def _run(document: bytes, spec: ModelSpec, progress: _Progress
          ) -> tuple[bytes, dict[str, float], tuple[bytes, ...]]:
     run_input = load(document)
+    if spec.kind == "builtin" and run_input.classes:
+        out = run_classes(run_input)
+        output = _document(run_input.input_hash(), out.links, out.zones, out.indicators,
+                           hashlib.sha256(out.skims).hexdigest())
+        return output, out.indicators, (out.skims,)
     if spec.kind == "builtin":
         result = run_model(run_input.model, progress)
         skims = skims_blob(run_input.model, result)

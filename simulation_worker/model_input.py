@@ -8,9 +8,10 @@ plus ``link_names``: the scenario's own link id of each model link (the model nu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from simulation_worker.model import (
     apply_edits,
     content_hash,
 )
+from simulation_worker.model.classes import VehicleClass
 
 ASSIGNMENT_PARAMETERS = {"algorithm": "algorithm", "relative_gap": "relative_gap",
                          "gap": "relative_gap", "max_iterations": "max_iterations",
@@ -52,15 +54,33 @@ ASSIGNMENT_PARAMETERS = {"algorithm": "algorithm", "relative_gap": "relative_gap
 
 @dataclass(frozen=True, eq=False)
 class RunInput:
-    """A model input and the scenario link id of each model link."""
+    """A model input and the scenario link id of each model link; with vehicle classes, each
+    class's trips (the model's demand is then their sum)."""
 
     model: ModelInput
     link_names: tuple[str, ...]
+    classes: tuple[VehicleClass, ...] = ()
+    class_trips: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def input_hash(self) -> str:
+        """The model's content hash, extended by the classes and their trips when declared."""
+        base = content_hash(self.model)
+        if not self.classes:
+            return base
+        digest = hashlib.sha256(base.encode())
+        digest.update(json.dumps([asdict(c) for c in self.classes], sort_keys=True).encode())
+        for name in sorted(self.class_trips):
+            digest.update(name.encode() + np.ascontiguousarray(self.class_trips[name]).tobytes())
+        return digest.hexdigest()
 
     def document(self) -> bytes:
-        """The claim-check blob: ``cartolog.model-input/1`` plus ``link_names``."""
+        """The claim-check blob: ``cartolog.model-input/1`` plus ``link_names`` (and the
+        vehicle classes with their trips, when declared)."""
         doc = input_document(self.model, content_hash(self.model))
         doc["link_names"] = list(self.link_names)
+        if self.classes:
+            doc["vehicle_classes"] = [asdict(c) for c in self.classes]
+            doc["class_trips"] = {k: v.tolist() for k, v in self.class_trips.items()}
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -72,14 +92,30 @@ def resolve(app: Cartolog, run: SimulationRun) -> RunInput:
     if scenario.demand_matrix is None:
         return run_input
     content = app.demand_matrix_content(run.tenant_id, run.scenario_id, run.scenario_version)
-    return with_matrix(run_input, DemandMatrix.from_blob(content))
+    classes = tuple(vehicle_class(c) for c in scenario.vehicle_classes)
+    return with_matrix(run_input, DemandMatrix.from_blob(content), classes)
 
 
-def with_matrix(run_input: RunInput, matrix: DemandMatrix) -> RunInput:
-    """The scenario's demand matrix (all classes summed) replaces any other demand."""
+def vehicle_class(declared: dict[str, Any]) -> VehicleClass:
+    """A class as the scenario declared it (``Scenario.vehicle_classes``)."""
+    allowed = declared.get("allowed_link_types")
+    return VehicleClass(**{**declared, "allowed_link_types": None if allowed is None
+                           else tuple(int(t) for t in allowed)})
+
+
+def with_matrix(run_input: RunInput, matrix: DemandMatrix,
+                classes: tuple[VehicleClass, ...] = ()) -> RunInput:
+    """The scenario's demand matrix replaces any other demand: split by the declared
+    classes (each must be in the matrix), else all its classes summed."""
     zone_ids = tuple(zone.id for zone in run_input.model.zones)
-    demand = ExplicitDemand(matrix.aligned(zone_ids))
-    return RunInput(replace(run_input.model, demand=demand), run_input.link_names)
+    missing = [c.name for c in classes if c.name not in matrix.trips]
+    if missing:
+        raise ModelInputError(f"the demand matrix has no trips for class(es) "
+                              f"{', '.join(missing)}; it has {', '.join(matrix.trips)}")
+    class_trips = {c.name: matrix.aligned(zone_ids, c.name) for c in classes}
+    total = np.sum(list(class_trips.values()), axis=0) if classes else matrix.aligned(zone_ids)
+    model = replace(run_input.model, demand=ExplicitDemand(total))
+    return RunInput(model, run_input.link_names, classes, class_trips)
 
 
 def store(app: Cartolog, blobs: BlobStore, run: SimulationRun, model_version: str
@@ -91,7 +127,7 @@ def store(app: Cartolog, blobs: BlobStore, run: SimulationRun, model_version: st
     except (DomainError, ModelInputError, KeyError, ValueError) as error:
         raise InputUnavailable(f"{type(error).__name__}: {error}") from error
     sha256 = blobs.put(run.tenant_id, document)
-    return ResolvedInput(sha256, content_hash(run_input.model), model_version)
+    return ResolvedInput(sha256, run_input.input_hash(), model_version)
 
 
 def build(network: DatasetNetwork, edited: dict[str, Any],
@@ -236,7 +272,9 @@ def load(document: bytes) -> RunInput:
     model = ModelInput(net, zones, demand, CostParameters(**doc["costs"]), Units(**doc["units"]),
                        AssignmentSettings(**doc["assignment"]),
                        float(doc["accessibility_minutes"]))
-    return RunInput(model, tuple(doc["link_names"]))
+    classes = tuple(vehicle_class(c) for c in doc.get("vehicle_classes", []))
+    class_trips = {k: np.array(v, dtype=np.float64) for k, v in doc.get("class_trips", {}).items()}
+    return RunInput(model, tuple(doc["link_names"]), classes, class_trips)
 
 
 def _nan(value: float | None) -> float:

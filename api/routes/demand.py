@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from adapters import demand_matrix
 from api.routes.common import Writes
 from api.routes.scenarios import etag, expected_version
-from api.schemas import DemandMatrixPublic
+from api.schemas import DemandMatrixPublic, EditsPublic, VehicleClassesUpdate
 from api.security import Caller, Editor, Services, Viewer
 from api.services import ApiServices
+from domain.demand import VehicleClassSpec
 
 router = APIRouter(prefix="/v1/scenarios", tags=["demand"])
 MatrixFormat = Annotated[Literal["omx", "csv"], Query(
@@ -66,6 +67,22 @@ def remove_demand(scenario_id: UUID, caller: Editor, services: Services, writes:
                                                 expected_version(if_match), caller.actor)
     writes.record(caller.tenant, scenario_id, version)
     return Response(status_code=204, headers={"ETag": etag(version)})
+
+
+@router.put("/{scenario_id}/vehicle-classes", response_model=EditsPublic)
+def declare_vehicle_classes(scenario_id: UUID, body: VehicleClassesUpdate, caller: Editor,
+                            services: Services, writes: Writes, response: Response,
+                            if_match: IfMatch = None) -> EditsPublic:
+    """Declare the scenario's vehicle classes (a new version); the demand matrix names each."""
+    classes = [VehicleClassSpec(**{**c.model_dump(), "allowed_link_types": None
+                                   if c.allowed_link_types is None
+                                   else tuple(c.allowed_link_types)}) for c in body.classes]
+    version = services.app.declare_vehicle_classes(caller.tenant, scenario_id,
+                                                   expected_version(if_match), classes,
+                                                   caller.actor)
+    writes.record(caller.tenant, scenario_id, version)
+    response.headers["ETag"] = etag(version)
+    return EditsPublic(scenario_id=scenario_id, version=version)
 
 
 def _store(services: ApiServices, caller: Caller, scenario_id: UUID, expected: int,

@@ -118,7 +118,7 @@ def public(scenario: Scenario) -> ScenarioPublic:
         archived=scenario.archived, demand=scenario.demand,
         zone_attributes=scenario.zone_attributes, link_changes=scenario.link_changes,
         added_links=scenario.added_links, closed_links=scenario.closed_links,
-        demand_matrix=scenario.demand_matrix)
+        demand_matrix=scenario.demand_matrix, vehicle_classes=scenario.vehicle_classes)
 
 
 def etag(version: int) -> str:

@@ -103,7 +103,10 @@ def _prepare(model: ModelInput, graph: Graph, spec: VehicleClass, od: FloatArray
 
 
 def _pce_total(prepared: tuple[_Class, ...], flows: list[FloatArray]) -> FloatArray:
-    return np.sum([c.spec.pce * x for c, x in zip(prepared, flows, strict=True)], axis=0)
+    total = np.zeros(flows[0].shape[0])
+    for c, x in zip(prepared, flows, strict=True):
+        total += c.spec.pce * x
+    return total
 
 
 def _frank_wolfe(graph: Graph, prepared: tuple[_Class, ...], settings: AssignmentSettings

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import openmatrix as omx
 
+from adapters.demand_matrix import read_csv, write_omx
 from domain.simulation import SimulationRun
 from infra.cli_support import OPERATOR
 from simulation_worker.child import ModelSpec, _run
@@ -57,3 +58,36 @@ def test_skims_of_a_run_on_an_uploaded_matrix_download_as_omx_and_csv(api: Api) 
     body = is_problem(api.get(f"/v1/simulations/{run_id}/skims?class=truck"), 422)
     assert body["problems"] == ["class must be one of all"]
     is_problem(api.get(f"/v1/simulations/{run_id}/skims", tenant="rival"), 404)
+
+
+def test_two_classes_from_an_omx_upload_give_per_class_flows_indicators_and_skims(
+        api: Api) -> None:
+    scenario = api.scenario()
+    classes = {"classes": [{"name": "car"},
+                           {"name": "truck", "pce": 2.5, "allowed_link_types": [1]}]}
+    declared = api.client.put(f"/v1/scenarios/{scenario}/vehicle-classes", json=classes,
+                              headers={**api.headers(), "If-Match": '"1"'})
+    assert declared.status_code == 200, declared.text
+    matrix = read_csv(b"origin,destination,trips,class\n1,2,600,car\n1,2,100,truck\n")
+    assert upload(api, scenario, write_omx(matrix), "omx", version=2).status_code == 200
+    got = api.get(f"/v1/scenarios/{scenario}").json()
+    assert [c["name"] for c in got["vehicle_classes"]] == ["car", "truck"]
+    run_id = api.container.app.request_simulation("acme", uuid.UUID(scenario), "builtin",
+                                                  {"gap": 1e-6}, OPERATOR)
+    complete_in_process(api, run_id)
+    figures = api.container.app.get_run("acme", run_id).indicators
+    assert figures["class.car.trips"] == 600.0 and figures["class.truck.trips"] == 100.0
+    assert figures["total_trips"] == 700.0
+    truck = api.get(f"/v1/simulations/{run_id}/skims?class=truck&measure=cost&format=csv")
+    assert truck.status_code == 200, truck.text
+    assert truck.text.splitlines()[2].startswith("1,2,truck,cost,")
+
+
+def test_bad_vehicle_classes_are_a_422_listing_every_problem(api: Api) -> None:
+    scenario = api.scenario()
+    classes = {"classes": [{"name": "car", "pce": 0}, {"name": "car", "value_of_time": -1}]}
+    body = is_problem(api.client.put(f"/v1/scenarios/{scenario}/vehicle-classes", json=classes,
+                                     headers={**api.headers(), "If-Match": '"1"'}), 422)
+    assert body["problems"] == ["class 'car' is declared twice",
+                                "class 'car': pce must be a finite, positive number",
+                                "class 'car': value_of_time must be a finite, positive number"]

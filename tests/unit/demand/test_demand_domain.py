@@ -103,3 +103,22 @@ def test_the_worker_input_uses_the_matrix_instead_of_the_gravity_model() -> None
     demand = with_matrix(run_input, matrix).model.demand
     assert isinstance(demand, ExplicitDemand)
     assert demand.trips.tolist() == [[0.0, 30.0], [10.0, 0.0]]
+
+
+def test_declared_classes_are_a_new_version_and_forks_carry_them(app: Cartolog) -> None:
+    from domain.demand import VehicleClassSpec
+
+    scenario_id = scenario(app)
+    truck = VehicleClassSpec("truck", pce=2.5, allowed_link_types=(2, 1, 2))
+    assert app.declare_vehicle_classes("acme", scenario_id, 1,
+                                       [VehicleClassSpec("car"), truck], ME) == 2
+    declared = app.get_scenario("acme", scenario_id).vehicle_classes
+    assert [c["name"] for c in declared] == ["car", "truck"]
+    assert declared[1]["allowed_link_types"] == [1, 2] and declared[1]["pce"] == 2.5
+    fork = app.fork_scenario("acme", scenario_id, "fork", ME)
+    assert app.get_scenario("acme", fork).vehicle_classes == declared
+    with pytest.raises(InvalidCommand) as error:
+        app.declare_vehicle_classes("acme", scenario_id, 2,
+                                    [VehicleClassSpec("bus", allowed_link_types=())], ME)
+    assert error.value.problems == ["class 'bus': allow at least one link type (or omit the list)"]
+    assert app.get_scenario("acme", scenario_id).version == 2
