@@ -10,7 +10,7 @@ classes of PCE 1 and equal costs, this is exactly the single-class Frank-Wolfe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +25,12 @@ from simulation_worker.model.network import (
     ModelInput,
 )
 from simulation_worker.model.paths import all_or_nothing
+from simulation_worker.model.select_link import (
+    LinkSelection,
+    SelectLinkResult,
+    SelectLinkTracker,
+    check_selections,
+)
 
 _BISECTIONS = 60
 
@@ -53,6 +59,7 @@ class ClassAssignment:
     relative_gap: float
     iterations: int
     converged: bool
+    select_link: SelectLinkResult | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,14 +89,22 @@ def check_classes(classes: tuple[VehicleClass, ...], demand: dict[str, FloatArra
 
 def assign_classes(model: ModelInput, demand: dict[str, FloatArray],
                    classes: tuple[VehicleClass, ...],
-                   settings: AssignmentSettings | None = None) -> ClassAssignment:
-    """Multi-class user equilibrium of ``demand`` (class name to zones x zones trips)."""
+                   settings: AssignmentSettings | None = None,
+                   selections: tuple[LinkSelection, ...] = ()) -> ClassAssignment:
+    """Multi-class user equilibrium of ``demand`` (class name to zones x zones trips), with
+    the select-link analysis of ``selections`` when any are given."""
     check_classes(classes, demand)
+    check_selections(selections, model.network.n_links)
     chosen = settings or model.assignment
     graph = build_graph(model.network, model.zones, CostParameters())
     prepared = tuple(_prepare(model, graph, c, demand[c.name]) for c in classes)
-    flows, iterations, gap = _frank_wolfe(graph, prepared, chosen)
-    return _result(model, graph, prepared, flows, iterations, gap, chosen.relative_gap)
+    tracker = (SelectLinkTracker(graph, selections, tuple(c.name for c in classes))
+               if selections else None)
+    flows, iterations, gap = _frank_wolfe(graph, prepared, chosen, tracker)
+    result = _result(model, graph, prepared, flows, iterations, gap, chosen.relative_gap)
+    if tracker is None:
+        return result
+    return replace(result, select_link=tracker.result(model.network.n_links))
 
 
 def _prepare(model: ModelInput, graph: Graph, spec: VehicleClass, od: FloatArray) -> _Class:
@@ -109,11 +124,13 @@ def _pce_total(prepared: tuple[_Class, ...], flows: list[FloatArray]) -> FloatAr
     return total
 
 
-def _frank_wolfe(graph: Graph, prepared: tuple[_Class, ...], settings: AssignmentSettings
-                 ) -> tuple[list[FloatArray], int, float]:
+def _frank_wolfe(graph: Graph, prepared: tuple[_Class, ...], settings: AssignmentSettings,
+                 tracker: SelectLinkTracker | None) -> tuple[list[FloatArray], int, float]:
     free = link_costs(graph, np.zeros(graph.n_links))
     flows: list[FloatArray] = []
-    for c in prepared:
+    for k, c in enumerate(prepared):
+        if tracker is not None:
+            tracker.target(k, c.costs(free), c.od)
         loaded, shortest = all_or_nothing(graph, c.costs(free), c.od)
         if not np.isfinite(shortest):
             raise ModelInputError(f"class {c.spec.name!r}: some of its demand has no path on "
@@ -128,6 +145,10 @@ def _frank_wolfe(graph: Graph, prepared: tuple[_Class, ...], settings: Assignmen
         directions = [y - x for x, y in zip(flows, targets, strict=True)]
         tau = _line_search(graph, prepared, flows, directions)
         flows = [x + tau * d for x, d in zip(flows, directions, strict=True)]
+        if tracker is not None:
+            for k, c in enumerate(prepared):
+                tracker.target(k, c.costs(times), c.od)
+            tracker.advance(tau)
     return flows, settings.max_iterations, gap
 
 
