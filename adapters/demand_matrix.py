@@ -26,6 +26,7 @@ from domain.demand import DemandMatrixUpload
 from domain.errors import InvalidCommand
 
 MAGIC = b"cartolog.demand-matrix/1\n"
+SELECT_LINK_MAGIC = b"cartolog.select-link/1\n"
 DEFAULT_CLASS = "all"
 MAPPING_NAMES = ("zone", "zones", "taz", "zone_id", "zone_ids")
 MAX_PROBLEMS = 20
@@ -277,3 +278,13 @@ def upload(content: bytes, file_format: str) -> DemandMatrixUpload:
     """Parse a file into what the domain command checks and stores."""
     matrix = read(content, file_format)
     return DemandMatrixUpload(matrix.zone_ids, matrix.totals(), matrix.to_blob(), file_format)
+
+
+def read_select_link(content: bytes) -> tuple[dict[str, Any], DemandMatrix]:
+    """A ``cartolog.select-link/1`` blob: its JSON header (name, mode, links, link flows per
+    class) and the OD matrix of the selected demand per class."""
+    if not content.startswith(SELECT_LINK_MAGIC):
+        raise ValueError("not a cartolog.select-link/1 blob")
+    header_end = content.index(b"\n", len(SELECT_LINK_MAGIC))
+    header = json.loads(content[len(SELECT_LINK_MAGIC):header_end])
+    return header, DemandMatrix.from_blob(content[header_end + 1:])

@@ -19,7 +19,12 @@ from eventsourcing.utils import get_topic
 
 from domain.base import TenantAggregate
 from domain.dataset import Dataset
-from domain.demand import DemandMatrixUpload, VehicleClassSpec, upload_problems
+from domain.demand import (
+    DemandMatrixUpload,
+    VehicleClassSpec,
+    select_link_problems,
+    upload_problems,
+)
 from domain.edits import Edit, NetworkIndex
 from domain.errors import (
     AlreadyExists,
@@ -249,6 +254,7 @@ class Cartolog(Application[UUID]):
             raise InvalidCommand(f"scenario {scenario_id} has no version {version}")
         if scenario.archived:
             raise InvalidCommand(f"scenario {scenario_id} is archived")
+        self._check_select_links(tenant_id, scenario, version, parameters)
         run_id = uuid.uuid4() if idempotency_key is None else uuid.uuid5(
             CARTOLOG_NAMESPACE, f"run:{tenant_id}:{idempotency_key}")
         run = SimulationRun.request(run_id, tenant_id, scenario.id, version, model, parameters,
@@ -258,6 +264,17 @@ class Cartolog(Application[UUID]):
         except AlreadyExists:
             self._check_same_request(run)
         return run_id
+
+    def _check_select_links(self, tenant_id: str, scenario: Scenario, version: int,
+                            parameters: dict[str, Any]) -> None:
+        if parameters.get("select_links") is None:
+            return
+        at = self.get_scenario(tenant_id, scenario.id, version)
+        network = self.network_index(tenant_id, at.network_sha256)
+        problems = select_link_problems(parameters["select_links"],
+                                        lambda link_id: at.link_exists(link_id, network))
+        if problems:
+            raise InvalidCommand("the select-link analysis was rejected", problems)
 
     def get_run(self, tenant_id: str, run_id: UUID, version: int | None = None) -> SimulationRun:
         """A simulation run of this tenant."""

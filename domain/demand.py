@@ -7,6 +7,7 @@ scenario records only what names and describes it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from domain.edits import NetworkIndex
@@ -84,4 +85,36 @@ def class_problems(classes: list[VehicleClassSpec]) -> list[str]:
                 found.append(f"class {c.name!r}: {field} must be a finite, {kind} number")
         if c.allowed_link_types is not None and not c.allowed_link_types:
             found.append(f"class {c.name!r}: allow at least one link type (or omit the list)")
+    return found
+
+
+MAX_SELECTED_LINKS = 10
+SELECT_MODES = ("or", "and")
+
+
+def select_link_problems(value: object, link_exists: Callable[[str], bool]) -> list[str]:
+    """Why a run's ``select_links`` parameter (``[{"name", "links", "mode"}]``) is unusable."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(s, dict) for s in value):
+        return ["select_links must be a list of {name, links, mode}"]
+    found: list[str] = []
+    names = [s.get("name") for s in value]
+    if len(set(map(str, names))) != len(names):
+        found.append("select_links: each selection needs its own name")
+    links = [k for s in value for k in (s.get("links") or [])]
+    if len(links) > MAX_SELECTED_LINKS:
+        found.append(f"select_links: at most {MAX_SELECTED_LINKS} links in all")
+    for s in value:
+        name = s.get("name")
+        if not isinstance(name, str) or label_problem("selection", name, longest=64):
+            found.append(f"select_links: {name!r} is not a selection name")
+        if s.get("mode", "or") not in SELECT_MODES:
+            found.append(f"select_links {name!r}: mode must be or or and")
+        chosen = s.get("links")
+        if not isinstance(chosen, list) or not chosen:
+            found.append(f"select_links {name!r}: name at least one link")
+            continue
+        found.extend(f"select_links {name!r}: unknown or closed link {k!r}"
+                     for k in chosen if not isinstance(k, str) or not link_exists(k))
     return found

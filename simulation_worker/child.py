@@ -96,8 +96,9 @@ def _run(document: bytes, spec: ModelSpec, progress: _Progress
     if spec.kind == "builtin" and run_input.classes:
         out = run_classes(run_input)
         output = _document(run_input.input_hash(), out.links, out.zones, out.indicators,
-                           hashlib.sha256(out.skims).hexdigest())
-        return output, out.indicators, (out.skims,)
+                           hashlib.sha256(out.skims).hexdigest(),
+                           {k: hashlib.sha256(v).hexdigest() for k, v in out.select_links.items()})
+        return output, out.indicators, (out.skims, *out.select_links.values())
     if spec.kind == "builtin":
         result = run_model(run_input.model, progress)
         skims = skims_blob(run_input.model, result)
@@ -147,11 +148,14 @@ def _external_output(run_input: RunInput, result: ExternalResult
 
 
 def _document(input_hash: str, links: list[dict[str, Any]], zones: list[dict[str, Any]],
-              indicators: dict[str, float], skims_sha256: str | None = None) -> bytes:
+              indicators: dict[str, float], skims_sha256: str | None = None,
+              select_links: dict[str, str] | None = None) -> bytes:
     doc: dict[str, Any] = {"schema": OUTPUT_SCHEMA, "input_hash": input_hash, "links": links,
                            "zones": zones, "indicators": indicators}
     if skims_sha256 is not None:
         doc["skims_sha256"] = skims_sha256
+    if select_links:
+        doc["select_links"] = select_links
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 

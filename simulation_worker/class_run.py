@@ -3,16 +3,18 @@ and skims, in the same output document as a single-class run."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from adapters.demand_matrix import DemandMatrix
+from adapters.demand_matrix import SELECT_LINK_MAGIC, DemandMatrix
 from simulation_worker.model.classes import assign_classes, class_indicators
 from simulation_worker.model.indicators import accessibility, indicators, link_results
 from simulation_worker.model.run import DEFAULT_LOGSUM_BETA
+from simulation_worker.model.select_link import SelectLinkResult
 from simulation_worker.model.skims import class_skims
 from simulation_worker.model_input import RunInput
 
@@ -25,12 +27,14 @@ class ClassRunOutput:
     zones: list[dict[str, Any]]
     indicators: dict[str, float]
     skims: bytes
+    select_links: dict[str, bytes]
 
 
 def run_classes(run_input: RunInput) -> ClassRunOutput:
     """Assign every declared class to a joint equilibrium and describe the result."""
     model = run_input.model
-    equilibrium = assign_classes(model, run_input.class_trips, run_input.classes)
+    equilibrium = assign_classes(model, run_input.class_trips, run_input.classes,
+                                 selections=run_input.selections)
     links = link_results(model, equilibrium.pce_flows)
     trips = np.sum(list(run_input.class_trips.values()), axis=0)
     found = class_skims(model, equilibrium)
@@ -48,7 +52,27 @@ def run_classes(run_input: RunInput) -> ClassRunOutput:
              "class_flows": {n: _num(f[i]) for n, f in equilibrium.class_flows.items()}}
             for i, link_id in enumerate(run_input.link_names)]
     skims = DemandMatrix(found.zone_ids, found.named()).to_blob()
-    return ClassRunOutput(rows, _zones(run_input, trips, within, logsum), figures, skims)
+    return ClassRunOutput(rows, _zones(run_input, trips, within, logsum), figures, skims,
+                          _select_link_blobs(run_input, equilibrium.select_link))
+
+
+def _select_link_blobs(run_input: RunInput, found: SelectLinkResult | None) -> dict[str, bytes]:
+    """Per selection, one blob: its OD matrix per class, and the link flows of that demand."""
+    if found is None:
+        return {}
+    zone_ids = tuple(z.id for z in run_input.model.zones)
+    blobs: dict[str, bytes] = {}
+    for selection in run_input.selections:
+        keys = [(selection.name, c.name) for c in run_input.classes]
+        matrix = DemandMatrix(zone_ids, {k[1]: found.matrices[k] for k in keys}).to_blob()
+        flows = {k[1]: {name: float(f) for name, f in zip(run_input.link_names,
+                                                          found.flows[k], strict=True) if f > 0}
+                 for k in keys}
+        header = json.dumps({"name": selection.name, "mode": selection.mode,
+                             "links": [run_input.link_names[i] for i in selection.links],
+                             "link_flows": flows}, sort_keys=True).encode()
+        blobs[selection.name] = SELECT_LINK_MAGIC + header + b"\n" + matrix
+    return blobs
 
 
 def _zones(run_input: RunInput, trips: np.ndarray, within: np.ndarray, logsum: np.ndarray

@@ -46,6 +46,7 @@ from simulation_worker.model import (
     content_hash,
 )
 from simulation_worker.model.classes import VehicleClass
+from simulation_worker.model.select_link import LinkSelection
 
 ASSIGNMENT_PARAMETERS = {"algorithm": "algorithm", "relative_gap": "relative_gap",
                          "gap": "relative_gap", "max_iterations": "max_iterations",
@@ -61,6 +62,7 @@ class RunInput:
     link_names: tuple[str, ...]
     classes: tuple[VehicleClass, ...] = ()
     class_trips: dict[str, np.ndarray] = field(default_factory=dict)
+    selections: tuple[LinkSelection, ...] = ()
 
     def input_hash(self) -> str:
         """The model's content hash, extended by the classes and their trips when declared."""
@@ -69,6 +71,7 @@ class RunInput:
             return base
         digest = hashlib.sha256(base.encode())
         digest.update(json.dumps([asdict(c) for c in self.classes], sort_keys=True).encode())
+        digest.update(json.dumps([asdict(s) for s in self.selections]).encode())
         for name in sorted(self.class_trips):
             digest.update(name.encode() + np.ascontiguousarray(self.class_trips[name]).tobytes())
         return digest.hexdigest()
@@ -81,6 +84,7 @@ class RunInput:
         if self.classes:
             doc["vehicle_classes"] = [asdict(c) for c in self.classes]
             doc["class_trips"] = {k: v.tolist() for k, v in self.class_trips.items()}
+            doc["select_links"] = [asdict(s) for s in self.selections]
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -89,11 +93,33 @@ def resolve(app: Cartolog, run: SimulationRun) -> RunInput:
     scenario = app.get_scenario(run.tenant_id, run.scenario_id, run.scenario_version)
     network = app.load_network(run.tenant_id, scenario.network_sha256)
     run_input = build(network, scenario.edited_state(), run.parameters)
-    if scenario.demand_matrix is None:
+    if scenario.demand_matrix is not None:
+        content = app.demand_matrix_content(run.tenant_id, run.scenario_id,
+                                            run.scenario_version)
+        classes = tuple(vehicle_class(c) for c in scenario.vehicle_classes)
+        run_input = with_matrix(run_input, DemandMatrix.from_blob(content), classes)
+    return with_selections(run_input, run.parameters.get("select_links") or [])
+
+
+def with_selections(run_input: RunInput, declared: list[dict[str, Any]]) -> RunInput:
+    """The run's select-link sets (scenario link ids to model link positions); a run with
+    selections assigns by classes (one class ``all`` when none are declared)."""
+    if not declared:
         return run_input
-    content = app.demand_matrix_content(run.tenant_id, run.scenario_id, run.scenario_version)
-    classes = tuple(vehicle_class(c) for c in scenario.vehicle_classes)
-    return with_matrix(run_input, DemandMatrix.from_blob(content), classes)
+    if not isinstance(run_input.model.demand, ExplicitDemand):
+        raise ModelInputError("select-link analysis needs an OD matrix (the gravity model's "
+                              "demand is not supported)")
+    position = {name: i for i, name in enumerate(run_input.link_names)}
+    selections = tuple(LinkSelection(s["name"], tuple(position[k] for k in s["links"]),
+                                     s.get("mode", "or")) for s in declared)
+    if run_input.classes:
+        return replace(run_input, selections=selections)
+    costs = run_input.model.costs
+    single = VehicleClass("all", toll_factor=costs.toll_factor,
+                          distance_factor=costs.distance_factor)
+    trips = np.asarray(run_input.model.demand.trips, dtype=np.float64)
+    return replace(run_input, classes=(single,), class_trips={"all": trips},
+                   selections=selections)
 
 
 def vehicle_class(declared: dict[str, Any]) -> VehicleClass:
@@ -274,7 +300,9 @@ def load(document: bytes) -> RunInput:
                        float(doc["accessibility_minutes"]))
     classes = tuple(vehicle_class(c) for c in doc.get("vehicle_classes", []))
     class_trips = {k: np.array(v, dtype=np.float64) for k, v in doc.get("class_trips", {}).items()}
-    return RunInput(model, tuple(doc["link_names"]), classes, class_trips)
+    selections = tuple(LinkSelection(s["name"], tuple(s["links"]), s["mode"])
+                       for s in doc.get("select_links", []))
+    return RunInput(model, tuple(doc["link_names"]), classes, class_trips, selections)
 
 
 def _nan(value: float | None) -> float:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import uuid
 from pathlib import Path
 
 import numpy as np
 import openmatrix as omx
+import pytest
 
 from adapters.demand_matrix import read_csv, write_omx
 from domain.simulation import SimulationRun
@@ -91,3 +93,41 @@ def test_bad_vehicle_classes_are_a_422_listing_every_problem(api: Api) -> None:
     assert body["problems"] == ["class 'car' is declared twice",
                                 "class 'car': pce must be a finite, positive number",
                                 "class 'car': value_of_time must be a finite, positive number"]
+
+
+def test_upload_two_classes_simulate_download_skims_and_select_link(api: Api) -> None:
+    scenario = api.scenario()
+    classes = {"classes": [{"name": "car"}, {"name": "truck", "pce": 2.5}]}
+    assert api.client.put(f"/v1/scenarios/{scenario}/vehicle-classes", json=classes,
+                          headers={**api.headers(), "If-Match": '"1"'}).status_code == 200
+    matrix = read_csv(b"origin,destination,trips,class\n1,2,900,car\n1,2,200,truck\n")
+    assert upload(api, scenario, write_omx(matrix), "omx", version=2).status_code == 200
+    path = f"/v1/scenarios/{scenario}/simulations"
+    bad = {"parameters": {"select_links": [{"name": "x", "links": ["zz"]}]}}
+    body = is_problem(api.post(path, bad), 422)
+    assert body["problems"] == ["select_links 'x': unknown or closed link 'zz'"]
+    selections = [{"name": "a", "links": ["a"]},
+                  {"name": "a-or-b", "links": ["a", "b"], "mode": "or"}]
+    run_id = api.container.app.request_simulation(
+        "acme", uuid.UUID(scenario), "builtin", {"gap": 1e-6, "select_links": selections},
+        OPERATOR)
+    complete_in_process(api, run_id)
+    run = api.container.app.get_run("acme", run_id)
+    assert run.result_sha256 is not None
+    output = json.loads(api.container.app.blobs.get("acme", run.result_sha256))
+    on_a = next(row for row in output["links"] if row["id"] == "a")["class_flows"]
+    assert 0 < on_a["car"] < 900
+    skims = api.get(f"/v1/simulations/{run_id}/skims?class=truck&format=omx")
+    assert skims.status_code == 200 and skims.content[:4] == b"\x89HDF"
+    for name in ("a", "a-or-b"):
+        found = api.get(f"/v1/simulations/{run_id}/select-link/{name}")
+        assert found.status_code == 200, found.text
+        analysis = found.json()
+        for vehicle_class in ("car", "truck"):
+            summary = analysis["classes"][vehicle_class]
+            assert summary["total_trips"] == pytest.approx(on_a[vehicle_class], rel=1e-9)
+            assert summary["top_pairs"][0]["origin"] == 1
+            assert analysis["link_flows"][vehicle_class]["a"] == \
+                pytest.approx(on_a[vehicle_class], rel=1e-9)
+    is_problem(api.get(f"/v1/simulations/{run_id}/select-link/nope"), 404)
+    is_problem(api.get(f"/v1/simulations/{run_id}/select-link/a", tenant="rival"), 404)
