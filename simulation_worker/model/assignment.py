@@ -169,7 +169,8 @@ def _algorithm_b(
         bush.reshape_bushes(origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start,
                             g.bwd_link, g.head, g.tail, g.blocked, in_bush, bush_flow, topo,
                             topo_len, c, work)
-        for passes in (_PASSES, *([1] * _FLOW_SWEEPS)):
+        sweeps = _FLOW_SWEEPS if gap < _SWEEP_GAP else 0
+        for passes in (_PASSES, *([1] * sweeps)):
             bush.shift_flows(origins, g.zone_node, g.bwd_start, g.bwd_link, g.tail,
                              g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost,
                              in_bush, bush_flow, topo, topo_len, x, c, d, passes, threshold,
@@ -205,6 +206,9 @@ def lanes() -> int:
 # and shortest used paths differ by more than the threshold (a share of the mean trip cost that
 # shrinks with the gap). Tuned on Winnipeg and the synthetic grid (docs/decisions/0101).
 _FLOW_SWEEPS = 4
+# Far from equilibrium (gap above this) the bushes are still changing shape: the extra sweeps
+# cost more than they gain (Berlin-Center: 205 s -> 133 s to gap 1e-4; docs/decisions/0112).
+_SWEEP_GAP = 1e-3
 _PASSES = 2
 _TARGET_SHARE = 0.1
 _GAP_SHARE = 0.02
