@@ -29,7 +29,7 @@ from adapters.demand_matrix import DemandMatrix
 from simulation_worker.class_run import run_classes
 from simulation_worker.external import ExternalModel, ExternalResult, input_document
 from simulation_worker.model import ModelInput, ModelResult, content_hash, run_model
-from simulation_worker.model.skims import skims
+from simulation_worker.model.skims import result_skims
 from simulation_worker.model_input import RunInput, load
 
 OUTPUT_SCHEMA = "cartolog.simulation-output/1"
@@ -111,7 +111,7 @@ def _run(document: bytes, spec: ModelSpec, progress: _Progress
 
 def skims_blob(model: ModelInput, result: ModelResult) -> bytes:
     """The run's skims as a claim-check blob (``class_measure`` tables over the zones)."""
-    found = skims(model, result.links.flow)
+    found = result_skims(model, result)
     return DemandMatrix(found.zone_ids, found.named()).to_blob()
 
 

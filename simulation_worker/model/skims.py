@@ -19,6 +19,7 @@ from simulation_worker.model.graph import build_graph
 from simulation_worker.model.indicators import link_times
 from simulation_worker.model.network import FloatArray, ModelInput
 from simulation_worker.model.paths import zone_costs_and_sums
+from simulation_worker.model.run import ModelResult
 
 MEASURES = ("time", "distance", "cost")
 SINGLE_CLASS = "all"
@@ -47,6 +48,18 @@ def skims(model: ModelInput, flows: FloatArray, name: str = SINGLE_CLASS) -> Ski
     distance_skim = zone_costs_and_sums(graph, cost, lengths)[1]
     tables = {(name, "time"): time_skim, (name, "distance"): distance_skim,
               (name, "cost"): cost_skim}
+    return Skims(tuple(z.id for z in model.zones), tables)
+
+
+def result_skims(model: ModelInput, result: ModelResult) -> Skims:
+    """The skims of a single-class run: its own time and cost skims, plus distances along the
+    same least-cost paths (one more shortest-path pass)."""
+    graph = build_graph(model.network, model.zones, model.costs)
+    cost = link_costs(graph, result.links.flow[graph.link_index])
+    lengths = model.network.length[graph.link_index]
+    distance = zone_costs_and_sums(graph, cost, lengths)[1]
+    tables = {(SINGLE_CLASS, "time"): result.time_skim, (SINGLE_CLASS, "distance"): distance,
+              (SINGLE_CLASS, "cost"): result.cost_skim}
     return Skims(tuple(z.id for z in model.zones), tables)
 
 

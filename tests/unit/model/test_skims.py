@@ -15,7 +15,7 @@ from simulation_worker.model import AssignmentSettings, CostParameters, load_tnt
 from simulation_worker.model.classes import VehicleClass, assign_classes
 from simulation_worker.model.indicators import link_times
 from simulation_worker.model.network import ModelInput
-from simulation_worker.model.skims import class_skims, skims, write_omx
+from simulation_worker.model.skims import class_skims, result_skims, skims, write_omx
 
 SIOUX_FALLS = Path(__file__).resolve().parents[2] / "data" / "networks" / "SiouxFalls"
 WINNIPEG = SIOUX_FALLS.parent / "Winnipeg"
@@ -66,6 +66,9 @@ def test_skims_equal_scipy_shortest_paths_at_the_converged_costs() -> None:
         np.testing.assert_allclose(found.tables[("all", measure)], table, rtol=1e-9,
                                    err_msg=measure)
     np.testing.assert_allclose(found.tables[("all", "cost")], result.cost_skim, rtol=1e-9)
+    from_result = result_skims(model, result)
+    for key, table in found.tables.items():
+        np.testing.assert_allclose(from_result.tables[key], table, rtol=1e-12, err_msg=str(key))
 
 
 def test_skims_omx_reads_back_in_openmatrix_with_zone_ids() -> None:
