@@ -15,6 +15,7 @@ from api.reads import LastWrites
 from api.routes import (
     bi,
     datasets,
+    demand,
     explain,
     exports,
     history,
@@ -24,6 +25,7 @@ from api.routes import (
     results,
     scenarios,
     simulations,
+    skims,
     tiles,
     uploads,
 )
@@ -37,7 +39,7 @@ __all__ = ["PROBLEM", "ReadinessCheck", "create_app"]
 # the JSON route behind it.
 ROUTERS = (uploads.router, datasets.router, scenarios.router, simulations.router,
            results.router, tiles.router, history.router, merge_requests.router, explain.router,
-           exports.router, ogc.router, bi.router, notifications.router)
+           demand.router, skims.router, exports.router, ogc.router, bi.router, notifications.router)
 
 
 def create_app(services: ApiServices) -> FastAPI:

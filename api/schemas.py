@@ -90,6 +90,38 @@ class ScenarioCreate(Strict):
         return self
 
 
+class DemandMatrixPublic(BaseModel):
+    """The demand matrix a scenario version uses (its trips are in a claim-check blob)."""
+
+    scenario_id: UUID
+    version: int
+    sha256: str
+    zone_count: int
+    classes: dict[str, float]
+    source_format: str
+
+
+class VehicleClassCreate(BaseModel):
+    """A vehicle class: PCE, value of time, cost factors, link types it may use (null: all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    pce: float = 1.0
+    value_of_time: float = 1.0
+    toll_factor: float = 0.0
+    distance_factor: float = 0.0
+    allowed_link_types: list[int] | None = Field(default=None, max_length=100)
+
+
+class VehicleClassesUpdate(BaseModel):
+    """The scenario's vehicle classes, replacing any declared before."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    classes: list[VehicleClassCreate] = Field(min_length=1, max_length=10)
+
+
 class ScenarioPublic(BaseModel):
     """A scenario's state at a version: its dataset plus its edits."""
 
@@ -105,6 +137,8 @@ class ScenarioPublic(BaseModel):
     link_changes: dict[str, dict[str, float]]
     added_links: dict[str, dict[str, Any]]
     closed_links: list[str]
+    demand_matrix: dict[str, Any] | None = None
+    vehicle_classes: list[dict[str, Any]] = []
 
 
 class ScenarioSummary(BaseModel):

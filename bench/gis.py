@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import shapely
 from pyogrio.raw import write
-from simulation_worker.tntp_dataset import dataset_from_tntp_folder
 
 from adapters.gis.exports import export_scenario
 from adapters.gis.gmns import gmns_files, read_gmns
 from adapters.gis.tables import network_tables
+from api.tntp_import import network_from_tntp_folder
 from bench.common import figure, median_of, report
 from domain.values import Network
 
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Sioux Falls instead of Berlin")
     args = parser.parse_args()
     name = "SiouxFalls" if args.quick else "BerlinMPFC"
-    network = dataset_from_tntp_folder(NETWORKS / name)
+    network = network_from_tntp_folder(NETWORKS / name)
     with tempfile.TemporaryDirectory(prefix="cartolog-bench-gis-") as folder:
         figures = measure(network, Path(folder))
     report("gis", figures, network=name, links=len(network.links), runs=RUNS)

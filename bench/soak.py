@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from simulation_worker.tntp_dataset import dataset_from_tntp_folder
 
+from api.tntp_import import network_from_tntp_folder
 from bench.common import bench_database, figure, report
 from domain.values import Actor
 from infra.broker import LocalBroker
@@ -188,7 +188,7 @@ def killer(up: subprocess.Popen[bytes], every_s: float, deadline: float,
 
 def setup_tenants(container: Container, count: int) -> list[tuple[str, str, uuid.UUID]]:
     """Register `count` tenants, each with Sioux Falls and a base scenario."""
-    network = dataset_from_tntp_folder(DEMO_DATA)
+    network = network_from_tntp_folder(DEMO_DATA)
     tenants = []
     for index in range(count):
         name = f"soak{index:02d}"
@@ -272,7 +272,7 @@ def soak(url: str, broker: LocalBroker, args: argparse.Namespace) -> dict[str, A
            "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", "/tmp/numba-soak")}
     container = build(settings)
     tenants = setup_tenants(container, args.tenants)
-    link_ids = [link.id for link in dataset_from_tntp_folder(DEMO_DATA).links]
+    link_ids = [link.id for link in network_from_tntp_folder(DEMO_DATA).links]
     (REPO / ".cartolog").mkdir(exist_ok=True)
     log = open(REPO / ".cartolog" / "soak-up.log", "wb")  # noqa: SIM115
     up = subprocess.Popen(cartolog_command("up", "--workers", str(args.workers)),

@@ -20,8 +20,21 @@ from eventsourcing.utils import Environment, get_topic
 from domain import rules
 from domain.base import TenantAggregate
 from domain.dataset import Dataset
+from domain.demand import (
+    DemandMatrixUpload,
+    VehicleClassSpec,
+    select_link_problems,
+    upload_problems,
+)
 from domain.edits import Edit, NetworkIndex
-from domain.errors import AlreadyExists, InvalidCommand, NotFound, UnknownTenant, VersionConflict
+from domain.errors import (
+    AlreadyExists,
+    InvalidCommand,
+    InvalidTransition,
+    NotFound,
+    UnknownTenant,
+    VersionConflict,
+)
 from domain.merge_request import EditRecord, MergeRequest, as_edit, conflicts, edit_records
 from domain.ports import BlobNotFound, BlobStore
 from domain.scenario import Scenario
@@ -157,6 +170,56 @@ class Cartolog(Application[UUID]):
         self._save_existing(scenario, expected_version)
         return scenario.version
 
+    def set_demand_matrix(
+        self, tenant_id: str, scenario_id: UUID, expected_version: int,
+        upload: DemandMatrixUpload, by: Actor,
+    ) -> int:
+        """Check the matrix against the scenario's zones, store it, and make it the demand.
+
+        Raises InvalidCommand listing every mismatch; then nothing is stored.
+        """
+        scenario = self._get_at(Scenario, tenant_id, scenario_id, expected_version)
+        network = self.network_index(tenant_id, scenario.network_sha256)
+        problems = upload_problems(upload, network)
+        if problems:
+            raise InvalidCommand("the demand matrix was rejected; nothing was stored", problems)
+        if scenario.archived:
+            raise InvalidTransition(f"scenario {scenario_id} is archived")
+        sha256 = self.blobs.put(tenant_id, upload.content)
+        scenario.set_demand_matrix(upload, sha256, by)
+        self._save_existing(scenario, expected_version)
+        return scenario.version
+
+    def declare_vehicle_classes(
+        self, tenant_id: str, scenario_id: UUID, expected_version: int,
+        classes: Sequence[VehicleClassSpec], by: Actor,
+    ) -> int:
+        """Declare the scenario's vehicle classes (a new scenario version)."""
+        scenario = self._get_at(Scenario, tenant_id, scenario_id, expected_version)
+        scenario.declare_vehicle_classes(list(classes), by)
+        self._save_existing(scenario, expected_version)
+        return scenario.version
+
+    def remove_demand_matrix(
+        self, tenant_id: str, scenario_id: UUID, expected_version: int, by: Actor,
+    ) -> int:
+        """Make the gravity model the scenario's demand again."""
+        scenario = self._get_at(Scenario, tenant_id, scenario_id, expected_version)
+        scenario.remove_demand_matrix(by)
+        self._save_existing(scenario, expected_version)
+        return scenario.version
+
+    def demand_matrix_content(self, tenant_id: str, scenario_id: UUID,
+                              version: int | None = None) -> bytes:
+        """The canonical bytes of the scenario's demand matrix (NotFound when it has none)."""
+        scenario = self.get_scenario(tenant_id, scenario_id, version)
+        if scenario.demand_matrix is None:
+            raise NotFound("demand matrix of scenario", scenario_id)
+        try:
+            return self.blobs.get(tenant_id, scenario.demand_matrix["sha256"])
+        except BlobNotFound:
+            raise NotFound("demand matrix", scenario.demand_matrix["sha256"]) from None
+
     def archive_scenario(
         self, tenant_id: str, scenario_id: UUID, expected_version: int, reason: str, by: Actor,
     ) -> int:
@@ -236,6 +299,7 @@ class Cartolog(Application[UUID]):
             raise InvalidCommand(f"scenario {scenario_id} has no version {version}")
         if scenario.archived:
             raise InvalidCommand(f"scenario {scenario_id} is archived")
+        self._check_select_links(tenant_id, scenario, version, parameters)
         run_id = uuid.uuid4() if idempotency_key is None else uuid.uuid5(
             CARTOLOG_NAMESPACE, f"run:{tenant_id}:{idempotency_key}")
         run = SimulationRun.request(run_id, tenant_id, scenario.id, version, model, parameters,
@@ -245,6 +309,17 @@ class Cartolog(Application[UUID]):
         except AlreadyExists:
             self._check_same_request(run)
         return run_id
+
+    def _check_select_links(self, tenant_id: str, scenario: Scenario, version: int,
+                            parameters: dict[str, Any]) -> None:
+        if parameters.get("select_links") is None:
+            return
+        at = self.get_scenario(tenant_id, scenario.id, version)
+        network = self.network_index(tenant_id, at.network_sha256)
+        problems = select_link_problems(parameters["select_links"],
+                                        lambda link_id: at.link_exists(link_id, network))
+        if problems:
+            raise InvalidCommand("the select-link analysis was rejected", problems)
 
     def get_run(self, tenant_id: str, run_id: UUID, version: int | None = None) -> SimulationRun:
         """A simulation run of this tenant."""

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from domain import rules
 from domain.base import TenantAggregate
+from domain.demand import DemandMatrixUpload, VehicleClassSpec, class_problems
 from domain.edits import (
     DETERRENCE_FUNCTIONS,
     AddLink,
@@ -58,6 +59,8 @@ class Scenario(TenantAggregate):
         self.added_links: dict[str, dict[str, Any]] = dict(state.get("added_links", {}))
         self.closed_links: list[str] = list(state.get("closed_links", []))
         self.demand: dict[str, Any] = dict(state.get("demand", asdict(DemandParameters())))
+        self.demand_matrix: dict[str, Any] | None = state.get("demand_matrix")
+        self.vehicle_classes: list[dict[str, Any]] = list(state.get("vehicle_classes", []))
 
     @classmethod
     def create(
@@ -83,7 +86,8 @@ class Scenario(TenantAggregate):
         return {
             "zone_attributes": self.zone_attributes, "link_changes": self.link_changes,
             "added_links": self.added_links, "closed_links": self.closed_links,
-            "demand": self.demand,
+            "demand": self.demand, "demand_matrix": self.demand_matrix,
+            "vehicle_classes": self.vehicle_classes,
         }
 
     # -- edits ------------------------------------------------------------------------------
@@ -136,6 +140,33 @@ class Scenario(TenantAggregate):
         def apply(self, scenario: Scenario) -> None:
             scenario.demand = {"trip_rate": self.trip_rate, "deterrence": self.deterrence,
                                "beta": self.beta}
+
+    class DemandMatrixSet(TenantAggregate.Event):
+        """The scenario's demand is this matrix (a claim-check blob), not the gravity model."""
+
+        sha256: str
+        zone_count: int
+        classes: dict[str, float]
+        source_format: str
+
+        def apply(self, scenario: Scenario) -> None:
+            scenario.demand_matrix = {"sha256": self.sha256, "zone_count": self.zone_count,
+                                      "classes": dict(self.classes),
+                                      "source_format": self.source_format}
+
+    class VehicleClassesDeclared(TenantAggregate.Event):
+        """The classes the scenario's demand is split into (replacing any declared before)."""
+
+        classes: list[dict[str, Any]]
+
+        def apply(self, scenario: Scenario) -> None:
+            scenario.vehicle_classes = [dict(c) for c in self.classes]
+
+    class DemandMatrixRemoved(TenantAggregate.Event):
+        """The scenario's demand is the gravity model again."""
+
+        def apply(self, scenario: Scenario) -> None:
+            scenario.demand_matrix = None
 
     class Archived(TenantAggregate.Event):
         reason: str
@@ -204,6 +235,34 @@ class Scenario(TenantAggregate):
             raise InvalidTransition(f"scenario {self.id} is archived")
         self._emit(Scenario.MergeApplied, by, merge_request_id=merge_request_id,
                    fork_id=fork_id, applied=applied)
+
+    def set_demand_matrix(self, upload: DemandMatrixUpload, sha256: str, by: Actor) -> None:
+        """Record the matrix stored under `sha256` as this scenario's demand."""
+        self._check_open()
+        self._emit(Scenario.DemandMatrixSet, by, sha256=sha256,
+                   zone_count=len(upload.zone_ids), classes=dict(upload.class_totals),
+                   source_format=upload.source_format)
+
+    def declare_vehicle_classes(self, classes: list[VehicleClassSpec], by: Actor) -> None:
+        """Declare the scenario's vehicle classes; InvalidCommand lists every problem."""
+        self._check_open()
+        problems = class_problems(classes)
+        if problems:
+            raise InvalidCommand("the vehicle classes were rejected", problems)
+        declared = [{**asdict(c), "allowed_link_types": None if c.allowed_link_types is None
+                     else sorted(set(c.allowed_link_types))} for c in classes]
+        self._emit(Scenario.VehicleClassesDeclared, by, classes=declared)
+
+    def remove_demand_matrix(self, by: Actor) -> None:
+        """Go back to the gravity model."""
+        self._check_open()
+        if self.demand_matrix is None:
+            raise InvalidTransition(f"scenario {self.id} has no demand matrix")
+        self._emit(Scenario.DemandMatrixRemoved, by)
+
+    def _check_open(self) -> None:
+        if self.archived:
+            raise InvalidTransition(f"scenario {self.id} is archived")
 
     def link_exists(self, link_id: str, network: NetworkIndex) -> bool:
         """A link of the base network or one added by an edit, and not closed."""

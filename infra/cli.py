@@ -29,7 +29,7 @@ from adapters.relay import PublishFailed, republish
 from adapters.schema import ensure_database, migrate
 from api.services import ReadinessCheck
 from domain.errors import DomainError
-from infra import cli_gis, cli_jobs, cli_log, cli_projections, cli_token
+from infra import cli_demand, cli_gis, cli_jobs, cli_log, cli_projections, cli_token
 from infra.broker import BrokerError, LocalBroker
 from infra.cli_support import (
     OPERATOR,
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_projections.register(commands)
     cli_jobs.register(commands)
     cli_gis.register(commands)
+    cli_demand.register(commands)
     return parser
 
 

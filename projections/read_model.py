@@ -202,6 +202,9 @@ class ReadModel(Projection):
         return [_scenario_moved(event, trip_rate=p["trip_rate"], deterrence=p["deterrence"],
                                 beta=p["beta"])]
 
+    def scenario_version_moved(self, event: Event, _view: View) -> list[Op]:
+        return [_scenario_moved(event)]
+
     def scenario_archived(self, event: Event, _view: View) -> list[Op]:
         return [_scenario_moved(event, archived=True, archive_reason=event.payload["reason"])]
 
@@ -298,6 +301,9 @@ HANDLERS: dict[str, Handler] = {
     "Scenario.Archived": ReadModel.scenario_archived,
     "Scenario.Restored": ReadModel.scenario_restored,
     "Scenario.MergeApplied": ReadModel.scenario_merged,
+    "Scenario.DemandMatrixSet": ReadModel.scenario_version_moved,
+    "Scenario.DemandMatrixRemoved": ReadModel.scenario_version_moved,
+    "Scenario.VehicleClassesDeclared": ReadModel.scenario_version_moved,
     "SimulationRun.Requested": ReadModel.run_requested,
     "SimulationRun.Started": ReadModel.run_started,
     "SimulationRun.AttemptFailed": ReadModel.attempt_failed,

@@ -9,6 +9,7 @@ child then kills what it started and exits, so no orphaned model keeps computing
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -24,8 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from adapters.demand_matrix import DemandMatrix
+from simulation_worker.class_run import run_classes
 from simulation_worker.external import ExternalModel, ExternalResult, input_document
-from simulation_worker.model import ModelResult, content_hash, run_model
+from simulation_worker.model import ModelInput, ModelResult, content_hash, run_model
+from simulation_worker.model.skims import result_skims
 from simulation_worker.model_input import RunInput, load
 
 OUTPUT_SCHEMA = "cartolog.simulation-output/1"
@@ -51,6 +55,7 @@ class Outcome:
     compute_s: float = 0.0
     error: str = ""
     traceback: str = ""
+    attachments: tuple[bytes, ...] = ()  # claim-check blobs the output names by sha256
 
 
 def compute(document: bytes, spec: ModelSpec, out: Connection, lifeline: Connection) -> None:
@@ -59,8 +64,9 @@ def compute(document: bytes, spec: ModelSpec, out: Connection, lifeline: Connect
     signal.signal(signal.SIGTERM, _on_sigterm)
     started = time.perf_counter()
     try:
-        output, indicators = _run(document, spec, _Progress(out))
-        outcome = Outcome(True, output, indicators, time.perf_counter() - started)
+        output, indicators, attachments = _run(document, spec, _Progress(out))
+        outcome = Outcome(True, output, indicators, time.perf_counter() - started,
+                          attachments=attachments)
     # Whatever the model raises is the attempt's error: report it, never crash silently.
     except Exception as error:
         outcome = Outcome(False, error=f"{type(error).__name__}: {error}",
@@ -85,16 +91,32 @@ class _Progress:
 
 
 def _run(document: bytes, spec: ModelSpec, progress: _Progress
-         ) -> tuple[bytes, dict[str, float]]:
+         ) -> tuple[bytes, dict[str, float], tuple[bytes, ...]]:
     run_input = load(document)
+    if spec.kind == "builtin" and run_input.classes:
+        out = run_classes(run_input)
+        output = _document(run_input.input_hash(), out.links, out.zones, out.indicators,
+                           hashlib.sha256(out.skims).hexdigest(),
+                           {k: hashlib.sha256(v).hexdigest() for k, v in out.select_links.items()})
+        return output, out.indicators, (out.skims, *out.select_links.values())
     if spec.kind == "builtin":
-        return _builtin_output(run_input, run_model(run_input.model, progress))
+        result = run_model(run_input.model, progress)
+        skims = skims_blob(run_input.model, result)
+        output, indicators = _builtin_output(run_input, result, hashlib.sha256(skims).hexdigest())
+        return output, indicators, (skims,)
     model = ExternalModel(spec.command, timeout_seconds=spec.timeout_s)
     job = input_document(run_input.model, content_hash(run_input.model))
-    return _external_output(run_input, model.run(job))
+    return (*_external_output(run_input, model.run(job)), ())
 
 
-def _builtin_output(run_input: RunInput, result: ModelResult) -> tuple[bytes, dict[str, float]]:
+def skims_blob(model: ModelInput, result: ModelResult) -> bytes:
+    """The run's skims as a claim-check blob (``class_measure`` tables over the zones)."""
+    found = result_skims(model, result)
+    return DemandMatrix(found.zone_ids, found.named()).to_blob()
+
+
+def _builtin_output(run_input: RunInput, result: ModelResult, skims_sha256: str
+                    ) -> tuple[bytes, dict[str, float]]:
     links = result.links
     rows = [{"id": name, "flow": _num(links.flow[i]), "time": _num(links.time[i]),
              "volume_capacity": _num(links.volume_capacity[i]),
@@ -112,7 +134,8 @@ def _builtin_output(run_input: RunInput, result: ModelResult) -> tuple[bytes, di
                       converged=float(result.converged),
                       stalled=float(result.outcome == "stalled"),
                       fallback_bfw=float(result.fallback == "bfw"))
-    return _document(result.input_hash, rows, zones, indicators), indicators
+    document = _document(result.input_hash, rows, zones, indicators, skims_sha256)
+    return document, indicators
 
 
 def _external_output(run_input: RunInput, result: ExternalResult
@@ -125,9 +148,14 @@ def _external_output(run_input: RunInput, result: ExternalResult
 
 
 def _document(input_hash: str, links: list[dict[str, Any]], zones: list[dict[str, Any]],
-              indicators: dict[str, float]) -> bytes:
-    doc = {"schema": OUTPUT_SCHEMA, "input_hash": input_hash, "links": links, "zones": zones,
-           "indicators": indicators}
+              indicators: dict[str, float], skims_sha256: str | None = None,
+              select_links: dict[str, str] | None = None) -> bytes:
+    doc: dict[str, Any] = {"schema": OUTPUT_SCHEMA, "input_hash": input_hash, "links": links,
+                           "zones": zones, "indicators": indicators}
+    if skims_sha256 is not None:
+        doc["skims_sha256"] = skims_sha256
+    if select_links:
+        doc["select_links"] = select_links
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 

@@ -8,13 +8,15 @@ plus ``link_names``: the scenario's own link id of each model link (the model nu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from adapters.demand_matrix import DemandMatrix
 from domain.application import Cartolog
 from domain.errors import DomainError
 from domain.ports import BlobStore, InputUnavailable, ResolvedInput
@@ -42,6 +44,8 @@ from simulation_worker.model import (
     apply_edits,
     content_hash,
 )
+from simulation_worker.model.classes import VehicleClass
+from simulation_worker.model.select_link import LinkSelection
 
 ASSIGNMENT_PARAMETERS = {"algorithm": "algorithm", "relative_gap": "relative_gap",
                          "gap": "relative_gap", "max_iterations": "max_iterations",
@@ -50,15 +54,36 @@ ASSIGNMENT_PARAMETERS = {"algorithm": "algorithm", "relative_gap": "relative_gap
 
 @dataclass(frozen=True, eq=False)
 class RunInput:
-    """A model input and the scenario link id of each model link."""
+    """A model input and the scenario link id of each model link; with vehicle classes, each
+    class's trips (the model's demand is then their sum)."""
 
     model: ModelInput
     link_names: tuple[str, ...]
+    classes: tuple[VehicleClass, ...] = ()
+    class_trips: dict[str, np.ndarray] = field(default_factory=dict)
+    selections: tuple[LinkSelection, ...] = ()
+
+    def input_hash(self) -> str:
+        """The model's content hash, extended by the classes and their trips when declared."""
+        base = content_hash(self.model)
+        if not self.classes:
+            return base
+        digest = hashlib.sha256(base.encode())
+        digest.update(json.dumps([asdict(c) for c in self.classes], sort_keys=True).encode())
+        digest.update(json.dumps([asdict(s) for s in self.selections]).encode())
+        for name in sorted(self.class_trips):
+            digest.update(name.encode() + np.ascontiguousarray(self.class_trips[name]).tobytes())
+        return digest.hexdigest()
 
     def document(self) -> bytes:
-        """The claim-check blob: ``cartolog.model-input/1`` plus ``link_names``."""
+        """The claim-check blob: ``cartolog.model-input/1`` plus ``link_names`` (and the
+        vehicle classes with their trips, when declared)."""
         doc = input_document(self.model, content_hash(self.model))
         doc["link_names"] = list(self.link_names)
+        if self.classes:
+            doc["vehicle_classes"] = [asdict(c) for c in self.classes]
+            doc["class_trips"] = {k: v.tolist() for k, v in self.class_trips.items()}
+            doc["select_links"] = [asdict(s) for s in self.selections]
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -66,7 +91,56 @@ def resolve(app: Cartolog, run: SimulationRun) -> RunInput:
     """The run's scenario at its requested version, on its dataset, with its parameters."""
     scenario = app.get_scenario(run.tenant_id, run.scenario_id, run.scenario_version)
     network = app.load_network(run.tenant_id, scenario.network_sha256)
-    return build(network, scenario.edited_state(), run.parameters)
+    run_input = build(network, scenario.edited_state(), run.parameters)
+    if scenario.demand_matrix is not None:
+        content = app.demand_matrix_content(run.tenant_id, run.scenario_id,
+                                            run.scenario_version)
+        classes = tuple(vehicle_class(c) for c in scenario.vehicle_classes)
+        run_input = with_matrix(run_input, DemandMatrix.from_blob(content), classes)
+    return with_selections(run_input, run.parameters.get("select_links") or [])
+
+
+def with_selections(run_input: RunInput, declared: list[dict[str, Any]]) -> RunInput:
+    """The run's select-link sets (scenario link ids to model link positions); a run with
+    selections assigns by classes (one class ``all`` when none are declared)."""
+    if not declared:
+        return run_input
+    if not isinstance(run_input.model.demand, ExplicitDemand):
+        raise ModelInputError("select-link analysis needs an OD matrix (the gravity model's "
+                              "demand is not supported)")
+    position = {name: i for i, name in enumerate(run_input.link_names)}
+    selections = tuple(LinkSelection(s["name"], tuple(position[k] for k in s["links"]),
+                                     s.get("mode", "or")) for s in declared)
+    if run_input.classes:
+        return replace(run_input, selections=selections)
+    costs = run_input.model.costs
+    single = VehicleClass("all", toll_factor=costs.toll_factor,
+                          distance_factor=costs.distance_factor)
+    trips = np.asarray(run_input.model.demand.trips, dtype=np.float64)
+    return replace(run_input, classes=(single,), class_trips={"all": trips},
+                   selections=selections)
+
+
+def vehicle_class(declared: dict[str, Any]) -> VehicleClass:
+    """A class as the scenario declared it (``Scenario.vehicle_classes``)."""
+    allowed = declared.get("allowed_link_types")
+    return VehicleClass(**{**declared, "allowed_link_types": None if allowed is None
+                           else tuple(int(t) for t in allowed)})
+
+
+def with_matrix(run_input: RunInput, matrix: DemandMatrix,
+                classes: tuple[VehicleClass, ...] = ()) -> RunInput:
+    """The scenario's demand matrix replaces any other demand: split by the declared
+    classes (each must be in the matrix), else all its classes summed."""
+    zone_ids = tuple(zone.id for zone in run_input.model.zones)
+    missing = [c.name for c in classes if c.name not in matrix.trips]
+    if missing:
+        raise ModelInputError(f"the demand matrix has no trips for class(es) "
+                              f"{', '.join(missing)}; it has {', '.join(matrix.trips)}")
+    class_trips = {c.name: matrix.aligned(zone_ids, c.name) for c in classes}
+    total = np.sum(list(class_trips.values()), axis=0) if classes else matrix.aligned(zone_ids)
+    model = replace(run_input.model, demand=ExplicitDemand(total))
+    return RunInput(model, run_input.link_names, classes, class_trips)
 
 
 def store(app: Cartolog, blobs: BlobStore, run: SimulationRun, model_version: str
@@ -78,7 +152,7 @@ def store(app: Cartolog, blobs: BlobStore, run: SimulationRun, model_version: st
     except (DomainError, ModelInputError, KeyError, ValueError) as error:
         raise InputUnavailable(f"{type(error).__name__}: {error}") from error
     sha256 = blobs.put(run.tenant_id, document)
-    return ResolvedInput(sha256, content_hash(run_input.model), model_version)
+    return ResolvedInput(sha256, run_input.input_hash(), model_version)
 
 
 def build(network: DatasetNetwork, edited: dict[str, Any],
@@ -223,7 +297,11 @@ def load(document: bytes) -> RunInput:
     model = ModelInput(net, zones, demand, CostParameters(**doc["costs"]), Units(**doc["units"]),
                        AssignmentSettings(**doc["assignment"]),
                        float(doc["accessibility_minutes"]))
-    return RunInput(model, tuple(doc["link_names"]))
+    classes = tuple(vehicle_class(c) for c in doc.get("vehicle_classes", []))
+    class_trips = {k: np.array(v, dtype=np.float64) for k, v in doc.get("class_trips", {}).items()}
+    selections = tuple(LinkSelection(s["name"], tuple(s["links"]), s["mode"])
+                       for s in doc.get("select_links", []))
+    return RunInput(model, tuple(doc["link_names"]), classes, class_trips, selections)
 
 
 def _nan(value: float | None) -> float:

@@ -421,6 +421,8 @@ class Worker:
         if not outcome.ok:
             return self._result(job, FAILED, started, compute_s=outcome.compute_s,
                                 error=outcome.error, traceback=outcome.traceback)
+        for attachment in outcome.attachments:
+            self.blobs.put(job.tenant_id, attachment)
         sha256 = self.blobs.put(job.tenant_id, outcome.output)
         return self._result(job, COMPLETED, started, compute_s=outcome.compute_s,
                             result_sha256=sha256, indicators=outcome.indicators or {})

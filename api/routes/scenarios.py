@@ -118,7 +118,8 @@ def public(scenario: Scenario) -> ScenarioPublic:
         fork_of=scenario.fork_of, fork_version=scenario.fork_version, version=scenario.version,
         archived=scenario.archived, demand=scenario.demand,
         zone_attributes=scenario.zone_attributes, link_changes=scenario.link_changes,
-        added_links=scenario.added_links, closed_links=scenario.closed_links)
+        added_links=scenario.added_links, closed_links=scenario.closed_links,
+        demand_matrix=scenario.demand_matrix, vehicle_classes=scenario.vehicle_classes)
 
 
 def etag(version: int) -> str:

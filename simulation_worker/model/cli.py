@@ -14,6 +14,7 @@ from simulation_worker.model.assignment import ALGORITHMS
 from simulation_worker.model.errors import ModelInputError
 from simulation_worker.model.network import AssignmentSettings, CostParameters
 from simulation_worker.model.run import ModelResult, run_model
+from simulation_worker.model.skims import skims, write_omx
 from simulation_worker.model.tntp import TntpCase, load_tntp_folder
 
 
@@ -50,6 +51,8 @@ def add_model_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     run.add_argument("--algorithm", choices=ALGORITHMS, default="b", metavar="A",
                      help="b = Algorithm B (default), bfw = bi-conjugate Frank-Wolfe, "
                           "fw = Frank-Wolfe")
+    run.add_argument("--skims", type=Path, default=None, metavar="FILE.omx",
+                     help="write time, distance and cost skims at the converged costs (OMX)")
     run.add_argument("--out", type=Path, default=None, metavar="FILE",
                      help="write link results as CSV (from,to,flow,cost) in _net file order")
     run.set_defaults(func=run_command)
@@ -69,6 +72,8 @@ def run_command(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - started
         if args.out is not None:
             _write_links(args.out, case, result)
+        if args.skims is not None:
+            args.skims.write_bytes(write_omx(skims(model, result.links.flow)))
     except ModelInputError as error:
         print(f"cartolog model run: {error}", file=sys.stderr)
         return 2

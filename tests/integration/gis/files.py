@@ -105,9 +105,9 @@ def shapefile_zip(path: Path, network: Network | None = None) -> Path:
 
 def sioux_falls_corner(path: Path, nodes: int = 8) -> tuple[Path, int]:
     """A GMNS zip of Sioux Falls' first `nodes` nodes (same place on the map); its links."""
-    from simulation_worker.tntp_dataset import dataset_from_tntp_folder
+    from api.tntp_import import network_from_tntp_folder
 
-    full = dataset_from_tntp_folder(str(NETWORKS / "SiouxFalls"))
+    full = network_from_tntp_folder(str(NETWORKS / "SiouxFalls"))
     keep = set(range(1, nodes + 1))
     links = tuple(k for k in full.links if k.from_node in keep and k.to_node in keep)
     corner = replace(full, nodes=tuple(n for n in full.nodes if n.id in keep), links=links,

@@ -1,0 +1,290 @@
+"""Demand matrices: OMX and CSV uploads in, OMX and CSV out, and the canonical claim-check blob.
+
+A matrix holds one square table of trips per class over a list of zone ids. Its blob is
+``cartolog.demand-matrix/1``: one JSON header line (zone ids ascending, class names sorted)
+followed by each class's float64 little-endian table, so the same matrix always has the same
+sha256 whatever file it came from.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import openmatrix as omx
+import tables
+
+from domain.demand import DemandMatrixUpload
+from domain.errors import InvalidCommand
+
+MAGIC = b"cartolog.demand-matrix/1\n"
+SELECT_LINK_MAGIC = b"cartolog.select-link/1\n"
+DEFAULT_CLASS = "all"
+MAPPING_NAMES = ("zone", "zones", "taz", "zone_id", "zone_ids")
+MAX_PROBLEMS = 20
+CSV_COLUMNS = ("origin", "destination", "trips")
+
+
+@dataclass(frozen=True, eq=False)
+class DemandMatrix:
+    """Trips per class, ``trips[name][i, j]`` from ``zone_ids[i]`` to ``zone_ids[j]``."""
+
+    zone_ids: tuple[int, ...]
+    trips: dict[str, np.ndarray]
+
+    def canonical(self) -> DemandMatrix:
+        """The same matrix with zone ids ascending and classes in name order."""
+        order = np.argsort(np.array(self.zone_ids, dtype=np.int64), kind="stable")
+        tables_ = {name: np.ascontiguousarray(self.trips[name][np.ix_(order, order)],
+                                              dtype="<f8") for name in sorted(self.trips)}
+        return DemandMatrix(tuple(int(self.zone_ids[i]) for i in order), tables_)
+
+    def to_blob(self) -> bytes:
+        """The canonical claim-check bytes."""
+        matrix = self.canonical()
+        header = json.dumps({"zone_ids": list(matrix.zone_ids), "classes": list(matrix.trips)},
+                            separators=(",", ":")).encode()
+        return MAGIC + header + b"\n" + b"".join(t.tobytes() for t in matrix.trips.values())
+
+    @classmethod
+    def from_blob(cls, content: bytes) -> DemandMatrix:
+        """Inverse of ``to_blob``."""
+        if not content.startswith(MAGIC):
+            raise ValueError("not a cartolog.demand-matrix/1 blob")
+        header_end = content.index(b"\n", len(MAGIC))
+        header = json.loads(content[len(MAGIC):header_end])
+        size = len(header["zone_ids"])
+        body = np.frombuffer(content, dtype="<f8", offset=header_end + 1)
+        trips = {name: body[k * size * size:(k + 1) * size * size].reshape(size, size).copy()
+                 for k, name in enumerate(header["classes"])}
+        return cls(tuple(header["zone_ids"]), trips)
+
+    def totals(self) -> dict[str, float]:
+        """Total trips of each class."""
+        return {name: float(table.sum()) for name, table in self.trips.items()}
+
+    def aligned(self, zone_ids: tuple[int, ...], name: str | None = None) -> np.ndarray:
+        """The trips (of one class, or of all summed) over ``zone_ids``; absent zones get 0."""
+        position = {zone: i for i, zone in enumerate(zone_ids)}
+        rows = np.array([position[z] for z in self.zone_ids], dtype=np.int64)
+        chosen = [self.trips[name]] if name is not None else list(self.trips.values())
+        result = np.zeros((len(zone_ids), len(zone_ids)))
+        result[np.ix_(rows, rows)] = np.sum(chosen, axis=0)
+        return result
+
+
+def rejected(problems: list[str]) -> InvalidCommand:
+    """The error of a matrix file that cannot be used (at most MAX_PROBLEMS listed)."""
+    shown = problems[:MAX_PROBLEMS]
+    if len(problems) > MAX_PROBLEMS:
+        shown.append(f"and {len(problems) - MAX_PROBLEMS} more problem(s)")
+    return InvalidCommand("the demand matrix was rejected; nothing was stored", shown)
+
+
+def value_problems(matrix: DemandMatrix) -> list[str]:
+    """Negative or non-finite trips, per class, with the first place each occurs."""
+    found: list[str] = []
+    for name, table in matrix.trips.items():
+        for label, bad in (("non-finite", ~np.isfinite(table)),
+                           ("negative", np.isfinite(table) & (table < 0))):
+            count = int(bad.sum())
+            if count:
+                i, j = (int(v) for v in np.argwhere(bad)[0])
+                found.append(f"class {name!r}: {count} {label} value(s), first from zone "
+                             f"{matrix.zone_ids[i]} to zone {matrix.zone_ids[j]}")
+    return found
+
+
+def checked(matrix: DemandMatrix) -> DemandMatrix:
+    """The matrix if its values are all usable; InvalidCommand listing every problem."""
+    problems = value_problems(matrix)
+    if not matrix.trips:
+        problems.append("the file holds no matrix")
+    if problems:
+        raise rejected(problems)
+    return matrix.canonical()
+
+
+# -- CSV ------------------------------------------------------------------------------------
+
+
+def read_csv(content: bytes) -> DemandMatrix:
+    """``origin,destination,trips[,class]`` rows; every bad row is reported."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise rejected(["the CSV file is not UTF-8 text"]) from None
+    rows = csv.reader(io.StringIO(text))
+    header = [h.strip().lower() for h in next(rows, [])]
+    if tuple(header[:3]) != CSV_COLUMNS or header[3:] not in ([], ["class"]):
+        raise rejected([f"the header must be origin,destination,trips[,class], not "
+                        f"{','.join(header) or 'empty'}"])
+    entries, problems = _csv_entries(rows, len(header))
+    if problems:
+        raise rejected(problems)
+    if not entries:
+        raise rejected(["the CSV file has no rows"])
+    return checked(_from_entries(entries))
+
+
+Entry = tuple[int, int, float, str]
+
+
+def _csv_entries(rows: Iterator[list[str]], width: int) -> tuple[list[Entry], list[str]]:
+    entries: list[Entry] = []
+    problems: list[str] = []
+    seen: set[tuple[int, int, str]] = set()
+    for line, row in enumerate(rows, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        entry, problem = _csv_entry(row, width)
+        if entry is not None and (entry[0], entry[1], entry[3]) in seen:
+            problem = f"origin {entry[0]}, destination {entry[1]} appears twice"
+        if problem:
+            problems.append(f"line {line}: {problem}")
+        elif entry is not None:
+            seen.add((entry[0], entry[1], entry[3]))
+            entries.append(entry)
+    return entries, problems
+
+
+def _csv_entry(row: list[str], width: int) -> tuple[Entry | None, str | None]:
+    if len(row) != width:
+        return None, f"expected {width} columns, found {len(row)}"
+    try:
+        origin, destination = int(row[0]), int(row[1])
+    except ValueError:
+        return None, "origin and destination must be integer zone ids"
+    try:
+        trips = float(row[2])
+    except ValueError:
+        return None, f"trips {row[2]!r} is not a number"
+    if not math.isfinite(trips) or trips < 0:
+        return None, f"trips must be a finite, non-negative number, not {row[2].strip()}"
+    name = row[3].strip() if width == 4 else DEFAULT_CLASS
+    return (origin, destination, trips, name or DEFAULT_CLASS), None
+
+
+def _from_entries(entries: list[Entry]) -> DemandMatrix:
+    zone_ids = tuple(sorted({e[0] for e in entries} | {e[1] for e in entries}))
+    position = {zone: i for i, zone in enumerate(zone_ids)}
+    trips: dict[str, np.ndarray] = {}
+    for origin, destination, count, name in entries:
+        table = trips.setdefault(name, np.zeros((len(zone_ids), len(zone_ids))))
+        table[position[origin], position[destination]] = count
+    return DemandMatrix(zone_ids, trips)
+
+
+def write_csv(matrix: DemandMatrix) -> Iterator[str]:
+    """The non-zero cells as ``origin,destination,trips,class`` lines (header first)."""
+    yield "origin,destination,trips,class\n"
+    zone_ids = np.array(matrix.zone_ids, dtype=np.int64)
+    for name, table in matrix.trips.items():
+        for i in range(len(zone_ids)):
+            row = table[i]
+            yield "".join(f"{zone_ids[i]},{zone_ids[j]},{float(row[j])!r},{name}\n"
+                          for j in np.nonzero(row)[0])
+
+
+# -- OMX ------------------------------------------------------------------------------------
+
+
+def read_omx(content: bytes) -> DemandMatrix:
+    """Every matrix of an OMX file, one class each, zones from its zone mapping."""
+    try:
+        handle = omx.open_file("upload.omx", "r", driver="H5FD_CORE",
+                               driver_core_image=content, driver_core_backing_store=0)
+    except (tables.HDF5ExtError, OSError, ValueError):
+        raise rejected(["the file is not an OMX (HDF5) file"]) from None
+    try:
+        return checked(_omx_matrix(handle))
+    except (tables.HDF5ExtError, tables.NoSuchNodeError, KeyError, TypeError) as error:
+        raise rejected([f"the OMX file is malformed: {type(error).__name__}: {error}"]) from None
+    finally:
+        handle.close()
+
+
+def _omx_matrix(handle: Any) -> DemandMatrix:
+    zone_ids, problems = _omx_zones(handle)
+    names = [str(n) for n in handle.list_matrices()]
+    trips: dict[str, np.ndarray] = {}
+    for name in names:
+        table = np.asarray(handle[name][:], dtype=np.float64)
+        if table.shape != (len(zone_ids), len(zone_ids)):
+            problems.append(f"matrix {name!r} is {_shape(table.shape)}, the zone mapping has "
+                            f"{len(zone_ids)} zones")
+        else:
+            trips[name] = table
+    if problems:
+        raise rejected(problems)
+    return DemandMatrix(zone_ids, trips)
+
+
+def _omx_zones(handle: Any) -> tuple[tuple[int, ...], list[str]]:
+    mappings = [str(m) for m in handle.list_mappings()]
+    if not mappings:
+        return (), ["the OMX file has no zone mapping (zones are matched by id)"]
+    chosen = next((m for m in mappings if m.lower() in MAPPING_NAMES), mappings[0])
+    ids = np.asarray(handle.map_entries(chosen))
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.number) or \
+            not np.all(np.isfinite(ids)) or not np.all(ids == np.round(ids)):
+        return (), [f"zone mapping {chosen!r} must hold integer zone ids"]
+    zone_ids = tuple(int(z) for z in ids)
+    if len(set(zone_ids)) != len(zone_ids):
+        return zone_ids, [f"zone mapping {chosen!r} names a zone twice"]
+    return zone_ids, []
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def write_omx(matrix: DemandMatrix, mapping: str = "zone") -> bytes:
+    """An OMX file holding one matrix per class and the zone ids as mapping ``mapping``."""
+    descriptor, path = tempfile.mkstemp(prefix="cartolog-", suffix=".omx")
+    os.close(descriptor)
+    try:
+        handle = omx.open_file(path, "w")
+        try:
+            for name, table in matrix.trips.items():
+                handle[name] = np.asarray(table, dtype=np.float64)
+            handle.create_mapping(mapping, np.array(matrix.zone_ids, dtype=np.int64))
+        finally:
+            handle.close()
+        with open(path, "rb") as written:
+            return written.read()
+    finally:
+        os.unlink(path)
+
+
+def read(content: bytes, file_format: str) -> DemandMatrix:
+    """Parse an upload in ``omx`` or ``csv`` format."""
+    if file_format == "omx":
+        return read_omx(content)
+    if file_format == "csv":
+        return read_csv(content)
+    raise rejected([f"format must be omx or csv, not {file_format!r}"])
+
+
+def upload(content: bytes, file_format: str) -> DemandMatrixUpload:
+    """Parse a file into what the domain command checks and stores."""
+    matrix = read(content, file_format)
+    return DemandMatrixUpload(matrix.zone_ids, matrix.totals(), matrix.to_blob(), file_format)
+
+
+def read_select_link(content: bytes) -> tuple[dict[str, Any], DemandMatrix]:
+    """A ``cartolog.select-link/1`` blob: its JSON header (name, mode, links, link flows per
+    class) and the OD matrix of the selected demand per class."""
+    if not content.startswith(SELECT_LINK_MAGIC):
+        raise ValueError("not a cartolog.select-link/1 blob")
+    header_end = content.index(b"\n", len(SELECT_LINK_MAGIC))
+    header = json.loads(content[len(SELECT_LINK_MAGIC):header_end])
+    return header, DemandMatrix.from_blob(content[header_end + 1:])

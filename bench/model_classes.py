@@ -1,0 +1,164 @@
+"""Two vehicle classes on Winnipeg: Cartolog's multi-class assignment beside AequilibraE 1.7.2's
+multi-class assignment to the same relative gap, in the same run; and the cost of a
+select-link analysis.
+
+Cars carry 90% of the Winnipeg trips, trucks 10% with PCE 2.5 and are banned from one link
+type (a seeded 5% of the links between thru nodes is given type 2). AequilibraE's classes
+share one graph, so its trucks pay a fixed cost of 1e6 on those links instead. Both sides
+assign from scratch once each (one run per side: the figures are single measurements on a
+shared machine; only their ratios mean much).
+
+Figures: seconds to the gap (AequilibraE bi-conjugate Frank-Wolfe, all cores, as baseline);
+the largest relative difference of total PCE flow on links with flow > 10 (target 1e-3);
+a run with one selected link beside the same run without (target: at most 1.3x).
+
+    .venv/bin/python -m bench.model_classes [--gap 1e-4] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.model_common import TINY_TIME, ensure_aequilibrae  # noqa: E402
+from simulation_worker.model import AssignmentSettings, CostParameters, load_tntp_folder  # noqa: E402
+from simulation_worker.model.classes import VehicleClass, assign_classes  # noqa: E402
+from simulation_worker.model.network import ModelInput, Network  # noqa: E402
+from simulation_worker.model.select_link import LinkSelection  # noqa: E402
+
+WINNIPEG = REPO / "tests" / "data" / "networks" / "Winnipeg"
+TRUCK_PCE = 2.5
+TRUCK_SHARE = 0.1
+BAN_COST = 1e6  # AequilibraE's classes share one graph: trucks pay this on banned links
+
+
+def two_class_case(gap: float) -> tuple[ModelInput, dict[str, np.ndarray], np.ndarray]:
+    """Winnipeg with link type 2 on a seeded 5% of thru links; car and truck demand."""
+    settings = AssignmentSettings(algorithm="fw", relative_gap=gap, max_iterations=20000)
+    model = load_tntp_folder(WINNIPEG).model_input(CostParameters(), settings)
+    net = model.network
+    thru = np.flatnonzero((net.link_from >= net.first_thru_node)
+                          & (net.link_to >= net.first_thru_node))
+    banned = np.zeros(net.n_links, dtype=bool)
+    banned[np.random.default_rng(11).choice(thru, len(thru) // 20, replace=False)] = True
+    model = replace(model, network=replace(net, link_type=np.where(banned, 2, 1)))
+    trips = np.asarray(model.demand.trips)  # type: ignore[union-attr]
+    return model, {"car": (1 - TRUCK_SHARE) * trips, "truck": TRUCK_SHARE * trips}, banned
+
+
+CLASSES = (VehicleClass("car"),
+           VehicleClass("truck", pce=TRUCK_PCE, allowed_link_types=(1,)))
+
+
+def run_cartolog(model: ModelInput, demand: dict[str, np.ndarray],
+                 selections: tuple[LinkSelection, ...] = ()) -> tuple[float, np.ndarray, float]:
+    started = time.perf_counter()
+    result = assign_classes(model, demand, CLASSES, selections=selections)
+    return time.perf_counter() - started, result.pce_flows, result.relative_gap
+
+
+def _graph(net: Network, banned: np.ndarray, centroids: np.ndarray) -> Any:
+    import pandas as pd
+    from aequilibrae.paths import Graph
+
+    frame = pd.DataFrame({
+        "link_id": net.link_ids, "a_node": net.link_from, "b_node": net.link_to,
+        "direction": np.ones(net.n_links, dtype=np.int8),
+        "free_flow_time": np.where(net.free_flow_time > 0, net.free_flow_time, TINY_TIME),
+        "capacity": net.capacity, "b": net.bpr_b,
+        "power": np.where(net.bpr_b == 0, 1.0, net.bpr_power),
+        "ban": np.where(banned, BAN_COST, 0.0)})
+    graph = Graph()
+    graph.network = frame
+    graph.prepare_graph(centroids)
+    graph.set_graph("free_flow_time")
+    graph.set_skimming([])
+    graph.set_blocked_centroid_flows(bool(net.first_thru_node > 1))
+    return graph
+
+
+def _matrix(name: str, centroids: np.ndarray, trips: np.ndarray) -> Any:
+    from aequilibrae.matrix import AequilibraeMatrix
+
+    matrix = AequilibraeMatrix()
+    matrix.create_empty(zones=len(centroids), matrix_names=[name], memory_only=True)
+    matrix.index[:] = centroids
+    matrix.matrices[:, :, 0] = trips
+    matrix.computational_view([name])
+    return matrix
+
+
+def run_aequilibrae(model: ModelInput, demand: dict[str, np.ndarray], banned: np.ndarray,
+                    gap: float) -> tuple[float, np.ndarray, float]:
+    ensure_aequilibrae()
+    from aequilibrae.paths import TrafficAssignment, TrafficClass
+
+    net = model.network
+    centroids = np.array([z.centroid for z in model.zones], dtype=np.int64)
+    graph = _graph(net, banned, centroids)
+    cars = TrafficClass("car", graph, _matrix("car", centroids, demand["car"]))
+    trucks = TrafficClass("truck", graph, _matrix("truck", centroids, demand["truck"]))
+    trucks.set_pce(TRUCK_PCE)
+    trucks.set_fixed_cost("ban", 1.0)
+    assignment = TrafficAssignment()
+    assignment.set_classes([cars, trucks])
+    assignment.set_vdf("BPR")
+    assignment.set_vdf_parameters({"alpha": "b", "beta": "power"})
+    assignment.set_capacity_field("capacity")
+    assignment.set_time_field("free_flow_time")
+    assignment.set_algorithm("bfw")
+    assignment.max_iter = 20000
+    assignment.rgap_target = gap
+    started = time.perf_counter()
+    with contextlib.redirect_stderr(io.StringIO()):
+        assignment.execute()
+    seconds = time.perf_counter() - started
+    results = assignment.results()
+    flows = results["PCE_tot"].reindex(net.link_ids).fillna(0.0).to_numpy(dtype=np.float64)
+    return seconds, flows, float(assignment.assignment.rgap)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--gap", type=float, default=1e-4)
+    parser.add_argument("--quick", action="store_true", help="gap 1e-3")
+    args = parser.parse_args()
+    gap = 1e-3 if args.quick else args.gap
+    model, demand, banned = two_class_case(gap)
+    assign_classes(model, demand, CLASSES, AssignmentSettings(max_iterations=2))  # numba warm-up
+    ours, our_flows, our_gap = run_cartolog(model, demand)
+    theirs, their_flows, their_gap = run_aequilibrae(model, demand, banned, gap)
+    busiest = int(np.argmax(our_flows))
+    selected, _, _ = run_cartolog(model, demand, (LinkSelection("busiest", (busiest,)),))
+    big = (our_flows > 10) | (their_flows > 10)
+    worst = float(np.max(np.abs(our_flows[big] - their_flows[big]) / their_flows[big]))
+    print(json.dumps({"bench": "model_classes", "gap": gap, "cartolog_gap": our_gap,
+                      "aequilibrae_gap": their_gap}), file=sys.stderr)
+    print(json.dumps({"bench": "model_classes", "figures": [
+        {"name": f"winnipeg 2 classes to {gap:g}", "value": ours, "unit": "s",
+         "baseline": "AequilibraE 1.7.2 multi-class bfw", "baseline_value": theirs,
+         "ratio": ours / theirs, "higher_is_better": False},
+        {"name": "max relative PCE flow difference (flow > 10)", "value": worst, "unit": "1",
+         "baseline": "target", "baseline_value": 1e-3, "ratio": worst / 1e-3,
+         "higher_is_better": False},
+        {"name": "run with one selected link", "value": selected, "unit": "s",
+         "baseline": "same run without", "baseline_value": ours, "ratio": selected / ours,
+         "higher_is_better": False},
+    ]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""A demand matrix as the domain sees it: its zones, its classes and their totals.
+
+The trips themselves live in a claim-check blob (its bytes are parsed in adapters/); the
+scenario records only what names and describes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from domain.edits import NetworkIndex
+from domain.rules import label_problem
+
+SOURCE_FORMATS = ("omx", "csv")
+MAX_UNKNOWN_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class DemandMatrixUpload:
+    """A parsed matrix: the zone ids it covers, total trips per class, its canonical bytes."""
+
+    zone_ids: tuple[int, ...]
+    class_totals: dict[str, float]
+    content: bytes
+    source_format: str
+
+
+def upload_problems(upload: DemandMatrixUpload, network: NetworkIndex) -> list[str]:
+    """Every reason the matrix does not fit the scenario's zones."""
+    unknown = [z for z in upload.zone_ids if z not in network.zone_ids]
+    found = [f"unknown zone {z}" for z in unknown[:MAX_UNKNOWN_SHOWN]]
+    if len(unknown) > MAX_UNKNOWN_SHOWN:
+        found.append(f"and {len(unknown) - MAX_UNKNOWN_SHOWN} more unknown zone(s)")
+    if len(upload.zone_ids) > len(network.zone_ids):
+        found.append(f"the matrix has {len(upload.zone_ids)} zones, the network "
+                     f"{len(network.zone_ids)}")
+    if not upload.class_totals:
+        found.append("the matrix holds no class")
+    for name, total in upload.class_totals.items():
+        problem = label_problem("class", name, longest=64)
+        if problem:
+            found.append(problem)
+        if not math.isfinite(total) or total < 0:
+            found.append(f"class {name!r}: total trips must be finite and non-negative")
+    if upload.source_format not in SOURCE_FORMATS:
+        found.append(f"format must be one of {', '.join(SOURCE_FORMATS)}")
+    return found
+
+
+MAX_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class VehicleClassSpec:
+    """A vehicle class a scenario declares: PCE, value of time, cost factors, allowed link
+    types (None: every type)."""
+
+    name: str
+    pce: float = 1.0
+    value_of_time: float = 1.0
+    toll_factor: float = 0.0
+    distance_factor: float = 0.0
+    allowed_link_types: tuple[int, ...] | None = None
+
+
+def class_problems(classes: list[VehicleClassSpec]) -> list[str]:
+    """Every reason the class list cannot be used."""
+    found: list[str] = []
+    if not 1 <= len(classes) <= MAX_CLASSES:
+        found.append(f"declare 1 to {MAX_CLASSES} vehicle classes")
+    names = [c.name for c in classes]
+    found.extend(f"class {n!r} is declared twice" for n in sorted(set(names))
+                 if names.count(n) > 1)
+    for c in classes:
+        problem = label_problem("class", c.name, longest=64)
+        found.extend([problem] if problem else [])
+        for field, value, positive in (("pce", c.pce, True), ("value_of_time", c.value_of_time,
+                                                              True),
+                                       ("toll_factor", c.toll_factor, False),
+                                       ("distance_factor", c.distance_factor, False)):
+            if not math.isfinite(value) or value < 0 or (positive and value == 0):
+                kind = "positive" if positive else "non-negative"
+                found.append(f"class {c.name!r}: {field} must be a finite, {kind} number")
+        if c.allowed_link_types is not None and not c.allowed_link_types:
+            found.append(f"class {c.name!r}: allow at least one link type (or omit the list)")
+    return found
+
+
+MAX_SELECTED_LINKS = 10
+SELECT_MODES = ("or", "and")
+
+
+def select_link_problems(value: object, link_exists: Callable[[str], bool]) -> list[str]:
+    """Why a run's ``select_links`` parameter (``[{"name", "links", "mode"}]``) is unusable."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(s, dict) for s in value):
+        return ["select_links must be a list of {name, links, mode}"]
+    found: list[str] = []
+    names = [s.get("name") for s in value]
+    if len(set(map(str, names))) != len(names):
+        found.append("select_links: each selection needs its own name")
+    links = [k for s in value for k in (s.get("links") or [])]
+    if len(links) > MAX_SELECTED_LINKS:
+        found.append(f"select_links: at most {MAX_SELECTED_LINKS} links in all")
+    for s in value:
+        name = s.get("name")
+        if not isinstance(name, str) or label_problem("selection", name, longest=64):
+            found.append(f"select_links: {name!r} is not a selection name")
+        if s.get("mode", "or") not in SELECT_MODES:
+            found.append(f"select_links {name!r}: mode must be or or and")
+        chosen = s.get("links")
+        if not isinstance(chosen, list) or not chosen:
+            found.append(f"select_links {name!r}: name at least one link")
+            continue
+        found.extend(f"select_links {name!r}: unknown or closed link {k!r}"
+                     for k in chosen if not isinstance(k, str) or not link_exists(k))
+    return found

@@ -1,0 +1,77 @@
+"""A scenario's demand matrix over HTTP: upload OMX or CSV with If-Match, download, refuse."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openmatrix as omx
+from sqlalchemy import text
+
+from adapters.demand_matrix import read_csv, write_omx
+from tests.integration.api.conftest import Api, is_problem
+
+CSV = b"origin,destination,trips,class\n1,2,30,car\n2,1,10,car\n1,2,4,truck\n"
+
+
+def upload(api: Api, scenario: str, content: bytes, file_format: str, version: int = 1,
+           tenant: str = "acme") -> Any:
+    return api.client.post(
+        f"/v1/scenarios/{scenario}/demand?format={file_format}", content=content,
+        headers={**api.headers(tenant, "editor"), "If-Match": f'"{version}"',
+                 "Content-Type": "application/octet-stream"})
+
+
+def blob_count(api: Api) -> int:
+    with api.container.engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM blobs")).scalar_one())
+
+
+def test_an_omx_upload_is_a_new_version_and_downloads_as_omx_with_zone_ids(api: Api) -> None:
+    scenario = api.scenario()
+    done = upload(api, scenario, write_omx(read_csv(CSV)), "omx")
+    assert done.status_code == 200, done.text
+    assert done.headers["etag"] == '"2"'
+    assert done.json()["classes"] == {"car": 40.0, "truck": 4.0}
+    assert api.get(f"/v1/scenarios/{scenario}").json()["demand_matrix"]["zone_count"] == 2
+    downloaded = api.get(f"/v1/scenarios/{scenario}/demand?format=omx")
+    assert downloaded.status_code == 200
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "demand.omx"
+        path.write_bytes(downloaded.content)
+        handle = omx.open_file(str(path), "r")
+        try:
+            assert handle.mapping("zone") == {1: 0, 2: 1}
+            np.testing.assert_array_equal(np.array(handle["car"]), [[0.0, 30.0], [10.0, 0.0]])
+        finally:
+            handle.close()
+    csv_text = api.get(f"/v1/scenarios/{scenario}/demand?format=csv").text
+    assert csv_text.splitlines()[1:] == ["1,2,30.0,car", "2,1,10.0,car", "1,2,4.0,truck"]
+
+
+def test_a_bad_file_is_a_422_listing_every_problem_and_stores_nothing(api: Api) -> None:
+    scenario = api.scenario()
+    before = blob_count(api)
+    bad_csv = b"origin,destination,trips\n1,2,-3\n1,9,2\n"
+    body = is_problem(upload(api, scenario, bad_csv, "csv"), 422)
+    assert body["problems"] == ["line 2: trips must be a finite, non-negative number, not -3"]
+    unknown = is_problem(upload(api, scenario, b"origin,destination,trips\n1,9,2\n", "csv"), 422)
+    assert "unknown zone 9" in unknown["problems"]
+    broken = is_problem(upload(api, scenario, b"\x89HDF\r\n garbage", "omx"), 422)
+    assert broken["problems"] == ["the file is not an OMX (HDF5) file"]
+    assert blob_count(api) == before
+    assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1
+    is_problem(api.get(f"/v1/scenarios/{scenario}/demand"), 404)
+
+
+def test_upload_needs_if_match_and_another_tenant_gets_404(api: Api) -> None:
+    scenario = api.scenario()
+    missing = api.client.post(f"/v1/scenarios/{scenario}/demand?format=csv", content=CSV,
+                              headers=api.headers("acme", "editor"))
+    is_problem(missing, 428)
+    is_problem(upload(api, scenario, CSV, "csv", tenant="rival"), 404)
+    assert upload(api, scenario, CSV, "csv").status_code == 200
+    is_problem(api.get(f"/v1/scenarios/{scenario}/demand", tenant="rival"), 404)
+    is_problem(upload(api, scenario, CSV, "csv", version=1), 412)

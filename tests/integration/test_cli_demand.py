@@ -1,0 +1,48 @@
+"""`cartolog scenario demand import|export` against the real database."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from infra.cli_support import OPERATOR
+from infra.settings import Settings
+from infra.wiring import Container
+from tests.integration.test_cli import cartolog
+from tests.unit.test_domain import tiny_network
+
+
+def scenario(container: Container) -> uuid.UUID:
+    dataset = container.app.import_dataset("acme", "tiny", tiny_network(), OPERATOR)
+    return container.app.create_scenario("acme", dataset, "base", OPERATOR)
+
+
+def test_import_then_export_round_trips_and_a_bad_file_fails_in_one_line(
+        container: Container, settings: Settings, tmp_path: Path) -> None:
+    scenario_id = scenario(container)
+    source = tmp_path / "demand.csv"
+    source.write_text("origin,destination,trips,class\n1,2,12.5,car\n2,1,3.0,truck\n")
+    url = settings.database_url
+    done = cartolog("scenario", "demand", "import", str(scenario_id), str(source),
+                    "--tenant", "acme", database_url=url)
+    assert done.returncode == 0, done.stderr
+    assert '"version": 2' in done.stdout
+    exported = tmp_path / "out.omx"
+    assert cartolog("scenario", "demand", "export", str(scenario_id), str(exported),
+                    "--tenant", "acme", database_url=url).returncode == 0
+    again = cartolog("scenario", "demand", "import", str(scenario_id), str(exported),
+                     "--tenant", "acme", database_url=url)
+    assert again.returncode == 0, again.stderr
+    now = container.app.get_scenario("acme", scenario_id).demand_matrix
+    before = container.app.get_scenario("acme", scenario_id, 2).demand_matrix
+    assert now is not None and before is not None
+    assert now["sha256"] == before["sha256"]
+    assert now["classes"] == {"car": 12.5, "truck": 3.0}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("origin,destination,trips\n1,5,1\n")
+    failed = cartolog("scenario", "demand", "import", str(scenario_id), str(bad),
+                      "--tenant", "acme", database_url=url)
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == ("cartolog: error: the demand matrix was rejected; "
+                                     "nothing was stored")
+    assert container.app.get_scenario("acme", scenario_id).version == 3

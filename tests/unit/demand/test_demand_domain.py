@@ -1,0 +1,124 @@
+"""A scenario's demand matrix: zones checked by id, a new version, forks carry it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from adapters.demand_matrix import upload
+from domain.application import Cartolog
+from domain.errors import InvalidCommand, InvalidTransition, NotFound
+from tests.unit.fakes import InMemoryBlobStore
+from tests.unit.test_domain import ME, tiny_network
+
+GOOD = b"origin,destination,trips\n1,2,30\n2,1,10\n"
+
+
+@pytest.fixture()
+def blobs() -> InMemoryBlobStore:
+    return InMemoryBlobStore()
+
+
+@pytest.fixture()
+def app(blobs: InMemoryBlobStore) -> Iterator[Cartolog]:
+    application = Cartolog({"PERSISTENCE_MODULE": "eventsourcing.popo"}, blobs=blobs)
+    application.register_tenant("acme", ME)
+    application.register_tenant("rival", ME)
+    yield application
+    application.close()
+
+
+def scenario(app: Cartolog) -> uuid.UUID:
+    dataset = app.import_dataset("acme", "tiny", tiny_network(), ME)
+    return app.create_scenario("acme", dataset, "base", ME)
+
+
+def test_a_matrix_is_a_new_version_named_by_its_blob(app: Cartolog) -> None:
+    scenario_id = scenario(app)
+    version = app.set_demand_matrix("acme", scenario_id, 1, upload(GOOD, "csv"), ME)
+    assert version == 2
+    matrix = app.get_scenario("acme", scenario_id).demand_matrix
+    assert matrix is not None
+    assert matrix["classes"] == {"all": 40.0} and matrix["zone_count"] == 2
+    assert app.demand_matrix_content("acme", scenario_id) == upload(GOOD, "csv").content
+    assert app.get_scenario("acme", scenario_id, 1).demand_matrix is None
+
+
+def test_unknown_zones_are_each_reported_and_nothing_is_stored(
+        app: Cartolog, blobs: InMemoryBlobStore) -> None:
+    scenario_id = scenario(app)
+    stored = dict(blobs.blobs)
+    bad = upload(b"origin,destination,trips\n1,7,3\n9,2,1\n", "csv")
+    with pytest.raises(InvalidCommand) as error:
+        app.set_demand_matrix("acme", scenario_id, 1, bad, ME)
+    assert error.value.problems == ["unknown zone 7", "unknown zone 9",
+                                    "the matrix has 4 zones, the network 2"]
+    assert blobs.blobs == stored
+    assert app.get_scenario("acme", scenario_id).version == 1
+
+
+def test_a_fork_carries_the_matrix_and_replacing_it_leaves_the_source_alone(
+        app: Cartolog) -> None:
+    source = scenario(app)
+    app.set_demand_matrix("acme", source, 1, upload(GOOD, "csv"), ME)
+    fork = app.fork_scenario("acme", source, "fork", ME)
+    assert app.get_scenario("acme", fork).demand_matrix == \
+        app.get_scenario("acme", source).demand_matrix
+    other = upload(b"origin,destination,trips\n1,2,5\n", "csv")
+    app.set_demand_matrix("acme", fork, 1, other, ME)
+    assert app.demand_matrix_content("acme", fork) == other.content
+    assert app.demand_matrix_content("acme", source) == upload(GOOD, "csv").content
+
+
+def test_removing_the_matrix_returns_to_the_gravity_model(app: Cartolog) -> None:
+    scenario_id = scenario(app)
+    with pytest.raises(InvalidTransition):
+        app.remove_demand_matrix("acme", scenario_id, 1, ME)
+    app.set_demand_matrix("acme", scenario_id, 1, upload(GOOD, "csv"), ME)
+    assert app.remove_demand_matrix("acme", scenario_id, 2, ME) == 3
+    assert app.get_scenario("acme", scenario_id).demand_matrix is None
+    with pytest.raises(NotFound):
+        app.demand_matrix_content("acme", scenario_id)
+
+
+def test_another_tenant_cannot_set_or_read_the_matrix(app: Cartolog) -> None:
+    scenario_id = scenario(app)
+    app.set_demand_matrix("acme", scenario_id, 1, upload(GOOD, "csv"), ME)
+    with pytest.raises(NotFound):
+        app.set_demand_matrix("rival", scenario_id, 2, upload(GOOD, "csv"), ME)
+    with pytest.raises(NotFound):
+        app.demand_matrix_content("rival", scenario_id)
+
+
+def test_the_worker_input_uses_the_matrix_instead_of_the_gravity_model() -> None:
+    from adapters.demand_matrix import DemandMatrix
+    from simulation_worker.model import ExplicitDemand, GravityDemand
+    from simulation_worker.model_input import build, with_matrix
+
+    run_input = build(tiny_network(), {"demand": None}, {})
+    assert isinstance(run_input.model.demand, GravityDemand)
+    matrix = DemandMatrix.from_blob(upload(GOOD, "csv").content)
+    demand = with_matrix(run_input, matrix).model.demand
+    assert isinstance(demand, ExplicitDemand)
+    assert demand.trips.tolist() == [[0.0, 30.0], [10.0, 0.0]]
+
+
+def test_declared_classes_are_a_new_version_and_forks_carry_them(app: Cartolog) -> None:
+    from domain.demand import VehicleClassSpec
+
+    scenario_id = scenario(app)
+    truck = VehicleClassSpec("truck", pce=2.5, allowed_link_types=(2, 1, 2))
+    assert app.declare_vehicle_classes("acme", scenario_id, 1,
+                                       [VehicleClassSpec("car"), truck], ME) == 2
+    declared = app.get_scenario("acme", scenario_id).vehicle_classes
+    assert [c["name"] for c in declared] == ["car", "truck"]
+    assert declared[1]["allowed_link_types"] == [1, 2] and declared[1]["pce"] == 2.5
+    fork = app.fork_scenario("acme", scenario_id, "fork", ME)
+    assert app.get_scenario("acme", fork).vehicle_classes == declared
+    with pytest.raises(InvalidCommand) as error:
+        app.declare_vehicle_classes("acme", scenario_id, 2,
+                                    [VehicleClassSpec("bus", allowed_link_types=())], ME)
+    assert error.value.problems == ["class 'bus': allow at least one link type (or omit the list)"]
+    assert app.get_scenario("acme", scenario_id).version == 2

@@ -1,0 +1,137 @@
+"""OMX and CSV demand files: what is read, what is written, and every reason one is refused."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import openmatrix as omx
+import pytest
+
+from adapters.demand_matrix import DemandMatrix, read_csv, read_omx, write_csv, write_omx
+from domain.errors import InvalidCommand
+
+TWO_CLASSES = b"origin,destination,trips,class\n1,2,5,car\n2,1,3,truck\n30,1,1.5,car\n"
+
+
+def omx_bytes(tables: dict[str, np.ndarray], mapping: np.ndarray | None,
+              mapping_name: str = "taz") -> bytes:
+    """An OMX file written by openmatrix itself, as another tool would."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.omx"
+        handle = omx.open_file(str(path), "w")
+        for name, table in tables.items():
+            handle[name] = table
+        if mapping is not None:
+            # Written straight into /lookup: openmatrix itself refuses a mapping of the
+            # wrong length, but other tools' files may hold one.
+            handle.create_array(handle.root.lookup, mapping_name, mapping)
+        handle.close()
+        return path.read_bytes()
+
+
+def problems_of(error: pytest.ExceptionInfo[InvalidCommand]) -> str:
+    return " | ".join(error.value.problems)
+
+
+def test_csv_rows_become_one_matrix_per_class_over_every_zone_named() -> None:
+    matrix = read_csv(TWO_CLASSES)
+    assert matrix.zone_ids == (1, 2, 30)
+    assert matrix.totals() == {"car": 6.5, "truck": 3.0}
+    assert matrix.trips["car"][2, 0] == 1.5
+
+
+def test_csv_without_a_class_column_is_one_class() -> None:
+    matrix = read_csv(b"origin,destination,trips\n1,2,4\n2,1,1\n")
+    assert matrix.totals() == {"all": 5.0}
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"from,to,trips\n1,2,3\n", "header must be origin,destination,trips"),
+    (b"origin,destination,trips\n1,2,-1\n", "line 2: trips must be a finite, non-negative"),
+    (b"origin,destination,trips\n1,2,nan\n", "line 2: trips must be a finite, non-negative"),
+    (b"origin,destination,trips\n1,2,inf\n", "line 2: trips must be a finite, non-negative"),
+    (b"origin,destination,trips\n1,x,2\n", "line 2: origin and destination must be integer"),
+    (b"origin,destination,trips\n1,2,many\n", "line 2: trips 'many' is not a number"),
+    (b"origin,destination,trips\n1,2\n", "line 2: expected 3 columns, found 2"),
+    (b"origin,destination,trips\n1,2,1\n1,2,4\n", "line 3: origin 1, destination 2 appears"),
+    (b"origin,destination,trips\n", "has no rows"),
+    (b"\xff\xfe\x00bad", "not UTF-8"),
+])
+def test_a_malformed_csv_names_its_problem(content: bytes, reason: str) -> None:
+    with pytest.raises(InvalidCommand) as error:
+        read_csv(content)
+    assert reason in problems_of(error)
+
+
+def test_every_bad_csv_line_is_reported_not_just_the_first() -> None:
+    with pytest.raises(InvalidCommand) as error:
+        read_csv(b"origin,destination,trips\n1,2,-1\n2,1,3\n3,1,x\n")
+    assert [p.split(":")[0] for p in error.value.problems] == ["line 2", "line 4"]
+
+
+def test_an_omx_from_another_tool_is_matched_by_its_zone_mapping() -> None:
+    table = np.array([[0.0, 2.0], [7.0, 0.0]])
+    matrix = read_omx(omx_bytes({"car": table}, np.array([20, 10])))
+    assert matrix.zone_ids == (10, 20)
+    assert matrix.trips["car"][0, 1] == 7.0
+    assert matrix.trips["car"][1, 0] == 2.0
+
+
+def test_an_omx_written_by_cartolog_reads_back_in_openmatrix_with_zone_ids() -> None:
+    matrix = read_csv(TWO_CLASSES)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "out.omx"
+        path.write_bytes(write_omx(matrix))
+        handle = omx.open_file(str(path), "r")
+        try:
+            assert sorted(handle.list_matrices()) == ["car", "truck"]
+            assert handle.list_mappings() == ["zone"]
+            assert handle.mapping("zone") == {1: 0, 2: 1, 30: 2}
+            np.testing.assert_array_equal(np.array(handle["truck"]), matrix.trips["truck"])
+        finally:
+            handle.close()
+
+
+@pytest.mark.parametrize(("build", "reason"), [
+    (lambda: b"this is not an HDF5 file", "not an OMX (HDF5) file"),
+    (lambda: omx_bytes({"car": np.ones((2, 2))}, None), "has no zone mapping"),
+    (lambda: omx_bytes({"car": np.ones((2, 2))}, np.array([1, 2, 3])),
+     "matrix 'car' is 2x2, the zone mapping has 3 zones"),
+    (lambda: omx_bytes({"car": np.ones((2, 2))}, np.array([1, 1])), "names a zone twice"),
+    (lambda: omx_bytes({"car": np.ones((2, 2))}, np.array([1.5, 2.0])), "integer zone ids"),
+    (lambda: omx_bytes({"car": np.ones((2, 2))}, np.array([b"a", b"b"])), "integer zone ids"),
+    (lambda: omx_bytes({"car": np.array([[0.0, -2.0], [1.0, 0.0]])}, np.array([1, 2])),
+     "class 'car': 1 negative value(s), first from zone 1 to zone 2"),
+    (lambda: omx_bytes({"car": np.array([[0.0, 1.0], [math.nan, 0.0]])}, np.array([1, 2])),
+     "class 'car': 1 non-finite value(s), first from zone 2 to zone 1"),
+])
+def test_a_malformed_omx_names_its_problem(build: object, reason: str) -> None:
+    with pytest.raises(InvalidCommand) as error:
+        read_omx(build())  # type: ignore[operator]
+    assert reason in problems_of(error)
+
+
+def test_the_blob_is_the_same_whatever_file_or_order_the_matrix_came_from() -> None:
+    from_csv = read_csv(TWO_CLASSES)
+    shuffled = b"origin,destination,trips,class\n30,1,1.5,car\n2,1,3,truck\n1,2,5,car\n"
+    from_omx = read_omx(write_omx(from_csv))
+    assert from_csv.to_blob() == read_csv(shuffled).to_blob() == from_omx.to_blob()
+    again = DemandMatrix.from_blob(from_csv.to_blob())
+    assert again.zone_ids == from_csv.zone_ids
+    np.testing.assert_array_equal(again.trips["car"], from_csv.trips["car"])
+
+
+def test_csv_written_by_cartolog_reads_back_unchanged() -> None:
+    matrix = read_csv(TWO_CLASSES)
+    assert read_csv("".join(write_csv(matrix)).encode()).to_blob() == matrix.to_blob()
+
+
+def test_aligned_sums_classes_over_the_model_zones_and_zero_fills_the_rest() -> None:
+    matrix = read_csv(TWO_CLASSES)
+    aligned = matrix.aligned((30, 2, 1, 99))
+    assert aligned.shape == (4, 4)
+    assert aligned[2, 1] == 5.0 and aligned[1, 2] == 3.0 and aligned[0, 2] == 1.5
+    assert aligned.sum() == 9.5
