@@ -23,7 +23,11 @@ class CliError(RuntimeError):
 
 
 def group(commands: Commands, name: str, help_text: str) -> Commands:
-    """A command group (`cartolog NAME ...`); alone it prints its help."""
+    """A command group (`cartolog NAME ...`); alone it prints its help. Asked again for the
+    same name (several modules add `scenario` commands), it returns the same group."""
+    existing = commands.choices.get(name)
+    if existing is not None:
+        return next(a for a in existing._actions if isinstance(a, argparse._SubParsersAction))
     parser = commands.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(func=lambda _args: _print_help(parser))
     sub: Commands = parser.add_subparsers(title="commands", metavar="COMMAND")
