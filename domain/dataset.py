@@ -9,7 +9,7 @@ from domain.errors import InvalidCommand
 from domain.rules import label_problem
 from domain.values import Actor
 
-SOURCE_FORMATS = ("geojson", "tntp")
+SOURCE_FORMATS = ("geojson", "tntp", "gmns", "gpkg", "shapefile", "osm")
 
 
 class Dataset(TenantAggregate):
