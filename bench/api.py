@@ -1,7 +1,15 @@
-"""API latency at 32 concurrent clients: GET /v1/scenarios/{id} and POST .../edits beside a
-bare FastAPI endpoint, each served by uvicorn on loopback in this process.
+"""API latency: GET /v1/scenarios/{id} and POST .../edits at 32 concurrent clients, and
+city-wide vector tiles at TILE_CLIENTS concurrent clients, each beside a bare FastAPI endpoint at
+the same concurrency, served by uvicorn on loopback in this process.
 
-Each side runs RUNS times (32 clients x REQUESTS requests each); the figures are the
+The tiles are the zoom-8 tile holding the whole Berlin-Center city (28,376 links, imported
+through `POST /v1/datasets` as TNTP, bench/city.py): `links` of its scenario and `link_results`
+of a run completed through the normal path with generated figures (the model is not run).
+TILE_CLIENTS is 4: a map view loads a handful of tiles at once, not 32.
+
+The bench ANALYZEs the read model after projecting it (see city_scenario).
+
+Each side runs RUNS times (clients x REQUESTS requests each); the figures are the
 medians over runs of p50 and p99. `--quick` uses fewer requests.
 """
 
@@ -14,19 +22,26 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import text
 
+from bench import city
 from bench.common import bench_database, figure, report
 from domain.values import Actor, Link, Network, Node, Zone
+from infra import projections_wiring
 from infra.broker import free_port
 from infra.http import build_api
 from infra.settings import ApiSettings, Settings
 from infra.wiring import build
+from projections.read_model import ReadModel
 
 CLIENTS = 32
+TILE_CLIENTS = 4
+TILE_ZOOM = 8
 RUNS = 3
 TENANT = "bench"
 Request = Callable[[httpx.Client, int], httpx.Response]
@@ -66,11 +81,11 @@ def bare_app() -> FastAPI:
 
 
 def percentiles(base: str, headers: dict[str, str], requests: int,
-                make: Callable[[int], Request]) -> tuple[float, float]:
-    """p50 and p99 latency (ms) of CLIENTS clients sending `requests` requests each."""
+                make: Callable[[int], Request], clients: int = CLIENTS) -> tuple[float, float]:
+    """p50 and p99 latency (ms) of `clients` clients sending `requests` requests each."""
     latencies: list[float] = []
     lock = threading.Lock()
-    start = threading.Barrier(CLIENTS)
+    start = threading.Barrier(clients)
 
     def client(index: int) -> None:
         send = make(index)
@@ -85,7 +100,7 @@ def percentiles(base: str, headers: dict[str, str], requests: int,
         with lock:
             latencies.extend(own)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -104,9 +119,10 @@ def main() -> None:
     requests = 15 if parser.parse_args().quick else 60
     with bench_database("cartolog_bench_api") as url:
         container = build(Settings(database_url=url))
-        figures = measure(container, requests)
+        figures = measure(container, requests) + measure_tiles(container, requests)
         container.close()
-    report("api", figures, clients=CLIENTS, runs=RUNS, requests_per_client=requests)
+    report("api", figures, clients=CLIENTS, tile_clients=TILE_CLIENTS, runs=RUNS,
+           requests_per_client=requests)
 
 
 def measure(container: Any, requests: int) -> list[dict[str, Any]]:
@@ -148,6 +164,59 @@ def measure(container: Any, requests: int) -> list[dict[str, Any]]:
             figure("scenario_read_p99", r99, "ms", base + " p99", b99, False, target_ratio=3.0),
             figure("scenario_edit_p50", e50, "ms", base + " p50", b50, False),
             figure("scenario_edit_p99", e99, "ms", base + " p99", b99, False)]
+
+
+def city_scenario(container: Any, base: str, headers: dict[str, str]) -> tuple[str, str, int]:
+    """Berlin-Center imported through the API, a scenario on it and a completed run,
+    projected into the read model: (scenario id, run id, link count)."""
+    files = city.upload_files()
+    with httpx.Client(base_url=base, headers=headers, timeout=600) as http:
+        created = http.post("/v1/datasets", json={"format": "tntp", "name": "Berlin-Center",
+                                                   **files})
+    assert created.status_code == 201, created.text
+    actor = Actor("bench")
+    scenario = container.app.create_scenario(TENANT, UUID(created.json()["id"]), "city", actor)
+    network = city.parsed(files)
+    run = city.completed_run(container, TENANT, scenario, network, actor)
+    projections_wiring.rebuild(container, ReadModel.name)
+    # What autovacuum does within a minute of a bulk write; without statistics the planner
+    # joins link_results to scenario_links by nested loop and a result tile takes minutes.
+    with container.engine.begin() as connection:
+        connection.execute(text("ANALYZE scenario_links, link_results, simulation_runs"))
+    return str(scenario), str(run), len(network.links)
+
+
+def getter(path: str, params: dict[str, str]) -> Callable[[int], Request]:
+    """Every client sends the same GET."""
+    return lambda index: lambda http, i: http.get(path, params=params)
+
+
+def measure_tiles(container: Any, requests: int) -> list[dict[str, Any]]:
+    token = container.dev_issuer.issue(TENANT, "editor")
+    headers = {"Authorization": f"Bearer {token}", "Host": f"{TENANT}.cartolog.example"}
+    api = build_api(container, ApiSettings(rate_per_second=1e6, rate_burst=1_000_000))
+    x, y = city.tile_of(city.WEST, city.SOUTH, TILE_ZOOM)
+    with serving(api) as cartolog, serving(bare_app()) as baseline:
+        scenario, run, links = city_scenario(container, cartolog, headers)
+        paths = {"links": (f"/v1/tiles/links/{TILE_ZOOM}/{x}/{y}.mvt", {"scenario": scenario}),
+                 "link_results": (f"/v1/tiles/link_results/{TILE_ZOOM}/{x}/{y}.mvt",
+                                  {"run": run})}
+        found: dict[str, list[tuple[float, float]]] = {"bare": [], **{k: [] for k in paths}}
+        for _ in range(RUNS):
+            found["bare"].append(percentiles(baseline, {}, requests, getter("/bare", {}),
+                                             TILE_CLIENTS))
+            for layer, (path, params) in paths.items():
+                found[layer].append(percentiles(cartolog, headers, requests,
+                                                getter(path, params), TILE_CLIENTS))
+    b50, b99 = medians(found["bare"])
+    base = f"bare FastAPI GET at {TILE_CLIENTS} clients"
+    figures = []
+    for layer in paths:
+        p50, p99 = medians(found[layer])
+        figures += [figure(f"city_tile_{layer}_p50", p50, "ms", base + " p50", b50, False,
+                           target_ms=300, links=links, tile=f"{TILE_ZOOM}/{x}/{y}"),
+                    figure(f"city_tile_{layer}_p99", p99, "ms", base + " p99", b99, False)]
+    return figures
 
 
 if __name__ == "__main__":
