@@ -56,6 +56,21 @@ def parse_network(links: dict[str, Any], zones: dict[str, Any], first_thru_node:
     return (None, problems) if problems else (network, [])
 
 
+def parse_zones(zones: dict[str, Any], node_ids: set[int], max_features: int
+                ) -> tuple[tuple[Zone, ...] | None, list[FeatureProblem]]:
+    """Zones for a network whose nodes are `node_ids` (a zone layer added to an imported
+    network), through the same checks as `parse_network`'s zones."""
+    parsed = Parsed()
+    for index, feature in enumerate(_features("zones", zones, max_features, parsed)):
+        parsed.problems.extend(FeatureProblem("zones", index, r) for r in _zone(feature, parsed))
+    if parsed.problems:
+        return None, parsed.problems
+    found = [FeatureProblem("zones", i, p) for i, zone in enumerate(parsed.zones)
+             for p in zone_problems(zone, node_ids)]
+    found += _duplicates("zones", [zone.id for zone in parsed.zones])
+    return (None, found) if found else (tuple(parsed.zones), [])
+
+
 def _element_problems(network: Network) -> list[FeatureProblem]:
     """The domain's rules, each problem named by the feature it comes from."""
     node_ids = {n.id for n in network.nodes}

@@ -14,11 +14,9 @@ import shapely
 from shapely.errors import ShapelyError
 
 from adapters.gis.problems import FeatureProblem, ImportRejected
-from api.geojson_import import parse_network
+from api.geojson_import import parse_zones
 from api.imports.layers import ZONE_MAPPING, read_collection
 from domain.values import Network
-
-NO_LINKS = {"type": "FeatureCollection", "features": []}
 
 
 def with_zone_layer(network: Network, path: Path, layer: str = "zones",
@@ -31,12 +29,12 @@ def with_zone_layer(network: Network, path: Path, layer: str = "zones",
     nodes = np.array([(n.x, n.y) for n in network.nodes])
     for feature in zones["features"]:
         feature["properties"]["centroid_node"] = _nearest(feature, nodes, network)
-    parsed, problems = parse_network(NO_LINKS, zones, network.first_thru_node, 200_000)
+    parsed, problems = parse_zones(zones, {n.id for n in network.nodes}, 200_000)
     if parsed is None:
         raise ImportRejected(f"{len(problems)} zone(s) rejected; nothing was stored",
                              [FeatureProblem(p.collection, p.index, p.reason)
                               for p in problems])
-    return replace(network, zones=parsed.zones, od_matrix=())
+    return replace(network, zones=parsed, od_matrix=())
 
 
 def _nearest(feature: dict[str, Any], nodes: np.ndarray, network: Network) -> int | None:
