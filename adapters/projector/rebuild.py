@@ -213,9 +213,14 @@ class Rebuild:
     def swap(self) -> None:
         """Put the rebuilt tables and bookkeeping in place of the live ones, atomically."""
         live, name = self.projection.name, rebuild_name(self.projection.name)
+        tables = [spec.name for spec in self.projection.tables]
+        # Fresh tables have no planner statistics until autovacuum gets to them; without
+        # them a tile of a large run was planned as a nested loop over every pair of rows.
+        with Connection(self.engine) as connection, connection.cursor() as cursor:
+            for table in tables:
+                cursor.execute(f'ANALYZE "{self.schema}"."{table}"')
         with Connection(self.engine) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key(live),))
-            tables = [spec.name for spec in self.projection.tables]
             views = _dependent_views(cursor, tables)
             for view in views:
                 cursor.execute(f'DROP VIEW IF EXISTS "{view}"')
