@@ -29,8 +29,9 @@ from infra.logs import LogFormat, LogLevel
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/cartolog"
 BUILTIN_MODEL_VERSION = "builtin/1"
 PREFIX = "CARTOLOG_"
-# Read by infra/web.sh, not by Python.
-SCRIPT_VARIABLES = ("CARTOLOG_WEB_SKIP_BROWSER",)
+# Read by scripts and tests, not by the service: infra/web.sh skips the browser install, and
+# the browser tests write their screenshots where CARTOLOG_SCREENSHOTS_DIR says.
+SCRIPT_VARIABLES = ("CARTOLOG_WEB_SKIP_BROWSER", "CARTOLOG_SCREENSHOTS_DIR")
 
 
 class Section(BaseModel):
