@@ -24,6 +24,7 @@ from api.routes import (
     ogc,
     results,
     scenarios,
+    select_link_map,
     simulations,
     skims,
     tiles,
@@ -39,7 +40,8 @@ __all__ = ["PROBLEM", "ReadinessCheck", "create_app"]
 # the JSON route behind it.
 ROUTERS = (uploads.router, datasets.router, scenarios.router, simulations.router,
            results.router, tiles.router, history.router, merge_requests.router, explain.router,
-           demand.router, skims.router, exports.router, ogc.router, bi.router, notifications.router)
+           demand.router, skims.router, select_link_map.router,
+           exports.router, ogc.router, bi.router, notifications.router)
 
 
 def create_app(services: ApiServices) -> FastAPI:

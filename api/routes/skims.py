@@ -42,7 +42,7 @@ def select_link(run_id: UUID, name: str, caller: Viewer, services: Services,
                 top: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:
     """A select-link analysis of the run: per class, the selected demand's total, its top OD
     pairs and the link flows of only that demand."""
-    named = _output(services.app, caller.tenant, run_id).get("select_links", {})
+    named = run_output(services.app, caller.tenant, run_id).get("select_links", {})
     if name not in named:
         raise ApiProblem(404, "Not found", f"run {run_id} has no select-link analysis {name!r}")
     header, matrix = read_select_link(services.app.blobs.get(caller.tenant, named[name]))
@@ -60,7 +60,8 @@ def _summary(matrix: DemandMatrix, table: np.ndarray, top: int) -> dict[str, Any
     return {"total_trips": float(table.sum()), "top_pairs": pairs}
 
 
-def _output(app: Cartolog, tenant: str, run_id: UUID) -> dict[str, Any]:
+def run_output(app: Cartolog, tenant: str, run_id: UUID) -> dict[str, Any]:
+    """The completed run's output document (409 while it is not completed)."""
     run = app.get_run(tenant, run_id)
     if run.status != COMPLETED or run.result_sha256 is None:
         raise ApiProblem(409, "Run not completed", f"run {run_id} is {run.status}")
@@ -69,7 +70,7 @@ def _output(app: Cartolog, tenant: str, run_id: UUID) -> dict[str, Any]:
 
 
 def _skims(app: Cartolog, tenant: str, run_id: UUID) -> DemandMatrix:
-    output = _output(app, tenant, run_id)
+    output = run_output(app, tenant, run_id)
     if "skims_sha256" not in output:
         raise ApiProblem(404, "Not found", f"run {run_id} has no skims (external model)")
     return DemandMatrix.from_blob(app.blobs.get(tenant, output["skims_sha256"]))

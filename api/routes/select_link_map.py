@@ -1,0 +1,61 @@
+"""A select-link analysis on the map: the links its demand uses, as GeoJSON.
+
+The analysis itself (per class: the selected demand's OD matrix and the link flows of only
+that demand) is a blob of the run's output; the geometry comes from the read model. The
+workspace draws the same figures over the scenario's vector tiles with feature-state
+(docs/decisions/0501), so tiles need no select-link variant.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from adapters.demand_matrix import read_select_link
+from api.problems import ApiProblem
+from api.routes.results import GEOJSON, completed_run
+from api.routes.skims import run_output
+from api.security import Services, Viewer
+
+router = APIRouter(prefix="/v1/simulations", tags=["results"])
+
+GEOMETRY_SQL = """
+SELECT l.link_id, l.from_node, l.to_node, ST_AsGeoJSON(l.geom, 7)::json AS geometry
+FROM scenario_links l
+JOIN simulation_runs s ON s.tenant_id = l.tenant_id AND s.scenario_id = l.scenario_id
+WHERE l.tenant_id = :tenant AND s.run_id = :run AND l.link_id = ANY(:links)
+ORDER BY l.link_id"""
+
+
+@router.get("/{run_id}/select-link/{name}/links", responses={200: {"content": {GEOJSON: {}}}})
+def select_link_flows(run_id: UUID, name: str, caller: Viewer, services: Services,
+                      min_flow: Annotated[float, Query(ge=0, le=1e12)] = 1e-9) -> JSONResponse:
+    """GeoJSON of the links the selected demand uses (flow above `min_flow`): per class the
+    flow of only that demand, its total, and whether the link is one of the selected."""
+    named = run_output(services.app, caller.tenant, run_id).get("select_links", {})
+    if name not in named:
+        raise ApiProblem(404, "Not found", f"run {run_id} has no select-link analysis {name!r}")
+    header, _ = read_select_link(services.app.blobs.get(caller.tenant, named[name]))
+    by_link: dict[str, dict[str, float]] = {}
+    for vehicle_class, flows in header["link_flows"].items():
+        for link_id, flow in flows.items():
+            by_link.setdefault(link_id, {})[vehicle_class] = float(flow)
+    used = {link: flows for link, flows in by_link.items() if sum(flows.values()) > min_flow}
+    reads = completed_run(services, caller.tenant, run_id)
+    rows = reads.rows(GEOMETRY_SQL, run=run_id, links=sorted(used))
+    selected = set(header["links"])
+    features = [_feature(row, used[row["link_id"]], row["link_id"] in selected)
+                for row in rows]
+    return JSONResponse({"type": "FeatureCollection", "name": header["name"],
+                         "mode": header["mode"], "links": header["links"],
+                         "features": features}, media_type=GEOJSON)
+
+
+def _feature(row: Any, flows: dict[str, float], selected: bool) -> dict[str, Any]:
+    return {"type": "Feature", "id": row["link_id"], "geometry": row["geometry"],
+            "properties": {"link_id": row["link_id"], "from_node": row["from_node"],
+                           "to_node": row["to_node"], "selected": selected,
+                           "flow": sum(flows.values()), "class_flows": flows}}
