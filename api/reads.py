@@ -28,8 +28,11 @@ class TenantReads:
         """A read transaction that can only see this tenant's rows."""
         with self.engine.begin() as connection:
             connection.execute(text(f"SET LOCAL ROLE {READER_ROLE}"))
-            connection.execute(text("SELECT set_config('cartolog.tenant', :t, true)"),
-                               {"t": self.tenant})
+            # JIT off: PostGIS functions carry high cost estimates, so PostgreSQL compiled
+            # every city-wide tile query, which cost 300-600 ms of a 100 ms query
+            # (docs/decisions/0503).
+            connection.execute(text("SELECT set_config('cartolog.tenant', :t, true), "
+                                    "set_config('jit', 'off', true)"), {"t": self.tenant})
             yield connection
 
     def rows(self, sql: str, **params: Any) -> list[RowMapping]:

@@ -37,8 +37,9 @@ class Projector:
     """The `cartolog projector` loop: consume, apply per projection, track, repeat."""
 
     def __init__(self, runners: Sequence[ProjectionRunner], make_consumer: ConsumerFactory,
-                 topic: str, max_records: int = 5000) -> None:
+                 topic: str, max_records: int = 5000, analyze_rows: int = 10_000) -> None:
         self.runners = list(runners)
+        self.analyze_rows = analyze_rows  # ANALYZE a table after a batch writes this many rows
         self.make_consumer = make_consumer
         self.topic = topic
         self.max_records = max_records
@@ -93,6 +94,10 @@ class Projector:
         reseek: dict[tuple[str, int], int] = {}
         for runner in self.runners:
             outcome = runner.process(records, highwaters)
+            if runner.analyze_after(outcome.written, self.analyze_rows):
+                log.info("projector: %s analyzed %s after a large write", runner.name,
+                         ", ".join(n for n, r in outcome.written.items()
+                                   if r >= self.analyze_rows))
             for tp, offset in outcome.reseek.items():
                 reseek[tp] = min(offset, reseek.get(tp, offset))
         for (topic, partition), offset in reseek.items():

@@ -143,6 +143,9 @@ class RowBuffer:
         self._targets = {name: (self.pending[name], table.key_of)
                          for name, table in tables.items()}
         self.operations = 0
+        # Rows written per table since the buffer was made (the live projector ANALYZEs a
+        # table after a large write, see ProjectionRunner.analyze_after).
+        self.written: dict[str, int] = {}
 
     def clear(self) -> None:
         """Forget every pending operation."""
@@ -231,6 +234,7 @@ class RowBuffer:
             for (kind, columns), rows in sorted(groups.items(), key=lambda g: _ORDER[g[0][0]]):
                 writer.write(table, kind, columns, rows)
                 written += len(rows)
+                self.written[name] = self.written.get(name, 0) + len(rows)
             if clear:
                 entries.clear()
         return written

@@ -37,6 +37,7 @@ class BatchOutcome:
     errors: int = 0
     reseek: dict[tuple[str, int], int] = field(default_factory=dict)
     stopped: str | None = None
+    written: dict[str, int] = field(default_factory=dict)  # rows per table
 
 
 class ProjectionRunner:
@@ -156,9 +157,34 @@ class ProjectionRunner:
                         "event", self.name, printable(f"{type(error).__name__}: {error}"))
             outcome.applied = outcome.duplicates = outcome.errors = 0
             outcome.stopped = None
-            return self._apply_all(cursor, RowBuffer(cursor, tables), todo, outcome, each=True)
+            buffer = RowBuffer(cursor, tables)
+            done = self._apply_all(cursor, buffer, todo, outcome, each=True)
+            outcome.written = buffer.written
+            return done
         cursor.execute("RELEASE SAVEPOINT batch")
+        outcome.written = buffer.written
         return done
+
+    def analyze_after(self, written: Mapping[str, int], threshold: int) -> list[str]:
+        """ANALYZE each table that one batch wrote at least `threshold` rows to.
+
+        A run's results arrive as one event with a row per link: 28,000 rows at city scale.
+        Until autovacuum's next analyze (up to a minute or more later) the planner's
+        statistics do not know them, and a results tile was planned as a nested loop that
+        took minutes (docs/decisions/0214). Returns the tables analyzed."""
+        big = sorted(name for name, rows in written.items() if rows >= threshold)
+        if not big:
+            return []
+        connection: Any = transactional(self.engine)
+        try:
+            with connection.cursor() as cursor:
+                tables = self.physical_tables(cursor)
+                for name in big:
+                    cursor.execute(f"ANALYZE {tables[name].qualified}")
+            connection.commit()
+        finally:
+            connection.close()
+        return big
 
     def _apply_all(self, cursor: Any, buffer: RowBuffer, todo: list[Record],
                    outcome: BatchOutcome, each: bool) -> list[Record]:

@@ -161,3 +161,28 @@ def test_status_command_shows_position_lag_and_last_error(container: Container) 
         p: end for p, end in ends.items() if end > 0}
     metrics = lag_metrics(container.engine, container.settings.events_topic)
     assert 'cartolog_projection_lag{projection="read_model",partition="0"} 0' in metrics
+
+
+def manual_analyzes(container: Container, table: str) -> int:
+    with container.engine.connect() as connection:
+        return int(connection.execute(text(
+            "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = :t"),
+            {"t": table}).scalar_one())
+
+
+def test_a_large_results_write_is_analyzed_and_a_small_one_is_not(
+        own_container: Container) -> None:
+    container = own_container  # a database of its own: the statistics counters are its own
+    workload = Workload(container, ("acme",))
+    with relay_and_projector(container, ["read_model"]) as projector:
+        for kind in (0, 1, 4):  # a dataset, a scenario, a completed run: 3 link results
+            workload.do(kind, 0, 1, 250.0)
+        wait_caught_up(container, ["read_model"])
+        assert manual_analyzes(container, "link_results") == 0
+        projector.analyze_rows = 3  # what 10,000 is to a city, 3 is to this network
+        workload.do(4, 0, 1, 260.0)
+        wait_caught_up(container, ["read_model"])
+        # The cumulative statistics are flushed to readers within about a second.
+        wait_for(lambda: manual_analyzes(container, "link_results") >= 1, 10,
+                 "an ANALYZE of link_results")
+        assert manual_analyzes(container, "scenario_links") == 0  # no rows written this time
