@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from adapters.auth import TokenVerifier
 from adapters.job_queue import Estimate
+from api.tile_cache import TileCache
 from domain.application import Cartolog
 
 ReadinessCheck = Callable[[], None]
@@ -26,6 +27,7 @@ class ApiLimits:
     rate_burst: int = 400
     cors_origins: tuple[str, ...] = ()
     read_wait_s: float = 5.0
+    tile_cache_bytes: int = 128 * 1024 * 1024
     page_size: int = 1000
     sse_poll_s: float = 0.5
     sse_duration_s: float = 300.0
@@ -46,3 +48,4 @@ class ApiServices:
     limits: ApiLimits = ApiLimits()
     read_model_projection: str = "read_model"
     queue_estimate: Callable[[UUID], Estimate | None] | None = None
+    tiles: TileCache = field(default_factory=lambda: TileCache(ApiLimits.tile_cache_bytes))

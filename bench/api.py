@@ -5,7 +5,9 @@ the same concurrency, served by uvicorn on loopback in this process.
 The tiles are the zoom-8 tile holding the whole Berlin-Center city (28,376 links, imported
 through `POST /v1/datasets` as TNTP, bench/city.py): `links` of its scenario and `link_results`
 of a run completed through the normal path with generated figures (the model is not run).
-TILE_CLIENTS is 4: a map view loads a handful of tiles at once, not 32.
+TILE_CLIENTS is 4: a map view loads a handful of tiles at once, not 32. Tiles are measured
+twice: from the API as configured, which keeps built tiles in the process (decision 0504),
+and from a second server with `tile_cache_mb=0`, where PostGIS builds every one (`_uncached`).
 
 The bench ANALYZEs the read model after projecting it (see city_scenario).
 
@@ -16,6 +18,7 @@ medians over runs of p50 and p99. `--quick` uses fewer requests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import threading
 import time
@@ -192,30 +195,39 @@ def getter(path: str, params: dict[str, str]) -> Callable[[int], Request]:
 
 
 def measure_tiles(container: Any, requests: int) -> list[dict[str, Any]]:
+    """City-wide tiles from the API as configured (tiles kept in the process, 0504) and from
+    a second server that keeps none (every request built by PostGIS), beside a bare GET."""
     token = container.dev_issuer.issue(TENANT, "editor")
     headers = {"Authorization": f"Bearer {token}", "Host": f"{TENANT}.cartolog.example"}
-    api = build_api(container, ApiSettings(rate_per_second=1e6, rate_burst=1_000_000))
+    settings = {"": ApiSettings(rate_per_second=1e6, rate_burst=1_000_000),
+                "_uncached": ApiSettings(rate_per_second=1e6, rate_burst=1_000_000,
+                                         tile_cache_mb=0)}
     x, y = city.tile_of(city.WEST, city.SOUTH, TILE_ZOOM)
-    with serving(api) as cartolog, serving(bare_app()) as baseline:
-        scenario, run, links = city_scenario(container, cartolog, headers)
+    with contextlib.ExitStack() as servers:
+        bases = {variant: servers.enter_context(serving(build_api(container, config)))
+                 for variant, config in settings.items()}
+        baseline = servers.enter_context(serving(bare_app()))
+        scenario, run, links = city_scenario(container, bases[""], headers)
         paths = {"links": (f"/v1/tiles/links/{TILE_ZOOM}/{x}/{y}.mvt", {"scenario": scenario}),
                  "link_results": (f"/v1/tiles/link_results/{TILE_ZOOM}/{x}/{y}.mvt",
                                   {"run": run})}
-        found: dict[str, list[tuple[float, float]]] = {"bare": [], **{k: [] for k in paths}}
+        cases = [(layer + variant, bases[variant], path, params)
+                 for variant in settings for layer, (path, params) in paths.items()]
+        found: dict[str, list[tuple[float, float]]] = {"bare": [], **{c[0]: [] for c in cases}}
         for _ in range(RUNS):
             found["bare"].append(percentiles(baseline, {}, requests, getter("/bare", {}),
                                              TILE_CLIENTS))
-            for layer, (path, params) in paths.items():
-                found[layer].append(percentiles(cartolog, headers, requests,
-                                                getter(path, params), TILE_CLIENTS))
+            for name, base, path, params in cases:
+                found[name].append(percentiles(base, headers, requests, getter(path, params),
+                                               TILE_CLIENTS))
     b50, b99 = medians(found["bare"])
-    base = f"bare FastAPI GET at {TILE_CLIENTS} clients"
+    base_name = f"bare FastAPI GET at {TILE_CLIENTS} clients"
     figures = []
-    for layer in paths:
-        p50, p99 = medians(found[layer])
-        figures += [figure(f"city_tile_{layer}_p50", p50, "ms", base + " p50", b50, False,
+    for name, *_ in cases:
+        p50, p99 = medians(found[name])
+        figures += [figure(f"city_tile_{name}_p50", p50, "ms", base_name + " p50", b50, False,
                            target_ms=300, links=links, tile=f"{TILE_ZOOM}/{x}/{y}"),
-                    figure(f"city_tile_{layer}_p99", p99, "ms", base + " p99", b99, False)]
+                    figure(f"city_tile_{name}_p99", p99, "ms", base_name + " p99", b99, False)]
     return figures
 
 

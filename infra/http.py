@@ -17,6 +17,7 @@ from adapters.projector.queries import crashed, lag_metrics
 from api.app import create_app
 from api.services import ApiServices, ReadinessCheck
 from api.spa import mount_workspace
+from api.tile_cache import TileCache
 from infra.settings import ApiSettings
 from infra.wiring import Container
 
@@ -58,6 +59,7 @@ def api_services(container: Container, api_settings: ApiSettings | None = None,
         except (SQLAlchemyError, psycopg2.Error):
             return ""
 
+    limits = (api_settings or settings.api).limits()
     development = settings.env == "development"
     uses_dev_issuer = not (settings.jwks_url or settings.jwks_file)
     return ApiServices(
@@ -66,9 +68,10 @@ def api_services(container: Container, api_settings: ApiSettings | None = None,
         dev_jwks=container.dev_issuer.jwks if development and uses_dev_issuer else None,
         readiness_checks={"database": database, "broker": broker, "projector": projector,
                           **(checks or {})},
-        metrics_text=projection_lag, limits=(api_settings or settings.api).limits(),
+        metrics_text=projection_lag, limits=limits,
         queue_estimate=JobQueue(container.engine, settings.jobs_topic,
-                                settings.jobs.worker_liveness_s).estimate)
+                                settings.jobs.worker_liveness_s).estimate,
+        tiles=TileCache(limits.tile_cache_bytes))
 
 
 def build_api(container: Container, api_settings: ApiSettings | None = None,

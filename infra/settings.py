@@ -49,13 +49,15 @@ class ApiSettings(Section):
     rate_burst: int = Field(default=400, ge=1)
     cors_origins: str = ""
     read_wait_s: float = Field(default=5.0, ge=0, le=60)
+    tile_cache_mb: int = Field(default=128, ge=0, le=65536)
 
     def limits(self) -> ApiLimits:
         """The app's limits."""
         origins = tuple(o.strip() for o in self.cors_origins.split(",") if o.strip())
         return ApiLimits(max_body_bytes=self.max_body_bytes, max_features=self.max_features,
                          rate_per_second=self.rate_per_second, rate_burst=self.rate_burst,
-                         cors_origins=origins, read_wait_s=self.read_wait_s)
+                         cors_origins=origins, read_wait_s=self.read_wait_s,
+                         tile_cache_bytes=self.tile_cache_mb * 1024 * 1024)
 
 
 class JobSettings(Section):

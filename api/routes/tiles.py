@@ -12,11 +12,15 @@ from api.problems import ApiProblem
 from api.reads import TenantReads
 from api.routes.results import completed_run
 from api.security import Services, Viewer
+from api.tile_cache import TileCache, TileKey
 
 router = APIRouter(prefix="/v1/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
 Layer = Literal["zones", "links", "link_results", "zone_results"]
 
+RESULT_LAYERS = ("link_results", "zone_results")
+SCENARIO_VERSION = ("SELECT version FROM scenarios WHERE tenant_id = :tenant "
+                    "AND scenario_id = :subject")
 ENVELOPE = "ST_TileEnvelope(:z, :x, :y)"
 LAYERS = {
     "links": f"""
@@ -67,13 +71,42 @@ def tile(layer: Layer, z: Annotated[int, Path(ge=0, le=22)], x: Annotated[int, P
         raise ApiProblem(404, "Not found", f"no tile {z}/{x}/{y}")
     subject, cache = _subject(layer, scenario, run, caller.tenant, services)
     reads = TenantReads(services.engine, caller.tenant)
-    sql = f"SELECT ST_AsMVT(t.*, :layer, 4096, 'geom') FROM ({LAYERS[layer]}) AS t"
-    body = bytes(reads.scalar(sql, layer=layer, subject=subject, z=z, x=x, y=y) or b"")
+    body = _body(reads, services.tiles, layer, subject, z, x, y)
     tag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"Cache-Control": cache, "ETag": tag, "Vary": "Authorization, Host"}
     if if_none_match == tag:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=MVT, headers=headers)
+
+
+def _body(reads: TenantReads, kept: TileCache, layer: str, subject: UUID, z: int, x: int,
+          y: int) -> bytes:
+    """The tile from the process's cache, or built by PostGIS and kept (docs/decisions/0504).
+
+    A run's results never change once completed: its tiles are kept under version 0. A
+    scenario's tiles are kept under the read model's version of the scenario, read in the
+    same statement as the tile, so a kept tile always matches its key."""
+    mvt = f"SELECT ST_AsMVT(t.*, :layer, 4096, 'geom') FROM ({LAYERS[layer]}) AS t"
+    params = {"layer": layer, "subject": subject, "z": z, "x": x, "y": y}
+    if layer in RESULT_LAYERS:
+        key = TileKey(reads.tenant, layer, subject, 0, z, x, y)
+        body = kept.get(key)
+        if body is None:
+            body = bytes(reads.scalar(mvt, **params) or b"")
+            kept.put(key, body)
+        return body
+    version = reads.scalar(SCENARIO_VERSION, subject=subject)
+    if version is not None:
+        body = kept.get(TileKey(reads.tenant, layer, subject, int(version), z, x, y))
+        if body is not None:
+            return body
+    found = reads.rows(f"SELECT s.version, ({mvt}) AS tile FROM scenarios s "
+                       "WHERE s.tenant_id = :tenant AND s.scenario_id = :subject", **params)
+    if not found:  # not projected yet: an empty tile, kept nowhere
+        return bytes(reads.scalar(mvt, **params) or b"")
+    body = bytes(found[0]["tile"] or b"")
+    kept.put(TileKey(reads.tenant, layer, subject, int(found[0]["version"]), z, x, y), body)
+    return body
 
 
 def _subject(layer: str, scenario: UUID | None, run: UUID | None, tenant: str,
