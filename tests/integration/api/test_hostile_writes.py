@@ -132,6 +132,33 @@ def tntp_bodies() -> st.SearchStrategy[dict[str, Any]]:
                      st.one_of(st.none(), tokens))
 
 
+def demand_files() -> st.SearchStrategy[tuple[str, bytes]]:
+    """(format, file): CSV matrices with hostile cells, or bytes that are no OMX at all."""
+    cells = st.one_of(st.sampled_from(["1", "2", "3", "99", "-5", "0", "nan", "inf", "-inf",
+                                       "1e999", "\x00", "x" * 10_000, "", "Zürich", "2.5",
+                                       "99999999999999999999", "car", "truck"]),
+                      TEXTS.filter(lambda t: "\n" not in t and "," not in t))
+    rows = st.lists(st.lists(cells, min_size=2, max_size=4).map(",".join), min_size=0,
+                    max_size=3)
+    header = st.sampled_from(["origin,destination,trips", "origin,destination,trips,class",
+                              "o,d,t", ""])
+    csv = st.builds(lambda h, r: ("csv", "\n".join([h, *r]).encode("utf-8", "surrogatepass")),
+                    header, rows)
+    omx = st.builds(lambda b: ("omx", b), st.one_of(
+        st.binary(max_size=64), st.just(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)))
+    valid = st.just(("csv", b"origin,destination,trips\n1,2,30\n2,1,10.5\n"))
+    return st.one_of(valid, csv, omx)
+
+
+def class_bodies() -> st.SearchStrategy[dict[str, Any]]:
+    car = {"name": "car", "pce": 1.0, "value_of_time": 10.0, "toll_factor": 1.0,
+           "distance_factor": 0.0, "allowed_link_types": None}
+    truck = {**car, "name": "truck", "pce": 2.5, "allowed_link_types": [1]}
+    keys = ("name", "pce", "value_of_time", "toll_factor", "distance_factor",
+            "allowed_link_types")
+    return st.builds(lambda a, b: {"classes": [a, b]}, spoilt(car, keys), spoilt(truck, keys))
+
+
 def requests(world: World) -> st.SearchStrategy[tuple[str, str, Any, dict[str, str]]]:
     """(method, path, body, extra headers) for every write endpoint."""
     edits = f"/v1/scenarios/{world.scenario}/edits"
@@ -171,19 +198,42 @@ def requests(world: World) -> st.SearchStrategy[tuple[str, str, Any, dict[str, s
             maybe("changes_requested", TEXTS), maybe("please\nchange", TEXTS)),
         st.builds(lambda run: ("DELETE", f"/v1/simulations/{run}", None, {}),
                   st.one_of(st.uuids().map(str), st.just(world.rival_run))),
+        st.builds(lambda body: ("PUT", f"/v1/scenarios/{world.scenario}/vehicle-classes",
+                                body, {}), class_bodies()),
+        st.builds(lambda file: ("POST", f"/v1/scenarios/{world.scenario}/demand?format={file[0]}",
+                                file[1], {}), demand_files()),
+        st.just(("DELETE", f"/v1/scenarios/{world.scenario}/demand", None, {})),
+        st.builds(lambda links, mode, name: (
+            "POST", f"/v1/scenarios/{world.scenario}/simulations",
+            {"model": "builtin", "parameters": {"select_links": [
+                {"name": name, "links": links, "mode": mode}]}}, {}),
+            maybe(["a"], st.lists(st.one_of(st.sampled_from(LINKS), TEXTS), max_size=12)),
+            maybe("or", TEXTS), maybe("sel", TEXTS)),
+        st.builds(lambda subject, take: (
+            "POST", f"/v1/merge-requests/{world.merge_request}/resolutions",
+            {"subject": subject, "take": take}, {}),
+            maybe("link:c", TEXTS), maybe("fork", TEXTS)),
+        st.builds(lambda reason: ("POST", f"/v1/merge-requests/{world.merge_request}/close",
+                                  {"reason": reason}, {}), maybe("withdrawn", TEXTS)),
     )
 
 
 def send(api: Api, world: World, method: str, path: str, body: Any,
          headers: dict[str, str]) -> Any:
     extra = dict(headers)
-    if path.endswith(("/edits", "/archive", "/restore")) and "If-Match" not in extra:
+    bare = path.split("?")[0]
+    if bare.endswith(("/edits", "/archive", "/restore", "/vehicle-classes", "/demand")) \
+            and "If-Match" not in extra:
         scenario = path.split("/")[3]
         extra["If-Match"] = api.get(f"/v1/scenarios/{scenario}").headers["ETag"]
     raw = {k: v.encode() for k, v in extra.items()}  # a header as bytes, as sent on the wire
-    return api.client.request(method, path, content=None if body is None else encode(body),
+    if isinstance(body, bytes):  # a file upload (a demand matrix) is sent as it is
+        content, kind = body, "application/octet-stream"
+    else:
+        content, kind = None if body is None else encode(body), "application/json"
+    return api.client.request(method, path, content=content,
                               headers={**api.headers("acme", "admin"), **raw,
-                                       "Content-Type": "application/json"})
+                                       "Content-Type": kind})
 
 
 @pytest.fixture()
