@@ -23,8 +23,8 @@ from api.routes import (
     notifications,
     ogc,
     results,
+    run_layers,
     scenarios,
-    select_link_map,
     simulations,
     skims,
     tiles,
@@ -40,7 +40,7 @@ __all__ = ["PROBLEM", "ReadinessCheck", "create_app"]
 # the JSON route behind it.
 ROUTERS = (uploads.router, datasets.router, scenarios.router, simulations.router,
            results.router, tiles.router, history.router, merge_requests.router, explain.router,
-           demand.router, skims.router, select_link_map.router,
+           demand.router, skims.router, run_layers.router,
            exports.router, ogc.router, bi.router, notifications.router)
 
 

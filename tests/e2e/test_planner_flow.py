@@ -68,6 +68,12 @@ def test_two_class_omx_simulate_skims_and_select_link(api: Api,  # noqa: F811
                       api.get(f"/v1/simulations/{run}/links", params={"limit": 100}
                               ).json()["features"]}
         check_select_link(api, run, link_flows)
+        by_class = api.get(f"/v1/simulations/{run}/class-flows").json()
+        assert by_class["classes"] == ["car", "truck"]
+        for link_id, total in link_flows.items():
+            assert by_class["flows"]["car"][link_id] + TRUCK_PCE * by_class["flows"]["truck"][
+                link_id] == pytest.approx(total, rel=1e-6, abs=1e-6)
+        is_problem(api.get(f"/v1/simulations/{run}/class-flows", tenant="rival"), 404)
         is_problem(api.get(f"/v1/simulations/{run}/select-link/one/links", tenant="rival"), 404)
         is_problem(api.get(f"/v1/simulations/{run}/select-link/nope/links"), 404)
 

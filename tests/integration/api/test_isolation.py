@@ -67,6 +67,7 @@ def endpoints(ids: dict[str, str]) -> list[Endpoint]:
         Endpoint("GET", f"/v1/simulations/{r}/skims", ok=409),
         Endpoint("GET", f"/v1/simulations/{r}/select-link/x", ok=409),
         Endpoint("GET", f"/v1/simulations/{r}/select-link/x/links", ok=409),
+        Endpoint("GET", f"/v1/simulations/{r}/class-flows", ok=409),
         Endpoint("GET", f"/v1/scenarios/{s}/demand", ok=404),  # the gravity model: no matrix
         Endpoint("GET", f"/v1/tiles/links/0/0/0.mvt?scenario={s}"),
         Endpoint("GET", f"/v1/tiles/link_results/0/0/0.mvt?run={r}", ok=409),

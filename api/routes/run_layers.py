@@ -1,4 +1,5 @@
-"""A select-link analysis on the map: the links its demand uses, as GeoJSON.
+"""Map layers from a run's output document: the links a select-link analysis's demand uses
+(GeoJSON), and the link flows of each vehicle class.
 
 The analysis itself (per class: the selected demand's OD matrix and the link flows of only
 that demand) is a blob of the run's output; the geometry comes from the read model. The
@@ -59,3 +60,17 @@ def _feature(row: Any, flows: dict[str, float], selected: bool) -> dict[str, Any
             "properties": {"link_id": row["link_id"], "from_node": row["from_node"],
                            "to_node": row["to_node"], "selected": selected,
                            "flow": sum(flows.values()), "class_flows": flows}}
+
+
+@router.get("/{run_id}/class-flows")
+def class_flows(run_id: UUID, caller: Viewer, services: Services) -> dict[str, Any]:
+    """Per vehicle class, the flow of that class on each link (vehicles, not PCE), for
+    colouring the map by class. A run of one class lists the class `all`."""
+    output = run_output(services.app, caller.tenant, run_id)
+    links = output.get("links", [])
+    flows: dict[str, dict[str, float]] = {}
+    for link in links:
+        by_class = link.get("class_flows") or {"all": link.get("flow", 0.0)}
+        for vehicle_class, flow in by_class.items():
+            flows.setdefault(vehicle_class, {})[str(link["id"])] = float(flow)
+    return {"run_id": str(run_id), "classes": sorted(flows), "flows": flows}
