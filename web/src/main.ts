@@ -11,6 +11,7 @@ import { RunsPanel } from "./runs";
 import { ComparePanel } from "./compare";
 import { BiPanel } from "./bi";
 import { FilesPanel } from "./files";
+import { PlannerPanel } from "./planner";
 import { ReviewPanel } from "./review";
 import { SelectionPanel } from "./selection";
 import { Styling } from "./styling";
@@ -48,6 +49,7 @@ export class Workspace {
   readonly selected: SelectionPanel;
   readonly styling: Styling;
   readonly files: FilesPanel;
+  readonly planner: PlannerPanel;
 
   constructor() {
     this.api = new Api(() => this.credentials);
@@ -58,6 +60,7 @@ export class Workspace {
     this.selected = new SelectionPanel(this);
     this.styling = new Styling(this);
     this.files = new FilesPanel(this);
+    this.planner = new PlannerPanel(this);
   }
 
   say(message: string): void {
@@ -273,6 +276,7 @@ export class Workspace {
     this.selection = selection;
     this.map?.highlight(selection);
     this.selected.render();
+    this.planner.selectionChanged();
   }
 
   /** Applies edits on the open version; on a conflict the edit is kept to apply again. */

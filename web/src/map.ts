@@ -2,7 +2,7 @@
 // as vector tiles from /v1/tiles, and run values attached to tile features as feature state.
 
 import * as maplibregl from "maplibre-gl";
-import type { ExpressionSpecification, FilterSpecification, MapGeoJSONFeature, StyleSpecification } from "maplibre-gl";
+import type { ExpressionSpecification, FilterSpecification, GeoJSONSourceSpecification, MapGeoJSONFeature, StyleSpecification } from "maplibre-gl";
 import "maplibre-gl/dist/maplibre-gl.css";
 // MapLibre's worker is a file of its own: Vite emits it (hashed) beside the bundle.
 import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
@@ -13,6 +13,8 @@ export const ZONES = "zones";
 /** Tile layer names and the property that identifies a feature in each. */
 export const LINK_ID = "link_id";
 export const ZONE_ID = "zone_id";
+/** The source and layer of a select-link analysis's flows (GeoJSON). */
+const SELECT_LINK = "select-link";
 
 export interface Selection { kind: "link" | "zone"; id: string; properties: Record<string, unknown> }
 
@@ -119,7 +121,21 @@ export class WorkspaceMap {
         "circle-stroke-color": "#00b8cc", "circle-stroke-width": 3 } });
   }
 
+  /** The flows of a select-link analysis's demand as their own layer (null removes it):
+   *  magenta, wider where more of that demand passes; the selected link darker. */
+  setSelectLink(collection: { type: "FeatureCollection"; features: { properties: Record<string, unknown> }[] } | null): void {
+    if (this.map.getLayer(SELECT_LINK)) this.map.removeLayer(SELECT_LINK);
+    if (this.map.getSource(SELECT_LINK)) this.map.removeSource(SELECT_LINK);
+    if (!collection || !collection.features.length) return;
+    const top = Math.max(1e-9, ...collection.features.map((f) => Number(f.properties.flow) || 0));
+    this.map.addSource(SELECT_LINK, { type: "geojson", data: collection as unknown as GeoJSONSourceSpecification["data"] });
+    this.map.addLayer({ id: SELECT_LINK, type: "line", source: SELECT_LINK, layout: { "line-cap": "round" },
+      paint: { "line-color": ["case", ["get", "selected"], "#7a0177", "#dd3497"], "line-opacity": 0.85,
+        "line-width": ["interpolate", ["linear"], ["get", "flow"], 0, 1.5, top, 9], "line-offset": 2 } });
+  }
+
   private removeNetwork(): void {
+    this.setSelectLink(null);
     for (const layer of ["selected-zone-point", "selected-zone", "selected", "links-closed", "zones-point", "links-line", "links-casing", "zones-outline", "zones-fill"]) {
       if (this.map.getLayer(layer)) this.map.removeLayer(layer);
     }

@@ -181,6 +181,7 @@ export class RunsPanel {
     this.linkResults.clear();
     this.zoneResults.clear();
     byId("run-details").replaceChildren();
+    void this.workspace.planner.runShown(null);
     this.renderSelect();
     this.workspace.styling.apply();
     this.workspace.caption();
@@ -204,6 +205,7 @@ export class RunsPanel {
         this.zoneResults.clear();
       }
       this.shown = run.status === "completed" ? run : null;
+      void this.workspace.planner.runShown(this.shown);
       if (this.workspace.compare.active) this.workspace.compare.leave();
       this.renderSelect();
       this.renderDetails(run, indicators, this.shown ? [...this.linkResults.values()] : null);

@@ -55,13 +55,18 @@ export class Styling {
       note = "Purple: less traffic in B. Orange: more. Wider: larger change.";
     } else if (this.workspace.runs.shown && this.linkMeasure !== "none") {
       const measure = this.linkMeasure;
-      values = new Map();
-      for (const [id, properties] of this.workspace.runs.linkResults) {
-        const value = Number(properties[measure]);
-        if (Number.isFinite(value)) values.set(id, value);
+      const vehicleClass = this.workspace.planner.chosenClass;
+      const byClass = measure === "flow" ? this.workspace.planner.classValues() : null;
+      values = byClass ?? new Map();
+      if (!byClass) {
+        for (const [id, properties] of this.workspace.runs.linkResults) {
+          const value = Number(properties[measure]);
+          if (Number.isFinite(value)) values.set(id, value);
+        }
       }
       classes = measure === "volume_capacity" ? volumeCapacityClasses()
-        : sequentialClasses([...values.values()], VIRIDIS_6, "Flow (veh/h)");
+        : sequentialClasses([...values.values()], VIRIDIS_6,
+          byClass ? `Flow of ${vehicleClass} (veh/h)` : "Flow (veh/h)");
       note = "Wider lines carry more. Dashed red: closed.";
     }
     map.setLinkValues(values && values.size ? values : null, values && values.size ? classes : null);
