@@ -64,6 +64,8 @@ def endpoints(ids: dict[str, str]) -> list[Endpoint]:
         Endpoint("GET", f"/v1/simulations/{r}/indicators", ok=409),
         Endpoint("GET", f"/v1/compare?a={r}&b={r}", ok=409),
         Endpoint("GET", f"/v1/compare/explain?a={r}&b={r}&link=a", ok=409),
+        Endpoint("POST", "/v1/compare/explain", {"a": r, "b": r, "link": "a"}, writes=True,
+                 ok=409),
         Endpoint("GET", f"/v1/tiles/links/0/0/0.mvt?scenario={s}"),
         Endpoint("GET", f"/v1/tiles/link_results/0/0/0.mvt?run={r}", ok=409),
         Endpoint("GET", "/v1/bi/targets", has_id=False),
