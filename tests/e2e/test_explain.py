@@ -70,7 +70,6 @@ def test_why_the_link_gaining_most_after_a_closure_names_it_and_the_moved_pairs(
             wait_completed(api, run["supplied_by"], timeout=300)
 
         why = api.get("/v1/compare/explain", params=query).json()
-        import json; print(json.dumps({k: why[k] for k in ("link_id", "flow_a", "flow_b", "select_link", "followed_links")}, indent=1), json.dumps(why["od_pairs"][:6], indent=1), len(why["od_pairs"]), closed)
         check_explanation(api, why, closed, gaining, companions, demand)
         is_problem(api.get("/v1/compare/explain", params=query, tenant="rival"), 404)
         is_problem(api.post("/v1/compare/explain", body, tenant="rival"), 404)
