@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from api.review_schemas import (
 from api.routes.common import Writes
 from api.routes.results import completed_run
 from api.security import Editor, Services, Viewer
+from api.services import ApiServices
 from domain.application import Cartolog
 from domain.demand import MAX_SELECTED_LINKS
 from domain.errors import NotFound
@@ -117,12 +119,13 @@ def request_explanation(body: ExplainCreate, caller: Editor, services: Services,
     version, model and parameters, plus select-link of the link and the edited links) that
     `GET /v1/compare/explain` needs; repeating it gives the same runs."""
     _, reads, plan = _plan(services, caller.tenant, body.a, body.b, body.link)
-    runs = []
-    for side in SIDES:
-        run = plan.runs[side]
+    for run in plan.runs.values():
         if run.model != "builtin":
             raise ApiProblem(422, "Invalid request", f"run {run.id} used model {run.model!r}; "
                              "select-link needs the builtin model")
+    runs = []
+    for side in SIDES:
+        run = plan.runs[side]
         if not plan.open_links[side]:
             continue
         found = _select_links(services.app, reads, caller.tenant, plan, side)
@@ -147,7 +150,7 @@ def request_explanation(body: ExplainCreate, caller: Editor, services: Services,
                              runs=runs)
 
 
-def _plan(services: Any, tenant: str, a: UUID, b: UUID, link: str
+def _plan(services: ApiServices, tenant: str, a: UUID, b: UUID, link: str
           ) -> tuple[dict[str, Any], TenantReads, Plan]:
     """The link's change (404 when neither run has it), the edits between the runs, and the
     links select-link follows on each side."""
@@ -233,23 +236,27 @@ def _select_links(app: Cartolog, reads: TenantReads, tenant: str, plan: Plan,
 
 
 def _candidates(app: Cartolog, reads: TenantReads, tenant: str, run: SimulationRun,
-                companion: SimulationRun | None) -> list[SimulationRun]:
+                companion: SimulationRun | None) -> Iterator[SimulationRun]:
     """The run, its companion, then the latest completed runs with identical inputs apart
-    from `select_links` (from the read model; each checked against the log)."""
-    found = [run]
-    others = [companion] if companion is not None else []
+    from `select_links` (from the read model; each checked against the log), lazily."""
+    yield run
+    if companion is not None and _same_inputs(companion, run):
+        yield companion
     for row in reads.rows(CANDIDATES_SQL, scenario=run.scenario_id,
                           version=run.scenario_version, model=run.model, run=run.id):
         if companion is None or row["run_id"] != companion.id:
-            others.append(app.get_run(tenant, row["run_id"]))
-    for other in others:
-        if (other.status == COMPLETED and other.result_sha256 is not None
-                and other.scenario_id == run.scenario_id
-                and other.scenario_version == run.scenario_version
-                and other.model == run.model
-                and _base(other.parameters) == _base(run.parameters)):
-            found.append(other)
-    return found
+            other = app.get_run(tenant, row["run_id"])
+            if _same_inputs(other, run):
+                yield other
+
+
+def _same_inputs(other: SimulationRun, run: SimulationRun) -> bool:
+    """Completed, on the same scenario version and model, with the same parameters apart
+    from `select_links`."""
+    return (other.status == COMPLETED and other.result_sha256 is not None
+            and other.scenario_id == run.scenario_id
+            and other.scenario_version == run.scenario_version and other.model == run.model
+            and _base(other.parameters) == _base(run.parameters))
 
 
 def _selected_names(run: SimulationRun, wanted: list[str]) -> dict[str, str]:

@@ -97,3 +97,23 @@ def test_explain_requests_companions_once_then_names_the_moved_pair(
     is_problem(api.get("/v1/compare/explain", params=query, tenant="rival"), 404)
     is_problem(api.post("/v1/compare/explain", {"a": before, "b": after, "link": "a"},
                         tenant="rival"), 404)
+
+
+def test_an_external_models_runs_cannot_have_companions(api: Api, projected: Container) -> None:
+    scenario = api.scenario()
+    app, document = api.container.app, b'{"links": [{"id": "a", "flow": 5.0}], "zones": []}'
+    runs = []
+    for _ in range(2):
+        run_id = app.request_simulation("acme", uuid.UUID(scenario), "external", {}, OPERATOR)
+        app.start_attempt("acme", run_id, 1, "w1", OPERATOR)
+        app.complete_run("acme", run_id, 1, api.container.blobs.put("acme", document), {},
+                         1.0, OPERATOR)
+        runs.append(str(run_id))
+    wait_caught_up(projected)
+    query = {"a": runs[0], "b": runs[1], "link": "a"}
+    why = api.get("/v1/compare/explain", params=query).json()
+    assert why["od_pairs"] is None
+    assert all("does not produce select-link results" in note for note in why["missing"])
+    body = is_problem(api.post("/v1/compare/explain", query), 422)
+    assert "select-link needs the builtin model" in body["detail"]
+    assert len(api.get("/v1/simulations?limit=1000").json()["items"]) == 2
