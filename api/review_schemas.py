@@ -218,8 +218,40 @@ class ExplainedEdit(EditRecordPublic):
     adjacent: bool
 
 
+class PairOnEditedLink(BaseModel):
+    """How much of an OD pair's demand used an edited link in each run (select-link)."""
+
+    link_id: str
+    flow_a: float
+    flow_b: float
+
+
+class ExplainedPair(BaseModel):
+    """An OD pair whose demand via the link changed: its trips via the link in a and in b
+    (select-link, summed over classes), and the edited links it used in either run."""
+
+    origin: int | str
+    destination: int | str
+    flow_a: float
+    flow_b: float
+    difference: float
+    edited_links: list[PairOnEditedLink]
+
+
+class SelectLinkSource(BaseModel):
+    """Where one side's select-link results come from: the run itself or a companion run
+    (same scenario version, model and parameters, plus the selections)."""
+
+    side: Literal["a", "b"]
+    run_id: UUID
+    supplied_by: UUID | None
+    total: float | None = Field(description="Trips via the link in this run (select-link)")
+    links: list[str] = Field(description="Links followed by select-link, or closed there")
+
+
 class LinkExplanation(BaseModel):
-    """Why a link's flow differs between two runs: the edits between them, and what is missing."""
+    """Why a link's flow differs between two runs: the edits between them, the OD pairs whose
+    use of the link changed most, and what is missing."""
 
     a: UUID
     b: UUID
@@ -229,8 +261,39 @@ class LinkExplanation(BaseModel):
     difference: float | None
     significant: bool
     edits: list[ExplainedEdit]
-    od_pairs: list[dict[str, Any]] | None
+    followed_links: list[str]
+    select_link: list[SelectLinkSource]
+    od_pairs: list[ExplainedPair] | None
     missing: list[str]
+
+
+class ExplainCreate(Strict):
+    """Request the select-link results an explanation needs."""
+
+    a: UUID
+    b: UUID
+    link: str = Field(min_length=1, max_length=200)
+
+
+class CompanionRun(BaseModel):
+    """The run that supplies one side's select-link results (requested when needed)."""
+
+    side: Literal["a", "b"]
+    run_id: UUID
+    supplied_by: UUID
+    status: str
+    links: list[str]
+    requested: bool
+
+
+class ExplainCompanions(BaseModel):
+    """What `POST /v1/compare/explain` started; poll `location` (the explanation)."""
+
+    a: UUID
+    b: UUID
+    link_id: str
+    location: str
+    runs: list[CompanionRun]
 
 
 RunComparison.model_rebuild()

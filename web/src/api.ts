@@ -169,6 +169,18 @@ export interface MergeRequest {
 
 export interface MergeRequestSummary { id: string; title: string; status: string; author: string; fork_id: string; parent_id: string; verdict: string | null }
 
+export interface ExplainedPair {
+  origin: number; destination: number; flow_a: number; flow_b: number; difference: number;
+  edited_links: { link_id: string; flow_a: number; flow_b: number }[];
+}
+
+export interface LinkExplanation {
+  edits: (EditRecord & { only_in: string; on_link: boolean; adjacent: boolean })[];
+  od_pairs: ExplainedPair[] | null;
+  select_link: { side: string; supplied_by: string | null; total: number | null }[];
+  missing: string[];
+}
+
 export interface Reply<T> { body: T; etag: string | null; location: string | null; status: number }
 
 /** The version an ETag names: `"3"`, `W/"3"` or `3`. */
@@ -307,8 +319,14 @@ export class Api {
     return features;
   }
 
-  explain(a: string, b: string, link: string): Promise<{ edits: (EditRecord & { only_in: string; on_link: boolean; adjacent: boolean })[]; missing: string[] }> {
+  explain(a: string, b: string, link: string): Promise<LinkExplanation> {
     return this.get(`/v1/compare/explain?a=${a}&b=${b}&link=${encodeURIComponent(link)}`);
+  }
+
+  /** Request the companion runs (select-link of the link and the edited links) an explanation needs. */
+  async requestExplanation(a: string, b: string, link: string): Promise<{ runs: { side: string; supplied_by: string; status: string; requested: boolean }[] }> {
+    return (await this.request<{ runs: { side: string; supplied_by: string; status: string; requested: boolean }[] }>(
+      "POST", "/v1/compare/explain", { a, b, link })).body;
   }
 
   compare(a: string, b: string, withNoise = false): Promise<Comparison> {

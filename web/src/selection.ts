@@ -1,7 +1,7 @@
 // The selected link or zone: its attributes (network, edits, run results, comparison) and the
 // edit forms. A rejected (stale) edit stays here until it is applied again or discarded.
 
-import type { Edit } from "./api";
+import type { Edit, ExplainedPair, LinkExplanation } from "./api";
 import { byId, h } from "./dom";
 import type { Workspace } from "./main";
 import { format } from "./palettes";
@@ -128,23 +128,53 @@ export class SelectionPanel {
     byId("selection").replaceChildren(h("h3", { text: `${selection.kind === "link" ? "Link" : "Zone"} ${selection.id}` }), list, why ?? "");
   }
 
-  /** "Why did this link change?": the edits behind one run and not the other (GET /v1/compare/explain). */
+  /** "Why did this link change?": the edits behind one run and not the other, and the OD pairs whose trips via
+   * the link changed most (GET /v1/compare/explain); when select-link results are missing, a button requests the
+   * companion runs (POST) and the panel asks again until they are in. */
   private whyButton(linkId: string): HTMLElement {
     const box = h("div", { id: "why" });
     const button = h("button", { type: "button", id: "why-button" }, "Why did this link change?");
-    button.addEventListener("click", () => void (async () => {
+    const load = async (): Promise<LinkExplanation | null> => {
       const result = this.workspace.compare.result;
-      if (!result) return;
+      if (!result) return null;
       try {
         const why = await this.workspace.api.explain(result.a, result.b, linkId);
+        const askable = why.od_pairs === null && why.missing.some((text) => text.includes("POST /v1/compare/explain"));
+        const ask = askable ? this.selectLinkButton(result.a, result.b, linkId, load) : "";
         box.replaceChildren(h("ul", { class: "edits" }, ...why.edits.map((e) => h("li", { "data-subject": e.subject,
           text: `${e.type} on ${e.subject} (only in run ${e.only_in.toUpperCase()}${e.on_link ? ", this link" : e.adjacent ? ", a neighbour" : ""}) by ${e.actor}` }))),
-          ...why.missing.map((text) => h("p", { class: "hint", text: `Not available: ${text}.` })));
+          why.od_pairs ? odPairs(why.od_pairs) : "",
+          ...why.missing.map((text) => h("p", { class: "hint", text: `Not available: ${text}.` })), ask);
+        return why;
       } catch (error) {
         box.replaceChildren(h("p", { class: "error", text: `No explanation: ${String(error)}` }));
+        return null;
+      }
+    };
+    button.addEventListener("click", () => void load());
+    return h("div", {}, button, box);
+  }
+
+  /** "Run select-link for this link": POST the companion runs, then ask again every few seconds while the panel shows. */
+  private selectLinkButton(a: string, b: string, linkId: string, load: () => Promise<LinkExplanation | null>): HTMLElement {
+    const ask = h("button", { type: "button", id: "why-select-link" }, "Run select-link for this link");
+    ask.addEventListener("click", () => void (async () => {
+      ask.setAttribute("disabled", "");
+      try {
+        await this.workspace.api.requestExplanation(a, b, linkId);
+      } catch (error) {
+        ask.replaceWith(h("p", { class: "error", text: `Select-link not requested: ${String(error)}` }));
+        return;
+      }
+      for (let attempt = 0; attempt < 200; attempt++) {
+        const why = await load();
+        const box = document.getElementById("why");
+        if (!why || why.od_pairs || !box) return;
+        box.append(h("p", { class: "hint", id: "why-waiting", text: "Waiting for the select-link runs…" }));
+        await new Promise((resolve) => setTimeout(resolve, 3000));
       }
     })());
-    return h("div", {}, button, box);
+    return ask;
   }
 
   private fillLinkForm(changes: Record<string, number>, base: Record<string, unknown>, closed: boolean): void {
@@ -183,6 +213,19 @@ export class SelectionPanel {
     if (jobs !== null) edit.jobs = jobs;
     void this.workspace.edit([edit], `Change zone ${id}`);
   }
+}
+
+/** The OD pairs whose trips via the link changed most, and the edited links each used (trips in A → B). */
+function odPairs(pairs: ExplainedPair[]): HTMLElement {
+  const rows = pairs.map((p) => h("tr", { "data-od": `${p.origin}-${p.destination}` },
+    h("td", { text: `${p.origin} → ${p.destination}` }), h("td", { text: format(p.flow_a) }),
+    h("td", { text: format(p.flow_b) }), h("td", { text: format(p.difference) }),
+    h("td", { text: p.edited_links.map((e) => `${e.link_id}: ${format(e.flow_a)} → ${format(e.flow_b)}`).join("; ") || "—" })));
+  return h("table", { class: "indicators od-pairs" },
+    h("caption", { text: "OD pairs whose trips via this link changed most (select-link)" }),
+    h("thead", {}, h("tr", {}, ...["OD pair", "Via link in A", "In B", "Change", "Edited links used (A → B)"]
+      .map((text) => h("th", { text })))),
+    h("tbody", {}, ...rows));
 }
 
 function label(field: string): string {

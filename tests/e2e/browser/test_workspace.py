@@ -99,7 +99,7 @@ def run_browser(env: dict[str, str], tmp_path: Path, port: int, editor: str,
                 "IMPORT_FILE": str(tmp_path / "corner-gmns.zip"),
                 "DOWNLOADS": str(tmp_path)}
     result = subprocess.run(["node", "workspace.mjs"], cwd=HERE, env=node_env,
-                            capture_output=True, text=True, timeout=240)
+                            capture_output=True, text=True, timeout=360)
     report: dict[str, Any] = (json.loads(report_file.read_text())
                               if report_file.exists() else {})
     assert result.returncode == 0, (
@@ -131,6 +131,13 @@ def check_report(report: dict[str, Any], api: httpx.Client, link_count: int) -> 
             assert same(row[key], indicator[key]), (indicator["name"], key, row, indicator)
     closed = next(k for k in comparison["links"] if k["link_id"] == report["loaded_link"])
     assert (closed["flow_b"] or 0) == 0
+    # Why: the closure, and the OD pairs whose trips via the closed link were lost.
+    assert report["why_subjects"] == [f"link:{report['loaded_link']}"]
+    why = api.get("/v1/compare/explain", params={
+        "a": report["baseline_run"], "b": report["fork_run"], "link": report["loaded_link"]}).json()
+    assert why["od_pairs"] and report["why_pairs"] == [
+        f"{p['origin']}-{p['destination']}" for p in why["od_pairs"]]
+    assert all(p["flow_b"] == 0 < p["flow_a"] for p in why["od_pairs"])
     # A stale edit: the conflict message, and the kept edit applied on the new version.
     assert "Someone else changed" in report["conflict_message"]
     assert report["after_retry_population"] == 4321

@@ -140,6 +140,16 @@ try {
   await page.screenshot({ path: join(SHOTS, "comparison-map.png") });
   step("comparison shown", { flow_b: report.closed_link_flow_b, indicators: report.ui_deltas.length });
 
+  // 4b. Why did the closed link change: the closure, then (after "Run select-link") the OD
+  //     pairs that used it in A, from the companion runs the button requests.
+  await page.getByRole("button", { name: "Why did this link change?" }).click();
+  await page.waitForSelector("#why ul.edits li[data-subject]");
+  report.why_subjects = await page.$$eval("#why ul.edits li", (items) => items.map((li) => li.getAttribute("data-subject")));
+  await page.getByRole("button", { name: "Run select-link for this link" }).click();
+  await page.waitForSelector("#why table.od-pairs tr[data-od]", { timeout: 120_000 });
+  report.why_pairs = await page.$$eval("#why table.od-pairs tr[data-od]", (rows) => rows.map((row) => row.getAttribute("data-od")));
+  step("why shown", { subjects: report.why_subjects, pairs: report.why_pairs.length });
+
   // 5. A stale edit: a second tab edits the fork first; this tab's edit is refused (412),
   //    the message says so, the edit is kept and applies on the new version.
   const other = await context.newPage();

@@ -142,7 +142,7 @@ def test_explain_names_the_closure_behind_a_gain(api: Api, projected: Container)
     assert why["difference"] == 300.0 and why["significant"]
     assert [(e["type"], e["subject"], e["only_in"], e["on_link"], e["adjacent"])
             for e in why["edits"]] == [("LinkClosed", "link:c", "b", False, True)]
-    assert why["od_pairs"] is None and "select-link" in why["missing"][0]
+    assert why["od_pairs"] is None and "POST /v1/compare/explain" in why["missing"][0]
     back = api.get(f"/v1/compare/explain?a={after}&b={before}&link=c").json()
     assert [(e["only_in"], e["on_link"]) for e in back["edits"]] == [("a", True)]
     is_problem(api.get(f"/v1/compare/explain?a={before}&b={after}&link=zz"), 404)

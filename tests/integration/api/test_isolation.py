@@ -69,6 +69,8 @@ def endpoints(ids: dict[str, str]) -> list[Endpoint]:
         Endpoint("GET", f"/v1/simulations/{r}/select-link/x/links", ok=409),
         Endpoint("GET", f"/v1/simulations/{r}/class-flows", ok=409),
         Endpoint("GET", f"/v1/scenarios/{s}/demand", ok=404),  # the gravity model: no matrix
+        Endpoint("POST", "/v1/compare/explain", {"a": r, "b": r, "link": "a"}, writes=True,
+                 ok=409),
         Endpoint("GET", f"/v1/tiles/links/0/0/0.mvt?scenario={s}"),
         Endpoint("GET", f"/v1/tiles/link_results/0/0/0.mvt?run={r}", ok=409),
         Endpoint("GET", "/v1/bi/targets", has_id=False),
