@@ -7,7 +7,7 @@ import { byId, h, newKey, shortId } from "./dom";
 import { errorText, type Workspace } from "./main";
 import { format } from "./palettes";
 
-interface ClassFlows { classes: string[]; flows: Record<string, Record<string, number>> }
+interface ClassFlows { run_id: string; classes: string[]; flows: Record<string, Record<string, number>> }
 interface SelectLinkClass { total_trips: number; top_pairs: { origin: number; destination: number; trips: number }[] }
 interface SelectLinkSummary { name: string; links: string[]; classes: Record<string, SelectLinkClass> }
 
@@ -44,8 +44,15 @@ export class PlannerPanel {
 
   /** A run was opened (or closed): its classes for the map, its skims for download. */
   async runShown(run: Run | null): Promise<void> {
+    if (run && run.id === this.classFlows?.run_id) {  // shown again: nothing new to fetch
+      this.selectionChanged();
+      return;
+    }
     this.classFlows = null;
     const select = byId<HTMLSelectElement>("link-class");
+    // The same run may be shown again (its poll and its notification both open it): keep
+    // the class chosen for it.
+    const kept = select.value;
     select.replaceChildren(h("option", { value: "", text: "All classes (PCE)" }));
     byId("link-class-field").hidden = true;
     byId<HTMLButtonElement>("skims-omx").disabled = !run;
@@ -58,7 +65,9 @@ export class PlannerPanel {
       this.classFlows = found;
       if (found.classes.length > 1 || (found.classes.length === 1 && found.classes[0] !== "all")) {
         select.append(...found.classes.map((name) => h("option", { value: name, text: name })));
+        if (found.classes.includes(kept)) select.value = kept;
         byId("link-class-field").hidden = false;
+        this.workspace.styling.applyLinks();
       }
     } catch (error) {
       this.workspace.say(`Could not read the run's class flows: ${errorText(error)}`);
