@@ -236,7 +236,7 @@ try {
   report.ogc_url = await page.locator("#ogc-url").inputValue();
   await page.locator("#run-select").selectOption(report.baseline_run);
   const [download] = await Promise.all([page.waitForEvent("download"),
-    page.getByRole("button", { name: "Download" }).nth(1).click()]);
+    page.getByRole("button", { name: "Download", exact: true }).nth(1).click()]);
   report.download_name = download.suggestedFilename();
   await download.saveAs(join(DOWNLOADS, "run.gpkg"));
   const drawnBefore = await page.locator("#map").getAttribute("data-links-drawn");
