@@ -49,12 +49,15 @@ class Scratch(NamedTuple):
     hi_pred: I32
     pos: I32
     indeg: I32
+    stack: I32
+    mark: I32
 
 
 def scratch(lanes: int, n_nodes: int) -> Scratch:
     """Work arrays for ``lanes`` lanes."""
     shape = (lanes, n_nodes)
     return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
+                   np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32))
 
@@ -165,11 +168,44 @@ def _topological_order(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
 
 
 @nb.njit(cache=True)
+def _reaches(src: int, dst: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
+             stack: I32, mark: I32) -> bool:
+    """Whether bush links lead from ``src`` to ``dst`` (depth-first)."""
+    mark[:] = 0
+    stack[0] = src
+    mark[src] = 1
+    size = 1
+    while size > 0:
+        size -= 1
+        u = stack[size]
+        if u == dst:
+            return True
+        for kk in range(fwd_start[u], fwd_start[u + 1]):
+            a = fwd_link[kk]
+            if ib[a] and mark[head[a]] == 0:
+                mark[head[a]] = 1
+                stack[size] = head[a]
+                size += 1
+    return False
+
+
+# Shortcuts the longest-path rule refuses are checked for a cycle by a depth-first search, at
+# most this many per bush and re-shaping (docs/decisions/0124).
+_CYCLE_CHECKS = 32
+
+
+@nb.njit(cache=True)
 def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd_start: I32,
                  bwd_link: I32, head: I32, tail: I32, blocked: NDArray[np.bool_], ib: U8,
                  bf: FloatArray, c: FloatArray, lo: FloatArray, lo_pred: I32, hi: FloatArray,
-                 hi_pred: I32, indeg: I32) -> int:
-    """Drop unused links, add shortcuts (never a link of infinite class cost)."""
+                 hi_pred: I32, indeg: I32, stack: I32, mark: I32) -> int:
+    """Drop unused links, add shortcuts (never a link of infinite class cost).
+
+    A shortcut (i, j) joins when ``hi_i < hi_j`` (it cannot close a cycle); one refused by that
+    rule joins when no bush path leads from j back to i. The longest-path rule alone can
+    refuse forever the only link of a cheaper path, when unused shortest-path links of the bush
+    give its tail a long label: Winnipeg with two classes then stalled at gap 1.5e-6.
+    """
     m = head.shape[0]
     _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, False, lo, lo_pred, hi, hi_pred)
     for a in range(m):
@@ -186,6 +222,19 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
         if lo[i] + c[a] < lo[j] - 1e-12 * lo[j] and hi[i] < hi[j]:
             ib[a] = 1
             added += 1
+    checks = 0
+    for a in range(m):
+        if checks >= _CYCLE_CHECKS:
+            break
+        i = tail[a]
+        j = head[a]
+        if ib[a] or (blocked[i] and i != r) or hi[i] == -np.inf or hi[j] == -np.inf:
+            continue
+        if lo[i] + c[a] < lo[j] - 1e-12 * lo[j] and hi[i] >= hi[j]:
+            checks += 1
+            if not _reaches(j, i, fwd_start, fwd_link, head, ib, stack, mark):
+                ib[a] = 1
+                added += 1
     if added == 0:
         for a in range(m):
             i = tail[a]
@@ -211,7 +260,8 @@ def reshape_bushes(bush_origin: I32, bush_class: I32, zone_node: I32, fwd_start:
                                        fwd_start, fwd_link, bwd_start, bwd_link, head, tail,
                                        blocked, in_bush[k], bush_flow[k], c[bush_class[k]],
                                        s.lo[lane], s.lo_pred[lane], s.hi[lane],
-                                       s.hi_pred[lane], s.indeg[lane])
+                                       s.hi_pred[lane], s.indeg[lane], s.stack[lane],
+                                       s.mark[lane])
 
 
 @nb.njit(cache=True, inline="always")
