@@ -72,6 +72,7 @@ class ClassAssignment:
     converged: bool
     select_link: SelectLinkResult | None = None
     stalled: bool = False
+    fallback: str | None = None  # "fw" when a stalled Algorithm B handed over to Frank-Wolfe
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,18 +194,29 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
             stalled = True
             break
     flows = list(classes_b.class_flows(bush_class, bush_flow, n_classes))
+    tracker = None
+    if selections:
+        tracker = SelectLinkTracker(graph, selections, tuple(p.spec.name for p in prepared))
+        bits, full = _selection_bits(tracker)
+        matrices, link_flows = classes_b.select_on_bushes(
+            bush_origin, bush_class, g.zone_node, od, g.fwd_start, g.fwd_link, g.bwd_start,
+            g.bwd_link, g.head, g.tail, in_bush, bush_flow, topo, topo_len, bits, full,
+            n_classes)
+        for k in range(n_classes):
+            if od[k].sum() > 0:
+                tracker.current[k] = (matrices[k], link_flows[k])
+    fallback = None
+    if stalled and iteration < settings.max_iterations:
+        # as a stalled single-class B hands over to BFW (docs/decisions/0111): Frank-Wolfe
+        # continues from the bushes' class flows, and the selections follow its steps
+        fallback = "fw"
+        flows, iteration, gap = _frank_wolfe(graph, prepared, settings, tracker, flows,
+                                             iteration)
+        stalled = gap > settings.relative_gap
     result = _result(model, graph, prepared, flows, iteration, gap, settings.relative_gap)
-    result = replace(result, stalled=stalled)
-    if not selections:
+    result = replace(result, stalled=stalled, fallback=fallback)
+    if tracker is None:
         return result
-    tracker = SelectLinkTracker(graph, selections, tuple(p.spec.name for p in prepared))
-    bits, full = _selection_bits(tracker)
-    matrices, link_flows = classes_b.select_on_bushes(
-        bush_origin, bush_class, g.zone_node, od, g.fwd_start, g.fwd_link, g.bwd_start,
-        g.bwd_link, g.head, g.tail, in_bush, bush_flow, topo, topo_len, bits, full, n_classes)
-    for k in range(n_classes):
-        if od[k].sum() > 0:
-            tracker.current[k] = (matrices[k], link_flows[k])
     return replace(result, select_link=tracker.result(model.network.n_links))
 
 
@@ -260,10 +272,13 @@ def _pce_total(prepared: tuple[_Class, ...], flows: list[FloatArray]) -> FloatAr
 
 
 def _frank_wolfe(graph: Graph, prepared: tuple[_Class, ...], settings: AssignmentSettings,
-                 tracker: SelectLinkTracker | None) -> tuple[list[FloatArray], int, float]:
+                 tracker: SelectLinkTracker | None, start: list[FloatArray] | None = None,
+                 done: int = 0) -> tuple[list[FloatArray], int, float]:
+    """Frank-Wolfe from all-or-nothing flows, or from ``start`` after ``done`` iterations
+    (the tracker then already holds the selections of ``start``)."""
     free = link_costs(graph, np.zeros(graph.n_links))
-    flows: list[FloatArray] = []
-    for k, c in enumerate(prepared):
+    flows: list[FloatArray] = [] if start is None else list(start)
+    for k, c in enumerate(prepared if start is None else ()):
         if tracker is not None:
             tracker.target(k, c.costs(free), c.od)
         loaded, shortest = all_or_nothing(graph, c.costs(free), c.od)
@@ -272,7 +287,7 @@ def _frank_wolfe(graph: Graph, prepared: tuple[_Class, ...], settings: Assignmen
                                   "the link types it may use")
         flows.append(loaded)
     gap = np.inf
-    for iteration in range(1, settings.max_iterations + 1):
+    for iteration in range(done + 1, settings.max_iterations + 1):
         times = link_costs(graph, _pce_total(prepared, flows))
         targets, gap = _targets(graph, prepared, flows, times)
         if gap <= settings.relative_gap:

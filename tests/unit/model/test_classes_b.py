@@ -135,3 +135,31 @@ def test_a_banned_class_selects_nothing_on_its_banned_link(sioux_falls: TntpCase
     assert result.select_link.matrices[("first", "truck")].sum() == 0.0
     assert result.select_link.matrices[("first", "car")].sum() == pytest.approx(
         result.class_flows["car"][0], rel=1e-9)
+
+
+class _StallsAtOnce:
+    """A stagnation rule that declares the run stalled after its second iteration."""
+
+    def __init__(self, target: float, algorithm: str) -> None:
+        self.seen = 0
+
+    def stalled(self, gap: float) -> bool:
+        self.seen += 1
+        return self.seen >= 2
+
+
+def test_a_stalled_algorithm_b_hands_over_to_frank_wolfe_with_its_selections(
+        sioux_falls: TntpCase, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, trips = model_of(sioux_falls)
+    monkeypatch.setattr("simulation_worker.model.classes.Stagnation", _StallsAtOnce)
+    a = link(sioux_falls, 10, 15)
+    settings = AssignmentSettings(algorithm="b", relative_gap=1e-4, max_iterations=5000)
+    result = assign_classes(model, {"car": trips, "truck": 0.1 * trips},
+                            (VehicleClass("car"), VehicleClass("truck", pce=2.5)), settings,
+                            (LinkSelection("a", (a,)),))
+    assert result.fallback == "fw" and result.iterations > 2
+    assert result.converged and not result.stalled and result.relative_gap <= 1e-4
+    assert result.select_link is not None
+    for name in ("car", "truck"):
+        assert result.select_link.matrices[("a", name)].sum() == pytest.approx(
+            result.class_flows[name][a], rel=1e-9)
