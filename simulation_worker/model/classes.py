@@ -202,9 +202,8 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
             bush_origin, bush_class, g.zone_node, od, g.fwd_start, g.fwd_link, g.bwd_start,
             g.bwd_link, g.head, g.tail, in_bush, bush_flow, topo, topo_len, bits, full,
             n_classes)
-        for k in range(n_classes):
-            if od[k].sum() > 0:
-                tracker.current[k] = (matrices[k], link_flows[k])
+        for k in range(n_classes):  # a class without demand selects nothing, but is listed
+            tracker.current[k] = (matrices[k], link_flows[k])
     fallback = None
     if stalled and iteration < settings.max_iterations:
         # as a stalled single-class B hands over to BFW (docs/decisions/0111): Frank-Wolfe

@@ -163,3 +163,15 @@ def test_a_stalled_algorithm_b_hands_over_to_frank_wolfe_with_its_selections(
     for name in ("car", "truck"):
         assert result.select_link.matrices[("a", name)].sum() == pytest.approx(
             result.class_flows[name][a], rel=1e-9)
+
+
+def test_a_class_without_demand_carries_and_selects_nothing(sioux_falls: TntpCase) -> None:
+    model, trips = model_of(sioux_falls)
+    result = assign_classes(model, {"idle": 0 * trips, "car": trips},
+                            (VehicleClass("idle"), VehicleClass("car")),
+                            selections=(LinkSelection("first", (0,)),))
+    assert result.converged and float(result.class_flows["idle"].sum()) == 0.0
+    assert result.select_link is not None
+    assert result.select_link.matrices[("first", "idle")].sum() == 0.0
+    assert result.select_link.matrices[("first", "car")].sum() == pytest.approx(
+        result.class_flows["car"][0], rel=1e-9)
