@@ -31,7 +31,11 @@ class ClassRunOutput:
 
 
 def run_classes(run_input: RunInput) -> ClassRunOutput:
-    """Assign every declared class to a joint equilibrium and describe the result."""
+    """Assign every declared class to a joint equilibrium and describe the result.
+
+    The scenario's algorithm chooses the solver: ``b`` (the default) multi-class Algorithm B,
+    select-link read off its bushes; ``fw`` or ``bfw`` multi-class Frank-Wolfe
+    (docs/decisions/0124, 0125)."""
     model = run_input.model
     equilibrium = assign_classes(model, run_input.class_trips, run_input.classes,
                                  selections=run_input.selections)
@@ -43,7 +47,8 @@ def run_classes(run_input: RunInput) -> ClassRunOutput:
     within, logsum = accessibility(model, time_skim, cost_skim, DEFAULT_LOGSUM_BETA)
     figures = {k: float(v) for k, v in asdict(indicators(model, links, trips, time_skim)).items()}
     figures.update(relative_gap=equilibrium.relative_gap, iterations=float(equilibrium.iterations),
-                   converged=float(equilibrium.converged), stalled=0.0, fallback_bfw=0.0)
+                   converged=float(equilibrium.converged),
+                   stalled=float(equilibrium.stalled), fallback_bfw=0.0)
     for name, values in class_indicators(model, equilibrium, run_input.class_trips).items():
         figures.update({f"class.{name}.{key}": value for key, value in values.items()})
     rows = [{"id": link_id, "flow": _num(links.flow[i]), "time": _num(links.time[i]),

@@ -1,20 +1,31 @@
-"""Vehicle classes: multi-class user equilibrium on total PCE flows (Frank-Wolfe).
+"""Vehicle classes: multi-class user equilibrium on total PCE flows.
 
 Every class sees the same congested travel time t(X), where X is the sum over classes of PCE
 times the class's vehicle flow, plus its own flow-independent cost
 ``(toll_factor * toll + distance_factor * length) / value_of_time``. Links of a type the class
-may not use cost it infinity, so no path of that class uses them. The step size is found by
-bisection on the directional derivative ``sum_k d_k . c_k(X + tau D)``; with one class, or
-classes of PCE 1 and equal costs, this is exactly the single-class Frank-Wolfe.
+may not use cost it infinity, so no path of that class uses them.
+
+Two solvers, chosen by ``AssignmentSettings.algorithm``:
+
+- ``"b"`` (default): multi-class Algorithm B, one bush per (origin, class)
+  (``classes_b.py``, docs/decisions/0124); select-link is read off the final bushes
+  (docs/decisions/0125). With one class of PCE 1 it performs the single-class Algorithm B's
+  operations in the same order.
+- ``"fw"`` and ``"bfw"``: multi-class Frank-Wolfe (docs/decisions/0122). The step size is found
+  by bisection on the directional derivative ``sum_k d_k . c_k(X + tau D)``; with one class, or
+  classes of PCE 1 and equal costs, this is exactly the single-class Frank-Wolfe.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
+from simulation_worker.model import classes_b
+from simulation_worker.model.assignment import ProgressCallback, Stagnation, lanes
 from simulation_worker.model.costs import link_costs
 from simulation_worker.model.errors import ModelInputError
 from simulation_worker.model.graph import Graph, build_graph
@@ -24,7 +35,7 @@ from simulation_worker.model.network import (
     FloatArray,
     ModelInput,
 )
-from simulation_worker.model.paths import all_or_nothing
+from simulation_worker.model.paths import all_or_nothing, zone_costs
 from simulation_worker.model.select_link import (
     LinkSelection,
     SelectLinkResult,
@@ -60,6 +71,8 @@ class ClassAssignment:
     iterations: int
     converged: bool
     select_link: SelectLinkResult | None = None
+    stalled: bool = False
+    fallback: str | None = None  # "fw" when a stalled Algorithm B handed over to Frank-Wolfe
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,14 +103,18 @@ def check_classes(classes: tuple[VehicleClass, ...], demand: dict[str, FloatArra
 def assign_classes(model: ModelInput, demand: dict[str, FloatArray],
                    classes: tuple[VehicleClass, ...],
                    settings: AssignmentSettings | None = None,
-                   selections: tuple[LinkSelection, ...] = ()) -> ClassAssignment:
+                   selections: tuple[LinkSelection, ...] = (),
+                   progress: ProgressCallback | None = None) -> ClassAssignment:
     """Multi-class user equilibrium of ``demand`` (class name to zones x zones trips), with
-    the select-link analysis of ``selections`` when any are given."""
+    the select-link analysis of ``selections`` when any are given; Algorithm B reports every
+    iteration to ``progress``."""
     check_classes(classes, demand)
     check_selections(selections, model.network.n_links)
     chosen = settings or model.assignment
     graph = build_graph(model.network, model.zones, CostParameters())
     prepared = tuple(_prepare(model, graph, c, demand[c.name]) for c in classes)
+    if chosen.algorithm == "b":
+        return _algorithm_b(model, graph, prepared, chosen, selections, progress)
     tracker = (SelectLinkTracker(graph, selections, tuple(c.name for c in classes))
                if selections else None)
     flows, iterations, gap = _frank_wolfe(graph, prepared, chosen, tracker)
@@ -105,6 +122,135 @@ def assign_classes(model: ModelInput, demand: dict[str, FloatArray],
     if tracker is None:
         return result
     return replace(result, select_link=tracker.result(model.network.n_links))
+
+
+# As in the single-class Algorithm B (assignment.py, docs/decisions/0101 and 0112): two sweeps
+# per bush, four more single sweeps once the gap is below 1e-3, a threshold that shrinks with
+# the gap, a stall window of 20 iterations.
+_PASSES = 2
+_FLOW_SWEEPS = 4
+_SWEEP_GAP = 1e-3
+_TARGET_SHARE = 0.1
+_GAP_SHARE = 0.02
+
+
+def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
+                 settings: AssignmentSettings, selections: tuple[LinkSelection, ...],
+                 progress: ProgressCallback | None) -> ClassAssignment:
+    """Multi-class Algorithm B from all-or-nothing flows at free-flow costs."""
+    started = time.perf_counter()
+    g = graph
+    n_classes = len(prepared)
+    od = np.stack([c.od for c in prepared])
+    pairs = [(o, k) for o in range(od.shape[1]) for k in range(n_classes) if od[k, o].sum() > 0]
+    bush_origin = np.array([o for o, _ in pairs], dtype=np.int32)
+    bush_class = np.array([k for _, k in pairs], dtype=np.int32)
+    pce = np.array([c.spec.pce for c in prepared])
+    fixed = np.stack([np.where(c.banned, np.inf, g.fixed_cost + c.fixed) for c in prepared])
+    ln = classes_b.Links(g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, fixed)
+    nb_, m, n = len(pairs), g.n_links, g.n_nodes
+    in_bush = np.zeros((nb_, m), dtype=np.uint8)
+    bush_flow = np.zeros((nb_, m))
+    topo = np.zeros((nb_, n), dtype=np.int32)
+    topo_len = np.zeros(nb_, dtype=np.int32)
+    reached = np.zeros((nb_, len(g.zone_node)), dtype=np.bool_)
+    work = classes_b.scratch(max(1, min(lanes(), nb_)), n)
+    c = np.empty((n_classes, m))
+    d = np.empty(m)
+    classes_b.class_costs(np.zeros(m), ln, c, d)
+    classes_b.init_bushes(bush_origin, bush_class, g.zone_node, od, g.fwd_start, g.fwd_link,
+                          g.head, g.tail, c, g.blocked, in_bush, bush_flow, topo, topo_len,
+                          reached, work)
+    for b in range(nb_):
+        if np.any((od[bush_class[b], bush_origin[b]] > 0) & ~reached[b]):
+            raise ModelInputError(f"class {prepared[bush_class[b]].spec.name!r}: some of its "
+                                  "demand has no path on the link types it may use")
+    x = classes_b.pce_total(bush_class, pce, bush_flow)
+    classes_b.class_costs(x, ln, c, d)
+    total_demand = float(od.sum())
+    gap, spent = _class_gap(g, od, classes_b.class_flows(bush_class, bush_flow, n_classes), c)
+    iteration = 0
+    stagnation = Stagnation(settings.relative_gap, "b")
+    stalled = False
+    while gap > settings.relative_gap and iteration < settings.max_iterations:
+        threshold = spent / total_demand * max(_TARGET_SHARE * settings.relative_gap,
+                                               _GAP_SHARE * gap)
+        classes_b.reshape_bushes(bush_origin, bush_class, g.zone_node, g.fwd_start, g.fwd_link,
+                                 g.bwd_start, g.bwd_link, g.head, g.tail, g.blocked, in_bush,
+                                 bush_flow, topo, topo_len, c, work)
+        sweeps = _FLOW_SWEEPS if gap < _SWEEP_GAP else 0
+        for passes in (_PASSES, *([1] * sweeps)):
+            classes_b.shift_flows(bush_origin, bush_class, pce, g.zone_node, g.bwd_start,
+                                  g.bwd_link, g.tail, ln, in_bush, bush_flow, topo, topo_len,
+                                  x, c, d, passes, threshold, work)
+        x = classes_b.pce_total(bush_class, pce, bush_flow)
+        classes_b.class_costs(x, ln, c, d)
+        iteration += 1
+        gap, spent = _class_gap(g, od, classes_b.class_flows(bush_class, bush_flow, n_classes),
+                                c)
+        if progress is not None:
+            progress(iteration, gap, time.perf_counter() - started)
+        if stagnation.stalled(gap):
+            stalled = True
+            break
+    flows = list(classes_b.class_flows(bush_class, bush_flow, n_classes))
+    tracker = None
+    if selections:
+        tracker = SelectLinkTracker(graph, selections, tuple(p.spec.name for p in prepared))
+        bits, full = _selection_bits(tracker)
+        matrices, link_flows = classes_b.select_on_bushes(
+            bush_origin, bush_class, g.zone_node, od, g.fwd_start, g.fwd_link, g.bwd_start,
+            g.bwd_link, g.head, g.tail, in_bush, bush_flow, topo, topo_len, bits, full,
+            n_classes)
+        for k in range(n_classes):  # a class without demand selects nothing, but is listed
+            tracker.current[k] = (matrices[k], link_flows[k])
+    fallback = None
+    if stalled and iteration < settings.max_iterations:
+        # as a stalled single-class B hands over to BFW (docs/decisions/0111): Frank-Wolfe
+        # continues from the bushes' class flows, and the selections follow its steps
+        fallback = "fw"
+        flows, iteration, gap = _frank_wolfe(graph, prepared, settings, tracker, flows,
+                                             iteration)
+        stalled = gap > settings.relative_gap
+    result = _result(model, graph, prepared, flows, iteration, gap, settings.relative_gap)
+    result = replace(result, stalled=stalled, fallback=fallback)
+    if tracker is None:
+        return result
+    return replace(result, select_link=tracker.result(model.network.n_links))
+
+
+def _selection_bits(tracker: SelectLinkTracker) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
+    """Per selection, the state bit each graph link sets, and the state of a selected trip:
+    one bit for an ``or`` set, one per distinct link for an ``and`` set."""
+    member = tracker.member
+    bits = np.zeros(member.shape, dtype=np.int32)
+    full = np.zeros(member.shape[0], dtype=np.int32)
+    for s in range(member.shape[0]):
+        links = np.flatnonzero(member[s])
+        if tracker.need[s] == 1:
+            bits[s, links] = 1
+            full[s] = 1
+        else:
+            bits[s, links] = 1 << np.arange(len(links), dtype=np.int32)
+            # a selected link that is not on the graph (closed) can never be passed
+            full[s] = (1 << int(tracker.need[s])) - 1
+    return bits, full
+
+
+def _class_gap(graph: Graph, od: FloatArray, flows: FloatArray, costs: FloatArray
+               ) -> tuple[float, float]:
+    """Relative gap over all classes (vehicle-weighted) and the total cost sum_k x_k . c_k."""
+    spent = shortest = 0.0
+    for k in range(od.shape[0]):
+        if od[k].sum() <= 0:
+            continue
+        used = flows[k] > 0
+        spent += float(flows[k][used] @ costs[k][used])
+        origins = np.flatnonzero(od[k].sum(axis=1) > 0).astype(np.int32)
+        mincost = zone_costs(graph, costs[k], origins)
+        demand = od[k][origins]
+        shortest += float(np.sum(demand[demand > 0] * mincost[demand > 0]))
+    return ((spent - shortest) / spent if spent > 0 else 0.0), spent
 
 
 def _prepare(model: ModelInput, graph: Graph, spec: VehicleClass, od: FloatArray) -> _Class:
@@ -125,10 +271,13 @@ def _pce_total(prepared: tuple[_Class, ...], flows: list[FloatArray]) -> FloatAr
 
 
 def _frank_wolfe(graph: Graph, prepared: tuple[_Class, ...], settings: AssignmentSettings,
-                 tracker: SelectLinkTracker | None) -> tuple[list[FloatArray], int, float]:
+                 tracker: SelectLinkTracker | None, start: list[FloatArray] | None = None,
+                 done: int = 0) -> tuple[list[FloatArray], int, float]:
+    """Frank-Wolfe from all-or-nothing flows, or from ``start`` after ``done`` iterations
+    (the tracker then already holds the selections of ``start``)."""
     free = link_costs(graph, np.zeros(graph.n_links))
-    flows: list[FloatArray] = []
-    for k, c in enumerate(prepared):
+    flows: list[FloatArray] = [] if start is None else list(start)
+    for k, c in enumerate(prepared if start is None else ()):
         if tracker is not None:
             tracker.target(k, c.costs(free), c.od)
         loaded, shortest = all_or_nothing(graph, c.costs(free), c.od)
@@ -137,7 +286,7 @@ def _frank_wolfe(graph: Graph, prepared: tuple[_Class, ...], settings: Assignmen
                                   "the link types it may use")
         flows.append(loaded)
     gap = np.inf
-    for iteration in range(1, settings.max_iterations + 1):
+    for iteration in range(done + 1, settings.max_iterations + 1):
         times = link_costs(graph, _pce_total(prepared, flows))
         targets, gap = _targets(graph, prepared, flows, times)
         if gap <= settings.relative_gap:

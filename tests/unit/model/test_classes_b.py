@@ -1,0 +1,177 @@
+"""Multi-class Algorithm B: one class is the single-class equilibrium, identical PCE-1 classes
+add up to one class, bans hold, select-link on the bushes adds up to the link flows."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from simulation_worker.model import (
+    AssignmentSettings,
+    CostParameters,
+    ExplicitDemand,
+    TntpCase,
+    assign,
+)
+from simulation_worker.model.classes import VehicleClass, assign_classes
+from simulation_worker.model.costs import beckmann_objective, link_costs
+from simulation_worker.model.graph import build_graph
+from simulation_worker.model.network import ModelInput
+from simulation_worker.model.paths import relative_gap
+from simulation_worker.model.select_link import LinkSelection
+
+GAP = 1e-6
+B = AssignmentSettings(algorithm="b", relative_gap=GAP, max_iterations=200)
+
+
+def model_of(case: TntpCase) -> tuple[ModelInput, np.ndarray]:
+    model = case.model_input(CostParameters(), B)
+    assert isinstance(model.demand, ExplicitDemand)
+    return model, np.asarray(model.demand.trips)
+
+
+def with_banned_links(model: ModelInput, positions: list[int]) -> tuple[ModelInput, np.ndarray]:
+    banned = np.zeros(model.network.n_links, dtype=bool)
+    banned[positions] = True
+    types = np.where(banned, 2, 1)
+    return replace(model, network=replace(model.network, link_type=types)), banned
+
+
+def test_one_class_reaches_the_single_class_equilibrium(sioux_falls: TntpCase) -> None:
+    model, trips = model_of(sioux_falls)
+    one = assign_classes(model, {"all": trips}, (VehicleClass("all"),))
+    exact = assign(build_graph(model.network, model.zones, model.costs), trips,
+                   AssignmentSettings(algorithm="b", relative_gap=1e-10))
+    assert one.converged and one.relative_gap <= GAP
+    # Sioux Falls' link costs all rise with flow, so its equilibrium link flows are unique
+    np.testing.assert_allclose(one.pce_flows, exact.flows, rtol=1e-3, atol=1e-2)
+
+
+@pytest.mark.parametrize("name", ["sioux_falls", "winnipeg"])
+def test_two_identical_classes_of_pce_1_give_the_one_class_equilibrium(
+        name: str, request: pytest.FixtureRequest) -> None:
+    model, trips = model_of(request.getfixturevalue(name))
+    two = assign_classes(model, {"car": 0.7 * trips, "van": 0.3 * trips},
+                         (VehicleClass("car"), VehicleClass("van")))
+    one = assign_classes(model, {"all": trips}, (VehicleClass("all"),))
+    assert two.converged and one.converged
+    graph = build_graph(model.network, model.zones, model.costs)
+    flows = [two.pce_flows[graph.link_index], one.pce_flows[graph.link_index]]
+    # the two-class total flows are a one-class equilibrium of the summed demand, to the gap
+    assert relative_gap(graph, flows[0], link_costs(graph, flows[0]), trips) <= 1.01 * GAP
+    objective = [beckmann_objective(graph, f) for f in flows]
+    assert objective[0] == pytest.approx(objective[1], rel=GAP)
+    np.testing.assert_allclose(two.class_flows["car"] + two.class_flows["van"], two.pce_flows,
+                               rtol=1e-12)
+    if name == "sioux_falls":  # every link cost rises with flow: the link flows are unique
+        np.testing.assert_allclose(flows[0], flows[1], rtol=1e-3, atol=1e-2)
+
+
+def test_trucks_banned_from_links_stay_off_them_and_weigh_their_pce(
+        winnipeg: TntpCase) -> None:
+    model, trips = model_of(winnipeg)
+    net = model.network
+    thru = np.flatnonzero((net.link_from >= net.first_thru_node)
+                          & (net.link_to >= net.first_thru_node))
+    chosen = np.random.default_rng(11).choice(thru, len(thru) // 20, replace=False)
+    model, banned = with_banned_links(model, [int(k) for k in chosen])
+    trucks = VehicleClass("truck", pce=2.5, allowed_link_types=(1,))
+    result = assign_classes(model, {"car": 0.9 * trips, "truck": 0.1 * trips},
+                            (VehicleClass("car"), trucks))
+    assert result.converged and result.relative_gap <= GAP
+    assert np.all(result.class_flows["truck"][banned] == 0.0)
+    assert float(result.class_flows["car"][banned].sum()) > 0
+    np.testing.assert_allclose(
+        result.pce_flows, result.class_flows["car"] + 2.5 * result.class_flows["truck"],
+        rtol=1e-12)
+
+
+def link(case: TntpCase, tail: int, head: int) -> int:
+    net = case.network
+    return int(np.flatnonzero((net.link_from == tail) & (net.link_to == head))[0])
+
+
+def test_select_link_on_bushes_adds_up_and_leaves_the_assignment_alone(
+        sioux_falls: TntpCase) -> None:
+    model, trips = model_of(sioux_falls)
+    classes = (VehicleClass("car"), VehicleClass("truck", pce=2.5, distance_factor=0.5))
+    demand = {"car": trips, "truck": 0.1 * trips}
+    a, b = link(sioux_falls, 10, 15), link(sioux_falls, 15, 19)
+    selections = (LinkSelection("a", (a,)), LinkSelection("b", (b,)),
+                  LinkSelection("either", (a, b), "or"), LinkSelection("both", (a, b), "and"))
+    plain = assign_classes(model, demand, classes)
+    result = assign_classes(model, demand, classes, selections=selections)
+    np.testing.assert_array_equal(plain.pce_flows, result.pce_flows)
+    found = result.select_link
+    assert plain.select_link is None and found is not None
+    for name in ("car", "truck"):
+        flow = result.class_flows[name]
+        for selection, index in (("a", a), ("b", b)):
+            matrix = found.matrices[(selection, name)]
+            assert matrix.sum() == pytest.approx(flow[index], rel=1e-9)
+            assert found.flows[(selection, name)][index] == pytest.approx(flow[index], rel=1e-9)
+            assert np.all(found.flows[(selection, name)] <= flow * (1 + 1e-9) + 1e-9)
+            # every selected trip leaves its origin and reaches its destination
+            assert np.all(matrix <= demand[name] * (1 + 1e-9) + 1e-12)
+        both = found.flows[("both", name)]
+        assert both[a] == pytest.approx(both[b], rel=1e-9)  # the same trips cross both
+        total = {s: found.matrices[(s, name)].sum() for s in ("a", "b", "either", "both")}
+        assert total["both"] > 0
+        assert total["both"] == pytest.approx(both[a], rel=1e-9)
+        assert total["either"] == pytest.approx(total["a"] + total["b"] - total["both"],
+                                                rel=1e-9)
+
+
+def test_a_banned_class_selects_nothing_on_its_banned_link(sioux_falls: TntpCase) -> None:
+    model, trips = model_of(sioux_falls)
+    model, _ = with_banned_links(model, [0, 3])  # 1->2 and 2->6; zones stay reachable
+    trucks = VehicleClass("truck", pce=2.5, allowed_link_types=(1,))
+    result = assign_classes(model, {"car": trips, "truck": 0.1 * trips},
+                            (VehicleClass("car"), trucks),
+                            selections=(LinkSelection("first", (0,)),))
+    assert result.select_link is not None
+    assert result.select_link.matrices[("first", "truck")].sum() == 0.0
+    assert result.select_link.matrices[("first", "car")].sum() == pytest.approx(
+        result.class_flows["car"][0], rel=1e-9)
+
+
+class _StallsAtOnce:
+    """A stagnation rule that declares the run stalled after its second iteration."""
+
+    def __init__(self, target: float, algorithm: str) -> None:
+        self.seen = 0
+
+    def stalled(self, gap: float) -> bool:
+        self.seen += 1
+        return self.seen >= 2
+
+
+def test_a_stalled_algorithm_b_hands_over_to_frank_wolfe_with_its_selections(
+        sioux_falls: TntpCase, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, trips = model_of(sioux_falls)
+    monkeypatch.setattr("simulation_worker.model.classes.Stagnation", _StallsAtOnce)
+    a = link(sioux_falls, 10, 15)
+    settings = AssignmentSettings(algorithm="b", relative_gap=1e-4, max_iterations=5000)
+    result = assign_classes(model, {"car": trips, "truck": 0.1 * trips},
+                            (VehicleClass("car"), VehicleClass("truck", pce=2.5)), settings,
+                            (LinkSelection("a", (a,)),))
+    assert result.fallback == "fw" and result.iterations > 2
+    assert result.converged and not result.stalled and result.relative_gap <= 1e-4
+    assert result.select_link is not None
+    for name in ("car", "truck"):
+        assert result.select_link.matrices[("a", name)].sum() == pytest.approx(
+            result.class_flows[name][a], rel=1e-9)
+
+
+def test_a_class_without_demand_carries_and_selects_nothing(sioux_falls: TntpCase) -> None:
+    model, trips = model_of(sioux_falls)
+    result = assign_classes(model, {"idle": 0 * trips, "car": trips},
+                            (VehicleClass("idle"), VehicleClass("car")),
+                            selections=(LinkSelection("first", (0,)),))
+    assert result.converged and float(result.class_flows["idle"].sum()) == 0.0
+    assert result.select_link is not None
+    assert result.select_link.matrices[("first", "idle")].sum() == 0.0
+    assert result.select_link.matrices[("first", "car")].sum() == pytest.approx(
+        result.class_flows["car"][0], rel=1e-9)
