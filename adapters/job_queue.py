@@ -22,8 +22,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.jobs_tables import job_leases, job_outbox, job_workers
@@ -31,6 +32,24 @@ from adapters.jobs_tables import job_leases, job_outbox, job_workers
 JOB = "job"
 RECENT_DURATIONS = 20  # finished attempts averaged for the expected start time
 LIVENESS_S = 3.0  # a worker not seen for this long is taken for dead
+NOTIFY_CHANNEL = "cartolog_jobs"  # a job was queued or a worker turned idle (decision 0313)
+
+
+def notify(connection: Connection, topic: str) -> None:
+    """Wake the dispatcher's release loop when `connection`'s transaction commits."""
+    connection.execute(text("SELECT pg_notify(:channel, :topic)"),
+                       {"channel": NOTIFY_CHANNEL, "topic": topic})
+
+
+def listen(engine: Engine) -> Any:
+    """A raw psycopg2 connection LISTENing on the jobs channel (close it when done)."""
+    pooled: Any = engine.raw_connection()
+    connection = pooled.dbapi_connection
+    pooled.detach()  # autocommit must not leak back into the pool: this one closes for real
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    return connection
 
 
 @dataclass(frozen=True)
@@ -96,16 +115,22 @@ class WorkerRegistry:
                  liveness_s: float = LIVENESS_S) -> None:
         self.engine, self.topic, self.name = engine, topic, name
         self.liveness_s = liveness_s
+        self._reported: tuple[list[int], bool] | None = None
 
     def beat(self, partitions: Iterable[int], busy: bool) -> None:
-        """Report the partitions held now and whether a job is in hand."""
+        """Report the partitions held now and whether a job is in hand; a change wakes the
+        dispatcher (it may have a job for this worker now)."""
         held = sorted(partitions)
+        changed = self._reported != (held, busy)
         statement = insert(job_workers).values(
             name=self.name, topic=self.topic, partitions=held, busy=busy, seen_at=func.now(),
         ).on_conflict_do_update(index_elements=["name"], set_={
             "partitions": held, "busy": busy, "seen_at": func.now(), "topic": self.topic})
         with self.engine.begin() as connection:
             connection.execute(statement)
+            if changed:
+                notify(connection, self.topic)
+        self._reported = (held, busy)
 
     def alive(self, name: str) -> bool:
         """Whether the worker `name` was seen within the liveness window."""

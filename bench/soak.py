@@ -27,11 +27,14 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
+from adapters.kafka import read_topic
 from api.tntp_import import network_from_tntp_folder
 from bench.common import bench_database, figure, report
 from domain.values import Actor
@@ -59,6 +62,8 @@ class Recorder:
         self.e2e: list[float] = []
         self.completed: list[float] = []
         self.compute: list[float] = []
+        # run id → epoch seconds the client saw: requested, accepted, completed, projected
+        self.client: dict[uuid.UUID, dict[str, float]] = {}
 
     def call(self, family: str, send: Callable[[], httpx.Response]) -> httpx.Response:
         started = time.perf_counter()
@@ -116,15 +121,17 @@ class Tenant:
         self.previous_run = run_id
 
     def simulate(self) -> str | None:
-        requested = time.perf_counter()
+        requested, requested_epoch = time.perf_counter(), time.time()
         response = self.stats.call("simulate", lambda: self.http.post(
             f"/v1/scenarios/{self.scenario}/simulations",
             json={"model": "builtin", "parameters": {"reuse": False}}))
         if response.status_code != 202:
             return None
         run_id = response.json()["id"]
+        seen = {"requested": requested_epoch, "accepted": time.time()}
         with self.stats.lock:
             self.stats.runs.append((self.name, uuid.UUID(run_id)))
+            self.stats.client[uuid.UUID(run_id)] = seen
         completed_at: float | None = None
         while time.perf_counter() - requested < RUN_TIMEOUT_S:
             state = self.stats.call("status", lambda: self.http.get(
@@ -132,7 +139,9 @@ class Tenant:
             body = state.json() if state.status_code == 200 else {}
             if body.get("status") == "completed" and completed_at is None:
                 completed_at = time.perf_counter()
+                seen["seen_completed"] = time.time()
             if completed_at is not None and body.get("finished_at") is not None:
+                seen["seen_projected"] = time.time()
                 self._finished(requested, completed_at, body)
                 return str(run_id)
             if body.get("status") in ("failed", "cancelled", "dead_lettered"):
@@ -146,6 +155,114 @@ class Tenant:
             self.stats.completed.append(completed_at - requested)
             if body.get("duration_s") is not None:
                 self.stats.compute.append(float(body["duration_s"]))
+
+
+class ProjectionWatch:
+    """Notes when each requested run's completion reaches the read model (finished_at set),
+    by one query over the runs still pending every `every_s`: the `projected` stage."""
+
+    def __init__(self, container: Container, stats: Recorder, every_s: float = 0.025) -> None:
+        self.container, self.stats, self.every_s = container, stats, every_s
+        self.projected: dict[uuid.UUID, float] = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        query = text("SELECT run_id FROM simulation_runs WHERE finished_at IS NOT NULL "
+                     "AND run_id = ANY(:ids)")
+        with self.container.engine.connect() as connection:
+            while not self.stopping.wait(self.every_s):
+                with self.stats.lock:
+                    pending = [r for _, r in self.stats.runs if r not in self.projected]
+                if not pending:
+                    continue
+                found = connection.execute(query, {"ids": pending}).scalars().all()
+                connection.commit()
+                now = time.time()
+                for run_id in found:
+                    self.projected.setdefault(run_id, now)
+
+
+# Where a run's end-to-end time goes: (segment, from stage, to stage), in pipeline order.
+SEGMENTS = (
+    ("api_accept", "requested", "accepted"),
+    ("relay_requested", "accepted", "relayed_requested"),
+    ("dispatch", "relayed_requested", "queued"),
+    ("release_wait", "queued", "released"),
+    ("deliver", "released", "received"),
+    ("claim_and_start", "received", "started"),
+    ("input_and_fork", "started", "child_started"),
+    ("child_boot", "child_started", "child_entered"),
+    ("model", "child_entered", "computed"),
+    ("handoff", "computed", "model_done"),
+    ("store_output", "model_done", "result"),
+    ("send_result", "result", "result_sent"),
+    ("record", "result_sent", "recorded"),
+    ("relay_completed", "recorded", "relayed_completed"),
+    ("project", "relayed_completed", "projected"),
+    ("client_poll", "projected", "seen_projected"),
+)
+
+
+def traces(container: Container, bootstrap: str, stats: Recorder,
+           projected: dict[uuid.UUID, float]) -> dict[uuid.UUID, dict[str, float]]:
+    """Epoch seconds of every stage of each completed run: the client's own times, the
+    store's event times, the records' times on the topics (when the relay and the worker
+    sent them), the outbox row of the completing attempt, the worker's stages (kept with
+    its result in the lease row) and the projection watch."""
+    settings = container.settings
+    found = {run_id: dict(seen) for run_id, seen in stats.client.items()}
+    for record in read_topic(bootstrap, settings.events_topic):
+        event = json.loads(record.value)
+        run_id = uuid.UUID(event["aggregate_id"])
+        if run_id not in found:
+            continue
+        stage = {"SimulationRun.Requested": "requested",
+                 "SimulationRun.Completed": "completed"}.get(event["type"])
+        if stage is not None:
+            found[run_id].setdefault("relayed_" + stage, record.timestamp_ms / 1000)
+            if stage == "completed":
+                found[run_id]["recorded"] = datetime.fromisoformat(
+                    event["occurred_at"]).timestamp()
+    for record in read_topic(bootstrap, settings.results_topic):
+        result = json.loads(record.value)
+        run_id = uuid.UUID(result["run_id"])
+        if run_id in found and result.get("outcome") == "completed":
+            found[run_id].setdefault("result_sent", record.timestamp_ms / 1000)
+    query = text(
+        "SELECT o.run_id, o.created_at, o.published_at, l.result FROM simulation_job_outbox o "
+        "JOIN simulation_job_leases l ON l.run_id = o.run_id AND l.attempt = o.attempt "
+        "WHERE o.kind = 'job' AND l.state = 'done' AND l.result->>'outcome' = 'completed'")
+    with container.engine.connect() as connection:
+        for row in connection.execute(query):
+            if row.run_id not in found:
+                continue
+            stages = found[row.run_id]
+            stages.update(queued=row.created_at.timestamp())
+            if row.published_at is not None:
+                stages.update(released=row.published_at.timestamp())
+            stages.update({k: float(v) for k, v in (row.result.get("stages") or {}).items()})
+    for run_id, at in projected.items():
+        if run_id in found:
+            found[run_id]["projected"] = at
+    return found
+
+
+def breakdown(found: dict[uuid.UUID, dict[str, float]]) -> list[dict[str, Any]]:
+    """p50, p99 and mean of each segment over the runs that have both of its stages; the
+    shares of the mean end-to-end time."""
+    total = [t["seen_projected"] - t["requested"] for t in found.values()
+             if "seen_projected" in t]
+    mean_total = statistics.fmean(total) if total else 0.0
+    rows = []
+    for name, start, end in SEGMENTS:
+        values = [t[end] - t[start] for t in found.values() if start in t and end in t]
+        mean = statistics.fmean(values) if values else 0.0
+        rows.append({"segment": name, "from": start, "to": end, "runs": len(values),
+                     "p50_s": round(percentile(values, 50), 3),
+                     "p99_s": round(percentile(values, 99), 3), "mean_s": round(mean, 3),
+                     "share_of_mean": round(mean / mean_total, 3) if mean_total else None})
+    return rows
 
 
 def warm_up(tenants: list[Tenant]) -> None:
@@ -278,11 +395,13 @@ def soak(url: str, broker: LocalBroker, args: argparse.Namespace) -> dict[str, A
     up = subprocess.Popen(cartolog_command("up", "--workers", str(args.workers)),
                           cwd=REPO, env=env, stdout=log, stderr=log)
     stats, kills = Recorder(), []
+    watch = ProjectionWatch(container, stats)
     try:
         base = f"http://127.0.0.1:{args.port}"
         wait_ready(base, up)
         warm_up([Tenant(name, base, token, scenario, link_ids, Recorder(), 0.0)
                  for name, token, scenario in tenants[:args.workers]])
+        watch.thread.start()
         deadline = time.monotonic() + args.seconds
         loops = [Tenant(name, base, token, scenario, link_ids, stats, deadline)
                  for name, token, scenario in tenants]
@@ -295,6 +414,7 @@ def soak(url: str, broker: LocalBroker, args: argparse.Namespace) -> dict[str, A
             thread.join()
         drain(container, stats.runs, RUN_TIMEOUT_S)
     finally:
+        watch.stopping.set()
         up.send_signal(signal.SIGTERM)
         try:
             up.wait(90)
@@ -302,11 +422,13 @@ def soak(url: str, broker: LocalBroker, args: argparse.Namespace) -> dict[str, A
             up.kill()
         log.close()
     lost, duplicated = tally(container, stats.runs)
+    found = traces(container, broker.bootstrap_servers, stats, watch.projected)
     container.close()
     verify = subprocess.run(cartolog_command("log", "verify", "--json"), cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=300, check=False)
     consistent = verify.returncode == 0 and json.loads(verify.stdout or "{}").get("consistent")
     return {"figures": figures(stats, lost, duplicated), "kills": kills,
+            "breakdown": breakdown(found),
             "requests": sum(len(v) for v in stats.latency.values()),
             "runs_requested": len(stats.runs), "log_verify_clean": bool(consistent),
             "log_verify_problems": verify.stdout[-2000:] if not consistent else ""}
@@ -326,6 +448,7 @@ def main() -> None:
     args.tenants = args.tenants or defaults[0]
     args.seconds = args.seconds or defaults[1]
     args.kill_every = args.kill_every or defaults[2]
+    (REPO / ".cartolog").mkdir(exist_ok=True)
     with bench_database("cartolog_soak") as url, LocalBroker(
             log_file=REPO / ".cartolog" / "soak-broker.log") as broker:
         result = soak(url, broker, args)
