@@ -16,7 +16,11 @@ Which job goes next is decided here:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import select as selectors
+import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,23 +37,63 @@ JOB = "job"
 RECENT_DURATIONS = 20  # finished attempts averaged for the expected start time
 LIVENESS_S = 3.0  # a worker not seen for this long is taken for dead
 NOTIFY_CHANNEL = "cartolog_jobs"  # a job was queued or a worker turned idle (decision 0313)
+DOORBELL_CHANNEL = "cartolog_job_sent"  # payload: the worker a job was just sent to (0315)
 
 
-def notify(connection: Connection, topic: str) -> None:
-    """Wake the dispatcher's release loop when `connection`'s transaction commits."""
-    connection.execute(text("SELECT pg_notify(:channel, :topic)"),
-                       {"channel": NOTIFY_CHANNEL, "topic": topic})
+def notify(connection: Connection, topic: str, channel: str = NOTIFY_CHANNEL) -> None:
+    """Wake the dispatcher's release loop (or, on the doorbell channel, the worker named
+    by the payload) when `connection`'s transaction commits."""
+    connection.execute(text("SELECT pg_notify(:channel, :payload)"),
+                       {"channel": channel, "payload": topic})
 
 
-def listen(engine: Engine) -> Any:
-    """A raw psycopg2 connection LISTENing on the jobs channel (close it when done)."""
+def listen(engine: Engine, channel: str = NOTIFY_CHANNEL) -> Any:
+    """A raw psycopg2 connection LISTENing on `channel` (close it when done)."""
     pooled: Any = engine.raw_connection()
     connection = pooled.dbapi_connection
     pooled.detach()  # autocommit must not leak back into the pool: this one closes for real
     connection.autocommit = True
     with connection.cursor() as cursor:
-        cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        cursor.execute(f"LISTEN {channel}")
     return connection
+
+
+class Doorbell:
+    """Lets an idle worker wait on the database instead of on a Kafka fetch: the dispatcher
+    rings it (NOTIFY with the worker's name) right after the broker acknowledged a job sent to
+    it (decision 0315). Only a hint: the worker still polls every time it stops waiting."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine, self.name = engine, name
+        self._connection: Any = None
+
+    def wait(self, timeout: float) -> bool:
+        """True as soon as a job was sent to this worker (also one sent while it was busy
+        and not yet fetched); False after `timeout` without one."""
+        deadline = time.monotonic() + timeout
+        try:
+            if self._connection is None:
+                self._connection = listen(self.engine, DOORBELL_CHANNEL)
+            connection = self._connection
+            while True:
+                connection.poll()
+                rung = any(n.payload == self.name for n in connection.notifies)
+                connection.notifies.clear()
+                remaining = deadline - time.monotonic()
+                if rung or remaining <= 0:
+                    return rung
+                selectors.select([connection], [], [], remaining)
+        except Exception:  # the database went away: wait without it
+            self.close()
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            return False
+
+    def close(self) -> None:
+        """Stop listening."""
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
 
 
 @dataclass(frozen=True)
@@ -165,11 +209,30 @@ def mark_consumed(engine: Engine, run_id: uuid.UUID, max_attempt: int | None = N
         connection.execute(update(job_outbox).where(condition).values(consumed_at=func.now()))
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """The queue as `estimate` reads it, shared by the requests of `ESTIMATE_TTL_S`."""
+
+    taken: float  # time.monotonic()
+    now: datetime  # the database's clock then
+    positions: dict[uuid.UUID, tuple[int, datetime]]  # run → (position, due)
+    in_flight: int
+    workers: int
+    mean_s: float | None
+
+
+ESTIMATE_TTL_S = 0.25
+
+
 class JobQueue:
     """The dispatcher's view: free workers, the next jobs, a waiting run's estimate."""
 
-    def __init__(self, engine: Engine, topic: str, liveness_s: float = LIVENESS_S) -> None:
+    def __init__(self, engine: Engine, topic: str, liveness_s: float = LIVENESS_S,
+                 estimate_ttl_s: float = ESTIMATE_TTL_S) -> None:
         self.engine, self.topic, self.liveness_s = engine, topic, liveness_s
+        self.estimate_ttl_s = estimate_ttl_s
+        self._snapshot: _Snapshot | None = None
+        self._snapshot_lock = threading.Lock()
 
     def free_workers(self) -> list[FreeWorker]:
         """Live, idle workers with no job waiting for them on their partitions."""
@@ -211,21 +274,35 @@ class JobQueue:
         return [row for row, _ in zip(order, range(count), strict=False)]
 
     def estimate(self, run_id: uuid.UUID) -> Estimate | None:
-        """Position and expected start of a run whose job is waiting; None if it is not."""
-        waiting = self._waiting(due_only=False)
-        in_flight = self._in_flight_by_tenant()
-        position = next((i for i, row in enumerate(fair_order(waiting, in_flight))
-                         if row.run_id == run_id), None)
-        if position is None:
+        """Position and expected start of a run whose job is waiting; None if it is not.
+
+        Read from a snapshot of the whole queue taken at most `estimate_ttl_s` ago: every
+        client polling its runs would otherwise cost five queries per request."""
+        snapshot = self._fresh_snapshot()
+        found = snapshot.positions.get(run_id)
+        if found is None:
             return None
-        workers = max(1, len(self._live_workers()))
-        ahead = sum(in_flight.values()) + position
+        position, due = found
+        now = snapshot.now + timedelta(seconds=time.monotonic() - snapshot.taken)
+        ahead = snapshot.in_flight + position
+        workers = snapshot.workers
         waves = 0 if ahead < workers else (ahead - workers) // workers + 1
-        due = next(r.not_before for r in waiting if r.run_id == run_id)
-        mean = self._mean_duration_s()
-        if mean is None:
-            return Estimate(position, None if waves else max(self._now(), due))
-        return Estimate(position, max(self._now() + timedelta(seconds=waves * mean), due))
+        if snapshot.mean_s is None:
+            return Estimate(position, None if waves else max(now, due))
+        return Estimate(position, max(now + timedelta(seconds=waves * snapshot.mean_s), due))
+
+    def _fresh_snapshot(self) -> _Snapshot:
+        with self._snapshot_lock:
+            snapshot = self._snapshot
+            if snapshot is None or time.monotonic() - snapshot.taken > self.estimate_ttl_s:
+                waiting = self._waiting(due_only=False)
+                in_flight = self._in_flight_by_tenant()
+                positions = {row.run_id: (index, row.not_before)
+                             for index, row in enumerate(fair_order(waiting, in_flight))}
+                snapshot = self._snapshot = _Snapshot(
+                    time.monotonic(), self._now(), positions, sum(in_flight.values()),
+                    max(1, len(self._live_workers())), self._mean_duration_s())
+            return snapshot
 
     def _live_workers(self) -> list[tuple[str, Sequence[int], bool]]:
         query = select(job_workers.c.name, job_workers.c.partitions, job_workers.c.busy).where(

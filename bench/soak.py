@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from adapters.kafka import read_topic
 from api.tntp_import import network_from_tntp_folder
@@ -242,6 +242,7 @@ def traces(container: Container, bootstrap: str, stats: Recorder,
             if row.published_at is not None:
                 stages.update(released=row.published_at.timestamp())
             stages.update({k: float(v) for k, v in (row.result.get("stages") or {}).items()})
+            stages["worker"] = row.result.get("worker") or ""  # type: ignore[assignment]
     for run_id, at in projected.items():
         if run_id in found:
             found[run_id]["projected"] = at
@@ -263,6 +264,117 @@ def breakdown(found: dict[uuid.UUID, dict[str, float]]) -> list[dict[str, Any]]:
                      "p99_s": round(percentile(values, 99), 3), "mean_s": round(mean, 3),
                      "share_of_mean": round(mean / mean_total, 3) if mean_total else None})
     return rows
+
+
+class CpuSampler:
+    """CPU seconds used while the soak runs, by part: `up` itself (API, relay, dispatcher,
+    recorder), the workers with their model processes, the projector, the broker, the soak's
+    own clients, this database's PostgreSQL backends, and everything else on the machine
+    (other users' work): read from /proc every `every_s`."""
+
+    def __init__(self, up_pid: int, broker_port: int, database: str,
+                 every_s: float = 1.0) -> None:
+        self.up_pid, self.broker = up_pid, f"127.0.0.1:{broker_port}".encode()
+        self.database = f" {database} ".encode()
+        self.every_s = every_s
+        self.used: dict[str, float] = defaultdict(float)
+        self.last: dict[int, tuple[str, float]] = {}
+        self.primed = False
+        self.machine_start = self.machine_end = _machine_cpu_s()
+        self.started = self.ended = time.monotonic()
+        self.load: list[float] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        self._take()
+        self.machine_start, self.started = _machine_cpu_s(), time.monotonic()
+        while not self.stopping.wait(self.every_s):
+            self._take()
+        self._take()
+        self.machine_end, self.ended = _machine_cpu_s(), time.monotonic()
+
+    def _take(self) -> None:
+        parents: dict[int, int] = {}
+        seen: dict[int, tuple[bytes, float]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                args = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+            except (OSError, IndexError):
+                continue
+            pid = int(stat.parent.name)
+            parents[pid] = int(fields[1])
+            seen[pid] = (b" " + args + b" ", (int(fields[11]) + int(fields[12]))
+                         / os.sysconf("SC_CLK_TCK"))
+        for pid, (args, cpu) in seen.items():
+            part = self._part(pid, args, parents, seen)
+            if part is None:
+                continue
+            previous = self.last.get(pid)
+            # A process first seen after the first sample was born during the soak.
+            self.used[part] += cpu - (previous[1] if previous else 0.0 if self.primed else cpu)
+            self.last[pid] = (part, cpu)
+        self.primed = True
+        self.load.append(os.getloadavg()[0])
+
+    def _part(self, pid: int, args: bytes, parents: dict[int, int],
+              seen: dict[int, tuple[bytes, float]]) -> str | None:
+        if pid == os.getpid():
+            return "soak_clients"
+        if self.broker in args and b"tansu" in args:
+            return "broker"
+        if args.startswith(b" postgres") and self.database in args:
+            return "postgresql"
+        child, parent = pid, parents.get(pid)
+        while parent is not None and parent != self.up_pid:
+            child, parent = parent, parents.get(parent)
+        if pid == self.up_pid:
+            return "up_api_relay_dispatcher_recorder"
+        if parent != self.up_pid:
+            return None
+        top = seen.get(child, (b"", 0.0))[0]
+        return "workers_and_models" if b" worker " in top else \
+            "projector" if b" projector " in top else "up_other"
+
+    def report(self) -> dict[str, Any]:
+        wall = max(self.ended - self.started, 1e-9)
+        machine = self.machine_end - self.machine_start
+        ours = sum(self.used.values())
+        return {"wall_s": round(wall, 1), "cores": os.cpu_count(),
+                "machine_cpu_s": round(machine, 1),
+                "by_part_cpu_s": {k: round(v, 1) for k, v in sorted(self.used.items())},
+                "others_cpu_s": round(max(0.0, machine - ours), 1),
+                "load_average_1m": {"min": round(min(self.load, default=0.0), 2),
+                                    "median": round(statistics.median(self.load or [0.0]), 2),
+                                    "max": round(max(self.load, default=0.0), 2)}}
+
+
+def _machine_cpu_s() -> float:
+    """Busy CPU seconds of the whole machine since boot (/proc/stat, all cores)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def worker_cycles(found: dict[uuid.UUID, dict[str, float]]) -> dict[str, Any]:
+    """How each worker spent its time: busy (job received → result sent) and, between a
+    result and the next job while that job was already queued, idle (release + delivery)."""
+    by_worker: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for stages in found.values():
+        if "received" in stages and "result_sent" in stages and stages.get("worker"):
+            by_worker[str(stages["worker"])].append(stages)
+    busy, idle = [], []
+    for jobs in by_worker.values():
+        jobs.sort(key=lambda t: t["received"])
+        busy += [t["result_sent"] - t["received"] for t in jobs]
+        idle += [b["received"] - a["result_sent"] for a, b in itertools.pairwise(jobs)
+                 if b.get("queued", b["received"]) < a["result_sent"]]
+    return {"jobs": len(busy), "busy_p50_s": round(percentile(busy, 50), 3),
+            "busy_mean_s": round(statistics.fmean(busy), 3) if busy else 0.0,
+            "idle_with_work_waiting_p50_s": round(percentile(idle, 50), 3),
+            "idle_with_work_waiting_mean_s": round(statistics.fmean(idle), 3) if idle else 0.0,
+            "gaps": len(idle)}
 
 
 def warm_up(tenants: list[Tenant]) -> None:
@@ -343,6 +455,25 @@ def tally(container: Container, runs: list[tuple[str, uuid.UUID]]) -> tuple[int,
     return lost, duplicated
 
 
+def diagnose(container: Container, runs: list[tuple[str, uuid.UUID]]) -> list[dict[str, Any]]:
+    """For each run that did not complete: its events, outbox rows, leases and the workers."""
+    found = []
+    with container.engine.connect() as connection:
+        for tenant, run_id in runs:
+            if container.app.get_run(tenant, run_id).status == "completed":
+                continue
+            rows = {name: [{k: str(v) for k, v in row._mapping.items() if k != "value"}
+                           for row in connection.execute(text(query), {"run": run_id})]
+                    for name, query in (
+                        ("outbox", "SELECT * FROM simulation_job_outbox WHERE run_id = :run"),
+                        ("leases", "SELECT * FROM simulation_job_leases WHERE run_id = :run"),
+                        ("workers", "SELECT * FROM simulation_workers WHERE :run IS NOT NULL"))}
+            found.append({"run": str(run_id), "events": [
+                (type(e).__name__, str(getattr(e, "timestamp", "")))
+                for e in container.app.events.get(run_id)], **rows})
+    return found
+
+
 def drain(container: Container, runs: list[tuple[str, uuid.UUID]], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(
@@ -394,7 +525,8 @@ def soak(url: str, broker: LocalBroker, args: argparse.Namespace) -> dict[str, A
     log = open(REPO / ".cartolog" / "soak-up.log", "wb")  # noqa: SIM115
     up = subprocess.Popen(cartolog_command("up", "--workers", str(args.workers)),
                           cwd=REPO, env=env, stdout=log, stderr=log)
-    stats, kills = Recorder(), []
+    stats, kills = Recorder(), list[dict[str, Any]]()
+    cpu: CpuSampler | None = None
     watch = ProjectionWatch(container, stats)
     try:
         base = f"http://127.0.0.1:{args.port}"
@@ -402,6 +534,8 @@ def soak(url: str, broker: LocalBroker, args: argparse.Namespace) -> dict[str, A
         warm_up([Tenant(name, base, token, scenario, link_ids, Recorder(), 0.0)
                  for name, token, scenario in tenants[:args.workers]])
         watch.thread.start()
+        cpu = CpuSampler(up.pid, broker.port, make_url(url).database or "")
+        cpu.thread.start()
         deadline = time.monotonic() + args.seconds
         loops = [Tenant(name, base, token, scenario, link_ids, stats, deadline)
                  for name, token, scenario in tenants]
@@ -412,6 +546,8 @@ def soak(url: str, broker: LocalBroker, args: argparse.Namespace) -> dict[str, A
             thread.start()
         for thread in threads:
             thread.join()
+        cpu.stopping.set()
+        cpu.thread.join()
         drain(container, stats.runs, RUN_TIMEOUT_S)
     finally:
         watch.stopping.set()
@@ -423,12 +559,17 @@ def soak(url: str, broker: LocalBroker, args: argparse.Namespace) -> dict[str, A
         log.close()
     lost, duplicated = tally(container, stats.runs)
     found = traces(container, broker.bootstrap_servers, stats, watch.projected)
+    unfinished = diagnose(container, stats.runs)
+    (REPO / ".cartolog" / "soak-traces.json").write_text(json.dumps(
+        {str(run_id): stages for run_id, stages in found.items()}))
     container.close()
     verify = subprocess.run(cartolog_command("log", "verify", "--json"), cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=300, check=False)
     consistent = verify.returncode == 0 and json.loads(verify.stdout or "{}").get("consistent")
     return {"figures": figures(stats, lost, duplicated), "kills": kills,
-            "breakdown": breakdown(found),
+            "breakdown": breakdown(found), "workers_cycle": worker_cycles(found),
+            "unfinished_runs": unfinished,
+            "cpu": cpu.report() if cpu else {},
             "requests": sum(len(v) for v in stats.latency.values()),
             "runs_requested": len(stats.runs), "log_verify_clean": bool(consistent),
             "log_verify_problems": verify.stdout[-2000:] if not consistent else ""}

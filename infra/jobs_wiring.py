@@ -8,7 +8,7 @@ from functools import partial
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from adapters.dispatcher import Dispatcher, JobLocator, Outbox, RetryPolicy
-from adapters.job_queue import JobQueue, WorkerRegistry
+from adapters.job_queue import Doorbell, JobQueue, WorkerRegistry
 from adapters.jobs import AckedProducer, group_lag
 from adapters.kafka import group_consumer, make_producer
 from adapters.leases import LeaseStore
@@ -20,6 +20,8 @@ from infra.wiring import Container
 from simulation_worker import model_input
 from simulation_worker.metrics import WorkerMetrics
 from simulation_worker.worker import Worker, WorkerConfig, worker_name
+
+WORKER_FETCH_WAIT_MS = 20
 
 
 def group_name(container: Container, role: str) -> str:
@@ -70,16 +72,21 @@ def worker(container: Container, settings: JobSettings | None = None,
         grace_s=js.worker_grace_s, progress_every_s=js.progress_every_s,
         heartbeat_every_s=js.worker_liveness_s / 4,
         external_command=tuple(shlex.split(js.external_model_command)),
+        model_threads=js.model_threads,
     )
     workers = group_name(container, "workers")
     metrics = WorkerMetrics(lag=partial(group_lag, container.bootstrap_servers, workers,
                                         s.jobs_topic))
     # subscribe() happens in Worker.run, with its rebalance listener.
+    # An idle worker waits on its doorbell (decision 0315), so its fetches are short: a fetch
+    # still held by the broker when the doorbell rings would delay the job by its wait.
     consumers = partial(group_consumer, container.bootstrap_servers, workers, [],
-                        max_poll_records=1, fetch_max_wait_ms=js.fetch_wait_ms,
+                        max_poll_records=1,
+                        fetch_max_wait_ms=min(js.fetch_wait_ms, WORKER_FETCH_WAIT_MS),
                         partition_assignment_strategy=(RoundRobinPartitionAssignor,))
     return Worker(container.app, container.blobs, LeaseStore(container.engine),
                   ResultCache(container.engine), _producer(container), consumers, s.jobs_topic,
                   s.results_topic, config, metrics,
                   WorkerRegistry(container.engine, s.jobs_topic, config.name,
-                                 js.worker_liveness_s))
+                                 js.worker_liveness_s),
+                  Doorbell(container.engine, config.name))

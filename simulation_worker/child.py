@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import numba
 import numpy as np
 
 from adapters.demand_matrix import DemandMatrix
@@ -69,12 +70,16 @@ class Outcome:
     started_at: float = 0.0  # epoch seconds when the model process began this job
 
 
-def serve(jobs: Connection, out: Connection, lifeline: Connection, warm: bool) -> None:
+def serve(jobs: Connection, out: Connection, lifeline: Connection, warm: bool,
+          threads: int = 0) -> None:
     """Entry point of the model process: warm up, then one job after another until the
-    worker closes `jobs` (or dies)."""
+    worker closes `jobs` (or dies). `threads` > 0 caps the model's numba threads."""
     threading.Thread(target=_watch_parent, args=(lifeline,), daemon=True).start()
     signal.signal(signal.SIGTERM, _on_sigterm)
     started = time.perf_counter()
+    if threads > 0:
+        available: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        numba.set_num_threads(min(threads, available))
     if warm:
         warm_up()
     out.send(("ready", time.perf_counter() - started))

@@ -51,8 +51,8 @@ def _main_module() -> str:
 class ModelHost:
     """One worker's model process: started at most once per need, kept while it is healthy."""
 
-    def __init__(self, warm: bool = True) -> None:
-        self.warm = warm
+    def __init__(self, warm: bool = True, threads: int = 0) -> None:
+        self.warm, self.threads = warm, threads
         self.process: BaseProcess | None = None
         self._jobs: Connection | None = None
         self._out: Connection | None = None
@@ -71,7 +71,7 @@ class ModelHost:
         self._out, sender = ctx.Pipe(duplex=False)
         lifeline_reader, self._lifeline = ctx.Pipe(duplex=False)
         self.process = ctx.Process(target=serve, args=(jobs_reader, sender, lifeline_reader,
-                                                       self.warm),
+                                                       self.warm, self.threads),
                                    name="cartolog-model", daemon=False)
         self.process.start()
         self.started += 1

@@ -35,7 +35,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.job_queue import WorkerRegistry
+from adapters.job_queue import Doorbell, WorkerRegistry
 from adapters.jobs import (
     CANCELLED,
     COMPLETED,
@@ -64,6 +64,9 @@ from simulation_worker.process import ModelHost, ModelProcess
 log = logging.getLogger(__name__)
 
 
+DOORBELL_WAIT_S = 0.5  # an idle worker polls at least this often without a ring
+
+
 def worker_name() -> str:
     """host:pid:random, unique per worker object."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -82,6 +85,7 @@ class WorkerConfig:
     heartbeat_every_s: float = 0.75
     external_command: tuple[str, ...] = ()
     warm_model: bool = True  # warm the model process up before taking the first job
+    model_threads: int = 0  # threads of the built-in model (0: numba's default, every core)
 
 
 class _Released(Exception):
@@ -117,7 +121,8 @@ class Worker:
                  producer: AckedProducer, consumer_factory: Callable[[], KafkaConsumer],
                  jobs_topic: str, results_topic: str, config: WorkerConfig,
                  metrics: WorkerMetrics | None = None,
-                 registry: WorkerRegistry | None = None) -> None:
+                 registry: WorkerRegistry | None = None,
+                 doorbell: Doorbell | None = None) -> None:
         self.app, self.blobs, self.leases, self.cache = app, blobs, leases, cache
         self.producer = producer
         self.consumer_factory = consumer_factory
@@ -125,6 +130,8 @@ class Worker:
         self.config = config
         self.metrics = metrics or WorkerMetrics()
         self.registry = registry
+        self.doorbell = doorbell
+        self.rung = False
         self.last_beat = 0.0
         self.held: set[int] = set()
         self.heartbeats_done = threading.Event()
@@ -134,7 +141,7 @@ class Worker:
         self.consumer: KafkaConsumer | None = None
         self.busy = False
         self.current_child: ModelProcess | None = None
-        self.host = ModelHost(warm=config.warm_model)
+        self.host = ModelHost(warm=config.warm_model, threads=config.model_threads)
         self.stages: dict[str, float] = {}  # epoch seconds of the current job's steps
 
     # -- loop ---------------------------------------------------------------------------------
@@ -161,6 +168,8 @@ class Worker:
             self.consumer.close()
             self.producer.close()
             self.host.close()
+            if self.doorbell is not None:
+                self.doorbell.close()
             self._leave()
 
     def _warm_up(self) -> None:
@@ -185,7 +194,17 @@ class Worker:
     def _poll_one(self) -> None:
         assert self.consumer is not None
         self.beat()
-        for tp, records in self.consumer.poll(timeout_ms=500, max_records=1).items():
+        ringing = self.doorbell is not None and bool(self.consumer.assignment())
+        timeout_ms = (200 if self.rung else 30) if ringing else 500
+        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=1)
+        self.rung = False
+        if not polled and ringing and not self.stopping.is_set():
+            assert self.doorbell is not None
+            # Idle: wait on the database, where the dispatcher rings, not on a Kafka fetch
+            # that the bundled broker holds for its whole wait (decision 0315).
+            self.rung = self.doorbell.wait(DOORBELL_WAIT_S)
+            return
+        for tp, records in polled.items():
             record = records[0]
             self.stages = {"received": time.time()}
             self.busy = True
