@@ -43,7 +43,7 @@ from kafka.errors import KafkaError
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from adapters.job_queue import DOORBELL_CHANNEL, JobQueue, listen, mark_consumed, notify
+from adapters.job_queue import JobQueue, listen, mark_consumed, notify
 from adapters.jobs import (
     DEAD_LETTER_SCHEMA,
     AckedProducer,
@@ -134,14 +134,9 @@ class Outbox:
         with self.engine.connect() as connection:
             return [_row(r) for r in connection.execute(query)]
 
-    def mark_sent(self, row: OutboxRow, partition: int, offset: int,
-                  worker: str | None = None) -> None:
-        """The broker acknowledged the row's message at partition/offset; ring the doorbell of
-        the worker it went to."""
+    def mark_sent(self, row: OutboxRow, partition: int, offset: int) -> None:
+        """The broker acknowledged the row's message at partition/offset."""
         self._set(row, published_at=func.now(), partition=partition, offset=offset)
-        if worker is not None:
-            with self.engine.begin() as connection:
-                notify(connection, worker, DOORBELL_CHANNEL)
 
     def resend(self, row: OutboxRow) -> None:
         """Send the row again, keeping its place in the queue (its message was lost)."""
@@ -379,13 +374,12 @@ class Dispatcher:
                 if not self._still_wanted(row):
                     self.outbox.discard(row)
                     continue
-                worker = free.pop(0)
-                if not self._send(row, worker.partition, worker.name):
+                if not self._send(row, free.pop(0).partition):
                     return sent
                 sent += 1
         return sent
 
-    def _send(self, row: OutboxRow, partition: int | None, worker: str | None = None) -> bool:
+    def _send(self, row: OutboxRow, partition: int | None) -> bool:
         try:
             acked = self.producer.send(row.topic, str(row.run_id), row.value, partition)
         except SendFailed as error:
@@ -393,7 +387,7 @@ class Dispatcher:
                         error)
             self.stopping.wait(1.0)
             return False
-        self.outbox.mark_sent(row, acked.partition, acked.offset, worker)
+        self.outbox.mark_sent(row, acked.partition, acked.offset)
         return True
 
     def _still_wanted(self, row: OutboxRow) -> bool:

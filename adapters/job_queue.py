@@ -16,9 +16,7 @@ Which job goes next is decided here:
 
 from __future__ import annotations
 
-import contextlib
 import heapq
-import select as selectors
 import threading
 import time
 import uuid
@@ -37,12 +35,10 @@ JOB = "job"
 RECENT_DURATIONS = 20  # finished attempts averaged for the expected start time
 LIVENESS_S = 3.0  # a worker not seen for this long is taken for dead
 NOTIFY_CHANNEL = "cartolog_jobs"  # a job was queued or a worker turned idle (decision 0313)
-DOORBELL_CHANNEL = "cartolog_job_sent"  # payload: the worker a job was just sent to (0315)
 
 
 def notify(connection: Connection, topic: str, channel: str = NOTIFY_CHANNEL) -> None:
-    """Wake the dispatcher's release loop (or, on the doorbell channel, the worker named
-    by the payload) when `connection`'s transaction commits."""
+    """Wake the dispatcher's release loop when `connection`'s transaction commits."""
     connection.execute(text("SELECT pg_notify(:channel, :payload)"),
                        {"channel": channel, "payload": topic})
 
@@ -56,44 +52,6 @@ def listen(engine: Engine, channel: str = NOTIFY_CHANNEL) -> Any:
     with connection.cursor() as cursor:
         cursor.execute(f"LISTEN {channel}")
     return connection
-
-
-class Doorbell:
-    """Lets an idle worker wait on the database instead of on a Kafka fetch: the dispatcher
-    rings it (NOTIFY with the worker's name) right after the broker acknowledged a job sent to
-    it (decision 0315). Only a hint: the worker still polls every time it stops waiting."""
-
-    def __init__(self, engine: Engine, name: str) -> None:
-        self.engine, self.name = engine, name
-        self._connection: Any = None
-
-    def wait(self, timeout: float) -> bool:
-        """True as soon as a job was sent to this worker (also one sent while it was busy
-        and not yet fetched); False after `timeout` without one."""
-        deadline = time.monotonic() + timeout
-        try:
-            if self._connection is None:
-                self._connection = listen(self.engine, DOORBELL_CHANNEL)
-            connection = self._connection
-            while True:
-                connection.poll()
-                rung = any(n.payload == self.name for n in connection.notifies)
-                connection.notifies.clear()
-                remaining = deadline - time.monotonic()
-                if rung or remaining <= 0:
-                    return rung
-                selectors.select([connection], [], [], remaining)
-        except Exception:  # the database went away: wait without it
-            self.close()
-            time.sleep(max(0.0, deadline - time.monotonic()))
-            return False
-
-    def close(self) -> None:
-        """Stop listening."""
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                self._connection.close()
-            self._connection = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from functools import partial
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from adapters.dispatcher import Dispatcher, JobLocator, Outbox, RetryPolicy
-from adapters.job_queue import Doorbell, JobQueue, WorkerRegistry
+from adapters.job_queue import JobQueue, WorkerRegistry
 from adapters.jobs import AckedProducer, group_lag
 from adapters.kafka import group_consumer, make_producer
 from adapters.leases import LeaseStore
@@ -21,8 +21,6 @@ from simulation_worker import model_input
 from simulation_worker.metrics import WorkerMetrics
 from simulation_worker.worker import Worker, WorkerConfig, worker_name
 
-WORKER_FETCH_WAIT_MS = 20
-
 
 def group_name(container: Container, role: str) -> str:
     """`cartolog-workers`, `cartolog-recorder`, `cartolog-dispatcher` with the default topic
@@ -34,8 +32,10 @@ def _producer(container: Container) -> AckedProducer:
     return AckedProducer(partial(make_producer, container.bootstrap_servers, linger_ms=0))
 
 
-def dispatcher(container: Container, settings: JobSettings | None = None) -> Dispatcher:
-    """The dispatcher loop: SimulationRun events → job and dead-letter messages."""
+def dispatcher(container: Container, settings: JobSettings | None = None,
+               release_every_s: float = 0.5) -> Dispatcher:
+    """The dispatcher loop: SimulationRun events → job and dead-letter messages; jobs are
+    released when a NOTIFY wakes it, and every `release_every_s` (decision 0313)."""
     js = settings or container.settings.jobs
     s = container.settings
 
@@ -50,7 +50,8 @@ def dispatcher(container: Container, settings: JobSettings | None = None) -> Dis
     return Dispatcher(container.app, Outbox(container.engine), queue, _producer(container),
                       consumers,
                       JobLocator(container.bootstrap_servers), resolve, s.jobs_topic,
-                      s.dlq_topic, RetryPolicy(js.retry_base_s, js.retry_max_s))
+                      s.dlq_topic, RetryPolicy(js.retry_base_s, js.retry_max_s),
+                      release_every_s)
 
 
 def recorder(container: Container, settings: JobSettings | None = None) -> ResultRecorder:
@@ -78,15 +79,11 @@ def worker(container: Container, settings: JobSettings | None = None,
     metrics = WorkerMetrics(lag=partial(group_lag, container.bootstrap_servers, workers,
                                         s.jobs_topic))
     # subscribe() happens in Worker.run, with its rebalance listener.
-    # An idle worker waits on its doorbell (decision 0315), so its fetches are short: a fetch
-    # still held by the broker when the doorbell rings would delay the job by its wait.
     consumers = partial(group_consumer, container.bootstrap_servers, workers, [],
-                        max_poll_records=1,
-                        fetch_max_wait_ms=min(js.fetch_wait_ms, WORKER_FETCH_WAIT_MS),
+                        max_poll_records=1, fetch_max_wait_ms=js.fetch_wait_ms,
                         partition_assignment_strategy=(RoundRobinPartitionAssignor,))
     return Worker(container.app, container.blobs, LeaseStore(container.engine),
                   ResultCache(container.engine), _producer(container), consumers, s.jobs_topic,
                   s.results_topic, config, metrics,
                   WorkerRegistry(container.engine, s.jobs_topic, config.name,
-                                 js.worker_liveness_s),
-                  Doorbell(container.engine, config.name))
+                                 js.worker_liveness_s))

@@ -35,7 +35,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.job_queue import Doorbell, WorkerRegistry
+from adapters.job_queue import WorkerRegistry
 from adapters.jobs import (
     CANCELLED,
     COMPLETED,
@@ -62,9 +62,6 @@ from simulation_worker.metrics import WorkerMetrics
 from simulation_worker.process import ModelHost, ModelProcess
 
 log = logging.getLogger(__name__)
-
-
-DOORBELL_WAIT_S = 0.5  # an idle worker polls at least this often without a ring
 
 
 def worker_name() -> str:
@@ -121,8 +118,7 @@ class Worker:
                  producer: AckedProducer, consumer_factory: Callable[[], KafkaConsumer],
                  jobs_topic: str, results_topic: str, config: WorkerConfig,
                  metrics: WorkerMetrics | None = None,
-                 registry: WorkerRegistry | None = None,
-                 doorbell: Doorbell | None = None) -> None:
+                 registry: WorkerRegistry | None = None) -> None:
         self.app, self.blobs, self.leases, self.cache = app, blobs, leases, cache
         self.producer = producer
         self.consumer_factory = consumer_factory
@@ -130,8 +126,6 @@ class Worker:
         self.config = config
         self.metrics = metrics or WorkerMetrics()
         self.registry = registry
-        self.doorbell = doorbell
-        self.rung = False
         self.last_beat = 0.0
         self.held: set[int] = set()
         self.heartbeats_done = threading.Event()
@@ -168,8 +162,6 @@ class Worker:
             self.consumer.close()
             self.producer.close()
             self.host.close()
-            if self.doorbell is not None:
-                self.doorbell.close()
             self._leave()
 
     def _warm_up(self) -> None:
@@ -194,17 +186,7 @@ class Worker:
     def _poll_one(self) -> None:
         assert self.consumer is not None
         self.beat()
-        ringing = self.doorbell is not None and bool(self.consumer.assignment())
-        timeout_ms = (200 if self.rung else 30) if ringing else 500
-        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=1)
-        self.rung = False
-        if not polled and ringing and not self.stopping.is_set():
-            assert self.doorbell is not None
-            # Idle: wait on the database, where the dispatcher rings, not on a Kafka fetch
-            # that the bundled broker holds for its whole wait (decision 0315).
-            self.rung = self.doorbell.wait(DOORBELL_WAIT_S)
-            return
-        for tp, records in polled.items():
+        for tp, records in self.consumer.poll(timeout_ms=500, max_records=1).items():
             record = records[0]
             self.stages = {"received": time.time()}
             self.busy = True

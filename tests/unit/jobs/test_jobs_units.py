@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from adapters.dispatcher import RetryPolicy
-from adapters.jobs import JobMessage, decode_job, encode, job_id
+from adapters.jobs import JobMessage, ResultMessage, decode_job, decode_result, encode, job_id
 from domain.application import Cartolog
 from domain.simulation import RUNNING, SimulationRun
 from domain.values import Actor
@@ -99,3 +99,10 @@ def test_completed_v1_events_are_upcast_without_reuse() -> None:
     SimulationRun.Completed.upcast_v1_v2(state)
     assert state == {"attempt": 1, "reused_from": None}
     assert json.loads(encode({"a": 1})) == {"a": 1}
+
+
+def test_a_result_message_with_fields_this_version_does_not_know_still_decodes() -> None:
+    message = ResultMessage(run_id="r", attempt=1, tenant_id="acme", outcome="completed",
+                            worker="w", result_sha256="ab")
+    newer = json.loads(encode(message)) | {"stages": {"received": 1.0}}
+    assert decode_result(json.dumps(newer).encode()) == message
