@@ -10,6 +10,12 @@ end every run must be completed exactly once, and `cartolog log verify` must be 
 Loopback only: a broker and a database of its own, `up` on 127.0.0.1:8640. Baselines, from
 the same run: `GET /healthz` on the same server for API latency; the worker's own time for
 each run (`duration_s`) for the end-to-end latency. `--quick`: 6 tenants for 90 s.
+
+Beside the figures it reports where each run's time went (`breakdown`: the stages of
+docs/jobs.md, "Where the time goes"), how the workers spent theirs (`workers_cycle`), the CPU
+seconds of each part of the stack and of everything else on the machine (`cpu`, with the
+load average), and what is known of any run that did not complete (`unfinished_runs`). Every
+run's stamps go to `.cartolog/soak-traces.json`.
 """
 
 from __future__ import annotations
