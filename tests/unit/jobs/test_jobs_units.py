@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from adapters.dispatcher import RetryPolicy
 from adapters.jobs import JobMessage, ResultMessage, decode_job, decode_result, encode, job_id
@@ -106,3 +107,13 @@ def test_a_result_message_with_fields_this_version_does_not_know_still_decodes()
                             worker="w", result_sha256="ab")
     newer = json.loads(encode(message)) | {"stages": {"received": 1.0}}
     assert decode_result(json.dumps(newer).encode()) == message
+
+
+def test_up_shares_the_cores_among_its_workers_models_unless_told() -> None:
+    from infra.supervisor import MODEL_THREADS, share_cores
+
+    cores = os.cpu_count() or 1
+    assert share_cores({}, 2)[MODEL_THREADS] == str(max(1, cores // 2))
+    assert share_cores({}, 4 * cores)[MODEL_THREADS] == "1"
+    assert share_cores({MODEL_THREADS: "3"}, 2)[MODEL_THREADS] == "3"
+    assert MODEL_THREADS not in share_cores({}, 0)
