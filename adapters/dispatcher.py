@@ -17,6 +17,11 @@ empty and `cartolog log republish` replayed the log), the job is sent again, ahe
 jobs. Dead letters are sent when due; jobs are released only as workers free up, one to each
 free worker's partition, in the fair order of `adapters.job_queue` (decision 0310). Rows are
 marked sent only after the broker acknowledged them.
+
+Releasing runs in a thread of its own that waits on PostgreSQL's NOTIFY (`cartolog_jobs`):
+a new outbox row and a worker turning idle wake it at once, so a job never waits for a
+fetch of the events topic to end (decision 0313). It also looks every `release_every_s`
+for retries that came due and workers that came or went.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import select as selectors
 import threading
 import time
 import uuid
@@ -37,7 +43,7 @@ from kafka.errors import KafkaError
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from adapters.job_queue import JobQueue, mark_consumed
+from adapters.job_queue import JobQueue, listen, mark_consumed, notify
 from adapters.jobs import (
     DEAD_LETTER_SCHEMA,
     AckedProducer,
@@ -99,6 +105,7 @@ class Outbox:
         ).on_conflict_do_nothing(index_elements=["kind", "run_id", "attempt"])
         with self.engine.begin() as connection:
             if connection.execute(statement).rowcount == 1:
+                notify(connection, topic)
                 return None
         return self.get(kind, run.id, attempt)
 
@@ -134,6 +141,8 @@ class Outbox:
     def resend(self, row: OutboxRow) -> None:
         """Send the row again, keeping its place in the queue (its message was lost)."""
         self._set(row, published_at=None, consumed_at=None)
+        with self.engine.begin() as connection:
+            notify(connection, row.topic)
 
     def discard(self, row: OutboxRow) -> None:
         """The row's job is no longer wanted (e.g. the run was cancelled first)."""
@@ -200,7 +209,7 @@ class Dispatcher:
     def __init__(self, app: Cartolog, outbox: Outbox, queue: JobQueue, producer: AckedProducer,
                  consumer_factory: Callable[[], KafkaConsumer], locator: JobLocator,
                  resolve: Resolver, jobs_topic: str, dlq_topic: str,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, release_every_s: float = 0.5) -> None:
         self.app = app
         self.outbox = outbox
         self.queue = queue
@@ -211,10 +220,14 @@ class Dispatcher:
         self.jobs_topic = jobs_topic
         self.dlq_topic = dlq_topic
         self.retry = retry or RetryPolicy()
+        self.release_every_s = release_every_s
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        """Dispatch until stop()."""
+        """Dispatch until stop(): events are read here, jobs released by a second thread."""
+        releaser = threading.Thread(target=self._release_loop, name="dispatcher release",
+                                    daemon=True)
+        releaser.start()
         consumer = self.consumer_factory()
         try:
             while not self.stopping.is_set():
@@ -223,9 +236,31 @@ class Dispatcher:
                 except KafkaError as error:
                     log.warning("reading events failed, retrying: %r", error)
                     self.stopping.wait(1.0)
-                self.send_due()
         finally:
+            self.stopping.set()
             consumer.close()
+            releaser.join(30)
+
+    def _release_loop(self) -> None:
+        """Send what is due whenever woken (NOTIFY) or every `release_every_s`."""
+        listener: Any = None
+        try:
+            while not self.stopping.is_set():
+                try:
+                    if listener is None:
+                        listener = listen(self.outbox.engine)
+                    self.send_due()
+                    _wait_for_notify(listener, self.release_every_s)
+                except Exception:  # the database went away: keep trying, never die quietly
+                    log.exception("releasing jobs failed, retrying")
+                    with contextlib.suppress(Exception):
+                        if listener is not None:
+                            listener.close()
+                    listener = None
+                    self.stopping.wait(1.0)
+        finally:
+            if listener is not None:
+                listener.close()
             self.producer.close()
 
     def stop(self) -> None:
@@ -361,6 +396,14 @@ class Dispatcher:
         except NotFound:
             return False
         return not run.is_terminal and row.attempt >= run.attempt
+
+
+def _wait_for_notify(listener: Any, timeout: float) -> None:
+    """Until a NOTIFY on the jobs channel arrives (already queued ones count) or `timeout`."""
+    listener.poll()
+    if not listener.notifies and selectors.select([listener], [], [], timeout)[0]:
+        listener.poll()
+    listener.notifies.clear()
 
 
 def _dead_letter(run: SimulationRun) -> bytes:

@@ -17,13 +17,16 @@ Which job goes next is decided here:
 from __future__ import annotations
 
 import heapq
+import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.jobs_tables import job_leases, job_outbox, job_workers
@@ -31,6 +34,24 @@ from adapters.jobs_tables import job_leases, job_outbox, job_workers
 JOB = "job"
 RECENT_DURATIONS = 20  # finished attempts averaged for the expected start time
 LIVENESS_S = 3.0  # a worker not seen for this long is taken for dead
+NOTIFY_CHANNEL = "cartolog_jobs"  # a job was queued or a worker turned idle (decision 0313)
+
+
+def notify(connection: Connection, topic: str, channel: str = NOTIFY_CHANNEL) -> None:
+    """Wake the dispatcher's release loop when `connection`'s transaction commits."""
+    connection.execute(text("SELECT pg_notify(:channel, :payload)"),
+                       {"channel": channel, "payload": topic})
+
+
+def listen(engine: Engine, channel: str = NOTIFY_CHANNEL) -> Any:
+    """A raw psycopg2 connection LISTENing on `channel` (close it when done)."""
+    pooled: Any = engine.raw_connection()
+    connection = pooled.dbapi_connection
+    pooled.detach()  # autocommit must not leak back into the pool: this one closes for real
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f"LISTEN {channel}")
+    return connection
 
 
 @dataclass(frozen=True)
@@ -96,16 +117,22 @@ class WorkerRegistry:
                  liveness_s: float = LIVENESS_S) -> None:
         self.engine, self.topic, self.name = engine, topic, name
         self.liveness_s = liveness_s
+        self._reported: tuple[list[int], bool] | None = None
 
     def beat(self, partitions: Iterable[int], busy: bool) -> None:
-        """Report the partitions held now and whether a job is in hand."""
+        """Report the partitions held now and whether a job is in hand; a change wakes the
+        dispatcher (it may have a job for this worker now)."""
         held = sorted(partitions)
+        changed = self._reported != (held, busy)
         statement = insert(job_workers).values(
             name=self.name, topic=self.topic, partitions=held, busy=busy, seen_at=func.now(),
         ).on_conflict_do_update(index_elements=["name"], set_={
             "partitions": held, "busy": busy, "seen_at": func.now(), "topic": self.topic})
         with self.engine.begin() as connection:
             connection.execute(statement)
+            if changed:
+                notify(connection, self.topic)
+        self._reported = (held, busy)
 
     def alive(self, name: str) -> bool:
         """Whether the worker `name` was seen within the liveness window."""
@@ -140,11 +167,30 @@ def mark_consumed(engine: Engine, run_id: uuid.UUID, max_attempt: int | None = N
         connection.execute(update(job_outbox).where(condition).values(consumed_at=func.now()))
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """The queue as `estimate` reads it, shared by the requests of `ESTIMATE_TTL_S`."""
+
+    taken: float  # time.monotonic()
+    now: datetime  # the database's clock then
+    positions: dict[uuid.UUID, tuple[int, datetime]]  # run → (position, due)
+    in_flight: int
+    workers: int
+    mean_s: float | None
+
+
+ESTIMATE_TTL_S = 0.25
+
+
 class JobQueue:
     """The dispatcher's view: free workers, the next jobs, a waiting run's estimate."""
 
-    def __init__(self, engine: Engine, topic: str, liveness_s: float = LIVENESS_S) -> None:
+    def __init__(self, engine: Engine, topic: str, liveness_s: float = LIVENESS_S,
+                 estimate_ttl_s: float = ESTIMATE_TTL_S) -> None:
         self.engine, self.topic, self.liveness_s = engine, topic, liveness_s
+        self.estimate_ttl_s = estimate_ttl_s
+        self._snapshot: _Snapshot | None = None
+        self._snapshot_lock = threading.Lock()
 
     def free_workers(self) -> list[FreeWorker]:
         """Live, idle workers with no job waiting for them on their partitions."""
@@ -186,21 +232,35 @@ class JobQueue:
         return [row for row, _ in zip(order, range(count), strict=False)]
 
     def estimate(self, run_id: uuid.UUID) -> Estimate | None:
-        """Position and expected start of a run whose job is waiting; None if it is not."""
-        waiting = self._waiting(due_only=False)
-        in_flight = self._in_flight_by_tenant()
-        position = next((i for i, row in enumerate(fair_order(waiting, in_flight))
-                         if row.run_id == run_id), None)
-        if position is None:
+        """Position and expected start of a run whose job is waiting; None if it is not.
+
+        Read from a snapshot of the whole queue taken at most `estimate_ttl_s` ago: every
+        client polling its runs would otherwise cost five queries per request."""
+        snapshot = self._fresh_snapshot()
+        found = snapshot.positions.get(run_id)
+        if found is None:
             return None
-        workers = max(1, len(self._live_workers()))
-        ahead = sum(in_flight.values()) + position
+        position, due = found
+        now = snapshot.now + timedelta(seconds=time.monotonic() - snapshot.taken)
+        ahead = snapshot.in_flight + position
+        workers = snapshot.workers
         waves = 0 if ahead < workers else (ahead - workers) // workers + 1
-        due = next(r.not_before for r in waiting if r.run_id == run_id)
-        mean = self._mean_duration_s()
-        if mean is None:
-            return Estimate(position, None if waves else max(self._now(), due))
-        return Estimate(position, max(self._now() + timedelta(seconds=waves * mean), due))
+        if snapshot.mean_s is None:
+            return Estimate(position, None if waves else max(now, due))
+        return Estimate(position, max(now + timedelta(seconds=waves * snapshot.mean_s), due))
+
+    def _fresh_snapshot(self) -> _Snapshot:
+        with self._snapshot_lock:
+            snapshot = self._snapshot
+            if snapshot is None or time.monotonic() - snapshot.taken > self.estimate_ttl_s:
+                waiting = self._waiting(due_only=False)
+                in_flight = self._in_flight_by_tenant()
+                positions = {row.run_id: (index, row.not_before)
+                             for index, row in enumerate(fair_order(waiting, in_flight))}
+                snapshot = self._snapshot = _Snapshot(
+                    time.monotonic(), self._now(), positions, sum(in_flight.values()),
+                    max(1, len(self._live_workers())), self._mean_duration_s())
+            return snapshot
 
     def _live_workers(self) -> list[tuple[str, Sequence[int], bool]]:
         query = select(job_workers.c.name, job_workers.c.partitions, job_workers.c.busy).where(

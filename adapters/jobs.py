@@ -112,7 +112,14 @@ def decode_result(value: bytes) -> ResultMessage:
     document = json.loads(value)
     if document.get("schema") != RESULT_SCHEMA:
         raise ValueError(f"not a {RESULT_SCHEMA} message")
-    return ResultMessage(**document)
+    return result_message(document)
+
+
+def result_message(document: dict[str, Any]) -> ResultMessage:
+    """A result message from its fields; fields it does not know (a newer worker's) are
+    ignored, so adding one never breaks an older recorder."""
+    known = ResultMessage.__dataclass_fields__
+    return ResultMessage(**{k: v for k, v in document.items() if k in known})
 
 
 class SendFailed(RuntimeError):

@@ -32,8 +32,10 @@ def _producer(container: Container) -> AckedProducer:
     return AckedProducer(partial(make_producer, container.bootstrap_servers, linger_ms=0))
 
 
-def dispatcher(container: Container, settings: JobSettings | None = None) -> Dispatcher:
-    """The dispatcher loop: SimulationRun events → job and dead-letter messages."""
+def dispatcher(container: Container, settings: JobSettings | None = None,
+               release_every_s: float = 0.5) -> Dispatcher:
+    """The dispatcher loop: SimulationRun events → job and dead-letter messages; jobs are
+    released when a NOTIFY wakes it, and every `release_every_s` (decision 0313)."""
     js = settings or container.settings.jobs
     s = container.settings
 
@@ -48,7 +50,8 @@ def dispatcher(container: Container, settings: JobSettings | None = None) -> Dis
     return Dispatcher(container.app, Outbox(container.engine), queue, _producer(container),
                       consumers,
                       JobLocator(container.bootstrap_servers), resolve, s.jobs_topic,
-                      s.dlq_topic, RetryPolicy(js.retry_base_s, js.retry_max_s))
+                      s.dlq_topic, RetryPolicy(js.retry_base_s, js.retry_max_s),
+                      release_every_s)
 
 
 def recorder(container: Container, settings: JobSettings | None = None) -> ResultRecorder:
@@ -70,6 +73,7 @@ def worker(container: Container, settings: JobSettings | None = None,
         grace_s=js.worker_grace_s, progress_every_s=js.progress_every_s,
         heartbeat_every_s=js.worker_liveness_s / 4,
         external_command=tuple(shlex.split(js.external_model_command)),
+        model_threads=js.model_threads,
     )
     workers = group_name(container, "workers")
     metrics = WorkerMetrics(lag=partial(group_lag, container.bootstrap_servers, workers,

@@ -73,6 +73,7 @@ class JobSettings(Section):
     workers: int = Field(default=1, ge=0)
     fetch_wait_ms: int = Field(default=250, ge=0, le=10_000)
     worker_liveness_s: float = Field(default=3.0, gt=0)  # a worker unseen this long is dead
+    model_threads: int = Field(default=0, ge=0)  # numba threads per model process; 0: all cores
 
     def model_version(self, model: str) -> str:
         """What identifies the code that computes a model, for result reuse."""

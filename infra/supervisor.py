@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+MODEL_THREADS = "CARTOLOG_MODEL_THREADS"
 
 # `python -c` rather than `-m infra.cli`: runpy warns when a package imports the module first.
 ENTRY = "import sys; from infra.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -45,7 +46,7 @@ class Supervisor:
     def __init__(self, commands: Mapping[str, Sequence[str]], env: Mapping[str, str],
                  restart_delay_s: float = 1.0, grace_s: float = 40.0) -> None:
         self.children = [Child(name, tuple(command)) for name, command in commands.items()]
-        self.env = dict(env)
+        self.env = share_cores(dict(env), sum(name.startswith("worker") for name in commands))
         self.restart_delay_s = restart_delay_s
         self.grace_s = grace_s
         self.stopping = threading.Event()
@@ -93,6 +94,15 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def share_cores(env: dict[str, str], workers: int) -> dict[str, str]:
+    """`env` with the machine's cores shared among `workers` local workers' models
+    (CARTOLOG_MODEL_THREADS, unless set): two models with a thread per core each would
+    oversubscribe the cores and spin against each other (decision 0314)."""
+    if workers > 0 and not env.get(MODEL_THREADS):
+        env[MODEL_THREADS] = str(max(1, (os.cpu_count() or 1) // workers))
+    return env
 
 
 def child_env(bootstrap_servers: str) -> dict[str, str]:

@@ -1,9 +1,13 @@
-"""The model's own process: one job's computation, isolated from the worker.
+"""The model's own process: the worker's jobs' computations, isolated from the worker.
 
-The worker starts ``compute`` through multiprocessing (forkserver) and talks to it through two
-pipes: ``out`` carries progress and the final outcome to the worker; ``lifeline`` carries
-nothing, and reads end-of-file when the worker dies, however it dies (kill -9 included). The
-child then kills what it started and exits, so no orphaned model keeps computing.
+The worker starts ``serve`` through multiprocessing (forkserver) once, and keeps it for job
+after job (decision 0312): it warms the model up (numba loads or compiles its code), says
+``ready``, then computes each input it receives on ``jobs``. Three pipes: ``jobs`` carries
+(input document, spec) to it; ``out`` carries ``ready``, progress and each job's outcome to
+the worker; ``lifeline`` carries nothing, and reads end-of-file when the worker dies, however
+it dies (kill -9 included). The process then kills what it started and exits, so no orphaned
+model keeps computing. A job that must stop early (timeout, cancellation) has its process
+killed; the worker starts a fresh one.
 """
 
 from __future__ import annotations
@@ -23,12 +27,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import numba
 import numpy as np
 
 from adapters.demand_matrix import DemandMatrix
 from simulation_worker.class_run import run_classes
 from simulation_worker.external import ExternalModel, ExternalResult, input_document
-from simulation_worker.model import ModelInput, ModelResult, content_hash, run_model
+from simulation_worker.model import (
+    ModelInput,
+    ModelResult,
+    ProgressCallback,
+    content_hash,
+    run_model,
+)
 from simulation_worker.model.skims import result_skims
 from simulation_worker.model_input import RunInput, load
 
@@ -56,24 +67,54 @@ class Outcome:
     error: str = ""
     traceback: str = ""
     attachments: tuple[bytes, ...] = ()  # claim-check blobs the output names by sha256
+    started_at: float = 0.0  # epoch seconds when the model process began this job
 
 
-def compute(document: bytes, spec: ModelSpec, out: Connection, lifeline: Connection) -> None:
-    """Entry point of the model process."""
+def serve(jobs: Connection, out: Connection, lifeline: Connection, warm: bool,
+          threads: int = 0) -> None:
+    """Entry point of the model process: warm up, then one job after another until the
+    worker closes `jobs` (or dies). `threads` > 0 caps the model's numba threads."""
     threading.Thread(target=_watch_parent, args=(lifeline,), daemon=True).start()
     signal.signal(signal.SIGTERM, _on_sigterm)
     started = time.perf_counter()
+    if threads > 0:
+        available: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        numba.set_num_threads(min(threads, available))
+    if warm:
+        warm_up()
+    out.send(("ready", time.perf_counter() - started))
+    while True:
+        try:
+            document, spec = jobs.recv()
+        except (EOFError, OSError):
+            return
+        out.send(("outcome", compute(document, spec, out)))
+
+
+def warm_up() -> None:
+    """Run the built-in model once on a tiny network, so that a job's first call finds its
+    compiled code in this process instead of loading (or compiling) it from numba's cache.
+    A failure here is not fatal: the first job then pays the load, and reports any error."""
+    from simulation_worker.warm import warm_up_inputs
+
+    for document in warm_up_inputs():
+        with contextlib.suppress(Exception):
+            _run(document, ModelSpec("builtin"), lambda *_: None)
+
+
+def compute(document: bytes, spec: ModelSpec, out: Connection) -> Outcome:
+    """One job's outcome: the output document and indicators, or the error."""
+    started_at, started = time.time(), time.perf_counter()
     try:
         output, indicators, attachments = _run(document, spec, _Progress(out))
         outcome = Outcome(True, output, indicators, time.perf_counter() - started,
-                          attachments=attachments)
+                          attachments=attachments, started_at=started_at)
     # Whatever the model raises is the attempt's error: report it, never crash silently.
     except Exception as error:
         outcome = Outcome(False, error=f"{type(error).__name__}: {error}",
                           traceback=traceback.format_exc(),
-                          compute_s=time.perf_counter() - started)
-    out.send(("outcome", outcome))
-    out.close()
+                          compute_s=time.perf_counter() - started, started_at=started_at)
+    return outcome
 
 
 class _Progress:
@@ -90,7 +131,7 @@ class _Progress:
             self.out.send(("progress", (int(iteration), float(gap), float(elapsed))))
 
 
-def _run(document: bytes, spec: ModelSpec, progress: _Progress
+def _run(document: bytes, spec: ModelSpec, progress: ProgressCallback
          ) -> tuple[bytes, dict[str, float], tuple[bytes, ...]]:
     run_input = load(document)
     if spec.kind == "builtin" and run_input.classes:

@@ -47,6 +47,7 @@ from adapters.jobs import (
     commit_one,
     decode_job,
     encode,
+    result_message,
 )
 from adapters.leases import Claim, LeaseStore
 from adapters.result_recorder import ResultCache
@@ -58,7 +59,7 @@ from domain.simulation import QUEUED, RETRYING, RUNNING, SimulationRun
 from domain.values import Actor
 from simulation_worker.child import ModelSpec, Outcome
 from simulation_worker.metrics import WorkerMetrics
-from simulation_worker.process import ModelProcess
+from simulation_worker.process import ModelHost, ModelProcess
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class WorkerConfig:
     cancel_check_every_s: float = 1.0
     heartbeat_every_s: float = 0.75
     external_command: tuple[str, ...] = ()
+    warm_model: bool = True  # warm the model process up before taking the first job
+    model_threads: int = 0  # threads of the built-in model (0: numba's default, every core)
 
 
 class _Released(Exception):
@@ -132,11 +135,14 @@ class Worker:
         self.consumer: KafkaConsumer | None = None
         self.busy = False
         self.current_child: ModelProcess | None = None
+        self.host = ModelHost(warm=config.warm_model, threads=config.model_threads)
+        self.stages: dict[str, float] = {}  # epoch seconds of the current job's steps
 
     # -- loop ---------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Take jobs one at a time until stop()."""
+        """Warm the model process up, then take jobs one at a time until stop()."""
+        self._warm_up()
         self.consumer = self.consumer_factory()
         self.consumer.subscribe([self.jobs_topic], listener=_Pauser(self))
         if self.registry is not None:
@@ -155,7 +161,21 @@ class Worker:
             self.heartbeats_done.set()
             self.consumer.close()
             self.producer.close()
+            self.host.close()
             self._leave()
+
+    def _warm_up(self) -> None:
+        """Start the model process and wait until it has loaded the model, before joining
+        the group: no job waits for that (decision 0312). A process that fails to warm up
+        is replaced by the first job."""
+        started = time.monotonic()
+        self.host.start()
+        while not self.stopping.is_set() and not self.host.wait_ready(1.0):
+            if not self.host.alive():
+                log.warning("%s: the model process died while warming up", self.config.name)
+                return
+        log.info("%s: model process ready in %.1f s", self.config.name,
+                 time.monotonic() - started)
 
     def stop(self) -> None:
         """Take no new job; finish the current one within the grace period."""
@@ -168,6 +188,7 @@ class Worker:
         self.beat()
         for tp, records in self.consumer.poll(timeout_ms=500, max_records=1).items():
             record = records[0]
+            self.stages = {"received": time.time()}
             self.busy = True
             self.consumer.pause(*self.consumer.assignment())
             self.beat(force=True)
@@ -259,7 +280,7 @@ class Worker:
         if claim is None:
             return True
         if claim.status == "done" and claim.result is not None:
-            self._send(ResultMessage(**claim.result))
+            self._send(result_message(claim.result))
             return True
         return self._execute(job)
 
@@ -298,7 +319,9 @@ class Worker:
 
     def _execute(self, job: JobMessage) -> bool:
         started = time.monotonic()
-        if not self._record_start(job):
+        started_ok = self._record_start(job)
+        self._stage("started")
+        if not started_ok:
             self.leases.finish(uuid.UUID(job.run_id), job.attempt, self.config.name,
                                asdict(self._result(job, CANCELLED, started)))
             return True
@@ -307,8 +330,9 @@ class Worker:
             result = self._outcome(job, started)
         finally:
             self.metrics.finished(time.monotonic() - started)
+        self._stage("result")
         if not self.leases.finish(uuid.UUID(job.run_id), job.attempt, self.config.name,
-                                  asdict(result)):
+                                  {**asdict(result), "stages": self.stages}):
             raise _LeaseLost()
         if result.outcome != CANCELLED:
             self._send(result)
@@ -345,21 +369,29 @@ class Worker:
         return self._compute(job, document, started)
 
     def _compute(self, job: JobMessage, document: bytes, started: float) -> ResultMessage:
-        child = ModelProcess(document, self._spec(job))
+        child = self.host.run(document, self._spec(job))
+        self._stage("child_started")
         self.current_child = child
         try:
             stopped = self._supervise(job, child, started)
         except (_Released, _LeaseLost):
             child.kill()
             self.leases.release(uuid.UUID(job.run_id), job.attempt, self.config.name)
+            if not self.stopping.is_set():
+                self.host.start()
             raise
         finally:
             self.current_child = None
+        self._stage("model_done")
         if stopped is not None:
             child.kill()
+            self.host.start()  # the next job's process warms up meanwhile
             return stopped
         child.close()
-        return self._from_outcome(job, child, started)
+        result = self._from_outcome(job, child, started)
+        if not self.host.alive():
+            self.host.start()  # it crashed: replace it now rather than at the next job
+        return result
 
     def _spec(self, job: JobMessage) -> ModelSpec:
         if job.model == "external":
@@ -418,6 +450,9 @@ class Worker:
         outcome: Outcome | None = child.outcome
         if outcome is None:
             return self._result(job, FAILED, started, error=child.exit_reason())
+        if outcome.started_at:
+            self.stages.update(child_entered=outcome.started_at,
+                               computed=outcome.started_at + outcome.compute_s)
         if not outcome.ok:
             return self._result(job, FAILED, started, compute_s=outcome.compute_s,
                                 error=outcome.error, traceback=outcome.traceback)
@@ -434,6 +469,9 @@ class Worker:
             worker=self.config.name, duration_s=time.monotonic() - started,
             reuse_key=job.reuse_key, job_id=job.job_id, **fields,  # type: ignore[arg-type]
         )
+
+    def _stage(self, name: str) -> None:
+        self.stages[name] = time.time()
 
     def _send(self, result: ResultMessage) -> None:
         """Send until the broker acknowledges (a new producer after each failure)."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 
 from adapters.dispatcher import RetryPolicy
-from adapters.jobs import JobMessage, decode_job, encode, job_id
+from adapters.jobs import JobMessage, ResultMessage, decode_job, decode_result, encode, job_id
 from domain.application import Cartolog
 from domain.simulation import RUNNING, SimulationRun
 from domain.values import Actor
@@ -99,3 +100,20 @@ def test_completed_v1_events_are_upcast_without_reuse() -> None:
     SimulationRun.Completed.upcast_v1_v2(state)
     assert state == {"attempt": 1, "reused_from": None}
     assert json.loads(encode({"a": 1})) == {"a": 1}
+
+
+def test_a_result_message_with_fields_this_version_does_not_know_still_decodes() -> None:
+    message = ResultMessage(run_id="r", attempt=1, tenant_id="acme", outcome="completed",
+                            worker="w", result_sha256="ab")
+    newer = json.loads(encode(message)) | {"stages": {"received": 1.0}}
+    assert decode_result(json.dumps(newer).encode()) == message
+
+
+def test_up_shares_the_cores_among_its_workers_models_unless_told() -> None:
+    from infra.supervisor import MODEL_THREADS, share_cores
+
+    cores = os.cpu_count() or 1
+    assert share_cores({}, 2)[MODEL_THREADS] == str(max(1, cores // 2))
+    assert share_cores({}, 4 * cores)[MODEL_THREADS] == "1"
+    assert share_cores({MODEL_THREADS: "3"}, 2)[MODEL_THREADS] == "3"
+    assert MODEL_THREADS not in share_cores({}, 0)
