@@ -93,6 +93,14 @@ class _LeaseLost(Exception):
     """Another worker took the job over (our lease expired): drop it uncommitted."""
 
 
+class _StartConflict(Exception):
+    """The run kept changing while the attempt was being started: the lease is given up and
+    the job read again, uncommitted (never committed as cancelled: the run would stay queued)."""
+
+
+START_TRIES = 12  # with the backoff below: about 7 s of conflicts before the job is re-read
+
+
 class _Pauser(ConsumerRebalanceListener):  # type: ignore[misc]
     """Keeps partitions that arrive in a rebalance paused while a job is in hand."""
 
@@ -199,6 +207,11 @@ class Worker:
             except _LeaseLost:
                 log.warning("%s lost the lease of the job at %s:%d@%d", self.config.name,
                             tp.topic, tp.partition, record.offset)
+            except _StartConflict:
+                log.warning("%s: the run of the job at %s:%d@%d kept changing while it was "
+                            "being started; reading the job again", self.config.name,
+                            tp.topic, tp.partition, record.offset)
+                self.consumer.seek(tp, record.offset)
             finally:
                 self.busy = False
                 if not self.stopping.is_set():
@@ -339,17 +352,23 @@ class Worker:
         return True
 
     def _record_start(self, job: JobMessage) -> bool:
-        for _ in range(5):
+        """Record the attempt's start: False when the run may not start (cancelled, or
+        another attempt is ahead). Conflicting writes are retried with backoff; when they
+        persist the job is given back (_StartConflict), not dropped."""
+        delay = 0.02
+        for _ in range(START_TRIES):
             try:
                 self.app.start_attempt(job.tenant_id, uuid.UUID(job.run_id), job.attempt,
                                        self.config.name, self.actor)
                 return True
             except VersionConflict:
-                continue
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
             except InvalidTransition as error:
                 log.info("not starting %s attempt %d: %s", job.run_id, job.attempt, error)
                 return False
-        return False
+        self.leases.release(uuid.UUID(job.run_id), job.attempt, self.config.name)
+        raise _StartConflict()
 
     def _outcome(self, job: JobMessage, started: float) -> ResultMessage:
         if job.input_error:

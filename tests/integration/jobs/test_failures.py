@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from adapters.kafka import read_topic
 from infra.wiring import Container
@@ -136,3 +139,31 @@ def test_cancelling_a_running_job_kills_its_model(container: Container, tmp_path
     assert run_of(container, run_id).status == "cancelled"
     assert event_types(container, run_id)[-1] == "Cancelled"
     assert "Started" not in event_types(container, queued)
+
+
+def test_a_start_that_keeps_conflicting_gives_the_job_back_and_the_run_completes(
+        container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes that keep racing the start of an attempt (VersionConflict) are retried, and
+    past the retries the job is read again: the run is never left queued."""
+    from domain.errors import VersionConflict
+    from simulation_worker import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "START_TRIES", 3)
+    original = container.app.start_attempt
+    conflicts = {"left": 5}  # more than one round of tries: the job must be re-read
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        if conflicts["left"] > 0:
+            conflicts["left"] -= 1
+            raise VersionConflict(args[1], 1, None)  # a concurrent write to the run
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(container.app, "start_attempt", racing)
+    scenario_id = scenario(container)
+    with pipeline(container) as running:
+        running.worker_thread()
+        [run_id] = request(container, scenario_id)
+        wait_terminal(container, [run_id], timeout=120)
+    assert conflicts["left"] == 0
+    run = run_of(container, run_id)
+    assert run.status == "completed" and run.attempt == 1
