@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
@@ -19,6 +18,7 @@ from simulation_worker.model import bush, frank_wolfe
 from simulation_worker.model.costs import beckmann_objective, link_costs, link_derivatives
 from simulation_worker.model.errors import DisconnectedDemandError, InvalidParameterError
 from simulation_worker.model.graph import Graph
+from simulation_worker.model.lanes import lanes
 from simulation_worker.model.network import DEFAULT_ASSIGNMENT, AssignmentSettings, FloatArray
 from simulation_worker.model.paths import origins_with_demand, relative_gap, zone_costs
 
@@ -152,7 +152,7 @@ def _algorithm_b(
     topo = np.zeros((k, n), dtype=np.int32)
     topo_len = np.zeros(k, dtype=np.int32)
     g = graph
-    work = bush.scratch(min(lanes(), k), n)
+    work = bush.scratch(min(lanes(), k), n, m)
     free = link_costs(g, np.zeros(m))
     x = bush.init_bushes(origins, g.zone_node, od, g.fwd_start, g.fwd_link, g.head, g.tail,
                          free, g.blocked, in_bush, bush_flow, topo, topo_len, work)
@@ -195,11 +195,6 @@ def _reached_zones(graph: Graph, topo: NDArray[np.int32], topo_len: NDArray[np.i
         in_tree[topo[k, :topo_len[k]]] = True
         reached[k] = in_tree[graph.zone_node]
     return reached
-
-
-def lanes() -> int:
-    """Origins are shared among this many lanes, one thread each (numba's thread count)."""
-    return int(nb.get_num_threads())
 
 
 # Per origin and iteration: at most _PASSES flow-shifting sweeps, shifting only where the longest

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simulation_worker.model.costs import link_cost, link_derivative
+from simulation_worker.model.lanes import run_lanes
 from simulation_worker.model.network import FloatArray
 from simulation_worker.model.paths import dijkstra
 
@@ -29,7 +30,8 @@ U8 = NDArray[np.uint8]
 
 class Scratch(NamedTuple):
     """Work arrays, one row per lane (a lane is a share of the origins run by one thread):
-    node labels and predecessors, positions and in-degrees. Allocated once per assignment."""
+    node labels and predecessors, positions, in-degrees and Dijkstra's settled flags and heap.
+    Allocated once per assignment, so the kernels allocate nothing."""
 
     lo: FloatArray
     hi: FloatArray
@@ -37,70 +39,90 @@ class Scratch(NamedTuple):
     hi_pred: I32
     pos: I32
     indeg: I32
+    done: U8
+    heap_key: FloatArray
+    heap_node: I32
 
 
-def scratch(lanes: int, n_nodes: int) -> Scratch:
+def scratch(lanes: int, n_nodes: int, n_links: int) -> Scratch:
     """Work arrays for ``lanes`` lanes."""
     shape = (lanes, n_nodes)
+    heap = (lanes, n_links + 1)
     return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
-                   np.zeros(shape, dtype=np.int32))
+                   np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.uint8),
+                   np.zeros(heap), np.zeros(heap, dtype=np.int32))
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, nogil=True)
+def _init_lane(lane: int, lanes: int, origins: I32, zone_node: I32, od: FloatArray,
+               fwd_start: I32, fwd_link: I32, head: I32, tail: I32, cost: FloatArray,
+               blocked: NDArray[np.bool_], in_bush: U8, bush_flow: FloatArray, topo: I32,
+               topo_len: I32, s: Scratch) -> None:
+    """Start the bushes of one lane (origin k in lane k % lanes) as their origins'
+    shortest-path trees loaded all-or-nothing."""
+    dist = s.lo[lane]
+    load = s.hi[lane]
+    pred = s.lo_pred[lane]
+    order = s.hi_pred[lane]
+    n_zones = zone_node.shape[0]
+    for k in range(lane, origins.shape[0], lanes):
+        o = origins[k]
+        settled = dijkstra(zone_node[o], fwd_start, fwd_link, head, cost, blocked, dist, pred,
+                           order, s.done[lane], s.heap_key[lane], s.heap_node[lane])
+        row = topo[k]
+        for idx in range(settled):
+            row[idx] = order[idx]
+        topo_len[k] = settled
+        for v in range(load.shape[0]):
+            load[v] = 0.0
+        for z in range(n_zones):
+            load[zone_node[z]] += od[o, z]
+        ib = in_bush[k]
+        bf = bush_flow[k]
+        for idx in range(settled - 1, 0, -1):
+            v = order[idx]
+            a = pred[v]
+            ib[a] = 1
+            if load[v] > 0.0:
+                bf[a] += load[v]
+                load[tail[a]] += load[v]
+
+
 def init_bushes(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link: I32,
                 head: I32, tail: I32, cost: FloatArray, blocked: NDArray[np.bool_],
                 in_bush: U8, bush_flow: FloatArray, topo: I32, topo_len: I32,
-                scratch: Scratch) -> FloatArray:
-    """Start every bush as its origin's shortest-path tree loaded all-or-nothing.
-
-    Origins are split over the lanes of ``scratch`` (origin k in lane k % lanes); returns the
-    total link flows.
-    """
-    lanes = scratch.lo.shape[0]
-    for lane in nb.prange(lanes):
-        dist = scratch.lo[lane]
-        load = scratch.hi[lane]
-        pred = scratch.lo_pred[lane]
-        order = scratch.hi_pred[lane]
-        for k in range(lane, origins.shape[0], lanes):
-            o = origins[k]
-            settled = dijkstra(zone_node[o], fwd_start, fwd_link, head, cost, blocked, dist,
-                               pred, order)
-            topo[k, :settled] = order[:settled]
-            topo_len[k] = settled
-            load[:] = 0.0
-            for z in range(zone_node.shape[0]):
-                load[zone_node[z]] += od[o, z]
-            for idx in range(settled - 1, 0, -1):
-                v = order[idx]
-                a = pred[v]
-                in_bush[k, a] = 1
-                if load[v] > 0.0:
-                    bush_flow[k, a] += load[v]
-                    load[tail[a]] += load[v]
-    return _total(bush_flow)
-
-
-@nb.njit(cache=True)
-def _total(bush_flow: FloatArray) -> FloatArray:
+                s: Scratch) -> FloatArray:
+    """Start every bush as its origin's shortest-path tree loaded all-or-nothing; the lanes of
+    ``s`` run in parallel. Returns the total link flows."""
+    run_lanes(_init_lane, s.lo.shape[0], origins, zone_node, od, fwd_start, fwd_link, head,
+              tail, cost, blocked, in_bush, bush_flow, topo, topo_len, s)
     x = np.zeros(bush_flow.shape[1])
+    _total(bush_flow, x)
+    return x
+
+
+@nb.njit(cache=True, nogil=True)
+def _total(bush_flow: FloatArray, x: FloatArray) -> None:
+    for a in range(x.shape[0]):
+        x[a] = 0.0
     for k in range(bush_flow.shape[0]):
         row = bush_flow[k]
         for a in range(x.shape[0]):
             x[a] += row[a]
-    return x
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I32,
-            ib: U8, bf: FloatArray, c: FloatArray, used_only: bool,
+            ib: U8, bf: FloatArray, c: FloatArray, min_flow: float,
             lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> None:
-    """Shortest (all bush links) and longest (used links, or all if not used_only) labels."""
-    lo[:] = np.inf
-    hi[:] = -np.inf
-    lo_pred[:] = -1
-    hi_pred[:] = -1
+    """Shortest (all bush links) and longest labels (links with flow above ``min_flow``:
+    0 for used links only, -1 for all bush links; a float, so one compiled signature)."""
+    for v in range(lo.shape[0]):
+        lo[v] = np.inf
+        hi[v] = -np.inf
+        lo_pred[v] = -1
+        hi_pred[v] = -1
     lo[r] = 0.0
     hi[r] = 0.0
     for idx in range(1, nt):
@@ -113,15 +135,16 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
             if lo[i] + c[a] < lo[j]:
                 lo[j] = lo[i] + c[a]
                 lo_pred[j] = a
-            if (not used_only or bf[a] > 0.0) and hi[i] + c[a] > hi[j]:
+            if bf[a] > min_flow and hi[i] + c[a] > hi[j]:
                 hi[j] = hi[i] + c[a]
                 hi_pred[j] = a
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _topological_order(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
                        order: I32, indeg: I32) -> int:
-    indeg[:] = 0
+    for v in range(indeg.shape[0]):
+        indeg[v] = 0
     for a in range(head.shape[0]):
         if ib[a]:
             indeg[head[a]] += 1
@@ -142,7 +165,7 @@ def _topological_order(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
     return count
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd_start: I32,
                  bwd_link: I32, head: I32, tail: I32, blocked: NDArray[np.bool_], ib: U8,
                  bf: FloatArray, c: FloatArray, lo: FloatArray, lo_pred: I32, hi: FloatArray,
@@ -153,12 +176,12 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
     reachable by its cheapest bush path.
     """
     m = head.shape[0]
-    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, False, lo, lo_pred, hi, hi_pred)
+    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
     for a in range(m):
         if ib[a] and bf[a] <= 0.0 and lo_pred[head[a]] != a:
             ib[a] = 0
             bf[a] = 0.0
-    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, False, lo, lo_pred, hi, hi_pred)
+    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
     added = 0
     for a in range(m):
         i = tail[a]
@@ -180,14 +203,14 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
     return _topological_order(r, fwd_start, fwd_link, head, ib, order, indeg)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _shift_pass(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I32,
                 ib: U8, bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray,
                 t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
                 fixed: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32,
                 hi: FloatArray, hi_pred: I32, pos: I32) -> float:
     """One Newton flow-shifting sweep over a bush; returns the largest label difference."""
-    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, True, lo, lo_pred, hi, hi_pred)
+    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _USED, lo, lo_pred, hi, hi_pred)
     for idx in range(nt):
         pos[order[idx]] = idx
     worst = 0.0
@@ -234,7 +257,7 @@ def _shift_pass(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail
     return worst
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _move(j: int, stop: int, pred: I32, dx: float, tail: I32, bf: FloatArray, x: FloatArray,
           c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray, pp: FloatArray,
           cap: FloatArray, fixed: FloatArray) -> None:
@@ -248,23 +271,29 @@ def _move(j: int, stop: int, pred: I32, dx: float, tail: I32, bf: FloatArray, x:
         v = tail[a]
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, nogil=True)
+def _reshape_lane(lane: int, lanes: int, origins: I32, zone_node: I32, fwd_start: I32,
+                  fwd_link: I32, bwd_start: I32, bwd_link: I32, head: I32, tail: I32,
+                  blocked: NDArray[np.bool_], in_bush: U8, bush_flow: FloatArray, topo: I32,
+                  topo_len: I32, c: FloatArray, s: Scratch) -> None:
+    for k in range(lane, origins.shape[0], lanes):
+        topo_len[k] = _update_bush(zone_node[origins[k]], topo[k], topo_len[k], fwd_start,
+                                   fwd_link, bwd_start, bwd_link, head, tail, blocked,
+                                   in_bush[k], bush_flow[k], c, s.lo[lane], s.lo_pred[lane],
+                                   s.hi[lane], s.hi_pred[lane], s.indeg[lane])
+
+
 def reshape_bushes(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32,
                    bwd_start: I32, bwd_link: I32, head: I32, tail: I32,
                    blocked: NDArray[np.bool_], in_bush: U8, bush_flow: FloatArray, topo: I32,
                    topo_len: I32, c: FloatArray, s: Scratch) -> None:
     """Re-shape every bush at the current costs; bushes are independent, lanes run them."""
-    lanes = s.lo.shape[0]
-    for lane in nb.prange(lanes):
-        for k in range(lane, origins.shape[0], lanes):
-            topo_len[k] = _update_bush(zone_node[origins[k]], topo[k], topo_len[k], fwd_start,
-                                       fwd_link, bwd_start, bwd_link, head, tail, blocked,
-                                       in_bush[k], bush_flow[k], c, s.lo[lane],
-                                       s.lo_pred[lane], s.hi[lane], s.hi_pred[lane],
-                                       s.indeg[lane])
+    run_lanes(_reshape_lane, s.lo.shape[0], origins, zone_node, fwd_start, fwd_link,
+              bwd_start, bwd_link, head, tail, blocked, in_bush, bush_flow, topo, topo_len, c,
+              s)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def shift_flows(origins: I32, zone_node: I32, bwd_start: I32, bwd_link: I32, tail: I32,
                 t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
                 fixed: FloatArray, in_bush: U8, bush_flow: FloatArray, topo: I32,
@@ -282,11 +311,16 @@ def shift_flows(origins: I32, zone_node: I32, bwd_start: I32, bwd_link: I32, tai
                 break
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def resum(bush_flow: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray, t0: FloatArray,
           bb: FloatArray, pp: FloatArray, cap: FloatArray, fixed: FloatArray) -> None:
     """Total flows re-summed from the bushes, so rounding cannot drift over iterations."""
-    x[:] = _total(bush_flow)
+    _total(bush_flow, x)
     for a in range(x.shape[0]):
         c[a] = link_cost(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
         d[a] = link_derivative(x[a], t0[a], bb[a], pp[a], cap[a])
+
+
+# _labels' longest labels: over used links only, or over all bush links.
+_USED = 0.0
+_ALL = -1.0

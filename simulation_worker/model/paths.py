@@ -5,29 +5,33 @@ A path may end at a blocked (centroid) node but never leave one, except the orig
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
 from simulation_worker.model.graph import Graph
+from simulation_worker.model.lanes import lanes, run_lanes
 from simulation_worker.model.network import FloatArray
 
 I32 = NDArray[np.int32]
+U8 = NDArray[np.uint8]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatArray,
-             blocked: NDArray[np.bool_], dist: FloatArray, pred: I32, order: I32) -> int:
+             blocked: NDArray[np.bool_], dist: FloatArray, pred: I32, order: I32, done: U8,
+             heap_key: FloatArray, heap_node: I32) -> int:
     """Fill ``dist``, ``pred`` (link into node, -1 at root/unreached) and settle ``order``.
 
-    Returns the number of settled nodes (the valid prefix of ``order``).
+    ``done`` (one per node) and the heap (``heap_key``, ``heap_node``: one more than the links)
+    are work arrays. Returns the number of settled nodes (the valid prefix of ``order``).
     """
-    n = dist.shape[0]
-    dist[:] = np.inf
-    pred[:] = -1
-    done = np.zeros(n, dtype=np.bool_)
-    heap_key = np.empty(fwd_link.shape[0] + 1)
-    heap_node = np.empty(fwd_link.shape[0] + 1, dtype=np.int32)
+    for v in range(dist.shape[0]):
+        dist[v] = np.inf
+        pred[v] = -1
+        done[v] = 0
     size = 1
     heap_key[0] = 0.0
     heap_node[0] = origin
@@ -41,7 +45,7 @@ def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatA
             _sift_down(heap_key, heap_node, size, heap_key[size], heap_node[size])
         if done[u] or key > dist[u]:
             continue
-        done[u] = True
+        done[u] = 1
         order[settled] = u
         settled += 1
         if blocked[u] and u != origin:
@@ -57,7 +61,7 @@ def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatA
     return settled
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _push(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> int:
     i = size
     while i > 0:
@@ -72,7 +76,7 @@ def _push(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> int
     return size + 1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _sift_down(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> None:
     i = 0
     while True:
@@ -90,44 +94,65 @@ def _sift_down(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -
     nodes[i] = node
 
 
-@nb.njit(cache=True, parallel=True)
-def _zone_costs(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, head: I32,
-                cost: FloatArray, blocked: NDArray[np.bool_], n_nodes: int) -> FloatArray:
-    out = np.empty((origins.shape[0], zone_node.shape[0]))
-    for i in nb.prange(origins.shape[0]):
-        dist = np.empty(n_nodes)
-        pred = np.empty(n_nodes, dtype=np.int32)
-        order = np.empty(n_nodes, dtype=np.int32)
-        dijkstra(zone_node[origins[i]], fwd_start, fwd_link, head, cost, blocked, dist, pred,
-                 order)
-        for z in range(zone_node.shape[0]):
-            out[i, z] = dist[zone_node[z]]
-    return out
+class Work(NamedTuple):
+    """Per-lane work arrays of the shortest-path kernels."""
+
+    dist: FloatArray
+    pred: I32
+    order: I32
+    done: U8
+    heap_key: FloatArray
+    heap_node: I32
+    along: FloatArray
 
 
-@nb.njit(cache=True, parallel=True)
-def _zone_costs_and_sums(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32,
-                         head: I32, tail: I32, cost: FloatArray, other: FloatArray,
-                         blocked: NDArray[np.bool_], n_nodes: int,
-                         ) -> tuple[FloatArray, FloatArray]:
-    """Least-cost path costs and the sum of ``other`` (e.g. time) along those paths."""
-    out = np.empty((origins.shape[0], zone_node.shape[0]))
-    along = np.empty((origins.shape[0], zone_node.shape[0]))
-    for i in nb.prange(origins.shape[0]):
-        dist = np.empty(n_nodes)
-        pred = np.empty(n_nodes, dtype=np.int32)
-        order = np.empty(n_nodes, dtype=np.int32)
+def work(lanes: int, n_nodes: int, n_links: int) -> Work:
+    """Work arrays for ``lanes`` lanes."""
+    nodes, heap = (lanes, n_nodes), (lanes, n_links + 1)
+    return Work(np.zeros(nodes), np.zeros(nodes, dtype=np.int32),
+                np.zeros(nodes, dtype=np.int32), np.zeros(nodes, dtype=np.uint8),
+                np.zeros(heap), np.zeros(heap, dtype=np.int32), np.zeros(nodes))
+
+
+@nb.njit(cache=True, nogil=True)
+def _zone_costs_lane(lane: int, lanes: int, origins: I32, zone_node: I32, fwd_start: I32,
+                     fwd_link: I32, head: I32, tail: I32, cost: FloatArray, other: FloatArray,
+                     blocked: NDArray[np.bool_], w: Work, out: FloatArray,
+                     along: FloatArray) -> None:
+    """Least-cost path costs from one lane's origins (origin i in lane i % lanes) to every
+    zone; with a non-empty ``along``, also the sum of ``other`` along those paths."""
+    dist = w.dist[lane]
+    pred = w.pred[lane]
+    order = w.order[lane]
+    acc = w.along[lane]
+    sums = along.shape[0] > 0
+    for i in range(lane, origins.shape[0], lanes):
         settled = dijkstra(zone_node[origins[i]], fwd_start, fwd_link, head, cost, blocked,
-                           dist, pred, order)
-        acc = np.full(n_nodes, np.inf)
-        acc[order[0]] = 0.0
-        for k in range(1, settled):
-            v = order[k]
-            a = pred[v]
-            acc[v] = acc[tail[a]] + other[a]
+                           dist, pred, order, w.done[lane], w.heap_key[lane], w.heap_node[lane])
+        if sums:
+            for v in range(acc.shape[0]):
+                acc[v] = np.inf
+            acc[order[0]] = 0.0
+            for k in range(1, settled):
+                v = order[k]
+                a = pred[v]
+                acc[v] = acc[tail[a]] + other[a]
         for z in range(zone_node.shape[0]):
             out[i, z] = dist[zone_node[z]]
-            along[i, z] = acc[zone_node[z]]
+            if sums:
+                along[i, z] = acc[zone_node[z]]
+
+
+def _zone_costs(graph: Graph, origins: I32, cost: FloatArray, other: FloatArray | None
+                ) -> tuple[FloatArray, FloatArray]:
+    count = min(lanes(), max(1, len(origins)))
+    w = work(count, graph.n_nodes, graph.n_links)
+    zones = len(graph.zone_node)
+    out = np.empty((len(origins), zones))
+    along = np.empty((len(origins), zones) if other is not None else (0, 0))
+    run_lanes(_zone_costs_lane, count, origins, graph.zone_node, graph.fwd_start,
+              graph.fwd_link, graph.head, graph.tail, cost,
+              other if other is not None else cost, graph.blocked, w, out, along)
     return out, along
 
 
@@ -139,12 +164,15 @@ def _aon(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link:
     dist = np.empty(n_nodes)
     pred = np.empty(n_nodes, dtype=np.int32)
     order = np.empty(n_nodes, dtype=np.int32)
+    done = np.empty(n_nodes, dtype=np.uint8)
+    heap_key = np.empty(fwd_link.shape[0] + 1)
+    heap_node = np.empty(fwd_link.shape[0] + 1, dtype=np.int32)
     node_load = np.zeros(n_nodes)
     spt = 0.0
     for i in range(origins.shape[0]):
         o = origins[i]
         settled = dijkstra(zone_node[o], fwd_start, fwd_link, head, cost, blocked, dist, pred,
-                           order)
+                           order, done, heap_key, heap_node)
         node_load[:] = 0.0
         for z in range(zone_node.shape[0]):
             if od[o, z] > 0.0:
@@ -168,8 +196,7 @@ def zone_costs(graph: Graph, cost: FloatArray, origins: I32 | None = None) -> Fl
     """Least-cost path cost from each origin zone (default: all) to every zone."""
     if origins is None:
         origins = np.arange(len(graph.zone_node), dtype=np.int32)
-    return _zone_costs(origins, graph.zone_node, graph.fwd_start, graph.fwd_link, graph.head,
-                       cost, graph.blocked, graph.n_nodes)
+    return _zone_costs(graph, origins, cost, None)[0]
 
 
 def all_or_nothing(graph: Graph, cost: FloatArray, od: FloatArray) -> tuple[FloatArray, float]:
@@ -194,7 +221,4 @@ def zone_costs_and_sums(
 ) -> tuple[FloatArray, FloatArray]:
     """Least-cost zone-to-zone costs, and the sum of ``other`` along those least-cost paths."""
     origins = np.arange(len(graph.zone_node), dtype=np.int32)
-    result = _zone_costs_and_sums(origins, graph.zone_node, graph.fwd_start, graph.fwd_link,
-                                  graph.head, graph.tail, cost, other, graph.blocked,
-                                  graph.n_nodes)
-    return result[0], result[1]
+    return _zone_costs(graph, origins, cost, np.ascontiguousarray(other, dtype=np.float64))

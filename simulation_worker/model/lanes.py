@@ -1,0 +1,54 @@
+"""Run a numba kernel over lanes, one Python thread per lane (docs/decisions/0113).
+
+A lane is a share of the origins (origin k in lane k % lanes). Each kernel is a plain
+``@njit(nogil=True)`` function taking ``(lane, lanes, *args)``: it releases the GIL, so the
+lanes run in parallel like a ``prange`` loop, but it compiles like serial code (numba's parfors
+made cold starts several seconds longer) and needs no numba threading layer.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def lanes() -> int:
+    """Number of lanes: ``NUMBA_NUM_THREADS`` if set, else the CPUs this process may use."""
+    configured = os.environ.get("NUMBA_NUM_THREADS", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=lanes(), thread_name_prefix="cartolog-lane")
+        return _pool
+
+
+def run_lanes(kernel: Callable[..., None], count: int, *args: Any) -> None:
+    """``kernel(lane, count, *args)`` for every lane in ``0..count-1``, in parallel threads.
+
+    Lane 0 runs in the calling thread. A kernel not compiled yet is compiled once: numba
+    serialises compilation under its own lock. Exceptions from any lane are re-raised.
+    """
+    if count <= 1:
+        kernel(0, 1, *args)
+        return
+    futures = [_executor().submit(kernel, lane, count, *args) for lane in range(1, count)]
+    try:
+        kernel(0, count, *args)
+    finally:
+        for future in futures:
+            future.result()
