@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simulation_worker.model import bush, frank_wolfe
-from simulation_worker.model.costs import beckmann_objective, link_costs, link_derivatives
+from simulation_worker.model.costs import beckmann_objective, link_costs, sum_flows
 from simulation_worker.model.errors import DisconnectedDemandError, InvalidParameterError
 from simulation_worker.model.graph import Graph
 from simulation_worker.model.lanes import lanes
@@ -152,13 +152,13 @@ def _algorithm_b(
     topo = np.zeros((k, n), dtype=np.int32)
     topo_len = np.zeros(k, dtype=np.int32)
     g = graph
-    work = bush.scratch(min(lanes(), k), n, m)
-    free = link_costs(g, np.zeros(m))
-    x = bush.init_bushes(origins, g.zone_node, od, g.fwd_start, g.fwd_link, g.head, g.tail,
-                         free, g.blocked, in_bush, bush_flow, topo, topo_len, work)
-    _refuse_unreached(od, origins, _reached_zones(g, topo, topo_len), zone_ids)
-    c = link_costs(g, x)
-    d = link_derivatives(g, x)
+    work = bush.scratch(min(lanes(), k), n)
+    reach = bush.init_bushes(g, origins, od, link_costs(g, np.zeros(m)), in_bush, bush_flow,
+                             topo, topo_len)
+    _refuse_unreached(od, origins, np.isfinite(reach), zone_ids)
+    x, c, d = np.empty(m), np.empty(m), np.empty(m)
+    sum_flows(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
+              g.fixed_cost)
     total_demand = float(od.sum())
     gap = relative_gap(g, x, c, od)
     iteration = 0
@@ -175,26 +175,14 @@ def _algorithm_b(
                              g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost,
                              in_bush, bush_flow, topo, topo_len, x, c, d, passes, threshold,
                              work)
-        bush.resum(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
-                   g.fixed_cost)
+        sum_flows(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
+                  g.fixed_cost)
         iteration += 1
         gap = relative_gap(g, x, c, od)
         report(iteration, gap, time.perf_counter() - started)
         if stagnation.stalled(gap):
             return x, iteration, True
     return x, iteration, False
-
-
-def _reached_zones(graph: Graph, topo: NDArray[np.int32], topo_len: NDArray[np.int32]
-                   ) -> NDArray[np.bool_]:
-    """reached[k, z]: zone z's centroid is in origin k's initial shortest-path tree."""
-    reached = np.zeros((topo.shape[0], len(graph.zone_node)), dtype=bool)
-    in_tree = np.zeros(graph.n_nodes, dtype=bool)
-    for k in range(topo.shape[0]):
-        in_tree[:] = False
-        in_tree[topo[k, :topo_len[k]]] = True
-        reached[k] = in_tree[graph.zone_node]
-    return reached
 
 
 # Per origin and iteration: at most _PASSES flow-shifting sweeps, shifting only where the longest

@@ -20,9 +20,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simulation_worker.model.costs import link_cost, link_derivative
+from simulation_worker.model.graph import Graph
 from simulation_worker.model.lanes import run_lanes
 from simulation_worker.model.network import FloatArray
-from simulation_worker.model.paths import dijkstra
+from simulation_worker.model.paths import Trees, shortest_paths
 
 I32 = NDArray[np.int32]
 U8 = NDArray[np.uint8]
@@ -30,8 +31,8 @@ U8 = NDArray[np.uint8]
 
 class Scratch(NamedTuple):
     """Work arrays, one row per lane (a lane is a share of the origins run by one thread):
-    node labels and predecessors, positions, in-degrees and Dijkstra's settled flags and heap.
-    Allocated once per assignment, so the kernels allocate nothing."""
+    node labels and predecessors, positions and in-degrees. Allocated once per assignment, so
+    the kernels allocate nothing."""
 
     lo: FloatArray
     hi: FloatArray
@@ -39,77 +40,22 @@ class Scratch(NamedTuple):
     hi_pred: I32
     pos: I32
     indeg: I32
-    done: U8
-    heap_key: FloatArray
-    heap_node: I32
 
 
-def scratch(lanes: int, n_nodes: int, n_links: int) -> Scratch:
+def scratch(lanes: int, n_nodes: int) -> Scratch:
     """Work arrays for ``lanes`` lanes."""
     shape = (lanes, n_nodes)
-    heap = (lanes, n_links + 1)
     return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
-                   np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.uint8),
-                   np.zeros(heap), np.zeros(heap, dtype=np.int32))
+                   np.zeros(shape, dtype=np.int32))
 
 
-@nb.njit(cache=True, nogil=True)
-def _init_lane(lane: int, lanes: int, origins: I32, zone_node: I32, od: FloatArray,
-               fwd_start: I32, fwd_link: I32, head: I32, tail: I32, cost: FloatArray,
-               blocked: NDArray[np.bool_], in_bush: U8, bush_flow: FloatArray, topo: I32,
-               topo_len: I32, s: Scratch) -> None:
-    """Start the bushes of one lane (origin k in lane k % lanes) as their origins'
-    shortest-path trees loaded all-or-nothing."""
-    dist = s.lo[lane]
-    load = s.hi[lane]
-    pred = s.lo_pred[lane]
-    order = s.hi_pred[lane]
-    n_zones = zone_node.shape[0]
-    for k in range(lane, origins.shape[0], lanes):
-        o = origins[k]
-        settled = dijkstra(zone_node[o], fwd_start, fwd_link, head, cost, blocked, dist, pred,
-                           order, s.done[lane], s.heap_key[lane], s.heap_node[lane])
-        row = topo[k]
-        for idx in range(settled):
-            row[idx] = order[idx]
-        topo_len[k] = settled
-        for v in range(load.shape[0]):
-            load[v] = 0.0
-        for z in range(n_zones):
-            load[zone_node[z]] += od[o, z]
-        ib = in_bush[k]
-        bf = bush_flow[k]
-        for idx in range(settled - 1, 0, -1):
-            v = order[idx]
-            a = pred[v]
-            ib[a] = 1
-            if load[v] > 0.0:
-                bf[a] += load[v]
-                load[tail[a]] += load[v]
-
-
-def init_bushes(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link: I32,
-                head: I32, tail: I32, cost: FloatArray, blocked: NDArray[np.bool_],
-                in_bush: U8, bush_flow: FloatArray, topo: I32, topo_len: I32,
-                s: Scratch) -> FloatArray:
-    """Start every bush as its origin's shortest-path tree loaded all-or-nothing; the lanes of
-    ``s`` run in parallel. Returns the total link flows."""
-    run_lanes(_init_lane, s.lo.shape[0], origins, zone_node, od, fwd_start, fwd_link, head,
-              tail, cost, blocked, in_bush, bush_flow, topo, topo_len, s)
-    x = np.zeros(bush_flow.shape[1])
-    _total(bush_flow, x)
-    return x
-
-
-@nb.njit(cache=True, nogil=True)
-def _total(bush_flow: FloatArray, x: FloatArray) -> None:
-    for a in range(x.shape[0]):
-        x[a] = 0.0
-    for k in range(bush_flow.shape[0]):
-        row = bush_flow[k]
-        for a in range(x.shape[0]):
-            x[a] += row[a]
+def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, in_bush: U8,
+                bush_flow: FloatArray, topo: I32, topo_len: I32) -> FloatArray:
+    """Start every bush as its origin's shortest-path tree at ``cost`` loaded all-or-nothing
+    (lanes in parallel). Returns the least costs from each origin to every zone."""
+    return shortest_paths(graph, origins, cost, od=od,
+                          trees=Trees(in_bush, bush_flow, topo, topo_len))[0]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -257,7 +203,7 @@ def _shift_pass(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail
     return worst
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _move(j: int, stop: int, pred: I32, dx: float, tail: I32, bf: FloatArray, x: FloatArray,
           c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray, pp: FloatArray,
           cap: FloatArray, fixed: FloatArray) -> None:
@@ -309,16 +255,6 @@ def shift_flows(origins: I32, zone_node: I32, bwd_start: I32, bwd_link: I32, tai
                                 s.hi_pred[0], s.pos[0])
             if worst <= threshold:
                 break
-
-
-@nb.njit(cache=True, nogil=True)
-def resum(bush_flow: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray, t0: FloatArray,
-          bb: FloatArray, pp: FloatArray, cap: FloatArray, fixed: FloatArray) -> None:
-    """Total flows re-summed from the bushes, so rounding cannot drift over iterations."""
-    _total(bush_flow, x)
-    for a in range(x.shape[0]):
-        c[a] = link_cost(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
-        d[a] = link_derivative(x[a], t0[a], bb[a], pp[a], cap[a])
 
 
 # _labels' longest labels: over used links only, or over all bush links.

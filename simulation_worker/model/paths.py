@@ -61,7 +61,7 @@ def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatA
     return settled
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _push(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> int:
     i = size
     while i > 0:
@@ -76,7 +76,7 @@ def _push(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> int
     return size + 1
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _sift_down(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> None:
     i = 0
     while True:
@@ -95,7 +95,7 @@ def _sift_down(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -
 
 
 class Work(NamedTuple):
-    """Per-lane work arrays of the shortest-path kernels."""
+    """Per-lane work arrays of the shortest-path kernel."""
 
     dist: FloatArray
     pred: I32
@@ -114,49 +114,100 @@ def work(lanes: int, n_nodes: int, n_links: int) -> Work:
                 np.zeros(heap), np.zeros(heap, dtype=np.int32), np.zeros(nodes))
 
 
+class Trees(NamedTuple):
+    """Where ``trees_lane`` stores each origin's shortest-path tree as a loaded bush (origin
+    i's row i): bush link mask, bush link flows, settled nodes and their count."""
+
+    in_bush: U8
+    bush_flow: FloatArray
+    topo: I32
+    topo_len: I32
+
+
+NO_TREES = Trees(np.zeros((0, 0), dtype=np.uint8), np.zeros((0, 0)),
+                 np.zeros((0, 0), dtype=np.int32), np.zeros(0, dtype=np.int32))
+NO_SUMS = np.zeros((0, 0))
+
+
 @nb.njit(cache=True, nogil=True)
-def _zone_costs_lane(lane: int, lanes: int, origins: I32, zone_node: I32, fwd_start: I32,
-                     fwd_link: I32, head: I32, tail: I32, cost: FloatArray, other: FloatArray,
-                     blocked: NDArray[np.bool_], w: Work, out: FloatArray,
-                     along: FloatArray) -> None:
-    """Least-cost path costs from one lane's origins (origin i in lane i % lanes) to every
-    zone; with a non-empty ``along``, also the sum of ``other`` along those paths."""
+def trees_lane(lane: int, lanes: int, origins: I32, zone_node: I32, od: FloatArray,
+               fwd_start: I32, fwd_link: I32, head: I32, tail: I32, cost: FloatArray,
+               other: FloatArray, blocked: NDArray[np.bool_], w: Work, out: FloatArray,
+               along: FloatArray, trees: Trees) -> None:
+    """Shortest paths from one lane's origins (origin i in lane i % lanes).
+
+    Always: ``out[i, z]``, the least cost from origin i to zone z. If ``along`` has rows: the
+    sum of ``other`` along those paths. If ``trees`` has rows: the tree, loaded all-or-nothing
+    with ``od[origins[i]]``, as origin i's initial bush. One kernel for the gap, the skims and
+    the bushes' start, so Dijkstra is compiled once (docs/decisions/0113).
+    """
     dist = w.dist[lane]
     pred = w.pred[lane]
     order = w.order[lane]
     acc = w.along[lane]
     sums = along.shape[0] > 0
+    bushes = trees.topo.shape[0] > 0
     for i in range(lane, origins.shape[0], lanes):
         settled = dijkstra(zone_node[origins[i]], fwd_start, fwd_link, head, cost, blocked,
                            dist, pred, order, w.done[lane], w.heap_key[lane], w.heap_node[lane])
+        for z in range(zone_node.shape[0]):
+            out[i, z] = dist[zone_node[z]]
         if sums:
             for v in range(acc.shape[0]):
                 acc[v] = np.inf
             acc[order[0]] = 0.0
             for k in range(1, settled):
                 v = order[k]
-                a = pred[v]
-                acc[v] = acc[tail[a]] + other[a]
-        for z in range(zone_node.shape[0]):
-            out[i, z] = dist[zone_node[z]]
-            if sums:
+                acc[v] = acc[tail[pred[v]]] + other[pred[v]]
+            for z in range(zone_node.shape[0]):
                 along[i, z] = acc[zone_node[z]]
+        if bushes:
+            _load_tree(i, origins[i], settled, zone_node, od, tail, pred, order, acc, trees)
 
 
-def _zone_costs(graph: Graph, origins: I32, cost: FloatArray, other: FloatArray | None
-                ) -> tuple[FloatArray, FloatArray]:
+@nb.njit(cache=True, nogil=True, inline="always")
+def _load_tree(i: int, o: int, settled: int, zone_node: I32, od: FloatArray, tail: I32,
+               pred: I32, order: I32, load: FloatArray, trees: Trees) -> None:
+    row = trees.topo[i]
+    for idx in range(settled):
+        row[idx] = order[idx]
+    trees.topo_len[i] = settled
+    for v in range(load.shape[0]):
+        load[v] = 0.0
+    for z in range(zone_node.shape[0]):
+        load[zone_node[z]] += od[o, z]
+    ib = trees.in_bush[i]
+    bf = trees.bush_flow[i]
+    for idx in range(settled - 1, 0, -1):
+        v = order[idx]
+        a = pred[v]
+        ib[a] = 1
+        if load[v] > 0.0:
+            bf[a] += load[v]
+            load[tail[a]] += load[v]
+
+
+def shortest_paths(graph: Graph, origins: I32, cost: FloatArray, other: FloatArray | None = None,
+                   od: FloatArray | None = None, trees: Trees = NO_TREES,
+                   ) -> tuple[FloatArray, FloatArray]:
+    """Least costs from ``origins`` (zone indices) to every zone, the sums of ``other`` along
+    those paths (empty without ``other``), and with ``trees`` and ``od`` the initial bushes;
+    the lanes run in parallel."""
     count = min(lanes(), max(1, len(origins)))
     w = work(count, graph.n_nodes, graph.n_links)
     zones = len(graph.zone_node)
     out = np.empty((len(origins), zones))
-    along = np.empty((len(origins), zones) if other is not None else (0, 0))
-    run_lanes(_zone_costs_lane, count, origins, graph.zone_node, graph.fwd_start,
-              graph.fwd_link, graph.head, graph.tail, cost,
-              other if other is not None else cost, graph.blocked, w, out, along)
+    along = np.empty((len(origins), zones)) if other is not None else NO_SUMS
+    cost = np.ascontiguousarray(cost, dtype=np.float64)  # one compiled signature
+    run_lanes(trees_lane, count, origins, graph.zone_node,
+              np.ascontiguousarray(od, dtype=np.float64) if od is not None else NO_SUMS,
+              graph.fwd_start, graph.fwd_link, graph.head, graph.tail, cost,
+              np.ascontiguousarray(other, dtype=np.float64) if other is not None else cost,
+              graph.blocked, w, out, along, trees)
     return out, along
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _aon(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link: I32,
          head: I32, tail: I32, cost: FloatArray, blocked: NDArray[np.bool_], n_nodes: int,
          ) -> tuple[FloatArray, float]:
@@ -196,7 +247,7 @@ def zone_costs(graph: Graph, cost: FloatArray, origins: I32 | None = None) -> Fl
     """Least-cost path cost from each origin zone (default: all) to every zone."""
     if origins is None:
         origins = np.arange(len(graph.zone_node), dtype=np.int32)
-    return _zone_costs(graph, origins, cost, None)[0]
+    return shortest_paths(graph, origins, cost)[0]
 
 
 def all_or_nothing(graph: Graph, cost: FloatArray, od: FloatArray) -> tuple[FloatArray, float]:
@@ -221,4 +272,4 @@ def zone_costs_and_sums(
 ) -> tuple[FloatArray, FloatArray]:
     """Least-cost zone-to-zone costs, and the sum of ``other`` along those least-cost paths."""
     origins = np.arange(len(graph.zone_node), dtype=np.int32)
-    return _zone_costs(graph, origins, cost, np.ascontiguousarray(other, dtype=np.float64))
+    return shortest_paths(graph, origins, cost, other)
