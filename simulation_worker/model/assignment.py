@@ -166,15 +166,11 @@ def _algorithm_b(
     while gap > settings.relative_gap and iteration < settings.max_iterations:
         mean_cost = float(x @ c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
-        bush.reshape_bushes(origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start,
-                            g.bwd_link, g.head, g.tail, g.blocked, in_bush, bush_flow, topo,
-                            topo_len, c, work)
+        bush.reshape_bushes(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, work)
         sweeps = _FLOW_SWEEPS if gap < _SWEEP_GAP else 0
         for passes in (_PASSES, *([1] * sweeps)):
-            bush.shift_flows(origins, g.zone_node, g.bwd_start, g.bwd_link, g.tail,
-                             g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost,
-                             in_bush, bush_flow, topo, topo_len, x, c, d, passes, threshold,
-                             work)
+            bush.shift_flows(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, passes,
+                             threshold, work)
         sum_flows(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
                   g.fixed_cost)
         iteration += 1

@@ -218,43 +218,52 @@ def _move(j: int, stop: int, pred: I32, dx: float, tail: I32, bf: FloatArray, x:
 
 
 @nb.njit(cache=True, nogil=True)
-def _reshape_lane(lane: int, lanes: int, origins: I32, zone_node: I32, fwd_start: I32,
-                  fwd_link: I32, bwd_start: I32, bwd_link: I32, head: I32, tail: I32,
-                  blocked: NDArray[np.bool_], in_bush: U8, bush_flow: FloatArray, topo: I32,
-                  topo_len: I32, c: FloatArray, s: Scratch) -> None:
+def _bush_lane(lane: int, lanes: int, reshape: bool, origins: I32, zone_node: I32,
+               fwd_start: I32, fwd_link: I32, bwd_start: I32, bwd_link: I32, head: I32,
+               tail: I32, blocked: NDArray[np.bool_], t0: FloatArray, bb: FloatArray,
+               pp: FloatArray, cap: FloatArray, fixed: FloatArray, in_bush: U8,
+               bush_flow: FloatArray, topo: I32, topo_len: I32, x: FloatArray, c: FloatArray,
+               d: FloatArray, passes: int, threshold: float, s: Scratch) -> None:
+    """The bushes of one lane (origin k in lane k % lanes): re-shape them, or shift their
+    flows with up to ``passes`` sweeps each. One kernel for both, so the code they share is
+    compiled once (docs/decisions/0113)."""
+    lo, lo_pred, hi, hi_pred = s.lo[lane], s.lo_pred[lane], s.hi[lane], s.hi_pred[lane]
     for k in range(lane, origins.shape[0], lanes):
-        topo_len[k] = _update_bush(zone_node[origins[k]], topo[k], topo_len[k], fwd_start,
-                                   fwd_link, bwd_start, bwd_link, head, tail, blocked,
-                                   in_bush[k], bush_flow[k], c, s.lo[lane], s.lo_pred[lane],
-                                   s.hi[lane], s.hi_pred[lane], s.indeg[lane])
-
-
-def reshape_bushes(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32,
-                   bwd_start: I32, bwd_link: I32, head: I32, tail: I32,
-                   blocked: NDArray[np.bool_], in_bush: U8, bush_flow: FloatArray, topo: I32,
-                   topo_len: I32, c: FloatArray, s: Scratch) -> None:
-    """Re-shape every bush at the current costs; bushes are independent, lanes run them."""
-    run_lanes(_reshape_lane, s.lo.shape[0], origins, zone_node, fwd_start, fwd_link,
-              bwd_start, bwd_link, head, tail, blocked, in_bush, bush_flow, topo, topo_len, c,
-              s)
-
-
-@nb.njit(cache=True, nogil=True)
-def shift_flows(origins: I32, zone_node: I32, bwd_start: I32, bwd_link: I32, tail: I32,
-                t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
-                fixed: FloatArray, in_bush: U8, bush_flow: FloatArray, topo: I32,
-                topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
-                threshold: float, s: Scratch) -> None:
-    """Up to ``passes`` Newton sweeps per bush, origin after origin (Gauss-Seidel: each bush
-    sees the link flows the previous ones left; see docs/decisions/0112)."""
-    for k in range(origins.shape[0]):
+        r = zone_node[origins[k]]
+        if reshape:
+            topo_len[k] = _update_bush(r, topo[k], topo_len[k], fwd_start, fwd_link, bwd_start,
+                                       bwd_link, head, tail, blocked, in_bush[k], bush_flow[k],
+                                       c, lo, lo_pred, hi, hi_pred, s.indeg[lane])
+            continue
         for _ in range(passes):
-            worst = _shift_pass(zone_node[origins[k]], topo[k], topo_len[k], bwd_start,
-                                bwd_link, tail, in_bush[k], bush_flow[k], x, c, d, t0, bb, pp,
-                                cap, fixed, threshold, s.lo[0], s.lo_pred[0], s.hi[0],
-                                s.hi_pred[0], s.pos[0])
+            worst = _shift_pass(r, topo[k], topo_len[k], bwd_start, bwd_link, tail, in_bush[k],
+                                bush_flow[k], x, c, d, t0, bb, pp, cap, fixed, threshold, lo,
+                                lo_pred, hi, hi_pred, s.pos[lane])
             if worst <= threshold:
                 break
+
+
+def reshape_bushes(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
+                   topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray,
+                   s: Scratch) -> None:
+    """Re-shape every bush at the current costs ``c``; bushes are independent, the lanes of
+    ``s`` run them in parallel."""
+    run_lanes(_bush_lane, s.lo.shape[0], True, origins, g.zone_node, g.fwd_start, g.fwd_link,
+              g.bwd_start, g.bwd_link, g.head, g.tail, g.blocked, g.free_flow_time, g.bpr_b,
+              g.bpr_power, g.capacity, g.fixed_cost, in_bush, bush_flow, topo, topo_len, x, c,
+              d, 0, 0.0, s)
+
+
+def shift_flows(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
+                topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
+                threshold: float, s: Scratch) -> None:
+    """Up to ``passes`` Newton sweeps per bush, origin after origin, updating the link flows
+    ``x``, costs ``c`` and derivatives ``d`` (Gauss-Seidel: each bush sees the link flows the
+    previous ones left; see docs/decisions/0112)."""
+    _bush_lane(0, 1, False, origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start,
+               g.bwd_link, g.head, g.tail, g.blocked, g.free_flow_time, g.bpr_b, g.bpr_power,
+               g.capacity, g.fixed_cost, in_bush, bush_flow, topo, topo_len, x, c, d, passes,
+               threshold, s)
 
 
 # _labels' longest labels: over used links only, or over all bush links.
