@@ -20,7 +20,13 @@ from simulation_worker.model.errors import DisconnectedDemandError, InvalidParam
 from simulation_worker.model.graph import Graph
 from simulation_worker.model.lanes import lanes
 from simulation_worker.model.network import DEFAULT_ASSIGNMENT, AssignmentSettings, FloatArray
-from simulation_worker.model.paths import origins_with_demand, relative_gap, zone_costs
+from simulation_worker.model.paths import (
+    gap_of,
+    origins_with_demand,
+    relative_gap,
+    shortest_paths,
+    zone_costs,
+)
 
 ProgressCallback = Callable[[int, float, float], None]
 """Called after every iteration with (iteration, relative_gap, elapsed_seconds)."""
@@ -42,11 +48,23 @@ class AssignmentResult:
     seconds: float
     outcome: str = CONVERGED
     fallback: str | None = None
+    skims: PathSkims | None = None
 
     @property
     def message(self) -> str:
         """One line: how the run ended, e.g. "stalled at gap 4.20e-03 after 45 iterations"."""
         return describe(self.outcome, self.relative_gap, self.iterations, self.fallback)
+
+
+@dataclass(frozen=True, eq=False)
+class PathSkims:
+    """Least-cost paths at the final costs, kept from the last gap measurement so the outputs
+    need no further shortest-path pass: for the zones ``origins`` (rows), the least cost to
+    every zone and the congested time (cost less the fixed part) along those paths."""
+
+    origins: NDArray[np.int32]
+    cost: FloatArray
+    time: FloatArray
 
 
 def describe(outcome: str, gap: float, iterations: int, fallback: str | None) -> str:
@@ -73,9 +91,12 @@ def assign(
         check_connected(graph, od, zone_ids)
     report = progress if progress is not None else _no_progress
     fallback = None
+    skims: PathSkims | None = None
     if settings.algorithm == "b":
-        flows, its, stalled = _algorithm_b(graph, od, settings, report, started, zone_ids)
+        flows, its, stalled, skims = _algorithm_b(graph, od, settings, report, started,
+                                                  zone_ids)
         if stalled:
+            skims = None
             fallback = "bfw"
             flows, its, stalled = frank_wolfe.solve(
                 graph, od, settings, report, started,
@@ -86,7 +107,10 @@ def assign(
             graph, od, settings, report, started,
             Stagnation(settings.relative_gap, settings.algorithm).stalled)
     costs = link_costs(graph, flows)
-    gap = relative_gap(graph, flows, costs, od)
+    if skims is not None:  # Algorithm B's last gap, measured at these very flows and costs
+        gap = gap_of(flows, costs, od[skims.origins], skims.cost)
+    else:
+        gap = relative_gap(graph, flows, costs, od)
     converged = gap <= settings.relative_gap
     return AssignmentResult(
         flows=flows,
@@ -98,6 +122,7 @@ def assign(
         seconds=time.perf_counter() - started,
         outcome=CONVERGED if converged else STALLED if stalled else ITERATION_LIMIT,
         fallback=fallback,
+        skims=skims,
     )
 
 
@@ -143,8 +168,9 @@ def _algorithm_b(
     report: ProgressCallback,
     started: float,
     zone_ids: list[int] | None,
-) -> tuple[FloatArray, int, bool]:
-    """Algorithm B from all-or-nothing flows; returns flows, iterations and whether it stalled."""
+) -> tuple[FloatArray, int, bool, PathSkims]:
+    """Algorithm B from all-or-nothing flows; returns flows, iterations, whether it stalled
+    and the least-cost paths of its last gap measurement."""
     origins = origins_with_demand(od)
     k, m, n = len(origins), graph.n_links, graph.n_nodes
     in_bush = np.zeros((k, m), dtype=np.uint8)
@@ -160,7 +186,9 @@ def _algorithm_b(
     sum_flows(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
               g.fixed_cost)
     total_demand = float(od.sum())
-    gap = relative_gap(g, x, c, od)
+    demand = od[origins]
+    skims = _path_skims(g, origins, c)
+    gap = gap_of(x, c, demand, skims.cost)
     iteration = 0
     stagnation = Stagnation(settings.relative_gap, "b")
     while gap > settings.relative_gap and iteration < settings.max_iterations:
@@ -174,11 +202,18 @@ def _algorithm_b(
         sum_flows(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
                   g.fixed_cost)
         iteration += 1
-        gap = relative_gap(g, x, c, od)
+        skims = _path_skims(g, origins, c)
+        gap = gap_of(x, c, demand, skims.cost)
         report(iteration, gap, time.perf_counter() - started)
         if stagnation.stalled(gap):
-            return x, iteration, True
-    return x, iteration, False
+            return x, iteration, True, skims
+    return x, iteration, False, skims
+
+
+def _path_skims(g: Graph, origins: NDArray[np.int32], c: FloatArray) -> PathSkims:
+    """One shortest-path pass at costs ``c``: the gap's least costs, and the time skims."""
+    cost, along = shortest_paths(g, origins, c, other=c - g.fixed_cost)
+    return PathSkims(origins, cost, along)
 
 
 # Per origin and iteration: at most _PASSES flow-shifting sweeps, shifting only where the longest

@@ -119,15 +119,21 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
     """Drop unused links, add shortcuts; returns the new number of ordered nodes.
 
     An unused link stays only if it is its head's shortest-path link, so every node stays
-    reachable by its cheapest bush path.
+    reachable by its cheapest bush path (and its shortest label does not change: only the
+    longest labels are computed again, and only if a link left). An unchanged bush keeps its
+    topological order.
     """
     m = head.shape[0]
     _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
+    dropped = 0
     for a in range(m):
         if ib[a] and bf[a] <= 0.0 and lo_pred[head[a]] != a:
             ib[a] = 0
             bf[a] = 0.0
-    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
+            dropped += 1
+    if dropped:
+        _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred, hi,
+                hi_pred)
     added = 0
     for a in range(m):
         i = tail[a]
@@ -146,6 +152,8 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
             if hi[i] + c[a] < hi[j] - 1e-12 * hi[j]:
                 ib[a] = 1
                 added += 1
+    if dropped == 0 and added == 0:
+        return nt
     return _topological_order(r, fwd_start, fwd_link, head, ib, order, indeg)
 
 

@@ -260,8 +260,12 @@ def all_or_nothing(graph: Graph, cost: FloatArray, od: FloatArray) -> tuple[Floa
 def relative_gap(graph: Graph, flows: FloatArray, cost: FloatArray, od: FloatArray) -> float:
     """(total cost - total shortest-path cost) / total cost at the given flows and costs."""
     origins = origins_with_demand(od)
-    mincost = zone_costs(graph, cost, origins)
-    demand = od[origins]
+    return gap_of(flows, cost, od[origins], zone_costs(graph, cost, origins))
+
+
+def gap_of(flows: FloatArray, cost: FloatArray, demand: FloatArray, mincost: FloatArray
+           ) -> float:
+    """The relative gap from the origins' demand rows and least costs to every zone."""
     spt = float(np.sum(demand[demand > 0] * mincost[demand > 0]))
     tstt = float(flows @ cost)
     return (tstt - spt) / tstt if tstt > 0 else 0.0
