@@ -178,7 +178,7 @@ def _algorithm_b(
     topo = np.zeros((k, n), dtype=np.int32)
     topo_len = np.zeros(k, dtype=np.int32)
     g = graph
-    work = bush.scratch(min(lanes(), k), n)
+    work = bush.scratch(min(lanes(), k), n, k)
     reach = bush.init_bushes(g, origins, od, link_costs(g, np.zeros(m)), in_bush, bush_flow,
                              topo, topo_len)
     _refuse_unreached(od, origins, np.isfinite(reach), zone_ids)
@@ -196,9 +196,9 @@ def _algorithm_b(
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
         bush.reshape_bushes(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, work)
         sweeps = _FLOW_SWEEPS if gap < _SWEEP_GAP else 0
-        for passes in (_PASSES, *([1] * sweeps)):
+        for sweep, passes in enumerate((_PASSES, *([1] * sweeps))):
             bush.shift_flows(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, passes,
-                             threshold, work)
+                             threshold, work, _SKIP_SETTLED and sweep > 0)
         sum_flows(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
                   g.fixed_cost)
         iteration += 1
@@ -224,6 +224,8 @@ _FLOW_SWEEPS = 4
 # cost more than they gain (Berlin-Center: 205 s -> 133 s to gap 1e-4; docs/decisions/0112).
 _SWEEP_GAP = 1e-3
 _PASSES = 2
+# The extra sweeps skip bushes whose previous sweep found nothing above the threshold.
+_SKIP_SETTLED = True
 _TARGET_SHARE = 0.1
 _GAP_SHARE = 0.02
 

@@ -40,14 +40,15 @@ class Scratch(NamedTuple):
     hi_pred: I32
     pos: I32
     indeg: I32
+    worst: FloatArray  # per bush: largest label difference found by its last sweep
 
 
-def scratch(lanes: int, n_nodes: int) -> Scratch:
-    """Work arrays for ``lanes`` lanes."""
+def scratch(lanes: int, n_nodes: int, bushes: int) -> Scratch:
+    """Work arrays for ``lanes`` lanes and ``bushes`` bushes."""
     shape = (lanes, n_nodes)
     return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
-                   np.zeros(shape, dtype=np.int32))
+                   np.zeros(shape, dtype=np.int32), np.full(bushes, np.inf))
 
 
 def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, in_bush: U8,
@@ -231,10 +232,12 @@ def _bush_lane(lane: int, lanes: int, reshape: bool, origins: I32, zone_node: I3
                tail: I32, blocked: NDArray[np.bool_], t0: FloatArray, bb: FloatArray,
                pp: FloatArray, cap: FloatArray, fixed: FloatArray, in_bush: U8,
                bush_flow: FloatArray, topo: I32, topo_len: I32, x: FloatArray, c: FloatArray,
-               d: FloatArray, passes: int, threshold: float, s: Scratch) -> None:
+               d: FloatArray, passes: int, threshold: float, skip: bool, worst: FloatArray,
+               s: Scratch) -> None:
     """The bushes of one lane (origin k in lane k % lanes): re-shape them, or shift their
-    flows with up to ``passes`` sweeps each. One kernel for both, so the code they share is
-    compiled once (docs/decisions/0113)."""
+    flows with up to ``passes`` sweeps each, recording each bush's largest label difference
+    in ``worst`` (with ``skip``, bushes whose last one was within ``threshold`` are left
+    alone). One kernel for both, so the code they share is compiled once (0113)."""
     lo, lo_pred, hi, hi_pred = s.lo[lane], s.lo_pred[lane], s.hi[lane], s.hi_pred[lane]
     for k in range(lane, origins.shape[0], lanes):
         r = zone_node[origins[k]]
@@ -243,11 +246,13 @@ def _bush_lane(lane: int, lanes: int, reshape: bool, origins: I32, zone_node: I3
                                        bwd_link, head, tail, blocked, in_bush[k], bush_flow[k],
                                        c, lo, lo_pred, hi, hi_pred, s.indeg[lane])
             continue
+        if skip and worst[k] <= threshold:
+            continue
         for _ in range(passes):
-            worst = _shift_pass(r, topo[k], topo_len[k], bwd_start, bwd_link, tail, in_bush[k],
-                                bush_flow[k], x, c, d, t0, bb, pp, cap, fixed, threshold, lo,
-                                lo_pred, hi, hi_pred, s.pos[lane])
-            if worst <= threshold:
+            worst[k] = _shift_pass(r, topo[k], topo_len[k], bwd_start, bwd_link, tail,
+                                   in_bush[k], bush_flow[k], x, c, d, t0, bb, pp, cap, fixed,
+                                   threshold, lo, lo_pred, hi, hi_pred, s.pos[lane])
+            if worst[k] <= threshold:
                 break
 
 
@@ -259,19 +264,20 @@ def reshape_bushes(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, t
     run_lanes(_bush_lane, s.lo.shape[0], True, origins, g.zone_node, g.fwd_start, g.fwd_link,
               g.bwd_start, g.bwd_link, g.head, g.tail, g.blocked, g.free_flow_time, g.bpr_b,
               g.bpr_power, g.capacity, g.fixed_cost, in_bush, bush_flow, topo, topo_len, x, c,
-              d, 0, 0.0, s)
+              d, 0, 0.0, False, s.worst, s)
 
 
 def shift_flows(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
                 topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
-                threshold: float, s: Scratch) -> None:
+                threshold: float, s: Scratch, skip: bool = False) -> None:
     """Up to ``passes`` Newton sweeps per bush, origin after origin, updating the link flows
     ``x``, costs ``c`` and derivatives ``d`` (Gauss-Seidel: each bush sees the link flows the
-    previous ones left; see docs/decisions/0112)."""
+    previous ones left; see docs/decisions/0112). With ``skip``, bushes whose last sweep found
+    no label difference above ``threshold`` are skipped."""
     _bush_lane(0, 1, False, origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start,
                g.bwd_link, g.head, g.tail, g.blocked, g.free_flow_time, g.bpr_b, g.bpr_power,
                g.capacity, g.fixed_cost, in_bush, bush_flow, topo, topo_len, x, c, d, passes,
-               threshold, s)
+               threshold, skip, s.worst, s)
 
 
 # _labels' longest labels: over used links only, or over all bush links.
