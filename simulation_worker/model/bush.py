@@ -19,7 +19,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-from simulation_worker.model.costs import link_cost, link_derivative
+from simulation_worker.model.costs import cost_and_derivative
 from simulation_worker.model.graph import Graph
 from simulation_worker.model.lanes import run_lanes
 from simulation_worker.model.network import FloatArray
@@ -177,31 +177,23 @@ def _shift_pass(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail
         worst = max(worst, diff)
         if diff <= threshold:
             continue
-        p = tail[lo_pred[j]]
-        q = tail[hi_pred[j]]
+        # Walk both paths back to their last common node p, summing each segment on the way.
+        a = lo_pred[j]
+        cmin, dmin, p = c[a], d[a], tail[a]
+        a = hi_pred[j]
+        cmax, dmax, fmax, q = c[a], d[a], bf[a], tail[a]
         while p != q:
             if pos[p] > pos[q]:
-                p = tail[lo_pred[p]]
+                a = lo_pred[p]
+                cmin += c[a]
+                dmin += d[a]
+                p = tail[a]
             else:
-                q = tail[hi_pred[q]]
-        cmin = 0.0
-        dmin = 0.0
-        v = j
-        while v != p:
-            a = lo_pred[v]
-            cmin += c[a]
-            dmin += d[a]
-            v = tail[a]
-        cmax = 0.0
-        dmax = 0.0
-        fmax = np.inf
-        v = j
-        while v != p:
-            a = hi_pred[v]
-            cmax += c[a]
-            dmax += d[a]
-            fmax = min(fmax, bf[a])
-            v = tail[a]
+                a = hi_pred[q]
+                cmax += c[a]
+                dmax += d[a]
+                fmax = min(fmax, bf[a])
+                q = tail[a]
         gain = cmax - cmin
         if gain <= 0.0 or fmax <= 0.0:
             continue
@@ -221,8 +213,7 @@ def _move(j: int, stop: int, pred: I32, dx: float, tail: I32, bf: FloatArray, x:
         a = pred[v]
         bf[a] = max(bf[a] + dx, 0.0)
         x[a] = max(x[a] + dx, 0.0)
-        c[a] = link_cost(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
-        d[a] = link_derivative(x[a], t0[a], bb[a], pp[a], cap[a])
+        c[a], d[a] = cost_and_derivative(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
         v = tail[a]
 
 
