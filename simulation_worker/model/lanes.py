@@ -18,6 +18,16 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's lane threads were not copied, start new ones."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def lanes() -> int:
     """Number of lanes: ``NUMBA_NUM_THREADS`` if set, else the CPUs this process may use."""
     configured = os.environ.get("NUMBA_NUM_THREADS", "")
@@ -30,6 +40,7 @@ def lanes() -> int:
 
 
 def _executor() -> ThreadPoolExecutor:
+    """The process's lane threads, started on first use."""
     global _pool
     with _pool_lock:
         if _pool is None:
