@@ -7,7 +7,9 @@ are loaded). The figure is the cold whole-process wall time, its baseline the wa
 are medians of ``--runs`` runs (default 3), alternating cold and warm so load changes hit
 both sides alike. Also reported: the CPU seconds of each side (user + system, less sensitive
 to other load on a shared machine than wall time), the model's own time line and the
-iterations, which must be the same cold and warm.
+iterations, which must be the same cold and warm. ``model_entry_*``: the same cold run
+through the model's own entry point (``python -m simulation_worker.model.cli``), which does
+not import the rest of the ``cartolog`` command (API server, database, broker clients).
 
     .venv/bin/python -m bench.cold_start [--runs N] [--networks SiouxFalls,Winnipeg]
 
@@ -47,12 +49,12 @@ def cartolog() -> list[str]:
     return [str(script)]
 
 
-def run_once(network: str, cache: Path) -> dict[str, Any]:
-    """One ``cartolog model run`` in a fresh process: wall and CPU seconds, model figures."""
+def run_once(network: str, cache: Path, entry: list[str]) -> dict[str, Any]:
+    """One ``model run`` in a fresh process: wall and CPU seconds, model figures."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
-        [*cartolog(), "model", "run", "--network",
+        [*entry, "model", "run", "--network",
          str(REPO / "tests" / "data" / "networks" / network)],
         capture_output=True, text=True, env={**os.environ, "NUMBA_CACHE_DIR": str(cache)})
     wall = time.perf_counter() - started
@@ -71,14 +73,18 @@ def measure(network: str, runs: int) -> dict[str, Any]:
     """Cold and warm runs of one network, alternating; medians of each side."""
     cold: list[dict[str, Any]] = []
     warm: list[dict[str, Any]] = []
+    model_cold: list[dict[str, Any]] = []
+    model_entry = [sys.executable, "-m", "simulation_worker.model.cli"]
     for _ in range(runs):
-        cache = Path(tempfile.mkdtemp(prefix="cartolog-numba-cold-"))
-        try:
-            cold.append(run_once(network, cache))
-            warm.append(run_once(network, cache))
-        finally:
-            shutil.rmtree(cache, ignore_errors=True)
-    iterations = {r["iterations"] for r in cold + warm}
+        for entry, side in ((cartolog(), cold), (model_entry, model_cold)):
+            cache = Path(tempfile.mkdtemp(prefix="cartolog-numba-cold-"))
+            try:
+                side.append(run_once(network, cache, entry))
+                if side is cold:
+                    warm.append(run_once(network, cache, entry))
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
+    iterations = {r["iterations"] for r in cold + warm + model_cold}
     if len(iterations) != 1:
         raise RuntimeError(f"{network}: iterations differ between runs: {sorted(iterations)}")
 
@@ -92,6 +98,8 @@ def measure(network: str, runs: int) -> dict[str, Any]:
         warm_cpu_seconds=round(median(warm, "cpu"), 3),
         cold_model_seconds=round(median(cold, "model"), 3),
         warm_model_seconds=round(median(warm, "model"), 3),
+        model_entry_cold_wall=round(median(model_cold, "wall"), 3),
+        model_entry_cold_cpu_seconds=round(median(model_cold, "cpu"), 3),
         iterations=iterations.pop(), runs=runs,
         load_average=round(os.getloadavg()[0], 2))
 
