@@ -62,9 +62,14 @@ def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, in
 @nb.njit(cache=True, nogil=True)
 def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I32,
             ib: U8, bf: FloatArray, c: FloatArray, min_flow: float,
-            lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> None:
+            lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> int:
     """Shortest (all bush links) and longest labels (links with flow above ``min_flow``:
-    0 for used links only, -1 for all bush links; a float, so one compiled signature)."""
+    0 for used links only, -1 for all bush links; a float, so one compiled signature).
+
+    Over all bush links (re-shaping), a node's unused incoming links other than its
+    shortest-path link leave the bush once the node is labelled; returns how many left.
+    """
+    dropped = 0
     for v in range(lo.shape[0]):
         lo[v] = np.inf
         hi[v] = -np.inf
@@ -85,16 +90,20 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
             if bf[a] > min_flow and hi[i] + c[a] > hi[j]:
                 hi[j] = hi[i] + c[a]
                 hi_pred[j] = a
+        if min_flow < 0.0:
+            for kk in range(bwd_start[j], bwd_start[j + 1]):
+                a = bwd_link[kk]
+                if ib[a] and bf[a] <= 0.0 and lo_pred[j] != a:
+                    ib[a] = 0
+                    bf[a] = 0.0
+                    dropped += 1
+    return dropped
 
 
 @nb.njit(cache=True, nogil=True)
 def _topological_order(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
                        order: I32, indeg: I32) -> int:
-    for v in range(indeg.shape[0]):
-        indeg[v] = 0
-    for a in range(head.shape[0]):
-        if ib[a]:
-            indeg[head[a]] += 1
+    """Kahn's order from ``r``; ``indeg`` holds every node's number of bush links in."""
     order[0] = r
     count = 1
     front = 0
@@ -125,24 +134,25 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
     topological order.
     """
     m = head.shape[0]
-    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
-    dropped = 0
-    for a in range(m):
-        if ib[a] and bf[a] <= 0.0 and lo_pred[head[a]] != a:
-            ib[a] = 0
-            bf[a] = 0.0
-            dropped += 1
+    dropped = _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred,
+                      hi, hi_pred)
     if dropped:
         _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred, hi,
                 hi_pred)
+    for v in range(indeg.shape[0]):
+        indeg[v] = 0
     added = 0
     for a in range(m):
         i = tail[a]
         j = head[a]
-        if ib[a] or (blocked[i] and i != r) or hi[i] == -np.inf or hi[j] == -np.inf:
+        if ib[a]:
+            indeg[j] += 1
+            continue
+        if (blocked[i] and i != r) or hi[i] == -np.inf or hi[j] == -np.inf:
             continue
         if lo[i] + c[a] < lo[j] - 1e-12 * lo[j] and hi[i] < hi[j]:
             ib[a] = 1
+            indeg[j] += 1
             added += 1
     if added == 0:
         for a in range(m):
@@ -152,6 +162,7 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
                 continue
             if hi[i] + c[a] < hi[j] - 1e-12 * hi[j]:
                 ib[a] = 1
+                indeg[j] += 1
                 added += 1
     if dropped == 0 and added == 0:
         return nt
