@@ -221,8 +221,9 @@ def _path_skims(g: Graph, origins: NDArray[np.int32], c: FloatArray) -> PathSkim
 # shrinks with the gap). Tuned on Winnipeg and the synthetic grid (docs/decisions/0101).
 _FLOW_SWEEPS = 4
 # Far from equilibrium (gap above this) the bushes are still changing shape: the extra sweeps
-# cost more than they gain (Berlin-Center: 205 s -> 133 s to gap 1e-4; docs/decisions/0112).
-_SWEEP_GAP = 1e-3
+# cost more than they gain (docs/decisions/0112). Since the sweeps skip settled bushes and
+# walk each segment once, they pay from gap 1e-2 on (docs/decisions/0114).
+_SWEEP_GAP = 1e-2
 _PASSES = 2
 # The extra sweeps skip bushes whose previous sweep found nothing above the threshold.
 _SKIP_SETTLED = True
