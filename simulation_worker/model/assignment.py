@@ -228,7 +228,7 @@ _PASSES = 2
 # The extra sweeps skip bushes whose previous sweep found nothing above the threshold.
 _SKIP_SETTLED = True
 _TARGET_SHARE = 0.1
-_GAP_SHARE = 0.02
+_GAP_SHARE = 0.01
 
 
 STALL_WINDOWS = {"b": 20, "bfw": 200, "fw": 400}
