@@ -29,7 +29,13 @@ if hasattr(os, "register_at_fork"):
 
 
 def lanes() -> int:
-    """Number of lanes: ``NUMBA_NUM_THREADS`` if set, else the CPUs this process may use."""
+    """Number of lanes: numba's thread count if the process set it (``numba.set_num_threads``
+    after starting numba's threading layer), else ``NUMBA_NUM_THREADS`` if set, else the CPUs
+    this process may use. The threading layer is never started here."""
+    from numba.np.ufunc import parallel
+
+    if getattr(parallel, "_is_initialized", False):
+        return max(1, int(parallel.get_num_threads()))  # type: ignore[no-untyped-call]
     configured = os.environ.get("NUMBA_NUM_THREADS", "")
     if configured.isdigit() and int(configured) > 0:
         return int(configured)

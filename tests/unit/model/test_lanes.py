@@ -36,6 +36,9 @@ def test_a_failing_lane_fails_the_call() -> None:
 
 
 def test_lane_count_follows_numba_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from numba.np.ufunc import parallel
+
+    monkeypatch.setattr(parallel, "_is_initialized", False)  # as before numba's threads start
     monkeypatch.setenv("NUMBA_NUM_THREADS", "3")
     assert lanes() == 3
     monkeypatch.delenv("NUMBA_NUM_THREADS")
@@ -44,10 +47,13 @@ def test_lane_count_follows_numba_num_threads(monkeypatch: pytest.MonkeyPatch) -
 
 def test_results_do_not_depend_on_the_number_of_lanes(
         sioux_falls: TntpCase, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulation_worker.model import assignment, paths
+
     settings = AssignmentSettings(relative_gap=1e-6)
     results = []
-    for count in ("1", "2", "3"):
-        monkeypatch.setenv("NUMBA_NUM_THREADS", count)
+    for count in (1, 2, 3):
+        monkeypatch.setattr(assignment, "lanes", lambda count=count: count)
+        monkeypatch.setattr(paths, "lanes", lambda count=count: count)
         results.append(run_model(sioux_falls.model_input(assignment=settings)))
     for other in results[1:]:
         assert np.array_equal(other.links.flow, results[0].links.flow)
@@ -91,3 +97,15 @@ def test_each_kernel_compiles_for_one_signature(sioux_falls: TntpCase) -> None:
                                                                    max_iterations=3)))
     for kernel in (paths.trees_lane, bush._bush_lane, costs.sum_flows):
         assert len(kernel.signatures) == 1, kernel
+
+
+def test_lane_count_follows_numba_set_num_threads() -> None:
+    # A worker caps the model's threads with numba.set_num_threads (decision 0314).
+    import numba
+
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert lanes() == 1
+    finally:
+        numba.set_num_threads(before)
