@@ -11,16 +11,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
 from simulation_worker.model import bush, frank_wolfe
-from simulation_worker.model.costs import beckmann_objective, link_costs, link_derivatives
+from simulation_worker.model.costs import beckmann_objective, link_costs, sum_flows
 from simulation_worker.model.errors import DisconnectedDemandError, InvalidParameterError
 from simulation_worker.model.graph import Graph
+from simulation_worker.model.lanes import lanes
 from simulation_worker.model.network import DEFAULT_ASSIGNMENT, AssignmentSettings, FloatArray
-from simulation_worker.model.paths import origins_with_demand, relative_gap, zone_costs
+from simulation_worker.model.paths import (
+    gap_of,
+    origins_with_demand,
+    relative_gap,
+    shortest_paths,
+    zone_costs,
+)
 
 ProgressCallback = Callable[[int, float, float], None]
 """Called after every iteration with (iteration, relative_gap, elapsed_seconds)."""
@@ -42,11 +48,23 @@ class AssignmentResult:
     seconds: float
     outcome: str = CONVERGED
     fallback: str | None = None
+    skims: PathSkims | None = None
 
     @property
     def message(self) -> str:
         """One line: how the run ended, e.g. "stalled at gap 4.20e-03 after 45 iterations"."""
         return describe(self.outcome, self.relative_gap, self.iterations, self.fallback)
+
+
+@dataclass(frozen=True, eq=False)
+class PathSkims:
+    """Least-cost paths at the final costs, kept from the last gap measurement so the outputs
+    need no further shortest-path pass: for the zones ``origins`` (rows), the least cost to
+    every zone and the congested time (cost less the fixed part) along those paths."""
+
+    origins: NDArray[np.int32]
+    cost: FloatArray
+    time: FloatArray
 
 
 def describe(outcome: str, gap: float, iterations: int, fallback: str | None) -> str:
@@ -73,9 +91,12 @@ def assign(
         check_connected(graph, od, zone_ids)
     report = progress if progress is not None else _no_progress
     fallback = None
+    skims: PathSkims | None = None
     if settings.algorithm == "b":
-        flows, its, stalled = _algorithm_b(graph, od, settings, report, started, zone_ids)
+        flows, its, stalled, skims = _algorithm_b(graph, od, settings, report, started,
+                                                  zone_ids)
         if stalled:
+            skims = None
             fallback = "bfw"
             flows, its, stalled = frank_wolfe.solve(
                 graph, od, settings, report, started,
@@ -86,7 +107,10 @@ def assign(
             graph, od, settings, report, started,
             Stagnation(settings.relative_gap, settings.algorithm).stalled)
     costs = link_costs(graph, flows)
-    gap = relative_gap(graph, flows, costs, od)
+    if skims is not None:  # Algorithm B's last gap, measured at these very flows and costs
+        gap = gap_of(flows, costs, od[skims.origins], skims.cost)
+    else:
+        gap = relative_gap(graph, flows, costs, od)
     converged = gap <= settings.relative_gap
     return AssignmentResult(
         flows=flows,
@@ -98,6 +122,7 @@ def assign(
         seconds=time.perf_counter() - started,
         outcome=CONVERGED if converged else STALLED if stalled else ITERATION_LIMIT,
         fallback=fallback,
+        skims=skims,
     )
 
 
@@ -143,8 +168,9 @@ def _algorithm_b(
     report: ProgressCallback,
     started: float,
     zone_ids: list[int] | None,
-) -> tuple[FloatArray, int, bool]:
-    """Algorithm B from all-or-nothing flows; returns flows, iterations and whether it stalled."""
+) -> tuple[FloatArray, int, bool, PathSkims]:
+    """Algorithm B from all-or-nothing flows; returns flows, iterations, whether it stalled
+    and the least-cost paths of its last gap measurement."""
     origins = origins_with_demand(od)
     k, m, n = len(origins), graph.n_links, graph.n_nodes
     in_bush = np.zeros((k, m), dtype=np.uint8)
@@ -152,54 +178,42 @@ def _algorithm_b(
     topo = np.zeros((k, n), dtype=np.int32)
     topo_len = np.zeros(k, dtype=np.int32)
     g = graph
-    work = bush.scratch(min(lanes(), k), n)
-    free = link_costs(g, np.zeros(m))
-    x = bush.init_bushes(origins, g.zone_node, od, g.fwd_start, g.fwd_link, g.head, g.tail,
-                         free, g.blocked, in_bush, bush_flow, topo, topo_len, work)
-    _refuse_unreached(od, origins, _reached_zones(g, topo, topo_len), zone_ids)
-    c = link_costs(g, x)
-    d = link_derivatives(g, x)
+    work = bush.scratch(min(lanes(), k), n, k)
+    reach = bush.init_bushes(g, origins, od, link_costs(g, np.zeros(m)), in_bush, bush_flow,
+                             topo, topo_len)
+    _refuse_unreached(od, origins, np.isfinite(reach), zone_ids)
+    x, c, d = np.empty(m), np.empty(m), np.empty(m)
+    sum_flows(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
+              g.fixed_cost)
     total_demand = float(od.sum())
-    gap = relative_gap(g, x, c, od)
+    demand = od[origins]
+    skims = _path_skims(g, origins, c)
+    gap = gap_of(x, c, demand, skims.cost)
     iteration = 0
     stagnation = Stagnation(settings.relative_gap, "b")
     while gap > settings.relative_gap and iteration < settings.max_iterations:
         mean_cost = float(x @ c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
-        bush.reshape_bushes(origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start,
-                            g.bwd_link, g.head, g.tail, g.blocked, in_bush, bush_flow, topo,
-                            topo_len, c, work)
+        bush.reshape_bushes(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, work)
         sweeps = _FLOW_SWEEPS if gap < _SWEEP_GAP else 0
-        for passes in (_PASSES, *([1] * sweeps)):
-            bush.shift_flows(origins, g.zone_node, g.bwd_start, g.bwd_link, g.tail,
-                             g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost,
-                             in_bush, bush_flow, topo, topo_len, x, c, d, passes, threshold,
-                             work)
-        bush.resum(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
-                   g.fixed_cost)
+        for sweep, passes in enumerate((_PASSES, *([1] * sweeps))):
+            bush.shift_flows(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, passes,
+                             threshold, work, _SKIP_SETTLED and sweep > 0)
+        sum_flows(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
+                  g.fixed_cost)
         iteration += 1
-        gap = relative_gap(g, x, c, od)
+        skims = _path_skims(g, origins, c)
+        gap = gap_of(x, c, demand, skims.cost)
         report(iteration, gap, time.perf_counter() - started)
         if stagnation.stalled(gap):
-            return x, iteration, True
-    return x, iteration, False
+            return x, iteration, True, skims
+    return x, iteration, False, skims
 
 
-def _reached_zones(graph: Graph, topo: NDArray[np.int32], topo_len: NDArray[np.int32]
-                   ) -> NDArray[np.bool_]:
-    """reached[k, z]: zone z's centroid is in origin k's initial shortest-path tree."""
-    reached = np.zeros((topo.shape[0], len(graph.zone_node)), dtype=bool)
-    in_tree = np.zeros(graph.n_nodes, dtype=bool)
-    for k in range(topo.shape[0]):
-        in_tree[:] = False
-        in_tree[topo[k, :topo_len[k]]] = True
-        reached[k] = in_tree[graph.zone_node]
-    return reached
-
-
-def lanes() -> int:
-    """Origins are shared among this many lanes, one thread each (numba's thread count)."""
-    return int(nb.get_num_threads())
+def _path_skims(g: Graph, origins: NDArray[np.int32], c: FloatArray) -> PathSkims:
+    """One shortest-path pass at costs ``c``: the gap's least costs, and the time skims."""
+    cost, along = shortest_paths(g, origins, c, other=c - g.fixed_cost)
+    return PathSkims(origins, cost, along)
 
 
 # Per origin and iteration: at most _PASSES flow-shifting sweeps, shifting only where the longest
@@ -207,11 +221,14 @@ def lanes() -> int:
 # shrinks with the gap). Tuned on Winnipeg and the synthetic grid (docs/decisions/0101).
 _FLOW_SWEEPS = 4
 # Far from equilibrium (gap above this) the bushes are still changing shape: the extra sweeps
-# cost more than they gain (Berlin-Center: 205 s -> 133 s to gap 1e-4; docs/decisions/0112).
-_SWEEP_GAP = 1e-3
+# cost more than they gain (docs/decisions/0112). Since the sweeps skip settled bushes and
+# walk each segment once, they pay from gap 1e-2 on (docs/decisions/0114).
+_SWEEP_GAP = 1e-2
 _PASSES = 2
+# The extra sweeps skip bushes whose previous sweep found nothing above the threshold.
+_SKIP_SETTLED = True
 _TARGET_SHARE = 0.1
-_GAP_SHARE = 0.02
+_GAP_SHARE = 0.01
 
 
 STALL_WINDOWS = {"b": 20, "bfw": 200, "fw": 400}

@@ -19,9 +19,11 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-from simulation_worker.model.costs import link_cost, link_derivative
+from simulation_worker.model.costs import cost_and_derivative
+from simulation_worker.model.graph import Graph
+from simulation_worker.model.lanes import run_lanes
 from simulation_worker.model.network import FloatArray
-from simulation_worker.model.paths import dijkstra
+from simulation_worker.model.paths import Trees, shortest_paths
 
 I32 = NDArray[np.int32]
 U8 = NDArray[np.uint8]
@@ -29,7 +31,8 @@ U8 = NDArray[np.uint8]
 
 class Scratch(NamedTuple):
     """Work arrays, one row per lane (a lane is a share of the origins run by one thread):
-    node labels and predecessors, positions and in-degrees. Allocated once per assignment."""
+    node labels and predecessors, positions and in-degrees. Allocated once per assignment, so
+    the kernels allocate nothing."""
 
     lo: FloatArray
     hi: FloatArray
@@ -37,70 +40,41 @@ class Scratch(NamedTuple):
     hi_pred: I32
     pos: I32
     indeg: I32
+    worst: FloatArray  # per bush: largest label difference found by its last sweep
 
 
-def scratch(lanes: int, n_nodes: int) -> Scratch:
-    """Work arrays for ``lanes`` lanes."""
+def scratch(lanes: int, n_nodes: int, bushes: int) -> Scratch:
+    """Work arrays for ``lanes`` lanes and ``bushes`` bushes."""
     shape = (lanes, n_nodes)
     return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
-                   np.zeros(shape, dtype=np.int32))
+                   np.zeros(shape, dtype=np.int32), np.full(bushes, np.inf))
 
 
-@nb.njit(cache=True, parallel=True)
-def init_bushes(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link: I32,
-                head: I32, tail: I32, cost: FloatArray, blocked: NDArray[np.bool_],
-                in_bush: U8, bush_flow: FloatArray, topo: I32, topo_len: I32,
-                scratch: Scratch) -> FloatArray:
-    """Start every bush as its origin's shortest-path tree loaded all-or-nothing.
-
-    Origins are split over the lanes of ``scratch`` (origin k in lane k % lanes); returns the
-    total link flows.
-    """
-    lanes = scratch.lo.shape[0]
-    for lane in nb.prange(lanes):
-        dist = scratch.lo[lane]
-        load = scratch.hi[lane]
-        pred = scratch.lo_pred[lane]
-        order = scratch.hi_pred[lane]
-        for k in range(lane, origins.shape[0], lanes):
-            o = origins[k]
-            settled = dijkstra(zone_node[o], fwd_start, fwd_link, head, cost, blocked, dist,
-                               pred, order)
-            topo[k, :settled] = order[:settled]
-            topo_len[k] = settled
-            load[:] = 0.0
-            for z in range(zone_node.shape[0]):
-                load[zone_node[z]] += od[o, z]
-            for idx in range(settled - 1, 0, -1):
-                v = order[idx]
-                a = pred[v]
-                in_bush[k, a] = 1
-                if load[v] > 0.0:
-                    bush_flow[k, a] += load[v]
-                    load[tail[a]] += load[v]
-    return _total(bush_flow)
+def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, in_bush: U8,
+                bush_flow: FloatArray, topo: I32, topo_len: I32) -> FloatArray:
+    """Start every bush as its origin's shortest-path tree at ``cost`` loaded all-or-nothing
+    (lanes in parallel). Returns the least costs from each origin to every zone."""
+    return shortest_paths(graph, origins, cost, od=od,
+                          trees=Trees(in_bush, bush_flow, topo, topo_len))[0]
 
 
-@nb.njit(cache=True)
-def _total(bush_flow: FloatArray) -> FloatArray:
-    x = np.zeros(bush_flow.shape[1])
-    for k in range(bush_flow.shape[0]):
-        row = bush_flow[k]
-        for a in range(x.shape[0]):
-            x[a] += row[a]
-    return x
-
-
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I32,
-            ib: U8, bf: FloatArray, c: FloatArray, used_only: bool,
-            lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> None:
-    """Shortest (all bush links) and longest (used links, or all if not used_only) labels."""
-    lo[:] = np.inf
-    hi[:] = -np.inf
-    lo_pred[:] = -1
-    hi_pred[:] = -1
+            ib: U8, bf: FloatArray, c: FloatArray, min_flow: float,
+            lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> int:
+    """Shortest (all bush links) and longest labels (links with flow above ``min_flow``:
+    0 for used links only, -1 for all bush links; a float, so one compiled signature).
+
+    Over all bush links (re-shaping), a node's unused incoming links other than its
+    shortest-path link leave the bush once the node is labelled; returns how many left.
+    """
+    dropped = 0
+    for v in range(lo.shape[0]):
+        lo[v] = np.inf
+        hi[v] = -np.inf
+        lo_pred[v] = -1
+        hi_pred[v] = -1
     lo[r] = 0.0
     hi[r] = 0.0
     for idx in range(1, nt):
@@ -113,18 +87,23 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
             if lo[i] + c[a] < lo[j]:
                 lo[j] = lo[i] + c[a]
                 lo_pred[j] = a
-            if (not used_only or bf[a] > 0.0) and hi[i] + c[a] > hi[j]:
+            if bf[a] > min_flow and hi[i] + c[a] > hi[j]:
                 hi[j] = hi[i] + c[a]
                 hi_pred[j] = a
+        if min_flow < 0.0:
+            for kk in range(bwd_start[j], bwd_start[j + 1]):
+                a = bwd_link[kk]
+                if ib[a] and bf[a] <= 0.0 and lo_pred[j] != a:
+                    ib[a] = 0
+                    bf[a] = 0.0
+                    dropped += 1
+    return dropped
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _topological_order(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
                        order: I32, indeg: I32) -> int:
-    indeg[:] = 0
-    for a in range(head.shape[0]):
-        if ib[a]:
-            indeg[head[a]] += 1
+    """Kahn's order from ``r``; ``indeg`` holds every node's number of bush links in."""
     order[0] = r
     count = 1
     front = 0
@@ -142,7 +121,7 @@ def _topological_order(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
     return count
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd_start: I32,
                  bwd_link: I32, head: I32, tail: I32, blocked: NDArray[np.bool_], ib: U8,
                  bf: FloatArray, c: FloatArray, lo: FloatArray, lo_pred: I32, hi: FloatArray,
@@ -150,23 +129,30 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
     """Drop unused links, add shortcuts; returns the new number of ordered nodes.
 
     An unused link stays only if it is its head's shortest-path link, so every node stays
-    reachable by its cheapest bush path.
+    reachable by its cheapest bush path (and its shortest label does not change: only the
+    longest labels are computed again, and only if a link left). An unchanged bush keeps its
+    topological order.
     """
     m = head.shape[0]
-    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, False, lo, lo_pred, hi, hi_pred)
-    for a in range(m):
-        if ib[a] and bf[a] <= 0.0 and lo_pred[head[a]] != a:
-            ib[a] = 0
-            bf[a] = 0.0
-    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, False, lo, lo_pred, hi, hi_pred)
+    dropped = _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred,
+                      hi, hi_pred)
+    if dropped:
+        _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred, hi,
+                hi_pred)
+    for v in range(indeg.shape[0]):
+        indeg[v] = 0
     added = 0
     for a in range(m):
         i = tail[a]
         j = head[a]
-        if ib[a] or (blocked[i] and i != r) or hi[i] == -np.inf or hi[j] == -np.inf:
+        if ib[a]:
+            indeg[j] += 1
+            continue
+        if (blocked[i] and i != r) or hi[i] == -np.inf or hi[j] == -np.inf:
             continue
         if lo[i] + c[a] < lo[j] - 1e-12 * lo[j] and hi[i] < hi[j]:
             ib[a] = 1
+            indeg[j] += 1
             added += 1
     if added == 0:
         for a in range(m):
@@ -176,18 +162,21 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
                 continue
             if hi[i] + c[a] < hi[j] - 1e-12 * hi[j]:
                 ib[a] = 1
+                indeg[j] += 1
                 added += 1
+    if dropped == 0 and added == 0:
+        return nt
     return _topological_order(r, fwd_start, fwd_link, head, ib, order, indeg)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _shift_pass(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I32,
                 ib: U8, bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray,
                 t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
                 fixed: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32,
                 hi: FloatArray, hi_pred: I32, pos: I32) -> float:
     """One Newton flow-shifting sweep over a bush; returns the largest label difference."""
-    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, True, lo, lo_pred, hi, hi_pred)
+    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _USED, lo, lo_pred, hi, hi_pred)
     for idx in range(nt):
         pos[order[idx]] = idx
     worst = 0.0
@@ -199,31 +188,23 @@ def _shift_pass(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail
         worst = max(worst, diff)
         if diff <= threshold:
             continue
-        p = tail[lo_pred[j]]
-        q = tail[hi_pred[j]]
+        # Walk both paths back to their last common node p, summing each segment on the way.
+        a = lo_pred[j]
+        cmin, dmin, p = c[a], d[a], tail[a]
+        a = hi_pred[j]
+        cmax, dmax, fmax, q = c[a], d[a], bf[a], tail[a]
         while p != q:
             if pos[p] > pos[q]:
-                p = tail[lo_pred[p]]
+                a = lo_pred[p]
+                cmin += c[a]
+                dmin += d[a]
+                p = tail[a]
             else:
-                q = tail[hi_pred[q]]
-        cmin = 0.0
-        dmin = 0.0
-        v = j
-        while v != p:
-            a = lo_pred[v]
-            cmin += c[a]
-            dmin += d[a]
-            v = tail[a]
-        cmax = 0.0
-        dmax = 0.0
-        fmax = np.inf
-        v = j
-        while v != p:
-            a = hi_pred[v]
-            cmax += c[a]
-            dmax += d[a]
-            fmax = min(fmax, bf[a])
-            v = tail[a]
+                a = hi_pred[q]
+                cmax += c[a]
+                dmax += d[a]
+                fmax = min(fmax, bf[a])
+                q = tail[a]
         gain = cmax - cmin
         if gain <= 0.0 or fmax <= 0.0:
             continue
@@ -234,7 +215,7 @@ def _shift_pass(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail
     return worst
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _move(j: int, stop: int, pred: I32, dx: float, tail: I32, bf: FloatArray, x: FloatArray,
           c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray, pp: FloatArray,
           cap: FloatArray, fixed: FloatArray) -> None:
@@ -243,50 +224,64 @@ def _move(j: int, stop: int, pred: I32, dx: float, tail: I32, bf: FloatArray, x:
         a = pred[v]
         bf[a] = max(bf[a] + dx, 0.0)
         x[a] = max(x[a] + dx, 0.0)
-        c[a] = link_cost(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
-        d[a] = link_derivative(x[a], t0[a], bb[a], pp[a], cap[a])
+        c[a], d[a] = cost_and_derivative(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
         v = tail[a]
 
 
-@nb.njit(cache=True, parallel=True)
-def reshape_bushes(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32,
-                   bwd_start: I32, bwd_link: I32, head: I32, tail: I32,
-                   blocked: NDArray[np.bool_], in_bush: U8, bush_flow: FloatArray, topo: I32,
-                   topo_len: I32, c: FloatArray, s: Scratch) -> None:
-    """Re-shape every bush at the current costs; bushes are independent, lanes run them."""
-    lanes = s.lo.shape[0]
-    for lane in nb.prange(lanes):
-        for k in range(lane, origins.shape[0], lanes):
-            topo_len[k] = _update_bush(zone_node[origins[k]], topo[k], topo_len[k], fwd_start,
-                                       fwd_link, bwd_start, bwd_link, head, tail, blocked,
-                                       in_bush[k], bush_flow[k], c, s.lo[lane],
-                                       s.lo_pred[lane], s.hi[lane], s.hi_pred[lane],
-                                       s.indeg[lane])
-
-
-@nb.njit(cache=True)
-def shift_flows(origins: I32, zone_node: I32, bwd_start: I32, bwd_link: I32, tail: I32,
-                t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
-                fixed: FloatArray, in_bush: U8, bush_flow: FloatArray, topo: I32,
-                topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
-                threshold: float, s: Scratch) -> None:
-    """Up to ``passes`` Newton sweeps per bush, origin after origin (Gauss-Seidel: each bush
-    sees the link flows the previous ones left; see docs/decisions/0112)."""
-    for k in range(origins.shape[0]):
+@nb.njit(cache=True, nogil=True)
+def _bush_lane(lane: int, lanes: int, reshape: bool, origins: I32, zone_node: I32,
+               fwd_start: I32, fwd_link: I32, bwd_start: I32, bwd_link: I32, head: I32,
+               tail: I32, blocked: NDArray[np.bool_], t0: FloatArray, bb: FloatArray,
+               pp: FloatArray, cap: FloatArray, fixed: FloatArray, in_bush: U8,
+               bush_flow: FloatArray, topo: I32, topo_len: I32, x: FloatArray, c: FloatArray,
+               d: FloatArray, passes: int, threshold: float, skip: bool, worst: FloatArray,
+               s: Scratch) -> None:
+    """The bushes of one lane (origin k in lane k % lanes): re-shape them, or shift their
+    flows with up to ``passes`` sweeps each, recording each bush's largest label difference
+    in ``worst`` (with ``skip``, bushes whose last one was within ``threshold`` are left
+    alone). One kernel for both, so the code they share is compiled once (0113)."""
+    lo, lo_pred, hi, hi_pred = s.lo[lane], s.lo_pred[lane], s.hi[lane], s.hi_pred[lane]
+    for k in range(lane, origins.shape[0], lanes):
+        r = zone_node[origins[k]]
+        if reshape:
+            topo_len[k] = _update_bush(r, topo[k], topo_len[k], fwd_start, fwd_link, bwd_start,
+                                       bwd_link, head, tail, blocked, in_bush[k], bush_flow[k],
+                                       c, lo, lo_pred, hi, hi_pred, s.indeg[lane])
+            continue
+        if skip and worst[k] <= threshold:
+            continue
         for _ in range(passes):
-            worst = _shift_pass(zone_node[origins[k]], topo[k], topo_len[k], bwd_start,
-                                bwd_link, tail, in_bush[k], bush_flow[k], x, c, d, t0, bb, pp,
-                                cap, fixed, threshold, s.lo[0], s.lo_pred[0], s.hi[0],
-                                s.hi_pred[0], s.pos[0])
-            if worst <= threshold:
+            worst[k] = _shift_pass(r, topo[k], topo_len[k], bwd_start, bwd_link, tail,
+                                   in_bush[k], bush_flow[k], x, c, d, t0, bb, pp, cap, fixed,
+                                   threshold, lo, lo_pred, hi, hi_pred, s.pos[lane])
+            if worst[k] <= threshold:
                 break
 
 
-@nb.njit(cache=True)
-def resum(bush_flow: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray, t0: FloatArray,
-          bb: FloatArray, pp: FloatArray, cap: FloatArray, fixed: FloatArray) -> None:
-    """Total flows re-summed from the bushes, so rounding cannot drift over iterations."""
-    x[:] = _total(bush_flow)
-    for a in range(x.shape[0]):
-        c[a] = link_cost(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
-        d[a] = link_derivative(x[a], t0[a], bb[a], pp[a], cap[a])
+def reshape_bushes(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
+                   topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray,
+                   s: Scratch) -> None:
+    """Re-shape every bush at the current costs ``c``; bushes are independent, the lanes of
+    ``s`` run them in parallel."""
+    run_lanes(_bush_lane, s.lo.shape[0], True, origins, g.zone_node, g.fwd_start, g.fwd_link,
+              g.bwd_start, g.bwd_link, g.head, g.tail, g.blocked, g.free_flow_time, g.bpr_b,
+              g.bpr_power, g.capacity, g.fixed_cost, in_bush, bush_flow, topo, topo_len, x, c,
+              d, 0, 0.0, False, s.worst, s)
+
+
+def shift_flows(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
+                topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
+                threshold: float, s: Scratch, skip: bool = False) -> None:
+    """Up to ``passes`` Newton sweeps per bush, origin after origin, updating the link flows
+    ``x``, costs ``c`` and derivatives ``d`` (Gauss-Seidel: each bush sees the link flows the
+    previous ones left; see docs/decisions/0112). With ``skip``, bushes whose last sweep found
+    no label difference above ``threshold`` are skipped."""
+    _bush_lane(0, 1, False, origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start,
+               g.bwd_link, g.head, g.tail, g.blocked, g.free_flow_time, g.bpr_b, g.bpr_power,
+               g.capacity, g.fixed_cost, in_bush, bush_flow, topo, topo_len, x, c, d, passes,
+               threshold, skip, s.worst, s)
+
+
+# _labels' longest labels: over used links only, or over all bush links.
+_USED = 0.0
+_ALL = -1.0

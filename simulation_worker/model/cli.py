@@ -14,7 +14,6 @@ from simulation_worker.model.assignment import ALGORITHMS
 from simulation_worker.model.errors import ModelInputError
 from simulation_worker.model.network import AssignmentSettings, CostParameters
 from simulation_worker.model.run import ModelResult, run_model
-from simulation_worker.model.skims import skims, write_omx
 from simulation_worker.model.tntp import TntpCase, load_tntp_folder
 
 
@@ -72,7 +71,9 @@ def run_command(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - started
         if args.out is not None:
             _write_links(args.out, case, result)
-        if args.skims is not None:
+        if args.skims is not None:  # imported here: OMX (PyTables) takes a while to import
+            from simulation_worker.model.skims import skims, write_omx
+
             args.skims.write_bytes(write_omx(skims(model, result.links.flow)))
     except ModelInputError as error:
         print(f"cartolog model run: {error}", file=sys.stderr)

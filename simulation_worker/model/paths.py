@@ -5,29 +5,33 @@ A path may end at a blocked (centroid) node but never leave one, except the orig
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
 from simulation_worker.model.graph import Graph
+from simulation_worker.model.lanes import lanes, run_lanes
 from simulation_worker.model.network import FloatArray
 
 I32 = NDArray[np.int32]
+U8 = NDArray[np.uint8]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatArray,
-             blocked: NDArray[np.bool_], dist: FloatArray, pred: I32, order: I32) -> int:
+             blocked: NDArray[np.bool_], dist: FloatArray, pred: I32, order: I32, done: U8,
+             heap_key: FloatArray, heap_node: I32) -> int:
     """Fill ``dist``, ``pred`` (link into node, -1 at root/unreached) and settle ``order``.
 
-    Returns the number of settled nodes (the valid prefix of ``order``).
+    ``done`` (one per node) and the heap (``heap_key``, ``heap_node``: one more than the links)
+    are work arrays. Returns the number of settled nodes (the valid prefix of ``order``).
     """
-    n = dist.shape[0]
-    dist[:] = np.inf
-    pred[:] = -1
-    done = np.zeros(n, dtype=np.bool_)
-    heap_key = np.empty(fwd_link.shape[0] + 1)
-    heap_node = np.empty(fwd_link.shape[0] + 1, dtype=np.int32)
+    for v in range(dist.shape[0]):
+        dist[v] = np.inf
+        pred[v] = -1
+        done[v] = 0
     size = 1
     heap_key[0] = 0.0
     heap_node[0] = origin
@@ -41,7 +45,7 @@ def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatA
             _sift_down(heap_key, heap_node, size, heap_key[size], heap_node[size])
         if done[u] or key > dist[u]:
             continue
-        done[u] = True
+        done[u] = 1
         order[settled] = u
         settled += 1
         if blocked[u] and u != origin:
@@ -57,7 +61,7 @@ def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatA
     return settled
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _push(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> int:
     i = size
     while i > 0:
@@ -72,7 +76,7 @@ def _push(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> int
     return size + 1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _sift_down(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> None:
     i = 0
     while True:
@@ -90,48 +94,120 @@ def _sift_down(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -
     nodes[i] = node
 
 
-@nb.njit(cache=True, parallel=True)
-def _zone_costs(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, head: I32,
-                cost: FloatArray, blocked: NDArray[np.bool_], n_nodes: int) -> FloatArray:
-    out = np.empty((origins.shape[0], zone_node.shape[0]))
-    for i in nb.prange(origins.shape[0]):
-        dist = np.empty(n_nodes)
-        pred = np.empty(n_nodes, dtype=np.int32)
-        order = np.empty(n_nodes, dtype=np.int32)
-        dijkstra(zone_node[origins[i]], fwd_start, fwd_link, head, cost, blocked, dist, pred,
-                 order)
-        for z in range(zone_node.shape[0]):
-            out[i, z] = dist[zone_node[z]]
-    return out
+class Work(NamedTuple):
+    """Per-lane work arrays of the shortest-path kernel."""
+
+    dist: FloatArray
+    pred: I32
+    order: I32
+    done: U8
+    heap_key: FloatArray
+    heap_node: I32
+    along: FloatArray
 
 
-@nb.njit(cache=True, parallel=True)
-def _zone_costs_and_sums(origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32,
-                         head: I32, tail: I32, cost: FloatArray, other: FloatArray,
-                         blocked: NDArray[np.bool_], n_nodes: int,
-                         ) -> tuple[FloatArray, FloatArray]:
-    """Least-cost path costs and the sum of ``other`` (e.g. time) along those paths."""
-    out = np.empty((origins.shape[0], zone_node.shape[0]))
-    along = np.empty((origins.shape[0], zone_node.shape[0]))
-    for i in nb.prange(origins.shape[0]):
-        dist = np.empty(n_nodes)
-        pred = np.empty(n_nodes, dtype=np.int32)
-        order = np.empty(n_nodes, dtype=np.int32)
+def work(lanes: int, n_nodes: int, n_links: int) -> Work:
+    """Work arrays for ``lanes`` lanes."""
+    nodes, heap = (lanes, n_nodes), (lanes, n_links + 1)
+    return Work(np.zeros(nodes), np.zeros(nodes, dtype=np.int32),
+                np.zeros(nodes, dtype=np.int32), np.zeros(nodes, dtype=np.uint8),
+                np.zeros(heap), np.zeros(heap, dtype=np.int32), np.zeros(nodes))
+
+
+class Trees(NamedTuple):
+    """Where ``trees_lane`` stores each origin's shortest-path tree as a loaded bush (origin
+    i's row i): bush link mask, bush link flows, settled nodes and their count."""
+
+    in_bush: U8
+    bush_flow: FloatArray
+    topo: I32
+    topo_len: I32
+
+
+NO_TREES = Trees(np.zeros((0, 0), dtype=np.uint8), np.zeros((0, 0)),
+                 np.zeros((0, 0), dtype=np.int32), np.zeros(0, dtype=np.int32))
+NO_SUMS = np.zeros((0, 0))
+
+
+@nb.njit(cache=True, nogil=True)
+def trees_lane(lane: int, lanes: int, origins: I32, zone_node: I32, od: FloatArray,
+               fwd_start: I32, fwd_link: I32, head: I32, tail: I32, cost: FloatArray,
+               other: FloatArray, blocked: NDArray[np.bool_], w: Work, out: FloatArray,
+               along: FloatArray, trees: Trees) -> None:
+    """Shortest paths from one lane's origins (origin i in lane i % lanes).
+
+    Always: ``out[i, z]``, the least cost from origin i to zone z. If ``along`` has rows: the
+    sum of ``other`` along those paths. If ``trees`` has rows: the tree, loaded all-or-nothing
+    with ``od[origins[i]]``, as origin i's initial bush. One kernel for the gap, the skims and
+    the bushes' start, so Dijkstra is compiled once (docs/decisions/0113).
+    """
+    dist = w.dist[lane]
+    pred = w.pred[lane]
+    order = w.order[lane]
+    acc = w.along[lane]
+    sums = along.shape[0] > 0
+    bushes = trees.topo.shape[0] > 0
+    for i in range(lane, origins.shape[0], lanes):
         settled = dijkstra(zone_node[origins[i]], fwd_start, fwd_link, head, cost, blocked,
-                           dist, pred, order)
-        acc = np.full(n_nodes, np.inf)
-        acc[order[0]] = 0.0
-        for k in range(1, settled):
-            v = order[k]
-            a = pred[v]
-            acc[v] = acc[tail[a]] + other[a]
+                           dist, pred, order, w.done[lane], w.heap_key[lane], w.heap_node[lane])
         for z in range(zone_node.shape[0]):
             out[i, z] = dist[zone_node[z]]
-            along[i, z] = acc[zone_node[z]]
+        if sums:
+            for v in range(acc.shape[0]):
+                acc[v] = np.inf
+            acc[order[0]] = 0.0
+            for k in range(1, settled):
+                v = order[k]
+                acc[v] = acc[tail[pred[v]]] + other[pred[v]]
+            for z in range(zone_node.shape[0]):
+                along[i, z] = acc[zone_node[z]]
+        if bushes:
+            _load_tree(i, origins[i], settled, zone_node, od, tail, pred, order, acc, trees)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _load_tree(i: int, o: int, settled: int, zone_node: I32, od: FloatArray, tail: I32,
+               pred: I32, order: I32, load: FloatArray, trees: Trees) -> None:
+    row = trees.topo[i]
+    for idx in range(settled):
+        row[idx] = order[idx]
+    trees.topo_len[i] = settled
+    for v in range(load.shape[0]):
+        load[v] = 0.0
+    for z in range(zone_node.shape[0]):
+        load[zone_node[z]] += od[o, z]
+    ib = trees.in_bush[i]
+    bf = trees.bush_flow[i]
+    for idx in range(settled - 1, 0, -1):
+        v = order[idx]
+        a = pred[v]
+        ib[a] = 1
+        if load[v] > 0.0:
+            bf[a] += load[v]
+            load[tail[a]] += load[v]
+
+
+def shortest_paths(graph: Graph, origins: I32, cost: FloatArray, other: FloatArray | None = None,
+                   od: FloatArray | None = None, trees: Trees = NO_TREES,
+                   ) -> tuple[FloatArray, FloatArray]:
+    """Least costs from ``origins`` (zone indices) to every zone, the sums of ``other`` along
+    those paths (empty without ``other``), and with ``trees`` and ``od`` the initial bushes;
+    the lanes run in parallel."""
+    count = min(lanes(), max(1, len(origins)))
+    w = work(count, graph.n_nodes, graph.n_links)
+    zones = len(graph.zone_node)
+    out = np.empty((len(origins), zones))
+    along = np.empty((len(origins), zones)) if other is not None else NO_SUMS
+    cost = np.ascontiguousarray(cost, dtype=np.float64)  # one compiled signature
+    run_lanes(trees_lane, count, origins, graph.zone_node,
+              np.ascontiguousarray(od, dtype=np.float64) if od is not None else NO_SUMS,
+              graph.fwd_start, graph.fwd_link, graph.head, graph.tail, cost,
+              np.ascontiguousarray(other, dtype=np.float64) if other is not None else cost,
+              graph.blocked, w, out, along, trees)
     return out, along
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _aon(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link: I32,
          head: I32, tail: I32, cost: FloatArray, blocked: NDArray[np.bool_], n_nodes: int,
          ) -> tuple[FloatArray, float]:
@@ -139,12 +215,15 @@ def _aon(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link:
     dist = np.empty(n_nodes)
     pred = np.empty(n_nodes, dtype=np.int32)
     order = np.empty(n_nodes, dtype=np.int32)
+    done = np.empty(n_nodes, dtype=np.uint8)
+    heap_key = np.empty(fwd_link.shape[0] + 1)
+    heap_node = np.empty(fwd_link.shape[0] + 1, dtype=np.int32)
     node_load = np.zeros(n_nodes)
     spt = 0.0
     for i in range(origins.shape[0]):
         o = origins[i]
         settled = dijkstra(zone_node[o], fwd_start, fwd_link, head, cost, blocked, dist, pred,
-                           order)
+                           order, done, heap_key, heap_node)
         node_load[:] = 0.0
         for z in range(zone_node.shape[0]):
             if od[o, z] > 0.0:
@@ -168,8 +247,7 @@ def zone_costs(graph: Graph, cost: FloatArray, origins: I32 | None = None) -> Fl
     """Least-cost path cost from each origin zone (default: all) to every zone."""
     if origins is None:
         origins = np.arange(len(graph.zone_node), dtype=np.int32)
-    return _zone_costs(origins, graph.zone_node, graph.fwd_start, graph.fwd_link, graph.head,
-                       cost, graph.blocked, graph.n_nodes)
+    return shortest_paths(graph, origins, cost)[0]
 
 
 def all_or_nothing(graph: Graph, cost: FloatArray, od: FloatArray) -> tuple[FloatArray, float]:
@@ -182,8 +260,12 @@ def all_or_nothing(graph: Graph, cost: FloatArray, od: FloatArray) -> tuple[Floa
 def relative_gap(graph: Graph, flows: FloatArray, cost: FloatArray, od: FloatArray) -> float:
     """(total cost - total shortest-path cost) / total cost at the given flows and costs."""
     origins = origins_with_demand(od)
-    mincost = zone_costs(graph, cost, origins)
-    demand = od[origins]
+    return gap_of(flows, cost, od[origins], zone_costs(graph, cost, origins))
+
+
+def gap_of(flows: FloatArray, cost: FloatArray, demand: FloatArray, mincost: FloatArray
+           ) -> float:
+    """The relative gap from the origins' demand rows and least costs to every zone."""
     spt = float(np.sum(demand[demand > 0] * mincost[demand > 0]))
     tstt = float(flows @ cost)
     return (tstt - spt) / tstt if tstt > 0 else 0.0
@@ -194,7 +276,4 @@ def zone_costs_and_sums(
 ) -> tuple[FloatArray, FloatArray]:
     """Least-cost zone-to-zone costs, and the sum of ``other`` along those least-cost paths."""
     origins = np.arange(len(graph.zone_node), dtype=np.int32)
-    result = _zone_costs_and_sums(origins, graph.zone_node, graph.fwd_start, graph.fwd_link,
-                                  graph.head, graph.tail, cost, other, graph.blocked,
-                                  graph.n_nodes)
-    return result[0], result[1]
+    return shortest_paths(graph, origins, cost, other)

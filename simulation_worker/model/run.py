@@ -35,7 +35,7 @@ from simulation_worker.model.network import (
     validate_trips,
     validate_zones,
 )
-from simulation_worker.model.paths import zone_costs_and_sums
+from simulation_worker.model.paths import shortest_paths, zone_costs_and_sums
 
 DEFAULT_LOGSUM_BETA = 0.1
 
@@ -112,13 +112,29 @@ def _cost_skim(graph: Graph, costs: FloatArray) -> FloatArray:
     return zone_costs_and_sums(graph, costs, costs)[0]
 
 
+def _skims(graph: Graph, result: AssignmentResult, times: FloatArray
+           ) -> tuple[FloatArray, FloatArray]:
+    """Cost and time skims at the result's costs. Rows of the zones whose paths the assignment
+    kept from its last gap measurement are reused; only the other zones need a shortest-path
+    pass (often none: every zone with demand is an origin)."""
+    zones = len(graph.zone_node)
+    kept = result.skims
+    if kept is None or len(kept.origins) == 0:
+        return zone_costs_and_sums(graph, result.costs, times)
+    cost_skim, time_skim = np.empty((zones, zones)), np.empty((zones, zones))
+    cost_skim[kept.origins], time_skim[kept.origins] = kept.cost, kept.time
+    rest = np.setdiff1d(np.arange(zones, dtype=np.int32), kept.origins).astype(np.int32)
+    if len(rest):
+        cost_skim[rest], time_skim[rest] = shortest_paths(graph, rest, result.costs, times)
+    return cost_skim, time_skim
+
+
 def _outputs(model: ModelInput, graph: Graph, trips: FloatArray, result: AssignmentResult,
              feedback: int, emissions: EmissionFactors, started: float) -> ModelResult:
     flows = np.zeros(model.network.n_links)
     flows[graph.link_index] = result.flows
     links = link_results(model, flows)
-    times = links.time[graph.link_index]
-    cost_skim, time_skim = zone_costs_and_sums(graph, result.costs, times)
+    cost_skim, time_skim = _skims(graph, result, links.time[graph.link_index])
     beta = (model.demand.beta if isinstance(model.demand, GravityDemand)
             and model.demand.deterrence == "exponential" else DEFAULT_LOGSUM_BETA)
     within, logsum = accessibility(model, time_skim, cost_skim, beta)
