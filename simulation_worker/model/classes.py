@@ -25,10 +25,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simulation_worker.model import classes_b
-from simulation_worker.model.assignment import ProgressCallback, Stagnation, lanes
+from simulation_worker.model.assignment import ProgressCallback, Stagnation
 from simulation_worker.model.costs import link_costs
 from simulation_worker.model.errors import ModelInputError
 from simulation_worker.model.graph import Graph, build_graph
+from simulation_worker.model.lanes import lanes
 from simulation_worker.model.network import (
     AssignmentSettings,
     CostParameters,
@@ -154,7 +155,7 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     topo = np.zeros((nb_, n), dtype=np.int32)
     topo_len = np.zeros(nb_, dtype=np.int32)
     reached = np.zeros((nb_, len(g.zone_node)), dtype=np.bool_)
-    work = classes_b.scratch(max(1, min(lanes(), nb_)), n)
+    work = classes_b.scratch(max(1, min(lanes(), nb_)), n, m)
     c = np.empty((n_classes, m))
     d = np.empty(m)
     classes_b.class_costs(np.zeros(m), ln, c, d)
