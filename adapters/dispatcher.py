@@ -268,10 +268,15 @@ class Dispatcher:
         self.stopping.set()
 
     def _consume(self, consumer: KafkaConsumer) -> None:
-        for tp, records in consumer.poll(timeout_ms=300, max_records=500).items():
-            for record in records:
-                self._handle(record.value, tp, record.offset)
-            commit_one(consumer, tp, records[-1].offset + 1)
+        polled = consumer.poll(timeout_ms=300, max_records=500)
+        # In log order across partitions: runs requested one after another are queued, and
+        # so released, in that order whichever partitions their events went to.
+        records = sorted(((tp, r) for tp, batch in polled.items() for r in batch),
+                         key=lambda item: _log_position(item[1].value))
+        for tp, record in records:
+            self._handle(record.value, tp, record.offset)
+        for tp, batch in polled.items():
+            commit_one(consumer, tp, batch[-1].offset + 1)
 
     def _handle(self, value: bytes, tp: TopicPartition, offset: int) -> None:
         try:
@@ -413,3 +418,12 @@ def _dead_letter(run: SimulationRun) -> bytes:
         "scenario_id": str(run.scenario_id), "scenario_version": run.scenario_version,
         "error": run.last_error, "dead_lettered_at": time.time(),
     })
+
+
+def _log_position(value: bytes) -> float:
+    """The event's position in the store (records that are no envelope sort last)."""
+    try:
+        position = json.loads(value).get("position")
+    except (ValueError, AttributeError):
+        return float("inf")
+    return float(position) if isinstance(position, int) else float("inf")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,13 @@ def _csv(fields: tuple[str, ...], rows: Iterable[Iterable[Any]]) -> str:
     return buffer.getvalue()
 
 
+# What reading a damaged or exotic zip raises besides BadZipFile: unsupported versions or
+# compression (NotImplementedError), encrypted members (RuntimeError), a corrupt deflate
+# stream (zlib.error), a truncated header (struct.error).
+ZIP_ERRORS = (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError, ValueError,
+              NotImplementedError, RuntimeError, zlib.error, struct.error)
+
+
 def gmns_files(path: Path) -> dict[str, str]:
     """The CSV texts of a GMNS folder or zip, by base name (node, link, zone ...)."""
     try:
@@ -86,7 +95,7 @@ def gmns_files(path: Path) -> dict[str, str]:
         with zipfile.ZipFile(path) as archive:
             return {Path(name).stem: archive.read(name).decode("utf-8-sig")
                     for name in archive.namelist() if name.endswith(".csv")}
-    except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError, ValueError) as error:
+    except ZIP_ERRORS as error:
         raise ImportRejected("the GMNS upload cannot be read", [
             FeatureProblem("file", -1, f"not a readable zip or folder: {error}")]) from None
 

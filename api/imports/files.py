@@ -48,11 +48,13 @@ def guess_format(path: Path) -> str | None:
 def _has_shapefile(path: Path) -> bool:
     if path.is_dir():
         return any(path.glob("*.shp"))
+    import zipfile
+
+    from adapters.gis.gmns import ZIP_ERRORS
     try:
-        import zipfile
         with zipfile.ZipFile(path) as archive:
             return any(n.lower().endswith(".shp") for n in archive.namelist())
-    except (zipfile.BadZipFile, OSError, EOFError):
+    except ZIP_ERRORS:
         return False
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy.dialects.postgresql import insert
 
+from adapters.job_queue import ESTIMATE_TTL_S
 from adapters.jobs_tables import job_leases, job_workers
 from infra import jobs_wiring
 from tests.integration.api.conftest import Api
 from tests.integration.jobs.harness import FAST
+
+# Estimates come from a snapshot of the queue at most this old (adapters/job_queue.py).
+SNAPSHOT_S = ESTIMATE_TTL_S + 0.05
 
 
 def _queue(api: Api, count: int) -> list[str]:
@@ -37,6 +42,7 @@ def test_a_waiting_run_shows_its_place_and_when_it_should_start(api: Api) -> Non
         connection.execute(insert(job_leases).values(
             run_id=uuid.uuid4(), attempt=1, tenant_id="acme", worker="w1", state="done",
             lease_until=datetime.now(UTC), result={"duration_s": 10.0}))
+    time.sleep(SNAPSHOT_S)
     third = api.get(f"/v1/simulations/{runs[2]}").json()
     # One worker, two jobs ahead of 10 s each.
     wait = (datetime.fromisoformat(third["expected_start_at"]) - datetime.now(UTC))
@@ -49,6 +55,7 @@ def test_a_finished_run_has_no_queue_position(api: Api) -> None:
         == 202
     assert api.get(f"/v1/simulations/{runs[1]}").json()["queue_position"] == 1
     jobs_wiring.dispatcher(api.container, FAST).reconcile(uuid.UUID(runs[0]))
+    time.sleep(SNAPSHOT_S)
     cancelled = api.get(f"/v1/simulations/{runs[0]}").json()
     assert cancelled["queue_position"] is None and cancelled["expected_start_at"] is None
     assert api.get(f"/v1/simulations/{runs[1]}").json()["queue_position"] == 0
