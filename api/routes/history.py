@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response
 
 from api.json_body import StrictJsonRoute
+from api.problems import ApiProblem
 from api.reads import LastWrites, TenantReads
 from api.review_schemas import ArchiveChange, EditRecordPublic, RunList, RunSummary, ScenarioDiff
 from api.routes.common import Limit, Offset, Writes, consistent_reads, next_offset
@@ -59,11 +60,25 @@ def scenario_runs(scenario_id: UUID, caller: Viewer, services: Services, writes:
     return runs_page(reads, scenario_id, status, since, offset, limit)
 
 
+def in_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """A query's time in UTC (no zone: UTC). ISO 8601 allows offsets PostgreSQL refuses
+    (beyond +-15:59), and a time near year 1 or 9999 may have no UTC equivalent: 422."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        raise ApiProblem(422, "Invalid request", f"{moment.isoformat()} is out of range",
+                         problems=["since: not a representable time in UTC"]) from None
+
+
 def runs_page(reads: TenantReads, scenario: UUID | None, status: str | None,
               since: dt.datetime | None, offset: int, limit: int) -> RunList:
     """One page of the run history."""
     rows = reads.rows(RUNS_SQL, scenario=str(scenario) if scenario else None, status=status,
-                      since=since, limit=limit, offset=offset)
+                      since=in_utc(since), limit=limit, offset=offset)
     items = [RunSummary.model_validate(dict(row)) for row in rows]
     return RunList(items=items, next_offset=next_offset(offset, limit, len(items)))
 

@@ -146,3 +146,14 @@ def test_explain_names_the_closure_behind_a_gain(api: Api, projected: Container)
     back = api.get(f"/v1/compare/explain?a={after}&b={before}&link=c").json()
     assert [(e["only_in"], e["on_link"]) for e in back["edits"]] == [("a", True)]
     is_problem(api.get(f"/v1/compare/explain?a={before}&b={after}&link=zz"), 404)
+
+
+@pytest.mark.parametrize("since", ["2000-01-01T00:00:00+16:00", "2000-01-01T00:00:00-23:59",
+                                   "2026-01-01T00:00:00", "0001-01-01T00:00:00+05:00"])
+def test_since_takes_any_iso_offset_or_says_why_not(api: Api, since: str) -> None:
+    response = api.get("/v1/simulations", params={"since": since})
+    if since.startswith("0001"):  # before year 1 in UTC
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+    else:
+        assert response.status_code == 200, response.text
