@@ -10,10 +10,7 @@ Needs what `bash infra/web.sh` installs (chromium, playwright-core, web/dist); f
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +20,16 @@ import openmatrix as omx
 import pytest
 
 from adapters.demand_matrix import DemandMatrix, write_omx
-from infra.broker import free_port
-from tests.conftest import REPO
 from tests.e2e.browser.test_workspace import (
     HERE,
     HOST,
     SHOTS,
+    demo_api,
+    demo_stack,
     issue_token,
-    require_browser_tools,
     tail,
     wait_for_baseline,
 )
-from tests.e2e.test_up import wait_ready
 
 SCENARIO = "Cars and trucks"
 LINK = "1"
@@ -42,26 +37,13 @@ LINK = "1"
 
 def test_classes_skims_and_select_link_in_a_browser(fresh_database_url: str,
                                                     tmp_path: Path) -> None:
-    require_browser_tools()
-    port = int(os.environ.get("CARTOLOG_BROWSER_TEST_PORT") or free_port())
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env.update(DATABASE_URL=fresh_database_url, CARTOLOG_API_PORT=str(port),
-               CARTOLOG_BASE_DOMAIN="localhost", PYTHONPATH=str(REPO))
-    log = (tmp_path / "up.log").open("w")
-    up = subprocess.Popen([sys.executable, "-m", "infra.cli", "up", "--demo"], cwd=tmp_path,
-                          env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", up, timeout=120)
+    with demo_stack(fresh_database_url, tmp_path) as (env, port):
         editor = issue_token(env, tmp_path, "demo", "editor")
-        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                           headers={"Host": f"{HOST}:{port}", "Authorization": f"Bearer {editor}"})
+        api = demo_api(port, editor)
         wait_for_baseline(api)
         prepare(api)
         report = run_browser(env, tmp_path, port, editor)
         check_report(report, api)
-    finally:
-        up.send_signal(signal.SIGINT)
-        up.wait(60)
 
 
 def prepare(api: httpx.Client) -> None:

@@ -9,8 +9,6 @@ Needs what `bash infra/web.sh` installs (chromium, playwright-core, web/dist); f
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,43 +16,28 @@ from typing import Any
 
 import httpx
 
-from infra.broker import free_port
-from tests.conftest import REPO
 from tests.e2e.browser.test_workspace import (
     HERE,
     HOST,
     SHOTS,
-    require_browser_tools,
+    demo_api,
+    demo_stack,
     tail,
     wait_for_baseline,
 )
-from tests.e2e.test_up import wait_ready
 
 FORK = "Wider link proposal"
 
 
 def test_review_and_merge_in_a_browser(fresh_database_url: str, tmp_path: Path) -> None:
-    require_browser_tools()
-    port = int(os.environ.get("CARTOLOG_BROWSER_TEST_PORT") or free_port())
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env.update(DATABASE_URL=fresh_database_url, CARTOLOG_API_PORT=str(port),
-               CARTOLOG_BASE_DOMAIN="localhost", PYTHONPATH=str(REPO))
-    log = (tmp_path / "up.log").open("w")
-    up = subprocess.Popen([sys.executable, "-m", "infra.cli", "up", "--demo"], cwd=tmp_path,
-                          env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", up, timeout=120)
+    with demo_stack(fresh_database_url, tmp_path) as (env, port):
         author = token(env, tmp_path, "reviewer", "ana")
         reviewer = token(env, tmp_path, "reviewer", "ben")
-        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                           headers={"Host": f"{HOST}:{port}", "Authorization": f"Bearer {author}"})
+        api = demo_api(port, author)
         wait_for_baseline(api)
         parent = prepare_fork(api)
         report = run_browser(env, tmp_path, port, author, reviewer)
         check_report(report, api, parent)
-    finally:
-        up.send_signal(signal.SIGINT)
-        up.wait(60)
 
 
 def token(env: dict[str, str], cwd: Path, role: str, sub: str) -> str:

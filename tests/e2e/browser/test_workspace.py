@@ -7,6 +7,7 @@ playwright-core; without them this test fails and says so rather than skipping.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,28 +37,42 @@ HOST = "demo.localhost"  # Chromium resolves *.localhost to 127.0.0.1 itself
 
 
 def test_workspace_in_a_browser(fresh_database_url: str, tmp_path: Path) -> None:
-    require_browser_tools()
-    port = int(os.environ.get("CARTOLOG_BROWSER_TEST_PORT") or free_port())
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env.update(DATABASE_URL=fresh_database_url, CARTOLOG_API_PORT=str(port),
-               CARTOLOG_BASE_DOMAIN="localhost", PYTHONPATH=str(REPO))
-    log = (tmp_path / "up.log").open("w")
-    up = subprocess.Popen([sys.executable, "-m", "infra.cli", "up", "--demo"], cwd=tmp_path,
-                          env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", up, timeout=120)
+    with demo_stack(fresh_database_url, tmp_path) as (env, port):
         editor = issue_token(env, tmp_path, "demo", "editor")
-        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                           headers={"Host": f"{HOST}:{port}", "Authorization": f"Bearer {editor}"})
+        api = demo_api(port, editor)
         link_count = wait_for_baseline(api)
         corner_links = sioux_falls_corner(tmp_path / "corner-gmns.zip")[1]
         report = run_browser(env, tmp_path, port, editor,
                              issue_token(env, tmp_path, "elsewhere", "editor"))
         check_report(report, api, link_count)
         check_files(report, tmp_path, port, link_count, corner_links)
+
+
+@contextlib.contextmanager
+def demo_stack(database_url: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], int]]:
+    """`cartolog up --demo` on `database_url` and a free port (or CARTOLOG_BROWSER_TEST_PORT),
+    ready to serve; yields its environment and port, and stops it at the end. The browser
+    tools must be installed (fails, never skips)."""
+    require_browser_tools()
+    port = int(os.environ.get("CARTOLOG_BROWSER_TEST_PORT") or free_port())
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env.update(DATABASE_URL=database_url, CARTOLOG_API_PORT=str(port),
+               CARTOLOG_BASE_DOMAIN="localhost", PYTHONPATH=str(REPO))
+    log = (tmp_path / "up.log").open("w")
+    up = subprocess.Popen([sys.executable, "-m", "infra.cli", "up", "--demo"], cwd=tmp_path,
+                          env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", up, timeout=120)
+        yield env, port
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(60)
+
+
+def demo_api(port: int, token: str) -> httpx.Client:
+    """httpx against the demo tenant of the running stack, with `token`."""
+    return httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                        headers={"Host": f"{HOST}:{port}", "Authorization": f"Bearer {token}"})
 
 
 def require_browser_tools() -> None:
