@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simulation_worker.model import bush, frank_wolfe
+from simulation_worker.model.contract import contract
 from simulation_worker.model.costs import beckmann_objective, link_costs, sum_flows
 from simulation_worker.model.errors import DisconnectedDemandError, InvalidParameterError
 from simulation_worker.model.graph import Graph
@@ -171,13 +172,14 @@ def _algorithm_b(
 ) -> tuple[FloatArray, int, bool, PathSkims]:
     """Algorithm B from all-or-nothing flows; returns flows, iterations, whether it stalled
     and the least-cost paths of its last gap measurement."""
+    merged = contract(graph)  # series links solved as one (decision 0116)
+    g = merged.graph if merged is not None else graph
     origins = origins_with_demand(od)
-    k, m, n = len(origins), graph.n_links, graph.n_nodes
+    k, m, n = len(origins), g.n_links, g.n_nodes
     in_bush = np.zeros((k, m), dtype=np.uint8)
     bush_flow = np.zeros((k, m))
     topo = np.zeros((k, n), dtype=np.int32)
     topo_len = np.zeros(k, dtype=np.int32)
-    g = graph
     work = bush.scratch(min(lanes(), k), n, k)
     reach = bush.init_bushes(g, origins, od, link_costs(g, np.zeros(m)), in_bush, bush_flow,
                              topo, topo_len)
@@ -191,6 +193,7 @@ def _algorithm_b(
     gap = gap_of(x, c, demand, skims.cost)
     iteration = 0
     stagnation = Stagnation(settings.relative_gap, "b")
+    stalled = False
     while gap > settings.relative_gap and iteration < settings.max_iterations:
         mean_cost = float(x @ c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
@@ -205,9 +208,11 @@ def _algorithm_b(
         skims = _path_skims(g, origins, c)
         gap = gap_of(x, c, demand, skims.cost)
         report(iteration, gap, time.perf_counter() - started)
-        if stagnation.stalled(gap):
-            return x, iteration, True, skims
-    return x, iteration, False, skims
+        stalled = stagnation.stalled(gap)
+        if stalled:
+            break
+    flows = merged.expand(x) if merged is not None else x
+    return flows, iteration, stalled, skims
 
 
 def _path_skims(g: Graph, origins: NDArray[np.int32], c: FloatArray) -> PathSkims:

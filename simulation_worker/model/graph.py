@@ -19,6 +19,7 @@ class Graph:
 
     n_nodes: int
     link_index: NDArray[np.int64]  # position of each graph link in the Network's link arrays
+    # (graph links are ordered by tail node, not in the Network's order)
     tail: I32
     head: I32
     fwd_start: I32
@@ -50,7 +51,7 @@ def node_positions(net: Network, ids: NDArray[np.int64]) -> NDArray[np.int64]:
     return np.asarray(order[where], dtype=np.int64)
 
 
-def _star(keys: I32, n: int) -> tuple[I32, I32]:
+def star(keys: I32, n: int) -> tuple[I32, I32]:
     order = np.argsort(keys, kind="stable").astype(np.int32)
     start = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(np.bincount(keys, minlength=n), out=start[1:])
@@ -61,10 +62,14 @@ def build_graph(net: Network, zones: tuple[Zone, ...], costs: CostParameters) ->
     """Index the open links of ``net`` and the zone centroids for the kernels."""
     link_index = np.flatnonzero(net.link_open).astype(np.int64)
     tail = node_positions(net, net.link_from[link_index]).astype(np.int32)
+    # Links in tail order: a node's outgoing links are adjacent, so the forward star walks
+    # memory in order (shortest paths ~18 % faster on a 28k-link city; decision 0116).
+    by_tail = np.argsort(tail, kind="stable")
+    link_index, tail = link_index[by_tail], tail[by_tail]
     head = node_positions(net, net.link_to[link_index]).astype(np.int32)
     n = net.n_nodes
-    fwd_start, fwd_link = _star(tail, n)
-    bwd_start, bwd_link = _star(head, n)
+    fwd_start, fwd_link = star(tail, n)
+    bwd_start, bwd_link = star(head, n)
     centroids = np.array([z.centroid for z in zones], dtype=np.int64)
     fixed = costs.toll_factor * net.toll + costs.distance_factor * net.length
     return Graph(
