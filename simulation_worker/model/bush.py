@@ -67,7 +67,8 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
     0 for used links only, -1 for all bush links; a float, so one compiled signature).
 
     Over all bush links (re-shaping), a node's unused incoming links other than its
-    shortest-path link leave the bush once the node is labelled; returns how many left.
+    shortest-path link leave the bush, and its longest label is taken over the links that
+    stay, so the labels are those of the re-shaped bush; returns how many links left.
     """
     dropped = 0
     for v in range(lo.shape[0]):
@@ -77,6 +78,7 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
         hi_pred[v] = -1
     lo[r] = 0.0
     hi[r] = 0.0
+    reshape = min_flow < 0.0
     for idx in range(1, nt):
         j = order[idx]
         for kk in range(bwd_start[j], bwd_start[j + 1]):
@@ -87,16 +89,21 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
             if lo[i] + c[a] < lo[j]:
                 lo[j] = lo[i] + c[a]
                 lo_pred[j] = a
-            if bf[a] > min_flow and hi[i] + c[a] > hi[j]:
+            if not reshape and bf[a] > min_flow and hi[i] + c[a] > hi[j]:
                 hi[j] = hi[i] + c[a]
                 hi_pred[j] = a
-        if min_flow < 0.0:
+        if reshape:  # the tails are final: drop, then the longest label over what stays
             for kk in range(bwd_start[j], bwd_start[j + 1]):
                 a = bwd_link[kk]
-                if ib[a] and bf[a] <= 0.0 and lo_pred[j] != a:
+                if ib[a] == 0:
+                    continue
+                if bf[a] <= 0.0 and lo_pred[j] != a:
                     ib[a] = 0
                     bf[a] = 0.0
                     dropped += 1
+                elif hi[tail[a]] + c[a] > hi[j]:
+                    hi[j] = hi[tail[a]] + c[a]
+                    hi_pred[j] = a
     return dropped
 
 
@@ -129,16 +136,13 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
     """Drop unused links, add shortcuts; returns the new number of ordered nodes.
 
     An unused link stays only if it is its head's shortest-path link, so every node stays
-    reachable by its cheapest bush path (and its shortest label does not change: only the
-    longest labels are computed again, and only if a link left). An unchanged bush keeps its
-    topological order.
+    reachable by its cheapest bush path (and its shortest label does not change; the longest
+    labels are those of the bush after the drop). An unchanged bush keeps its topological
+    order.
     """
     m = head.shape[0]
     dropped = _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred,
                       hi, hi_pred)
-    if dropped:
-        _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred, hi,
-                hi_pred)
     for v in range(indeg.shape[0]):
         indeg[v] = 0
     added = 0
