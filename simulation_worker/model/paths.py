@@ -1,4 +1,4 @@
-"""Shortest paths (Dijkstra, binary heap) honouring first-thru-node, and all-or-nothing loads.
+"""Shortest paths (Dijkstra, 4-ary heap) honouring first-thru-node, and all-or-nothing loads.
 
 A path may end at a blocked (centroid) node but never leave one, except the origin itself.
 """
@@ -61,11 +61,16 @@ def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatA
     return settled
 
 
+# The heap is 4-ary: half as deep as a binary heap, and a node's children share a cache line.
+# A pass of shortest paths over a 24k-link city took 0.85 s instead of 1.26 s (decision 0117).
+_ARITY = 4
+
+
 @nb.njit(cache=True, nogil=True, inline="always")
 def _push(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> int:
     i = size
     while i > 0:
-        parent = (i - 1) >> 1
+        parent = (i - 1) // _ARITY
         if keys[parent] <= key:
             break
         keys[i] = keys[parent]
@@ -80,14 +85,18 @@ def _push(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> int
 def _sift_down(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> None:
     i = 0
     while True:
-        child = 2 * i + 1
-        if child >= size:
+        first = _ARITY * i + 1
+        if first >= size:
             break
-        if child + 1 < size and keys[child + 1] < keys[child]:
-            child += 1
-        if keys[child] >= key:
+        child = first
+        least = keys[first]
+        for k in range(first + 1, min(first + _ARITY, size)):
+            if keys[k] < least:
+                least = keys[k]
+                child = k
+        if least >= key:
             break
-        keys[i] = keys[child]
+        keys[i] = least
         nodes[i] = nodes[child]
         i = child
     keys[i] = key
