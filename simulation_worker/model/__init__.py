@@ -4,7 +4,15 @@ Entry point: ``run_model(ModelInput, progress) -> ModelResult``. Inputs come fro
 ``load_tntp_folder`` or are built directly; scenario edits go through ``apply_edits``.
 """
 
-from simulation_worker.model.assignment import AssignmentResult, ProgressCallback, assign
+from simulation_worker.model._kernel_cache import use_kernel_cache_of_these_sources
+
+use_kernel_cache_of_these_sources()
+
+from simulation_worker.model.assignment import (  # noqa: E402
+    AssignmentResult,
+    ProgressCallback,
+    assign,
+)
 from simulation_worker.model.edits import (
     AddLink,
     CloseLink,

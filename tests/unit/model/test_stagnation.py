@@ -72,8 +72,10 @@ def test_stalled_algorithm_b_continues_with_bfw_from_its_flows(
     window = STALL_WINDOWS["b"]
     flat = [gap for _, gap in seen[:window + 1]]
     assert flat == [flat[0]] * (window + 1)
-    # Bi-conjugate Frank-Wolfe numbers its iterations on and starts at B's gap.
-    assert seen[window + 1] == (window + 2, flat[0])
+    # Bi-conjugate Frank-Wolfe numbers its iterations on and starts at B's gap (B measured it
+    # on the graph with series links merged: equal up to rounding).
+    assert seen[window + 1][0] == window + 2
+    assert seen[window + 1][1] == pytest.approx(flat[0], rel=1e-12)
     assert [i for i, _ in seen] == list(range(1, len(seen) + 1))
     assert (result.outcome, result.fallback, result.converged) == ("converged", "bfw", True)
     assert result.message.endswith("(Algorithm B stalled; continued with bfw from its flows)")
