@@ -4,15 +4,9 @@ Entry point: ``run_model(ModelInput, progress) -> ModelResult``. Inputs come fro
 ``load_tntp_folder`` or are built directly; scenario edits go through ``apply_edits``.
 """
 
-from simulation_worker.model._kernel_cache import use_kernel_cache_of_these_sources
-
-use_kernel_cache_of_these_sources()
-
-from simulation_worker.model.assignment import (  # noqa: E402
-    AssignmentResult,
-    ProgressCallback,
-    assign,
-)
+# First: importing it points numba's cache at this version of the sources (decision 0118).
+from simulation_worker.model import _kernel_cache  # noqa: F401
+from simulation_worker.model.assignment import AssignmentResult, ProgressCallback, assign
 from simulation_worker.model.edits import (
     AddLink,
     CloseLink,

@@ -31,4 +31,8 @@ def use_kernel_cache_of_these_sources() -> None:
     import numba
 
     base = os.environ.get("NUMBA_CACHE_DIR") or str(_HERE / "__pycache__")
-    numba.config.CACHE_DIR = os.path.join(base, f"kernels-{sources_digest()}")
+    numba.config.CACHE_DIR = os.path.join(  # type: ignore[attr-defined]
+        base, f"kernels-{sources_digest()}")
+
+
+use_kernel_cache_of_these_sources()

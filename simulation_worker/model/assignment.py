@@ -189,12 +189,14 @@ def _algorithm_b(
               g.fixed_cost)
     total_demand = float(od.sum())
     demand = od[origins]
-    skims = _path_skims(g, origins, c)
-    gap = gap_of(x, c, demand, skims.cost)
+    # The all-or-nothing start is not measured: a shortest-path pass only to set the first
+    # threshold (decision 0119). The first iteration always runs.
+    gap = _FIRST_GAP
     iteration = 0
     stagnation = Stagnation(settings.relative_gap, "b")
     stalled = False
-    while gap > settings.relative_gap and iteration < settings.max_iterations:
+    while iteration == 0 or (gap > settings.relative_gap
+                             and iteration < settings.max_iterations):
         mean_cost = float(x @ c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
         bush.reshape_bushes(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, work)
@@ -234,6 +236,8 @@ _PASSES = 2
 _SKIP_SETTLED = True
 _TARGET_SHARE = 0.1
 _GAP_SHARE = 0.01
+# The gap assumed for the first iteration's threshold (its start is not measured, 0119).
+_FIRST_GAP = 0.1
 
 
 STALL_WINDOWS = {"b": 20, "bfw": 200, "fw": 400}

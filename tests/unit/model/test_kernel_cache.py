@@ -30,7 +30,7 @@ def test_a_change_to_any_source_names_a_new_cache(tmp_path: Path,
     previous = numba.config.CACHE_DIR
     try:
         _kernel_cache.use_kernel_cache_of_these_sources()
-        assert numba.config.CACHE_DIR == str(tmp_path / "cache" / f"kernels-"
-                                             f"{_kernel_cache.sources_digest()}")
+        expected = tmp_path / "cache" / f"kernels-{_kernel_cache.sources_digest()}"
+        assert str(expected) == numba.config.CACHE_DIR
     finally:
         numba.config.CACHE_DIR = previous
