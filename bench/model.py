@@ -49,27 +49,50 @@ GAPS = (1e-4, 1e-5)
 SIDES = ("cartolog", "aequilibrae")
 
 
-def run_child(side: str, case: str, gap: float, cores: int,
-              limit: float | None = None) -> dict[str, Any] | None:
-    """One side on one case in a fresh process: its JSON line plus the whole-process time;
-    None if it was stopped after ``limit`` seconds."""
-    started = time.perf_counter()
+class Stopped(Exception):
+    """A child stopped after the time limit, with its peak memory so far."""
+
+    def __init__(self, peak_mb: float | None) -> None:
+        super().__init__("stopped")
+        self.peak_mb = peak_mb
+
+
+def _peak_mb(pid: int) -> float | None:
+    """A running process's peak resident memory (VmHWM), in MB; None where unknown."""
     try:
-        child = subprocess.run(
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def run_child(side: str, case: str, gap: float, cores: int,
+              limit: float | None = None) -> dict[str, Any]:
+    """One side on one case in a fresh process: its JSON line plus the whole-process time.
+    Raises ``Stopped`` if it is still running after ``limit`` seconds."""
+    started = time.perf_counter()
+    with subprocess.Popen(
             [sys.executable, "-m", "bench.model", "--child", side, case, repr(gap), str(cores)],
-            cwd=REPO, capture_output=True, text=True, timeout=limit,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
-    except subprocess.TimeoutExpired:
-        return None
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)}) as child:
+        try:
+            stdout, stderr = child.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            peak = _peak_mb(child.pid)
+            child.kill()
+            child.communicate()
+            raise Stopped(peak) from None
     elapsed = time.perf_counter() - started
     if child.returncode != 0:
-        raise RuntimeError(f"{side} {case} {gap}: {child.stderr.strip()[-2000:]}")
-    figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{side} {case} {gap}: {stderr.strip()[-2000:]}")
+    figures: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     return {**figures, "process_seconds": elapsed}
 
 
 def unfinished(case: str, gap: float, ours: dict[str, Any], limit: float,
-               cores: int) -> dict[str, Any]:
+               peak_mb: float | None, cores: int) -> dict[str, Any]:
     """The figure when AequilibraE did not reach the gap within ``limit`` seconds: its time is
     more than the limit, so the true ratio is below ours / limit."""
     return {
@@ -80,7 +103,8 @@ def unfinished(case: str, gap: float, ours: dict[str, Any], limit: float,
         "higher_is_better": False, "assignment_seconds": ours["seconds"],
         "iterations": ours["iterations"], "relative_gap": ours["relative_gap"],
         "outcome": ours.get("outcome"), "objective": ours["objective"],
-        "peak_mb": ours["peak_mb"], "zones": ours["zones"], "links": ours["links"],
+        "peak_mb": ours["peak_mb"], "baseline_peak_mb_when_stopped": peak_mb,
+        "zones": ours["zones"], "links": ours["links"],
     }
 
 
@@ -127,11 +151,12 @@ def main() -> None:
     for case in cases:
         for gap in gaps:
             ours = run_child("cartolog", case, gap, args.cores)
-            theirs = run_child("aequilibrae", case, gap, args.cores, args.baseline_limit)
-            assert ours is not None
-            if theirs is None:
+            try:
+                theirs = run_child("aequilibrae", case, gap, args.cores, args.baseline_limit)
+            except Stopped as stopped:
                 assert args.baseline_limit is not None
-                figures.append(unfinished(case, gap, ours, args.baseline_limit, args.cores))
+                figures.append(unfinished(case, gap, ours, args.baseline_limit,
+                                          stopped.peak_mb, args.cores))
             else:
                 figures.append(figure(case, gap, ours, theirs, args.cores))
             print(json.dumps(figures[-1]), file=sys.stderr, flush=True)
