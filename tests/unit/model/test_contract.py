@@ -7,6 +7,8 @@ links were split in two is the original network's equilibrium on both halves.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,89 @@ def test_a_network_with_split_links_has_the_same_equilibrium(sioux_falls: TntpCa
     flows = result.links.flow
     np.testing.assert_allclose(flows[part], original.links.flow, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(flows[part[pick] + 1], flows[part[pick]], rtol=1e-12)
+
+
+def _random_streets(seed: int) -> ModelInput:
+    """A random street network: a small grid of junctions whose streets are chains of 1-4
+    links (two-way, or a one-way street each way), some dead-end spurs, powers 1, 2 or 4 and
+    constant-cost links mixed along the chains, and zones (not through nodes) hanging off
+    junctions."""
+    rng = np.random.default_rng(seed)
+    zones_n, side = 4, 3
+    junction = {(r, c): zones_n + 1 + r * side + c for r in range(side) for c in range(side)}
+    next_id = zones_n + 1 + side * side
+    frm: list[int] = []
+    to: list[int] = []
+    t0: list[float] = []
+    b: list[float] = []
+    p: list[float] = []
+    cap: list[float] = []
+
+    def add(u: int, v: int, power: float) -> None:
+        constant = rng.random() < 0.25
+        frm.append(u)
+        to.append(v)
+        t0.append(float(rng.uniform(0.5, 3.0)) if not (constant and rng.random() < 0.5)
+                  else 0.0)
+        b.append(0.0 if constant else float(rng.uniform(0.1, 1.0)))
+        p.append(power)
+        cap.append(float(rng.uniform(20.0, 80.0)))
+
+    def street(u: int, v: int, two_way: bool) -> None:
+        nonlocal next_id
+        inner = list(range(next_id, next_id + int(rng.integers(0, 4))))
+        next_id += len(inner)
+        stops = [u, *inner, v]
+        power = float(rng.choice([1.0, 2.0, 4.0]))
+        for a, z in pairwise(stops):
+            if rng.random() < 0.15:
+                power = float(rng.choice([1.0, 2.0, 4.0]))  # a chain may change power
+            add(a, z, power)
+            if two_way:
+                add(z, a, power)
+
+    for (r, c), u in junction.items():
+        for dr, dc in ((0, 1), (1, 0)):
+            if (r + dr, c + dc) in junction:
+                two_way = rng.random() < 0.7
+                street(u, junction[r + dr, c + dc], two_way)
+                if not two_way:  # the way back is a street of its own
+                    street(junction[r + dr, c + dc], u, two_way=False)
+        if rng.random() < 0.3:  # a dead end
+            street(u, next_id + 1000, two_way=True)
+            next_id += 1001
+    for z in range(1, zones_n + 1):
+        at = list(junction.values())[int(rng.integers(0, side * side))]
+        add(z, at, 4.0)
+        add(at, z, 4.0)
+    net = make_network(np.array(frm), np.array(to), np.array(cap), np.array(t0), np.array(t0),
+                       bpr_b=np.array(b), bpr_power=np.array(p), first_thru_node=zones_n + 1)
+    zones = tuple(Zone(z, z, 100.0, 100.0) for z in range(1, zones_n + 1))
+    trips = rng.uniform(20.0, 120.0, (zones_n, zones_n))
+    np.fill_diagonal(trips, 0.0)
+    return ModelInput(network=net, zones=zones, demand=ExplicitDemand(trips),
+                      assignment=AssignmentSettings(relative_gap=1e-9, max_iterations=1000))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_street_networks_reach_the_same_equilibrium(seed: int) -> None:
+    from dataclasses import replace
+
+    from tests.unit.model.independent import beckmann
+
+    model = _random_streets(seed)
+    graph = build_graph(model.network, model.zones, CostParameters())
+    merged = contract(graph)
+    assert merged is not None and merged.graph.n_links < graph.n_links
+    assert isinstance(model.demand, ExplicitDemand)
+    trips = model.demand.trips
+    result = run_model(model)
+    assert result.converged
+    flows = result.links.flow
+    assert relative_gap(model.network, model.zones, trips, flows) <= 1e-8
+    # Frank-Wolfe never merges links: the same objective, reached another way.
+    bfw = replace(model.assignment, algorithm="bfw", relative_gap=1e-6, max_iterations=20000)
+    other = run_model(replace(model, assignment=bfw)).links.flow
+    assert beckmann(model.network, flows) <= beckmann(model.network, other) * (1 + 1e-9)
+    assert beckmann(model.network, flows) == pytest.approx(beckmann(model.network, other),
+                                                           rel=1e-5)
