@@ -199,11 +199,11 @@ def _algorithm_b(
                              and iteration < settings.max_iterations):
         mean_cost = float(x @ c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
-        bush.reshape_bushes(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, work)
-        sweeps = _FLOW_SWEEPS if gap < _SWEEP_GAP else 0
-        for sweep, passes in enumerate((_PASSES, *([1] * sweeps))):
-            bush.shift_flows(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, passes,
-                             threshold, work, _SKIP_SETTLED and sweep > 0)
+        bush.reshape_then_shift(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d,
+                                _PASSES, threshold, work)
+        for _ in range(_FLOW_SWEEPS if gap < _SWEEP_GAP else 0):
+            bush.shift_flows(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, 1,
+                             threshold, work, _SKIP_SETTLED)
         sum_flows(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
                   g.fixed_cost)
         iteration += 1

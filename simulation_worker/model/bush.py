@@ -13,6 +13,7 @@ obviates path storage and enumeration", Transportation Research Part B 40(10), 9
 
 from __future__ import annotations
 
+from collections import deque
 from typing import NamedTuple
 
 import numba as nb
@@ -233,44 +234,56 @@ def _move(j: int, stop: int, pred: I32, dx: float, tail: I32, bf: FloatArray, x:
 
 
 @nb.njit(cache=True, nogil=True)
-def _bush_lane(lane: int, lanes: int, reshape: bool, origins: I32, zone_node: I32,
-               fwd_start: I32, fwd_link: I32, bwd_start: I32, bwd_link: I32, head: I32,
-               tail: I32, blocked: NDArray[np.bool_], t0: FloatArray, bb: FloatArray,
-               pp: FloatArray, cap: FloatArray, fixed: FloatArray, in_bush: U8,
-               bush_flow: FloatArray, topo: I32, topo_len: I32, x: FloatArray, c: FloatArray,
-               d: FloatArray, passes: int, threshold: float, skip: bool, worst: FloatArray,
-               s: Scratch) -> None:
-    """The bushes of one lane (origin k in lane k % lanes): re-shape them, or shift their
-    flows with up to ``passes`` sweeps each, recording each bush's largest label difference
-    in ``worst`` (with ``skip``, bushes whose last one was within ``threshold`` are left
-    alone). One kernel for both, so the code they share is compiled once (0113)."""
-    lo, lo_pred, hi, hi_pred = s.lo[lane], s.lo_pred[lane], s.hi[lane], s.hi_pred[lane]
-    for k in range(lane, origins.shape[0], lanes):
+def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shape: FloatArray,
+               origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, bwd_start: I32,
+               bwd_link: I32, head: I32, tail: I32, blocked: NDArray[np.bool_], t0: FloatArray,
+               bb: FloatArray, pp: FloatArray, cap: FloatArray, fixed: FloatArray,
+               in_bush: U8, bush_flow: FloatArray, topo: I32, topo_len: I32, x: FloatArray,
+               c: FloatArray, d: FloatArray, passes: int, threshold: float, skip: bool,
+               worst: FloatArray, s: Scratch) -> None:
+    """The bushes of origins ``first, first + step, ... < stop``, with the work arrays of row
+    ``row``: re-shape them at the costs ``c_shape``, or shift their flows with up to
+    ``passes`` sweeps each against the live flows ``x``, costs ``c`` and derivatives ``d``,
+    recording each bush's largest label difference in ``worst`` (with ``skip``, bushes whose
+    last one was within ``threshold`` are left alone). One kernel for both, so the code they
+    share is compiled once (0113)."""
+    lo, lo_pred, hi, hi_pred = s.lo[row], s.lo_pred[row], s.hi[row], s.hi_pred[row]
+    for k in range(first, stop, step):
         r = zone_node[origins[k]]
         if reshape:
             topo_len[k] = _update_bush(r, topo[k], topo_len[k], fwd_start, fwd_link, bwd_start,
                                        bwd_link, head, tail, blocked, in_bush[k], bush_flow[k],
-                                       c, lo, lo_pred, hi, hi_pred, s.indeg[lane])
+                                       c_shape, lo, lo_pred, hi, hi_pred, s.indeg[row])
             continue
         if skip and worst[k] <= threshold:
             continue
         for _ in range(passes):
             worst[k] = _shift_pass(r, topo[k], topo_len[k], bwd_start, bwd_link, tail,
                                    in_bush[k], bush_flow[k], x, c, d, t0, bb, pp, cap, fixed,
-                                   threshold, lo, lo_pred, hi, hi_pred, s.pos[lane])
+                                   threshold, lo, lo_pred, hi, hi_pred, s.pos[row])
             if worst[k] <= threshold:
                 break
+
+
+def _kernel(g: Graph, row: int, first: int, step: int, stop: int, reshape: bool,
+            c_shape: FloatArray, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
+            topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
+            threshold: float, skip: bool, s: Scratch) -> None:
+    _bush_lane(row, first, step, stop, reshape, c_shape, origins, g.zone_node, g.fwd_start,
+               g.fwd_link, g.bwd_start, g.bwd_link, g.head, g.tail, g.blocked,
+               g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost, in_bush,
+               bush_flow, topo, topo_len, x, c, d, passes, threshold, skip, s.worst, s)
 
 
 def reshape_bushes(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
                    topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray,
                    s: Scratch) -> None:
-    """Re-shape every bush at the current costs ``c``; bushes are independent, the lanes of
-    ``s`` run them in parallel."""
-    run_lanes(_bush_lane, s.lo.shape[0], True, origins, g.zone_node, g.fwd_start, g.fwd_link,
-              g.bwd_start, g.bwd_link, g.head, g.tail, g.blocked, g.free_flow_time, g.bpr_b,
-              g.bpr_power, g.capacity, g.fixed_cost, in_bush, bush_flow, topo, topo_len, x, c,
-              d, 0, 0.0, False, s.worst, s)
+    """Re-shape every bush at the current costs ``c``; bushes are independent, the rows of
+    ``s`` run them in parallel (origin k in lane k % lanes)."""
+    lanes = s.lo.shape[0]
+    run_lanes(lambda lane, count: _kernel(g, lane, lane, count, origins.shape[0], True, c,
+                                          origins, in_bush, bush_flow, topo, topo_len, x, c,
+                                          d, 0, 0.0, False, s), lanes)
 
 
 def shift_flows(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
@@ -280,10 +293,54 @@ def shift_flows(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo
     ``x``, costs ``c`` and derivatives ``d`` (Gauss-Seidel: each bush sees the link flows the
     previous ones left; see docs/decisions/0112). With ``skip``, bushes whose last sweep found
     no label difference above ``threshold`` are skipped."""
-    _bush_lane(0, 1, False, origins, g.zone_node, g.fwd_start, g.fwd_link, g.bwd_start,
-               g.bwd_link, g.head, g.tail, g.blocked, g.free_flow_time, g.bpr_b, g.bpr_power,
-               g.capacity, g.fixed_cost, in_bush, bush_flow, topo, topo_len, x, c, d, passes,
-               threshold, skip, s.worst, s)
+    _kernel(g, 0, 0, 1, origins.shape[0], False, c, origins, in_bush, bush_flow, topo,
+            topo_len, x, c, d, passes, threshold, skip, s)
+
+
+def reshape_then_shift(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
+                       topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray,
+                       passes: int, threshold: float, s: Scratch) -> None:
+    """``reshape_bushes`` then ``shift_flows``, with the same result, in a pipeline (decision
+    0120): while lane 0 shifts one chunk of bushes in order, the other lanes (and lane 0 once
+    it is done) re-shape the next chunk at a copy of the costs the iteration started with.
+    A bush's re-shape reads only those costs and its own arrays, so it may run while earlier
+    bushes shift; the shifts stay sequential. Re-shaping is handed out in small pieces, so
+    the lanes stay busy whatever the two kinds of work cost on a network."""
+    lanes = s.lo.shape[0]
+    k = origins.shape[0]
+    if lanes == 1:
+        reshape_bushes(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, s)
+        shift_flows(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, passes,
+                    threshold, s)
+        return
+    start_costs = c.copy()
+    shifted = 0  # bushes before this have been shifted
+    for start in [*range(0, k, _CHUNK), k]:
+        stop = min(k, start + _CHUNK)
+        pieces = deque(range(start, stop, _PIECE))
+        previous = (shifted, start)
+
+        def stage(lane: int, count: int, pieces: deque[int] = pieces, stop: int = stop,
+                  previous: tuple[int, int] = previous) -> None:
+            if lane == 0 and previous[1] > previous[0]:
+                _kernel(g, 0, previous[0], 1, previous[1], False, c, origins, in_bush,
+                        bush_flow, topo, topo_len, x, c, d, passes, threshold, False, s)
+            while True:
+                try:
+                    first = pieces.popleft()  # atomic under the GIL
+                except IndexError:
+                    return
+                _kernel(g, lane, first, 1, min(stop, first + _PIECE), True, start_costs,
+                        origins, in_bush, bush_flow, topo, topo_len, x, c, d, 0, 0.0, False,
+                        s)
+
+        run_lanes(stage, lanes)
+        shifted = start
+
+
+# Pipeline of reshape_then_shift: chunks of bushes shifted per stage, re-shapes per hand-out.
+_CHUNK = 64
+_PIECE = 8
 
 
 # _labels' longest labels: over used links only, or over all bush links.

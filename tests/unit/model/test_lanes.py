@@ -109,3 +109,20 @@ def test_lane_count_follows_numba_set_num_threads() -> None:
         assert lanes() == 1
     finally:
         numba.set_num_threads(before)
+
+
+def test_the_reshape_shift_pipeline_gives_the_sequential_result(
+        winnipeg: TntpCase, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Decision 0120: re-shaping the next bushes while earlier ones shift changes nothing.
+    from simulation_worker.model import assignment, bush, paths
+
+    settings = AssignmentSettings(relative_gap=1e-6)
+    monkeypatch.setattr(bush, "_CHUNK", 16)  # Winnipeg's 147 origins in ten stages
+    monkeypatch.setattr(bush, "_PIECE", 3)
+    results = []
+    for count in (1, 2):  # one lane: every re-shape, then every shift
+        monkeypatch.setattr(assignment, "lanes", lambda count=count: count)
+        monkeypatch.setattr(paths, "lanes", lambda count=count: count)
+        results.append(run_model(winnipeg.model_input(assignment=settings)))
+    assert results[0].iterations == results[1].iterations > 5
+    assert np.array_equal(results[0].links.flow, results[1].links.flow)

@@ -63,7 +63,7 @@ def test_cli_exits_3_saying_stalled(capsys: pytest.CaptureFixture[str]) -> None:
 def test_stalled_algorithm_b_continues_with_bfw_from_its_flows(
         sioux_falls: TntpCase, monkeypatch: pytest.MonkeyPatch) -> None:
     # An Algorithm B whose iterations change nothing: it stalls at its starting gap.
-    monkeypatch.setattr(bush, "reshape_bushes", lambda *args: None)
+    monkeypatch.setattr(bush, "reshape_then_shift", lambda *args: None)
     monkeypatch.setattr(bush, "shift_flows", lambda *args: None)
     seen: list[tuple[int, float]] = []
     settings = AssignmentSettings(relative_gap=1e-4, max_iterations=2000)
