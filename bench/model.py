@@ -9,7 +9,8 @@ default) and by AequilibraE (bi-conjugate Frank-Wolfe, all cores).
 Every (side, case, gap) runs in a fresh child process. The figure is that child's
 **whole-process** wall time (interpreter start, imports, reading the network, numba cache
 load, assignment, exit) as measured by this parent, beside its assignment-only time and its
-peak resident memory. One run each: a full run takes minutes per side on Berlin-Center.
+peak resident memory. One run each by default (a full run takes minutes per side on the grid
+city); ``--runs N`` alternates the sides N times and reports the median run of each.
 
 AequilibraE is not a runtime dependency: `pip install -e '.[bench]'` (or this script, on first
 use) installs it. It refuses free-flow time 0 and BPR power < 1, so it gets a tiny positive
@@ -108,6 +109,11 @@ def unfinished(case: str, gap: float, ours: dict[str, Any], limit: float,
     }
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median whole-process time (the upper median of an even count)."""
+    return sorted(runs, key=lambda run: run["process_seconds"])[len(runs) // 2]
+
+
 def figure(case: str, gap: float, ours: dict[str, Any], theirs: dict[str, Any],
            cores: int) -> dict[str, Any]:
     """The bench.md figure for one case and gap: whole-process seconds, ratio to AequilibraE."""
@@ -136,6 +142,8 @@ def main() -> None:
     parser.add_argument("--baseline-limit", type=float, default=None, metavar="SECONDS",
                         help="stop AequilibraE after this long; such a figure's ratio is an "
                              "upper bound (ours / limit, ratio_is_upper_bound)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="runs per side, alternating; the figure is the median run")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -150,17 +158,25 @@ def main() -> None:
     figures = []
     for case in cases:
         for gap in gaps:
-            ours = run_child("cartolog", case, gap, args.cores)
-            try:
-                theirs = run_child("aequilibrae", case, gap, args.cores, args.baseline_limit)
-            except Stopped as stopped:
+            ours_runs, their_runs = [], []
+            stopped: Stopped | None = None
+            for _ in range(args.runs):  # the sides alternate, so both see the same load
+                ours_runs.append(run_child("cartolog", case, gap, args.cores))
+                try:
+                    their_runs.append(run_child("aequilibrae", case, gap, args.cores,
+                                                args.baseline_limit))
+                except Stopped as error:
+                    stopped = error
+            ours = _median_run(ours_runs)
+            if stopped is not None:
                 assert args.baseline_limit is not None
                 figures.append(unfinished(case, gap, ours, args.baseline_limit,
                                           stopped.peak_mb, args.cores))
             else:
-                figures.append(figure(case, gap, ours, theirs, args.cores))
+                figures.append(figure(case, gap, ours, _median_run(their_runs), args.cores))
+            figures[-1]["runs"] = args.runs
             print(json.dumps(figures[-1]), file=sys.stderr, flush=True)
-    print(json.dumps({"bench": "model", "runs": 1, "figures": figures}))
+    print(json.dumps({"bench": "model", "runs": args.runs, "figures": figures}))
 
 
 if __name__ == "__main__":
