@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provision what Cartolog needs on this machine. Idempotent; used by `make up` and `make test`.
 #   1. .venv with the project installed (re-installed when pyproject.toml changes);
-#   2. PostgreSQL with PostGIS, unless DATABASE_URL points elsewhere: installs PostGIS on
+#   2. the model's kernels compiled into numba's cache (once per version of their sources);
+#   3. PostgreSQL with PostGIS, unless DATABASE_URL points elsewhere: installs PostGIS on
 #      the running local server, or installs and starts PostgreSQL itself when none runs.
 # The broker is started by the Python processes themselves (infra/broker.py), because its
 # lifetime is theirs: `cartolog up` and the test session start and stop it.
@@ -71,5 +72,6 @@ provision_postgres() {
 }
 
 provision_venv
+.venv/bin/python -m simulation_worker.precompile
 provision_postgres
 say "ready"
