@@ -275,17 +275,6 @@ def _kernel(g: Graph, row: int, first: int, step: int, stop: int, reshape: bool,
                bush_flow, topo, topo_len, x, c, d, passes, threshold, skip, s.worst, s)
 
 
-def reshape_bushes(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
-                   topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray,
-                   s: Scratch) -> None:
-    """Re-shape every bush at the current costs ``c``; bushes are independent, the rows of
-    ``s`` run them in parallel (origin k in lane k % lanes)."""
-    lanes = s.lo.shape[0]
-    run_lanes(lambda lane, count: _kernel(g, lane, lane, count, origins.shape[0], True, c,
-                                          origins, in_bush, bush_flow, topo, topo_len, x, c,
-                                          d, 0, 0.0, False, s), lanes)
-
-
 def shift_flows(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
                 topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
                 threshold: float, s: Scratch, skip: bool = False) -> None:
@@ -300,41 +289,33 @@ def shift_flows(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo
 def reshape_then_shift(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
                        topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray,
                        passes: int, threshold: float, s: Scratch) -> None:
-    """``reshape_bushes`` then ``shift_flows``, with the same result, in a pipeline (decision
-    0120): while lane 0 shifts one chunk of bushes in order, the other lanes (and lane 0 once
-    it is done) re-shape the next chunk at a copy of the costs the iteration started with.
-    A bush's re-shape reads only those costs and its own arrays, so it may run while earlier
-    bushes shift; the shifts stay sequential. Re-shaping is handed out in small pieces, so
-    the lanes stay busy whatever the two kinds of work cost on a network."""
-    lanes = s.lo.shape[0]
+    """Re-shape every bush at the costs ``c``, then ``shift_flows`` once with ``passes``
+    sweeps: the result of doing them in that order, but in a pipeline (decision 0120). While
+    lane 0 shifts one chunk of bushes in order, the other lanes (and lane 0 once it is done)
+    re-shape the next chunk at a copy of the costs the iteration started with. A bush's
+    re-shape reads only those costs and its own arrays, so it may run while earlier bushes
+    shift; the shifts stay sequential. Re-shaping is handed out in small pieces, so the lanes
+    stay busy whatever the two kinds of work cost on a network."""
     k = origins.shape[0]
-    if lanes == 1:
-        reshape_bushes(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, s)
-        shift_flows(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, passes,
-                    threshold, s)
-        return
     start_costs = c.copy()
-    shifted = 0  # bushes before this have been shifted
+
+    def stage(lane: int, count: int, shift: range, pieces: deque[int], stop: int) -> None:
+        if lane == 0 and shift:
+            _kernel(g, 0, shift.start, 1, shift.stop, False, c, origins, in_bush, bush_flow,
+                    topo, topo_len, x, c, d, passes, threshold, False, s)
+        while True:
+            try:
+                first = pieces.popleft()  # atomic under the GIL
+            except IndexError:
+                return
+            _kernel(g, lane, first, 1, min(stop, first + _PIECE), True, start_costs, origins,
+                    in_bush, bush_flow, topo, topo_len, x, c, d, 0, 0.0, False, s)
+
+    shifted = 0  # the bushes before this one are shifted
     for start in [*range(0, k, _CHUNK), k]:
         stop = min(k, start + _CHUNK)
-        pieces = deque(range(start, stop, _PIECE))
-        previous = (shifted, start)
-
-        def stage(lane: int, count: int, pieces: deque[int] = pieces, stop: int = stop,
-                  previous: tuple[int, int] = previous) -> None:
-            if lane == 0 and previous[1] > previous[0]:
-                _kernel(g, 0, previous[0], 1, previous[1], False, c, origins, in_bush,
-                        bush_flow, topo, topo_len, x, c, d, passes, threshold, False, s)
-            while True:
-                try:
-                    first = pieces.popleft()  # atomic under the GIL
-                except IndexError:
-                    return
-                _kernel(g, lane, first, 1, min(stop, first + _PIECE), True, start_costs,
-                        origins, in_bush, bush_flow, topo, topo_len, x, c, d, 0, 0.0, False,
-                        s)
-
-        run_lanes(stage, lanes)
+        run_lanes(stage, s.lo.shape[0], range(shifted, start),
+                  deque(range(start, stop, _PIECE)), stop)
         shifted = start
 
 

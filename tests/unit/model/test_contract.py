@@ -92,13 +92,13 @@ def _split(net: Network, pick: np.ndarray) -> tuple[Network, np.ndarray]:
     """Every picked link becomes two in series through a new node: the first half constant
     (half the free-flow time), the second half carrying the whole BPR term. Returns the new
     network and, per original link, the index of its (first) part."""
-    first_new = int(net.node_ids.max()) + 1
+    middle = int(net.node_ids.max()) + 1 + np.cumsum(pick) - 1  # the new node of link i
     frm, to, t0, b, cap, power = [], [], [], [], [], []
     part = []
     for i in range(net.n_links):
         part.append(len(frm))
         if pick[i]:
-            mid = first_new + len([x for x in pick[:i] if x])
+            mid = int(middle[i])
             half = net.free_flow_time[i] / 2
             frm += [net.link_from[i], mid]
             to += [mid, net.link_to[i]]
