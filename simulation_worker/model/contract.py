@@ -54,8 +54,9 @@ def contract(g: Graph) -> Contraction | None:
     continued[nxt[nxt >= 0]] = True
     chain_of = np.full(m, -1, dtype=np.int64)
     chains: list[list[int]] = []
-    # Chains start at links nothing continues; then whatever is left (a ring of pass-through
-    # nodes, which no flow can reach) stays as single links.
+    # Chains start at links nothing continues; then at whatever is left: a link where a chain
+    # stopped because the power changed, or a ring of pass-through nodes (one chain that
+    # comes back to its first node, so _merge leaves it out: no flow can reach it).
     for start in [*np.flatnonzero(~continued).tolist(), *range(m)]:
         if chain_of[start] >= 0:
             continue
