@@ -92,21 +92,25 @@ def run_child(side: str, case: str, gap: float, cores: int,
     return {**figures, "process_seconds": elapsed}
 
 
+def _ours(case: str, gap: float, ours: dict[str, Any], cores: int) -> dict[str, Any]:
+    """The fields of a figure that come from our run."""
+    return {
+        "name": f"{case}_gap_{gap:g}", "value": ours["process_seconds"], "unit": "s",
+        "baseline": f"AequilibraE 1.7.2 bfw, {cores} cores, whole process",
+        "higher_is_better": False, "assignment_seconds": ours["seconds"],
+        "iterations": ours["iterations"], "relative_gap": ours["relative_gap"],
+        "outcome": ours.get("outcome"), "objective": ours["objective"],
+        "peak_mb": ours["peak_mb"], "zones": ours["zones"], "links": ours["links"],
+    }
+
+
 def unfinished(case: str, gap: float, ours: dict[str, Any], limit: float,
                peak_mb: float | None, cores: int) -> dict[str, Any]:
     """The figure when AequilibraE did not reach the gap within ``limit`` seconds: its time is
     more than the limit, so the true ratio is below ours / limit."""
-    return {
-        "name": f"{case}_gap_{gap:g}", "value": ours["process_seconds"], "unit": "s",
-        "baseline": f"AequilibraE 1.7.2 bfw, {cores} cores, whole process",
-        "baseline_value": limit, "baseline_reached_gap": False,
-        "ratio": ours["process_seconds"] / limit, "ratio_is_upper_bound": True,
-        "higher_is_better": False, "assignment_seconds": ours["seconds"],
-        "iterations": ours["iterations"], "relative_gap": ours["relative_gap"],
-        "outcome": ours.get("outcome"), "objective": ours["objective"],
-        "peak_mb": ours["peak_mb"], "baseline_peak_mb_when_stopped": peak_mb,
-        "zones": ours["zones"], "links": ours["links"],
-    }
+    return {**_ours(case, gap, ours, cores), "baseline_value": limit,
+            "baseline_reached_gap": False, "ratio": ours["process_seconds"] / limit,
+            "ratio_is_upper_bound": True, "baseline_peak_mb_when_stopped": peak_mb}
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -117,19 +121,13 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def figure(case: str, gap: float, ours: dict[str, Any], theirs: dict[str, Any],
            cores: int) -> dict[str, Any]:
     """The bench.md figure for one case and gap: whole-process seconds, ratio to AequilibraE."""
-    value, base = ours["process_seconds"], theirs["process_seconds"]
-    return {
-        "name": f"{case}_gap_{gap:g}", "value": value, "unit": "s",
-        "baseline": f"AequilibraE 1.7.2 bfw, {cores} cores, whole process",
-        "baseline_value": base, "ratio": value / base, "higher_is_better": False,
-        "assignment_seconds": ours["seconds"], "baseline_assignment_seconds": theirs["seconds"],
-        "iterations": ours["iterations"], "baseline_iterations": theirs["iterations"],
-        "relative_gap": ours["relative_gap"], "baseline_relative_gap": theirs["relative_gap"],
-        "outcome": ours.get("outcome"),
-        "objective": ours["objective"], "baseline_objective": theirs["objective"],
-        "peak_mb": ours["peak_mb"], "baseline_peak_mb": theirs["peak_mb"],
-        "zones": ours["zones"], "links": ours["links"],
-    }
+    base = theirs["process_seconds"]
+    return {**_ours(case, gap, ours, cores), "baseline_value": base,
+            "ratio": ours["process_seconds"] / base,
+            "baseline_assignment_seconds": theirs["seconds"],
+            "baseline_iterations": theirs["iterations"],
+            "baseline_relative_gap": theirs["relative_gap"],
+            "baseline_objective": theirs["objective"], "baseline_peak_mb": theirs["peak_mb"]}
 
 
 def main() -> None:
