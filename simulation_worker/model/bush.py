@@ -138,15 +138,15 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
 
     An unused link stays only if it is its head's shortest-path link, so every node stays
     reachable by its cheapest bush path (and its shortest label does not change; the longest
-    labels are those of the bush after the drop). An unchanged bush keeps its topological
-    order.
+    labels are those of the bush after the drop). A bush that gains no link keeps its
+    topological order (dropping links never invalidates one).
     """
     m = head.shape[0]
-    dropped = _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred,
-                      hi, hi_pred)
+    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
     for v in range(indeg.shape[0]):
         indeg[v] = 0
     added = 0
+    longer = 0  # links the second rule would add
     for a in range(m):
         i = tail[a]
         j = head[a]
@@ -159,7 +159,9 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
             ib[a] = 1
             indeg[j] += 1
             added += 1
-    if added == 0:
+        elif hi[i] + c[a] < hi[j] - 1e-12 * hi[j]:
+            longer += 1
+    if added == 0 and longer > 0:  # only then: the second rule's links
         for a in range(m):
             i = tail[a]
             j = head[a]
@@ -169,7 +171,7 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
                 ib[a] = 1
                 indeg[j] += 1
                 added += 1
-    if dropped == 0 and added == 0:
+    if added == 0:
         return nt
     return _topological_order(r, fwd_start, fwd_link, head, ib, order, indeg)
 

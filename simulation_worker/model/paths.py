@@ -26,9 +26,15 @@ def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatA
     """Fill ``dist``, ``pred`` (link into node, -1 at root/unreached) and settle ``order``.
 
     ``done`` (one per node) and the heap (``heap_key``, ``heap_node``: one more than the links)
-    are work arrays. Returns the number of settled nodes (the valid prefix of ``order``).
+    are work arrays. Returns the number of reached nodes (the valid prefix of ``order``, a
+    topological order of the tree).
+
+    Blocked nodes other than the origin (centroids) never enter the heap: no path leaves
+    them, so nothing waits on their settling. Their labels are kept up to date as links reach
+    them (from the back of ``order``), and they end the order, after every node they hang from.
     """
-    for v in range(dist.shape[0]):
+    n = dist.shape[0]
+    for v in range(n):
         dist[v] = np.inf
         pred[v] = -1
         done[v] = 0
@@ -37,6 +43,7 @@ def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatA
     heap_node[0] = origin
     dist[origin] = 0.0
     settled = 0
+    leaves = 0  # blocked nodes reached, kept at order[n - leaves:]
     while size > 0:
         key = heap_key[0]
         u = heap_node[0]
@@ -55,10 +62,19 @@ def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatA
             v = head[a]
             nd = key + cost[a]
             if nd < dist[v]:
+                if blocked[v] and v != origin:
+                    if dist[v] == np.inf:
+                        leaves += 1
+                        order[n - leaves] = v
+                    dist[v] = nd
+                    pred[v] = a
+                    continue
                 dist[v] = nd
                 pred[v] = a
                 size = _push(heap_key, heap_node, size, nd, v)
-    return settled
+    for t in range(leaves):  # to just after the settled nodes (never onto an unread one)
+        order[settled + t] = order[n - leaves + t]
+    return settled + leaves
 
 
 # The heap is 4-ary: half as deep as a binary heap, and a node's children share a cache line.

@@ -60,9 +60,10 @@ def test_runs_are_deterministic(winnipeg: TntpCase) -> None:
     assert first.input_hash == second.input_hash
 
 
-def test_progress_callback_reports_each_iteration(sioux_falls: TntpCase) -> None:
+def test_progress_callback_reports_each_measured_iteration(sioux_falls: TntpCase) -> None:
     seen: list[tuple[int, float, float]] = []
     result = run_model(sioux_falls.model_input(), progress=lambda i, g, t: seen.append((i, g, t)))
-    assert [s[0] for s in seen] == list(range(1, result.iterations + 1))
+    # Algorithm B does not measure its first iteration when the target is below 1e-3 (0127)
+    assert [s[0] for s in seen] == list(range(2, result.iterations + 1))
     assert seen[-1][1] == pytest.approx(result.relative_gap, rel=1e-9)
     assert all(later[2] >= earlier[2] for earlier, later in itertools.pairwise(seen))
