@@ -25,7 +25,6 @@ from simulation_worker.model.paths import (
     gap_of,
     origins_with_demand,
     relative_gap,
-    shortest_paths,
     zone_costs,
 )
 
@@ -209,7 +208,7 @@ def _algorithm_b(
         iteration += 1
         if iteration == 1 and _unmeasured_first(settings):
             continue  # far from any target this fine: no shortest-path pass (0127)
-        skims = _path_skims(g, origins, c)
+        skims = _path_skims(g, origins, c, work)
         gap = gap_of(x, c, demand, skims.cost)
         report(iteration, gap, time.perf_counter() - started)
         stalled = stagnation.stalled(gap)
@@ -225,9 +224,11 @@ def _unmeasured_first(settings: AssignmentSettings) -> bool:
     return settings.relative_gap < _MEASURE_FIRST_FROM and settings.max_iterations > 1
 
 
-def _path_skims(g: Graph, origins: NDArray[np.int32], c: FloatArray) -> PathSkims:
-    """One shortest-path pass at costs ``c``: the gap's least costs, and the time skims."""
-    cost, along = shortest_paths(g, origins, c, other=c - g.fixed_cost)
+def _path_skims(g: Graph, origins: NDArray[np.int32], c: FloatArray, work: bush.Scratch
+                ) -> PathSkims:
+    """One shortest-path pass at costs ``c``: the gap's least costs, and the time skims; the
+    trees are kept in ``work`` for the next re-shape."""
+    cost, along = bush.update_trees(g, origins, c, c - g.fixed_cost, work)
     return PathSkims(origins, cost, along)
 
 

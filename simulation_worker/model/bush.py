@@ -42,6 +42,8 @@ class Scratch(NamedTuple):
     pos: I32
     indeg: I32
     worst: FloatArray  # per bush: largest label difference found by its last sweep
+    # per bush: its origin's latest shortest-path tree (each node's link from its parent)
+    tree_pred: I32
 
 
 def scratch(lanes: int, n_nodes: int, bushes: int) -> Scratch:
@@ -49,7 +51,8 @@ def scratch(lanes: int, n_nodes: int, bushes: int) -> Scratch:
     shape = (lanes, n_nodes)
     return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
-                   np.zeros(shape, dtype=np.int32), np.full(bushes, np.inf))
+                   np.zeros(shape, dtype=np.int32), np.full(bushes, np.inf),
+                   np.full((bushes, n_nodes), -1, dtype=np.int32))
 
 
 def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, in_bush: U8,
@@ -58,6 +61,13 @@ def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, in
     (lanes in parallel). Returns the least costs from each origin to every zone."""
     return shortest_paths(graph, origins, cost, od=od,
                           trees=Trees(in_bush, bush_flow, topo, topo_len))[0]
+
+
+def update_trees(graph: Graph, origins: I32, cost: FloatArray, other: FloatArray, s: Scratch
+                 ) -> tuple[FloatArray, FloatArray]:
+    """``shortest_paths`` with ``other`` sums that also keeps each origin's tree in
+    ``s.tree_pred``, for the next re-shape at the same costs (decision 0128)."""
+    return shortest_paths(graph, origins, cost, other=other, tree_pred=s.tree_pred)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -133,8 +143,14 @@ def _topological_order(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
 def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd_start: I32,
                  bwd_link: I32, head: I32, tail: I32, blocked: NDArray[np.bool_], ib: U8,
                  bf: FloatArray, c: FloatArray, lo: FloatArray, lo_pred: I32, hi: FloatArray,
-                 hi_pred: I32, indeg: I32) -> int:
+                 hi_pred: I32, indeg: I32, tree: I32) -> int:
     """Drop unused links, add shortcuts; returns the new number of ordered nodes.
+
+    Shortcuts: links (i, j) with ``lo_i + c_ij < lo_j`` and ``hi_i < hi_j``, and the links of
+    the origin's shortest-path tree at these costs (``tree``: each node's link from its
+    parent) with ``hi_i < hi_j``, so a cheaper route of several links joins at once; if
+    neither adds a link, those with ``hi_i + c_ij < hi_j``. Every added link has
+    ``hi_i < hi_j`` and labels never fall along bush links: the bush stays acyclic.
 
     An unused link stays only if it is its head's shortest-path link, so every node stays
     reachable by its cheapest bush path (and its shortest label does not change; the longest
@@ -161,6 +177,18 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
             added += 1
         elif hi[i] + c[a] < hi[j] - 1e-12 * hi[j]:
             longer += 1
+    for idx in range(1, nt):  # the shortest-path tree's links (decision 0128)
+        j = order[idx]
+        a = tree[j]
+        if a < 0 or ib[a]:
+            continue
+        i = tail[a]
+        if (blocked[i] and i != r) or hi[i] == -np.inf:
+            continue
+        if hi[i] < hi[j]:
+            ib[a] = 1
+            indeg[j] += 1
+            added += 1
     if added == 0 and longer > 0:  # only then: the second rule's links
         for a in range(m):
             i = tail[a]
@@ -255,7 +283,8 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
         if reshape:
             topo_len[k] = _update_bush(r, topo[k], topo_len[k], fwd_start, fwd_link, bwd_start,
                                        bwd_link, head, tail, blocked, in_bush[k], bush_flow[k],
-                                       c_shape, lo, lo_pred, hi, hi_pred, s.indeg[row])
+                                       c_shape, lo, lo_pred, hi, hi_pred, s.indeg[row],
+                                       s.tree_pred[k])
             continue
         if skip and worst[k] <= threshold:
             continue

@@ -152,19 +152,21 @@ class Trees(NamedTuple):
 NO_TREES = Trees(np.zeros((0, 0), dtype=np.uint8), np.zeros((0, 0)),
                  np.zeros((0, 0), dtype=np.int32), np.zeros(0, dtype=np.int32))
 NO_SUMS = np.zeros((0, 0))
+NO_PREDS = np.zeros((0, 0), dtype=np.int32)
 
 
 @nb.njit(cache=True, nogil=True)
 def trees_lane(lane: int, lanes: int, origins: I32, zone_node: I32, od: FloatArray,
                fwd_start: I32, fwd_link: I32, head: I32, tail: I32, cost: FloatArray,
                other: FloatArray, blocked: NDArray[np.bool_], w: Work, out: FloatArray,
-               along: FloatArray, trees: Trees) -> None:
+               along: FloatArray, trees: Trees, tree_pred: I32) -> None:
     """Shortest paths from one lane's origins (origin i in lane i % lanes).
 
     Always: ``out[i, z]``, the least cost from origin i to zone z. If ``along`` has rows: the
     sum of ``other`` along those paths. If ``trees`` has rows: the tree, loaded all-or-nothing
-    with ``od[origins[i]]``, as origin i's initial bush. One kernel for the gap, the skims and
-    the bushes' start, so Dijkstra is compiled once (docs/decisions/0113).
+    with ``od[origins[i]]``, as origin i's initial bush. If ``tree_pred`` has rows: row i is
+    the tree (each node's link from its parent, -1 at the root and unreached nodes). One kernel
+    for the gap, the skims and the bushes' start, so Dijkstra is compiled once (0113).
     """
     dist = w.dist[lane]
     pred = w.pred[lane]
@@ -172,11 +174,14 @@ def trees_lane(lane: int, lanes: int, origins: I32, zone_node: I32, od: FloatArr
     acc = w.along[lane]
     sums = along.shape[0] > 0
     bushes = trees.topo.shape[0] > 0
+    keep = tree_pred.shape[0] > 0
     for i in range(lane, origins.shape[0], lanes):
         settled = dijkstra(zone_node[origins[i]], fwd_start, fwd_link, head, cost, blocked,
                            dist, pred, order, w.done[lane], w.heap_key[lane], w.heap_node[lane])
         for z in range(zone_node.shape[0]):
             out[i, z] = dist[zone_node[z]]
+        if keep:
+            tree_pred[i, :] = pred
         if sums:
             for v in range(acc.shape[0]):
                 acc[v] = np.inf
@@ -214,10 +219,10 @@ def _load_tree(i: int, o: int, settled: int, zone_node: I32, od: FloatArray, tai
 
 def shortest_paths(graph: Graph, origins: I32, cost: FloatArray, other: FloatArray | None = None,
                    od: FloatArray | None = None, trees: Trees = NO_TREES,
-                   ) -> tuple[FloatArray, FloatArray]:
+                   tree_pred: I32 = NO_PREDS) -> tuple[FloatArray, FloatArray]:
     """Least costs from ``origins`` (zone indices) to every zone, the sums of ``other`` along
-    those paths (empty without ``other``), and with ``trees`` and ``od`` the initial bushes;
-    the lanes run in parallel."""
+    those paths (empty without ``other``), with ``trees`` and ``od`` the initial bushes, and
+    with ``tree_pred`` (origins x nodes) the trees themselves; the lanes run in parallel."""
     count = min(lanes(), max(1, len(origins)))
     w = work(count, graph.n_nodes, graph.n_links)
     zones = len(graph.zone_node)
@@ -228,7 +233,7 @@ def shortest_paths(graph: Graph, origins: I32, cost: FloatArray, other: FloatArr
               np.ascontiguousarray(od, dtype=np.float64) if od is not None else NO_SUMS,
               graph.fwd_start, graph.fwd_link, graph.head, graph.tail, cost,
               np.ascontiguousarray(other, dtype=np.float64) if other is not None else cost,
-              graph.blocked, w, out, along, trees)
+              graph.blocked, w, out, along, trees, tree_pred)
     return out, along
 
 
