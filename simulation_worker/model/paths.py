@@ -180,8 +180,10 @@ def trees_lane(lane: int, lanes: int, origins: I32, zone_node: I32, od: FloatArr
                            dist, pred, order, w.done[lane], w.heap_key[lane], w.heap_node[lane])
         for z in range(zone_node.shape[0]):
             out[i, z] = dist[zone_node[z]]
-        if keep:
-            tree_pred[i, :] = pred
+        if keep:  # a loop: a slice assignment doubles this kernel's compile time
+            row = tree_pred[i]
+            for v in range(row.shape[0]):
+                row[v] = pred[v]
         if sums:
             for v in range(acc.shape[0]):
                 acc[v] = np.inf
