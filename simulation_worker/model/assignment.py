@@ -25,6 +25,7 @@ from simulation_worker.model.paths import (
     gap_of,
     origins_with_demand,
     relative_gap,
+    shortest_paths,
     zone_costs,
 )
 
@@ -228,7 +229,8 @@ def _path_skims(g: Graph, origins: NDArray[np.int32], c: FloatArray, work: bush.
                 ) -> PathSkims:
     """One shortest-path pass at costs ``c``: the gap's least costs, and the time skims; the
     trees are kept in ``work`` for the next re-shape."""
-    cost, along = bush.update_trees(g, origins, c, c - g.fixed_cost, work)
+    cost, along = shortest_paths(g, origins, c, other=c - g.fixed_cost,
+                                 tree_pred=work.tree_pred)
     return PathSkims(origins, cost, along)
 
 

@@ -63,25 +63,17 @@ def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, in
                           trees=Trees(in_bush, bush_flow, topo, topo_len))[0]
 
 
-def update_trees(graph: Graph, origins: I32, cost: FloatArray, other: FloatArray, s: Scratch
-                 ) -> tuple[FloatArray, FloatArray]:
-    """``shortest_paths`` with ``other`` sums that also keeps each origin's tree in
-    ``s.tree_pred``, for the next re-shape at the same costs (decision 0128)."""
-    return shortest_paths(graph, origins, cost, other=other, tree_pred=s.tree_pred)
-
-
 @nb.njit(cache=True, nogil=True)
 def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I32,
             ib: U8, bf: FloatArray, c: FloatArray, min_flow: float,
-            lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> int:
+            lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> None:
     """Shortest (all bush links) and longest labels (links with flow above ``min_flow``:
     0 for used links only, -1 for all bush links; a float, so one compiled signature).
 
     Over all bush links (re-shaping), a node's unused incoming links other than its
     shortest-path link leave the bush, and its longest label is taken over the links that
-    stay, so the labels are those of the re-shaped bush; returns how many links left.
+    stay, so the labels are those of the re-shaped bush.
     """
-    dropped = 0
     for v in range(lo.shape[0]):
         lo[v] = np.inf
         hi[v] = -np.inf
@@ -111,11 +103,9 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
                 if bf[a] <= 0.0 and lo_pred[j] != a:
                     ib[a] = 0
                     bf[a] = 0.0
-                    dropped += 1
                 elif hi[tail[a]] + c[a] > hi[j]:
                     hi[j] = hi[tail[a]] + c[a]
                     hi_pred[j] = a
-    return dropped
 
 
 @nb.njit(cache=True, nogil=True)
