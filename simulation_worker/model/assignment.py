@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from simulation_worker.model import bush, frank_wolfe
 from simulation_worker.model.contract import contract
-from simulation_worker.model.costs import beckmann_objective, link_costs, sum_flows
+from simulation_worker.model.costs import beckmann_objective, link_costs
 from simulation_worker.model.errors import DisconnectedDemandError, InvalidParameterError
 from simulation_worker.model.graph import Graph
 from simulation_worker.model.lanes import lanes
@@ -176,17 +176,12 @@ def _algorithm_b(
     g = merged.graph if merged is not None else graph
     origins = origins_with_demand(od)
     k, m, n = len(origins), g.n_links, g.n_nodes
-    in_bush = np.zeros((k, m), dtype=np.uint8)
-    bush_flow = np.zeros((k, m))
-    topo = np.zeros((k, n), dtype=np.int32)
-    topo_len = np.zeros(k, dtype=np.int32)
-    work = bush.scratch(min(lanes(), k), n, k)
-    reach = bush.init_bushes(g, origins, od, link_costs(g, np.zeros(m)), in_bush, bush_flow,
-                             topo, topo_len)
+    bushes = bush.bushes(k, n, m)
+    work = bush.scratch(min(lanes(), k), n, k, m)
+    reach = bush.init_bushes(g, origins, od, link_costs(g, np.zeros(m)), bushes)
     _refuse_unreached(od, origins, np.isfinite(reach), zone_ids)
     x, c, d = np.empty(m), np.empty(m), np.empty(m)
-    sum_flows(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
-              g.fixed_cost)
+    bush.sum_flows(bushes, g, x, c, d)
     total_demand = float(od.sum())
     demand = od[origins]
     # The all-or-nothing start is not measured: a shortest-path pass only to set the first
@@ -199,13 +194,10 @@ def _algorithm_b(
                              and iteration < settings.max_iterations):
         mean_cost = float(x @ c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
-        bush.reshape_then_shift(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d,
-                                _PASSES, threshold, work)
+        bush.reshape_then_shift(g, origins, bushes, x, c, d, _PASSES, threshold, work)
         for _ in range(_FLOW_SWEEPS if gap < _SWEEP_GAP else 0):
-            bush.shift_flows(g, origins, in_bush, bush_flow, topo, topo_len, x, c, d, 1,
-                             threshold, work, _SKIP_SETTLED)
-        sum_flows(bush_flow, x, c, d, g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity,
-                  g.fixed_cost)
+            bush.shift_flows(g, origins, bushes, x, c, d, 1, threshold, work, _SKIP_SETTLED)
+        bush.sum_flows(bushes, g, x, c, d)
         iteration += 1
         if iteration == 1 and _unmeasured_first(settings):
             continue  # far from any target this fine: no shortest-path pass (0127)

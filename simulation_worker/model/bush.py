@@ -20,6 +20,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from simulation_worker.model import costs
 from simulation_worker.model.costs import cost_and_derivative
 from simulation_worker.model.graph import Graph
 from simulation_worker.model.lanes import run_lanes
@@ -44,35 +45,53 @@ class Scratch(NamedTuple):
     worst: FloatArray  # per bush: largest label difference found by its last sweep
     # per bush: its origin's latest shortest-path tree (each node's link from its parent)
     tree_pred: I32
+    dense: FloatArray  # per lane, one per link, zero between uses: flows while a list is rebuilt
 
 
-def scratch(lanes: int, n_nodes: int, bushes: int) -> Scratch:
+def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int) -> Scratch:
     """Work arrays for ``lanes`` lanes and ``bushes`` bushes."""
     shape = (lanes, n_nodes)
     return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.full(bushes, np.inf),
-                   np.full((bushes, n_nodes), -1, dtype=np.int32))
+                   np.full((bushes, n_nodes), -1, dtype=np.int32), np.zeros((lanes, n_links)))
 
 
-def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, in_bush: U8,
-                bush_flow: FloatArray, topo: I32, topo_len: I32) -> FloatArray:
+def sum_flows(b: Trees, g: Graph, x: FloatArray, c: FloatArray, d: FloatArray) -> None:
+    """``x`` = the total link flows of the bushes; ``c``, ``d`` = costs and derivatives."""
+    costs.sum_flows(b.bush_flow, b.links, b.links_len, x, c, d, g.free_flow_time, g.bpr_b,
+                    g.bpr_power, g.capacity, g.fixed_cost)
+
+
+def bushes(count: int, n_nodes: int, n_links: int) -> Trees:
+    """Empty state for ``count`` bushes (see ``Trees``), filled by ``init_bushes``. A row
+    holds room for every link; only a bush's own links are ever written, so the memory
+    touched follows the bushes' sizes."""
+    return Trees(np.zeros((count, n_links), dtype=np.uint8), np.zeros((count, n_links)),
+                 np.zeros((count, n_nodes), dtype=np.int32), np.zeros(count, dtype=np.int32),
+                 np.zeros((count, n_links), dtype=np.int32), np.zeros(count, dtype=np.int32))
+
+
+def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, b: Trees
+                ) -> FloatArray:
     """Start every bush as its origin's shortest-path tree at ``cost`` loaded all-or-nothing
     (lanes in parallel). Returns the least costs from each origin to every zone."""
-    return shortest_paths(graph, origins, cost, od=od,
-                          trees=Trees(in_bush, bush_flow, topo, topo_len))[0]
+    return shortest_paths(graph, origins, cost, od=od, trees=b)[0]
 
 
 @nb.njit(cache=True, nogil=True)
-def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I32,
-            ib: U8, bf: FloatArray, c: FloatArray, min_flow: float,
-            lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> None:
+def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, ib: U8, bf: FloatArray,
+            c: FloatArray, min_flow: float, lo: FloatArray, lo_pred: I32, hi: FloatArray,
+            hi_pred: I32) -> int:
     """Shortest (all bush links) and longest labels (links with flow above ``min_flow``:
-    0 for used links only, -1 for all bush links; a float, so one compiled signature).
+    0 for used links only, -1 for all bush links; a float, so one compiled signature), over
+    the bush's ``nl`` links grouped by head in topological order. The predecessors are
+    positions in that list. Returns the number of links the bush keeps.
 
     Over all bush links (re-shaping), a node's unused incoming links other than its
-    shortest-path link leave the bush, and its longest label is taken over the links that
-    stay, so the labels are those of the re-shaped bush.
+    shortest-path link leave the bush (and the list, which closes up with its flows ``bf``),
+    and its longest label is taken over the links that stay, so the labels are those of the
+    re-shaped bush.
     """
     for v in range(lo.shape[0]):
         lo[v] = np.inf
@@ -81,31 +100,45 @@ def _labels(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I3
         hi_pred[v] = -1
     lo[r] = 0.0
     hi[r] = 0.0
-    reshape = min_flow < 0.0
-    for idx in range(1, nt):
-        j = order[idx]
-        for kk in range(bwd_start[j], bwd_start[j + 1]):
-            a = bwd_link[kk]
-            if ib[a] == 0:
-                continue
+    if min_flow >= 0.0:
+        for idx in range(nl):
+            a = links[idx]
+            i = tail[a]
+            j = head[a]
+            if lo[i] + c[a] < lo[j]:
+                lo[j] = lo[i] + c[a]
+                lo_pred[j] = idx
+            if bf[idx] > min_flow and hi[i] + c[a] > hi[j]:
+                hi[j] = hi[i] + c[a]
+                hi_pred[j] = idx
+        return nl
+    kept = 0
+    first = 0
+    while first < nl:  # one head at a time: its tails are final
+        j = head[links[first]]
+        stop = first
+        while stop < nl and head[links[stop]] == j:
+            a = links[stop]
             i = tail[a]
             if lo[i] + c[a] < lo[j]:
                 lo[j] = lo[i] + c[a]
-                lo_pred[j] = a
-            if not reshape and bf[a] > min_flow and hi[i] + c[a] > hi[j]:
-                hi[j] = hi[i] + c[a]
-                hi_pred[j] = a
-        if reshape:  # the tails are final: drop, then the longest label over what stays
-            for kk in range(bwd_start[j], bwd_start[j + 1]):
-                a = bwd_link[kk]
-                if ib[a] == 0:
-                    continue
-                if bf[a] <= 0.0 and lo_pred[j] != a:
-                    ib[a] = 0
-                    bf[a] = 0.0
-                elif hi[tail[a]] + c[a] > hi[j]:
-                    hi[j] = hi[tail[a]] + c[a]
-                    hi_pred[j] = a
+                lo_pred[j] = stop
+            stop += 1
+        for idx in range(first, stop):  # drop, then the longest label over what stays
+            a = links[idx]
+            if bf[idx] <= 0.0 and lo_pred[j] != idx:
+                ib[a] = 0
+                continue
+            if lo_pred[j] == idx:
+                lo_pred[j] = kept
+            if hi[tail[a]] + c[a] > hi[j]:
+                hi[j] = hi[tail[a]] + c[a]
+                hi_pred[j] = kept
+            links[kept] = a
+            bf[kept] = bf[idx]
+            kept += 1
+        first = stop
+    return kept
 
 
 @nb.njit(cache=True, nogil=True)
@@ -130,11 +163,34 @@ def _topological_order(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
 
 
 @nb.njit(cache=True, nogil=True)
-def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd_start: I32,
-                 bwd_link: I32, head: I32, tail: I32, blocked: NDArray[np.bool_], ib: U8,
-                 bf: FloatArray, c: FloatArray, lo: FloatArray, lo_pred: I32, hi: FloatArray,
-                 hi_pred: I32, indeg: I32, tree: I32) -> int:
-    """Drop unused links, add shortcuts; returns the new number of ordered nodes.
+def _link_list(order: I32, nt: int, bwd_start: I32, bwd_link: I32, ib: U8, links: I32, nl: int,
+               bf: FloatArray, dense: FloatArray) -> int:
+    """List the bush's links grouped by head in the order ``order``, their flows beside them
+    (those of the ``nl`` links listed before, 0 for new ones); returns their number. ``dense``
+    (one per link) is zero before and after."""
+    for idx in range(nl):
+        dense[links[idx]] = bf[idx]
+    count = 0
+    for idx in range(1, nt):
+        j = order[idx]
+        for kk in range(bwd_start[j], bwd_start[j + 1]):
+            a = bwd_link[kk]
+            if ib[a]:
+                links[count] = a
+                bf[count] = dense[a]
+                dense[a] = 0.0
+                count += 1
+    return count
+
+
+@nb.njit(cache=True, nogil=True)
+def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I32,
+                 fwd_link: I32, bwd_start: I32, bwd_link: I32, head: I32, tail: I32,
+                 blocked: NDArray[np.bool_], ib: U8, bf: FloatArray, c: FloatArray,
+                 lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32, indeg: I32,
+                 tree: I32, dense: FloatArray) -> tuple[int, int]:
+    """Drop unused links, add shortcuts; returns the new numbers of ordered nodes and of
+    bush links.
 
     Shortcuts: links (i, j) with ``lo_i + c_ij < lo_j`` and ``hi_i < hi_j``, and the links of
     the origin's shortest-path tree at these costs (``tree``: each node's link from its
@@ -148,7 +204,7 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
     topological order (dropping links never invalidates one).
     """
     m = head.shape[0]
-    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
+    nl = _labels(r, links, nl, head, tail, ib, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
     for v in range(indeg.shape[0]):
         indeg[v] = 0
     added = 0
@@ -190,18 +246,19 @@ def _update_bush(r: int, order: I32, nt: int, fwd_start: I32, fwd_link: I32, bwd
                 indeg[j] += 1
                 added += 1
     if added == 0:
-        return nt
-    return _topological_order(r, fwd_start, fwd_link, head, ib, order, indeg)
+        return nt, nl
+    nt = _topological_order(r, fwd_start, fwd_link, head, ib, order, indeg)
+    return nt, _link_list(order, nt, bwd_start, bwd_link, ib, links, nl, bf, dense)
 
 
 @nb.njit(cache=True, nogil=True)
-def _shift_pass(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail: I32,
+def _shift_pass(r: int, order: I32, nt: int, links: I32, nl: int, head: I32, tail: I32,
                 ib: U8, bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray,
                 t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
                 fixed: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32,
                 hi: FloatArray, hi_pred: I32, pos: I32) -> float:
     """One Newton flow-shifting sweep over a bush; returns the largest label difference."""
-    _labels(r, order, nt, bwd_start, bwd_link, tail, ib, bf, c, _USED, lo, lo_pred, hi, hi_pred)
+    _labels(r, links, nl, head, tail, ib, bf, c, _USED, lo, lo_pred, hi, hi_pred)
     for idx in range(nt):
         pos[order[idx]] = idx
     worst = 0.0
@@ -214,40 +271,43 @@ def _shift_pass(r: int, order: I32, nt: int, bwd_start: I32, bwd_link: I32, tail
         if diff <= threshold:
             continue
         # Walk both paths back to their last common node p, summing each segment on the way.
-        a = lo_pred[j]
+        a = links[lo_pred[j]]
         cmin, dmin, p = c[a], d[a], tail[a]
-        a = hi_pred[j]
-        cmax, dmax, fmax, q = c[a], d[a], bf[a], tail[a]
+        e = hi_pred[j]
+        a = links[e]
+        cmax, dmax, fmax, q = c[a], d[a], bf[e], tail[a]
         while p != q:
             if pos[p] > pos[q]:
-                a = lo_pred[p]
+                a = links[lo_pred[p]]
                 cmin += c[a]
                 dmin += d[a]
                 p = tail[a]
             else:
-                a = hi_pred[q]
+                e = hi_pred[q]
+                a = links[e]
                 cmax += c[a]
                 dmax += d[a]
-                fmax = min(fmax, bf[a])
+                fmax = min(fmax, bf[e])
                 q = tail[a]
         gain = cmax - cmin
         if gain <= 0.0 or fmax <= 0.0:
             continue
         dx = gain / (dmax + dmin) if dmax + dmin > 0.0 else fmax
         dx = min(dx, fmax)
-        _move(j, p, hi_pred, -dx, tail, bf, x, c, d, t0, bb, pp, cap, fixed)
-        _move(j, p, lo_pred, dx, tail, bf, x, c, d, t0, bb, pp, cap, fixed)
+        _move(j, p, hi_pred, -dx, links, tail, bf, x, c, d, t0, bb, pp, cap, fixed)
+        _move(j, p, lo_pred, dx, links, tail, bf, x, c, d, t0, bb, pp, cap, fixed)
     return worst
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _move(j: int, stop: int, pred: I32, dx: float, tail: I32, bf: FloatArray, x: FloatArray,
-          c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray, pp: FloatArray,
-          cap: FloatArray, fixed: FloatArray) -> None:
+def _move(j: int, stop: int, pred: I32, dx: float, links: I32, tail: I32, bf: FloatArray,
+          x: FloatArray, c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray,
+          pp: FloatArray, cap: FloatArray, fixed: FloatArray) -> None:
     v = j
     while v != stop:
-        a = pred[v]
-        bf[a] = max(bf[a] + dx, 0.0)
+        e = pred[v]
+        a = links[e]
+        bf[e] = max(bf[e] + dx, 0.0)
         x[a] = max(x[a] + dx, 0.0)
         c[a], d[a] = cost_and_derivative(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
         v = tail[a]
@@ -258,9 +318,8 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
                origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, bwd_start: I32,
                bwd_link: I32, head: I32, tail: I32, blocked: NDArray[np.bool_], t0: FloatArray,
                bb: FloatArray, pp: FloatArray, cap: FloatArray, fixed: FloatArray,
-               in_bush: U8, bush_flow: FloatArray, topo: I32, topo_len: I32, x: FloatArray,
-               c: FloatArray, d: FloatArray, passes: int, threshold: float, skip: bool,
-               worst: FloatArray, s: Scratch) -> None:
+               b: Trees, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
+               threshold: float, skip: bool, worst: FloatArray, s: Scratch) -> None:
     """The bushes of origins ``first, first + step, ... < stop``, with the work arrays of row
     ``row``: re-shape them at the costs ``c_shape``, or shift their flows with up to
     ``passes`` sweeps each against the live flows ``x``, costs ``c`` and derivatives ``d``,
@@ -271,45 +330,44 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
     for k in range(first, stop, step):
         r = zone_node[origins[k]]
         if reshape:
-            topo_len[k] = _update_bush(r, topo[k], topo_len[k], fwd_start, fwd_link, bwd_start,
-                                       bwd_link, head, tail, blocked, in_bush[k], bush_flow[k],
-                                       c_shape, lo, lo_pred, hi, hi_pred, s.indeg[row],
-                                       s.tree_pred[k])
+            b.topo_len[k], b.links_len[k] = _update_bush(
+                r, b.topo[k], b.topo_len[k], b.links[k], b.links_len[k], fwd_start, fwd_link,
+                bwd_start, bwd_link, head, tail, blocked, b.in_bush[k], b.bush_flow[k],
+                c_shape, lo, lo_pred, hi, hi_pred, s.indeg[row], s.tree_pred[k], s.dense[row])
             continue
         if skip and worst[k] <= threshold:
             continue
         for _ in range(passes):
-            worst[k] = _shift_pass(r, topo[k], topo_len[k], bwd_start, bwd_link, tail,
-                                   in_bush[k], bush_flow[k], x, c, d, t0, bb, pp, cap, fixed,
-                                   threshold, lo, lo_pred, hi, hi_pred, s.pos[row])
+            worst[k] = _shift_pass(r, b.topo[k], b.topo_len[k], b.links[k], b.links_len[k],
+                                   head, tail, b.in_bush[k], b.bush_flow[k], x, c, d, t0, bb,
+                                   pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred,
+                                   s.pos[row])
             if worst[k] <= threshold:
                 break
 
 
 def _kernel(g: Graph, row: int, first: int, step: int, stop: int, reshape: bool,
-            c_shape: FloatArray, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
-            topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
-            threshold: float, skip: bool, s: Scratch) -> None:
+            c_shape: FloatArray, origins: I32, b: Trees, x: FloatArray, c: FloatArray,
+            d: FloatArray, passes: int, threshold: float, skip: bool, s: Scratch) -> None:
     _bush_lane(row, first, step, stop, reshape, c_shape, origins, g.zone_node, g.fwd_start,
                g.fwd_link, g.bwd_start, g.bwd_link, g.head, g.tail, g.blocked,
-               g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost, in_bush,
-               bush_flow, topo, topo_len, x, c, d, passes, threshold, skip, s.worst, s)
+               g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost, b, x, c, d,
+               passes, threshold, skip, s.worst, s)
 
 
-def shift_flows(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
-                topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
-                threshold: float, s: Scratch, skip: bool = False) -> None:
+def shift_flows(g: Graph, origins: I32, b: Trees, x: FloatArray, c: FloatArray,
+                d: FloatArray, passes: int, threshold: float, s: Scratch,
+                skip: bool = False) -> None:
     """Up to ``passes`` Newton sweeps per bush, origin after origin, updating the link flows
     ``x``, costs ``c`` and derivatives ``d`` (Gauss-Seidel: each bush sees the link flows the
     previous ones left; see docs/decisions/0112). With ``skip``, bushes whose last sweep found
     no label difference above ``threshold`` are skipped."""
-    _kernel(g, 0, 0, 1, origins.shape[0], False, c, origins, in_bush, bush_flow, topo,
-            topo_len, x, c, d, passes, threshold, skip, s)
+    _kernel(g, 0, 0, 1, origins.shape[0], False, c, origins, b, x, c, d, passes, threshold,
+            skip, s)
 
 
-def reshape_then_shift(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArray, topo: I32,
-                       topo_len: I32, x: FloatArray, c: FloatArray, d: FloatArray,
-                       passes: int, threshold: float, s: Scratch) -> None:
+def reshape_then_shift(g: Graph, origins: I32, b: Trees, x: FloatArray, c: FloatArray,
+                       d: FloatArray, passes: int, threshold: float, s: Scratch) -> None:
     """Re-shape every bush at the costs ``c``, then ``shift_flows`` once with ``passes``
     sweeps: the result of doing them in that order, but in a pipeline (decision 0120). While
     lane 0 shifts one chunk of bushes in order, the other lanes (and lane 0 once it is done)
@@ -322,15 +380,15 @@ def reshape_then_shift(g: Graph, origins: I32, in_bush: U8, bush_flow: FloatArra
 
     def stage(lane: int, count: int, shift: range, pieces: deque[int], stop: int) -> None:
         if lane == 0 and shift:
-            _kernel(g, 0, shift.start, 1, shift.stop, False, c, origins, in_bush, bush_flow,
-                    topo, topo_len, x, c, d, passes, threshold, False, s)
+            _kernel(g, 0, shift.start, 1, shift.stop, False, c, origins, b, x, c, d, passes,
+                    threshold, False, s)
         while True:
             try:
                 first = pieces.popleft()  # atomic under the GIL
             except IndexError:
                 return
             _kernel(g, lane, first, 1, min(stop, first + _PIECE), True, start_costs, origins,
-                    in_bush, bush_flow, topo, topo_len, x, c, d, 0, 0.0, False, s)
+                    b, x, c, d, 0, 0.0, False, s)
 
     shifted = 0  # the bushes before this one are shifted
     for start in [*range(0, k, _CHUNK), k]:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numpy.typing import NDArray
 
 from simulation_worker.model.graph import Graph
 from simulation_worker.model.network import FloatArray
+
+I32 = NDArray[np.int32]
 
 # Derivatives of p < 1 BPR terms are infinite at zero flow; they are taken at this flow instead.
 _MIN_DERIVATIVE_FLOW = 1e-9
@@ -47,18 +50,30 @@ def cost_and_derivative(x: float, t0: float, b: float, p: float, cap: float, fix
 
 
 @nb.njit(cache=True, nogil=True)
-def sum_flows(rows: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray, t0: FloatArray,
-              b: FloatArray, p: FloatArray, cap: FloatArray, fixed: FloatArray) -> None:
-    """``x`` = the sum of the flow ``rows`` (one per origin, or a single row); ``c`` and ``d``
-    = cost and derivative at ``x``. The one cost kernel: fewer kernels, shorter cold start."""
+def sum_flows(rows: FloatArray, links: I32, lens: I32, x: FloatArray, c: FloatArray,
+              d: FloatArray, t0: FloatArray, b: FloatArray, p: FloatArray, cap: FloatArray,
+              fixed: FloatArray) -> None:
+    """``x`` = the sum of the flow ``rows``; ``c`` and ``d`` = cost and derivative at ``x``.
+    Without ``links`` (no rows), each row holds one flow per link; with them, row k's first
+    ``lens[k]`` values are the flows on the links ``links[k, :lens[k]]`` (Algorithm B's
+    bushes). The one cost kernel: fewer kernels, shorter cold start."""
     for a in range(x.shape[0]):
         x[a] = 0.0
     for k in range(rows.shape[0]):
         row = rows[k]
-        for a in range(x.shape[0]):
-            x[a] += row[a]
+        if links.shape[0] == 0:
+            for a in range(x.shape[0]):
+                x[a] += row[a]
+            continue
+        listed = links[k]
+        for idx in range(lens[k]):
+            x[listed[idx]] += row[idx]
     for a in range(x.shape[0]):
         c[a], d[a] = cost_and_derivative(x[a], t0[a], b[a], p[a], cap[a], fixed[a])
+
+
+NO_LINKS = np.zeros((0, 0), dtype=np.int32)
+NO_LENS = np.zeros(0, dtype=np.int32)
 
 
 def costs_at(graph: Graph, flows: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -66,8 +81,8 @@ def costs_at(graph: Graph, flows: FloatArray) -> tuple[FloatArray, FloatArray]:
     m = graph.n_links
     rows = np.ascontiguousarray(flows, dtype=np.float64).reshape(1, m)
     x, c, d = np.empty(m), np.empty(m), np.empty(m)
-    sum_flows(rows, x, c, d, graph.free_flow_time, graph.bpr_b, graph.bpr_power, graph.capacity,
-              graph.fixed_cost)
+    sum_flows(rows, NO_LINKS, NO_LENS, x, c, d, graph.free_flow_time, graph.bpr_b,
+              graph.bpr_power, graph.capacity, graph.fixed_cost)
     return c, d
 
 

@@ -140,16 +140,23 @@ def work(lanes: int, n_nodes: int, n_links: int) -> Work:
 
 
 class Trees(NamedTuple):
-    """Where ``trees_lane`` stores each origin's shortest-path tree as a loaded bush (origin
-    i's row i): bush link mask, bush link flows, settled nodes and their count."""
+    """Origin-based bushes, one row per origin (Algorithm B's state; ``trees_lane`` starts
+    each as its origin's shortest-path tree loaded all-or-nothing): bush link mask, the flows
+    on the bush's links (``bush_flow[i, e]`` on link ``links[i, e]``), nodes in topological
+    order and their count, and the bush's links grouped by head in that order (each head's
+    links in the order of ``Graph.bwd_link``) and their count. Kept as a list, with its flows
+    beside it, so a sweep reads one bush's data in order (decision 0130)."""
 
     in_bush: U8
     bush_flow: FloatArray
     topo: I32
     topo_len: I32
+    links: I32
+    links_len: I32
 
 
 NO_TREES = Trees(np.zeros((0, 0), dtype=np.uint8), np.zeros((0, 0)),
+                 np.zeros((0, 0), dtype=np.int32), np.zeros(0, dtype=np.int32),
                  np.zeros((0, 0), dtype=np.int32), np.zeros(0, dtype=np.int32))
 NO_SUMS = np.zeros((0, 0))
 NO_PREDS = np.zeros((0, 0), dtype=np.int32)
@@ -201,9 +208,13 @@ def trees_lane(lane: int, lanes: int, origins: I32, zone_node: I32, od: FloatArr
 def _load_tree(i: int, o: int, settled: int, zone_node: I32, od: FloatArray, tail: I32,
                pred: I32, order: I32, load: FloatArray, trees: Trees) -> None:
     row = trees.topo[i]
-    for idx in range(settled):
+    links = trees.links[i]
+    row[0] = order[0]
+    for idx in range(1, settled):
         row[idx] = order[idx]
+        links[idx - 1] = pred[order[idx]]  # a tree: each node's one bush link
     trees.topo_len[i] = settled
+    trees.links_len[i] = settled - 1
     for v in range(load.shape[0]):
         load[v] = 0.0
     for z in range(zone_node.shape[0]):
@@ -214,9 +225,8 @@ def _load_tree(i: int, o: int, settled: int, zone_node: I32, od: FloatArray, tai
         v = order[idx]
         a = pred[v]
         ib[a] = 1
-        if load[v] > 0.0:
-            bf[a] += load[v]
-            load[tail[a]] += load[v]
+        bf[idx - 1] = load[v]  # on links[idx - 1] = a
+        load[tail[a]] += load[v]
 
 
 def shortest_paths(graph: Graph, origins: I32, cost: FloatArray, other: FloatArray | None = None,
