@@ -46,6 +46,7 @@ class Scratch(NamedTuple):
     # per bush: its origin's latest shortest-path tree (each node's link from its parent)
     tree_pred: I32
     dense: FloatArray  # per lane, one per link, zero between uses: flows while a list is rebuilt
+    slots: I32  # per lane, one per link: the links into each node while a list is rebuilt
 
 
 def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int) -> Scratch:
@@ -54,7 +55,8 @@ def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int) -> Scratch:
     return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.full(bushes, np.inf),
-                   np.full((bushes, n_nodes), -1, dtype=np.int32), np.zeros((lanes, n_links)))
+                   np.full((bushes, n_nodes), -1, dtype=np.int32), np.zeros((lanes, n_links)),
+                   np.zeros((lanes, n_links), dtype=np.int32))
 
 
 def sum_flows(b: Trees, g: Graph, x: FloatArray, c: FloatArray, d: FloatArray) -> None:
@@ -142,9 +144,23 @@ def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, ib: U8, bf: Float
 
 
 @nb.njit(cache=True, nogil=True)
-def _topological_order(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
-                       order: I32, indeg: I32) -> int:
-    """Kahn's order from ``r``; ``indeg`` holds every node's number of bush links in."""
+def _reorder(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8, order: I32,
+             indeg: I32, links: I32, nl: int, bf: FloatArray, first: I32, cursor: I32,
+             slots: I32, dense: FloatArray) -> tuple[int, int]:
+    """Kahn's topological order of the bush from ``r`` (``indeg``: every node's number of bush
+    links in), and its link list in that order with the flows of the ``nl`` links listed
+    before beside them (0 for new links); returns the numbers of nodes and links.
+
+    Each link is filed under its head as Kahn's walk meets it (``first``, ``cursor`` and
+    ``slots``: a node's share of the links, in the order of node ids); the list is then those
+    shares in topological order. ``dense`` (one per link) is zero before and after."""
+    for idx in range(nl):
+        dense[links[idx]] = bf[idx]
+    total = 0
+    for v in range(indeg.shape[0]):
+        first[v] = total
+        cursor[v] = total
+        total += indeg[v]
     order[0] = r
     count = 1
     front = 0
@@ -155,40 +171,30 @@ def _topological_order(r: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
             a = fwd_link[kk]
             if ib[a]:
                 v = head[a]
+                slots[cursor[v]] = a
+                cursor[v] += 1
                 indeg[v] -= 1
                 if indeg[v] == 0:
                     order[count] = v
                     count += 1
-    return count
-
-
-@nb.njit(cache=True, nogil=True)
-def _link_list(order: I32, nt: int, bwd_start: I32, bwd_link: I32, ib: U8, links: I32, nl: int,
-               bf: FloatArray, dense: FloatArray) -> int:
-    """List the bush's links grouped by head in the order ``order``, their flows beside them
-    (those of the ``nl`` links listed before, 0 for new ones); returns their number. ``dense``
-    (one per link) is zero before and after."""
-    for idx in range(nl):
-        dense[links[idx]] = bf[idx]
-    count = 0
-    for idx in range(1, nt):
-        j = order[idx]
-        for kk in range(bwd_start[j], bwd_start[j + 1]):
-            a = bwd_link[kk]
-            if ib[a]:
-                links[count] = a
-                bf[count] = dense[a]
-                dense[a] = 0.0
-                count += 1
-    return count
+    listed = 0
+    for idx in range(1, count):
+        v = order[idx]
+        for e in range(first[v], cursor[v]):
+            a = slots[e]
+            links[listed] = a
+            bf[listed] = dense[a]
+            dense[a] = 0.0
+            listed += 1
+    return count, listed
 
 
 @nb.njit(cache=True, nogil=True)
 def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I32,
-                 fwd_link: I32, bwd_start: I32, bwd_link: I32, head: I32, tail: I32,
+                 fwd_link: I32, head: I32, tail: I32,
                  blocked: NDArray[np.bool_], ib: U8, bf: FloatArray, c: FloatArray,
                  lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32, indeg: I32,
-                 tree: I32, dense: FloatArray) -> tuple[int, int]:
+                 tree: I32, dense: FloatArray, slots: I32) -> tuple[int, int]:
     """Drop unused links, add shortcuts; returns the new numbers of ordered nodes and of
     bush links.
 
@@ -247,8 +253,9 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
                 added += 1
     if added == 0:
         return nt, nl
-    nt = _topological_order(r, fwd_start, fwd_link, head, ib, order, indeg)
-    return nt, _link_list(order, nt, bwd_start, bwd_link, ib, links, nl, bf, dense)
+    # the predecessors are not needed any more: their arrays hold _reorder's shares
+    return _reorder(r, fwd_start, fwd_link, head, ib, order, indeg, links, nl, bf, lo_pred,
+                    hi_pred, slots, dense)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -315,8 +322,8 @@ def _move(j: int, stop: int, pred: I32, dx: float, links: I32, tail: I32, bf: Fl
 
 @nb.njit(cache=True, nogil=True)
 def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shape: FloatArray,
-               origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, bwd_start: I32,
-               bwd_link: I32, head: I32, tail: I32, blocked: NDArray[np.bool_], t0: FloatArray,
+               origins: I32, zone_node: I32, fwd_start: I32, fwd_link: I32, head: I32,
+               tail: I32, blocked: NDArray[np.bool_], t0: FloatArray,
                bb: FloatArray, pp: FloatArray, cap: FloatArray, fixed: FloatArray,
                b: Trees, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
                threshold: float, skip: bool, worst: FloatArray, s: Scratch) -> None:
@@ -332,8 +339,9 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
         if reshape:
             b.topo_len[k], b.links_len[k] = _update_bush(
                 r, b.topo[k], b.topo_len[k], b.links[k], b.links_len[k], fwd_start, fwd_link,
-                bwd_start, bwd_link, head, tail, blocked, b.in_bush[k], b.bush_flow[k],
-                c_shape, lo, lo_pred, hi, hi_pred, s.indeg[row], s.tree_pred[k], s.dense[row])
+                head, tail, blocked, b.in_bush[k], b.bush_flow[k],
+                c_shape, lo, lo_pred, hi, hi_pred, s.indeg[row], s.tree_pred[k], s.dense[row],
+                s.slots[row])
             continue
         if skip and worst[k] <= threshold:
             continue
@@ -350,7 +358,7 @@ def _kernel(g: Graph, row: int, first: int, step: int, stop: int, reshape: bool,
             c_shape: FloatArray, origins: I32, b: Trees, x: FloatArray, c: FloatArray,
             d: FloatArray, passes: int, threshold: float, skip: bool, s: Scratch) -> None:
     _bush_lane(row, first, step, stop, reshape, c_shape, origins, g.zone_node, g.fwd_start,
-               g.fwd_link, g.bwd_start, g.bwd_link, g.head, g.tail, g.blocked,
+               g.fwd_link, g.head, g.tail, g.blocked,
                g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost, b, x, c, d,
                passes, threshold, skip, s.worst, s)
 

@@ -143,8 +143,8 @@ class Trees(NamedTuple):
     """Origin-based bushes, one row per origin (Algorithm B's state; ``trees_lane`` starts
     each as its origin's shortest-path tree loaded all-or-nothing): bush link mask, the flows
     on the bush's links (``bush_flow[i, e]`` on link ``links[i, e]``), nodes in topological
-    order and their count, and the bush's links grouped by head in that order (each head's
-    links in the order of ``Graph.bwd_link``) and their count. Kept as a list, with its flows
+    order and their count, and the bush's links grouped by head in that order, and their
+    count. Kept as a list, with its flows
     beside it, so a sweep reads one bush's data in order (decision 0130)."""
 
     in_bush: U8
