@@ -47,6 +47,7 @@ class Scratch(NamedTuple):
     tree_pred: I32
     dense: FloatArray  # per lane, one per link, zero between uses: flows while a list is rebuilt
     slots: I32  # per lane, one per link: the links into each node while a list is rebuilt
+    member: U8  # per lane, one per link, zero between uses: a re-shaped bush's links
 
 
 def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int) -> Scratch:
@@ -56,7 +57,8 @@ def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int) -> Scratch:
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.full(bushes, np.inf),
                    np.full((bushes, n_nodes), -1, dtype=np.int32), np.zeros((lanes, n_links)),
-                   np.zeros((lanes, n_links), dtype=np.int32))
+                   np.zeros((lanes, n_links), dtype=np.int32),
+                   np.zeros((lanes, n_links), dtype=np.uint8))
 
 
 def sum_flows(b: Trees, g: Graph, x: FloatArray, c: FloatArray, d: FloatArray) -> None:
@@ -69,7 +71,7 @@ def bushes(count: int, n_nodes: int, n_links: int) -> Trees:
     """Empty state for ``count`` bushes (see ``Trees``), filled by ``init_bushes``. A row
     holds room for every link; only a bush's own links are ever written, so the memory
     touched follows the bushes' sizes."""
-    return Trees(np.zeros((count, n_links), dtype=np.uint8), np.zeros((count, n_links)),
+    return Trees(np.zeros((count, n_links)),
                  np.zeros((count, n_nodes), dtype=np.int32), np.zeros(count, dtype=np.int32),
                  np.zeros((count, n_links), dtype=np.int32), np.zeros(count, dtype=np.int32))
 
@@ -82,7 +84,7 @@ def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, b:
 
 
 @nb.njit(cache=True, nogil=True)
-def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, ib: U8, bf: FloatArray,
+def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
             c: FloatArray, min_flow: float, lo: FloatArray, lo_pred: I32, hi: FloatArray,
             hi_pred: I32) -> int:
     """Shortest (all bush links) and longest labels (links with flow above ``min_flow``:
@@ -129,7 +131,6 @@ def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, ib: U8, bf: Float
         for idx in range(first, stop):  # drop, then the longest label over what stays
             a = links[idx]
             if bf[idx] <= 0.0 and lo_pred[j] != idx:
-                ib[a] = 0
                 continue
             if lo_pred[j] == idx:
                 lo_pred[j] = kept
@@ -210,7 +211,9 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
     topological order (dropping links never invalidates one).
     """
     m = head.shape[0]
-    nl = _labels(r, links, nl, head, tail, ib, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
+    nl = _labels(r, links, nl, head, tail, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
+    for idx in range(nl):
+        ib[links[idx]] = 1
     for v in range(indeg.shape[0]):
         indeg[v] = 0
     added = 0
@@ -251,21 +254,22 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
                 ib[a] = 1
                 indeg[j] += 1
                 added += 1
-    if added == 0:
-        return nt, nl
-    # the predecessors are not needed any more: their arrays hold _reorder's shares
-    return _reorder(r, fwd_start, fwd_link, head, ib, order, indeg, links, nl, bf, lo_pred,
-                    hi_pred, slots, dense)
+    if added > 0:  # the predecessors are not needed any more: their arrays hold the shares
+        nt, nl = _reorder(r, fwd_start, fwd_link, head, ib, order, indeg, links, nl, bf,
+                          lo_pred, hi_pred, slots, dense)
+    for idx in range(nl):
+        ib[links[idx]] = 0
+    return nt, nl
 
 
 @nb.njit(cache=True, nogil=True)
 def _shift_pass(r: int, order: I32, nt: int, links: I32, nl: int, head: I32, tail: I32,
-                ib: U8, bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray,
+                bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray,
                 t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
                 fixed: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32,
                 hi: FloatArray, hi_pred: I32, pos: I32) -> float:
     """One Newton flow-shifting sweep over a bush; returns the largest label difference."""
-    _labels(r, links, nl, head, tail, ib, bf, c, _USED, lo, lo_pred, hi, hi_pred)
+    _labels(r, links, nl, head, tail, bf, c, _USED, lo, lo_pred, hi, hi_pred)
     for idx in range(nt):
         pos[order[idx]] = idx
     worst = 0.0
@@ -339,7 +343,7 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
         if reshape:
             b.topo_len[k], b.links_len[k] = _update_bush(
                 r, b.topo[k], b.topo_len[k], b.links[k], b.links_len[k], fwd_start, fwd_link,
-                head, tail, blocked, b.in_bush[k], b.bush_flow[k],
+                head, tail, blocked, s.member[row], b.bush_flow[k],
                 c_shape, lo, lo_pred, hi, hi_pred, s.indeg[row], s.tree_pred[k], s.dense[row],
                 s.slots[row])
             continue
@@ -347,7 +351,7 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
             continue
         for _ in range(passes):
             worst[k] = _shift_pass(r, b.topo[k], b.topo_len[k], b.links[k], b.links_len[k],
-                                   head, tail, b.in_bush[k], b.bush_flow[k], x, c, d, t0, bb,
+                                   head, tail, b.bush_flow[k], x, c, d, t0, bb,
                                    pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred,
                                    s.pos[row])
             if worst[k] <= threshold:

@@ -141,13 +141,11 @@ def work(lanes: int, n_nodes: int, n_links: int) -> Work:
 
 class Trees(NamedTuple):
     """Origin-based bushes, one row per origin (Algorithm B's state; ``trees_lane`` starts
-    each as its origin's shortest-path tree loaded all-or-nothing): bush link mask, the flows
-    on the bush's links (``bush_flow[i, e]`` on link ``links[i, e]``), nodes in topological
-    order and their count, and the bush's links grouped by head in that order, and their
-    count. Kept as a list, with its flows
-    beside it, so a sweep reads one bush's data in order (decision 0130)."""
+    each as its origin's shortest-path tree loaded all-or-nothing): the flows on the bush's
+    links (``bush_flow[i, e]`` on link ``links[i, e]``), nodes in topological order and their
+    count, and the bush's links grouped by head in that order, and their count. A bush is kept
+    as a list, its flows beside it, so a sweep reads its data in order (decision 0130)."""
 
-    in_bush: U8
     bush_flow: FloatArray
     topo: I32
     topo_len: I32
@@ -155,7 +153,7 @@ class Trees(NamedTuple):
     links_len: I32
 
 
-NO_TREES = Trees(np.zeros((0, 0), dtype=np.uint8), np.zeros((0, 0)),
+NO_TREES = Trees(np.zeros((0, 0)),
                  np.zeros((0, 0), dtype=np.int32), np.zeros(0, dtype=np.int32),
                  np.zeros((0, 0), dtype=np.int32), np.zeros(0, dtype=np.int32))
 NO_SUMS = np.zeros((0, 0))
@@ -219,12 +217,10 @@ def _load_tree(i: int, o: int, settled: int, zone_node: I32, od: FloatArray, tai
         load[v] = 0.0
     for z in range(zone_node.shape[0]):
         load[zone_node[z]] += od[o, z]
-    ib = trees.in_bush[i]
     bf = trees.bush_flow[i]
     for idx in range(settled - 1, 0, -1):
         v = order[idx]
         a = pred[v]
-        ib[a] = 1
         bf[idx - 1] = load[v]  # on links[idx - 1] = a
         load[tail[a]] += load[v]
 
