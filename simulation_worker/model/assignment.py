@@ -20,6 +20,7 @@ from simulation_worker.model.costs import beckmann_objective, link_costs
 from simulation_worker.model.errors import DisconnectedDemandError, InvalidParameterError
 from simulation_worker.model.graph import Graph
 from simulation_worker.model.lanes import lanes
+from simulation_worker.model.memory import normal_pages
 from simulation_worker.model.network import DEFAULT_ASSIGNMENT, AssignmentSettings, FloatArray
 from simulation_worker.model.paths import (
     gap_of,
@@ -176,8 +177,9 @@ def _algorithm_b(
     g = merged.graph if merged is not None else graph
     origins = origins_with_demand(od)
     k, m, n = len(origins), g.n_links, g.n_nodes
-    bushes = bush.bushes(k, n, m)
-    work = bush.scratch(min(lanes(), k), n, k, m)
+    with normal_pages():
+        bushes = bush.bushes(k, n, m)
+        work = bush.scratch(min(lanes(), k), n, k, m)
     reach = bush.init_bushes(g, origins, od, link_costs(g, np.zeros(m)), bushes)
     _refuse_unreached(od, origins, np.isfinite(reach), zone_ids)
     x, c, d = np.empty(m), np.empty(m), np.empty(m)

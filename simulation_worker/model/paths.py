@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from simulation_worker.model.graph import Graph
 from simulation_worker.model.lanes import lanes, run_lanes
+from simulation_worker.model.memory import normal_pages
 from simulation_worker.model.network import FloatArray
 
 I32 = NDArray[np.int32]
@@ -232,10 +233,11 @@ def shortest_paths(graph: Graph, origins: I32, cost: FloatArray, other: FloatArr
     those paths (empty without ``other``), with ``trees`` and ``od`` the initial bushes, and
     with ``tree_pred`` (origins x nodes) the trees themselves; the lanes run in parallel."""
     count = min(lanes(), max(1, len(origins)))
-    w = work(count, graph.n_nodes, graph.n_links)
     zones = len(graph.zone_node)
-    out = np.empty((len(origins), zones))
-    along = np.empty((len(origins), zones)) if other is not None else NO_SUMS
+    with normal_pages():
+        w = work(count, graph.n_nodes, graph.n_links)
+        out = np.empty((len(origins), zones))
+        along = np.empty((len(origins), zones)) if other is not None else NO_SUMS
     cost = np.ascontiguousarray(cost, dtype=np.float64)  # one compiled signature
     run_lanes(trees_lane, count, origins, graph.zone_node,
               np.ascontiguousarray(od, dtype=np.float64) if od is not None else NO_SUMS,
