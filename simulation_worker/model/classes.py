@@ -155,7 +155,7 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     topo = np.zeros((nb_, n), dtype=np.int32)
     topo_len = np.zeros(nb_, dtype=np.int32)
     reached = np.zeros((nb_, len(g.zone_node)), dtype=np.bool_)
-    work = classes_b.scratch(max(1, min(lanes(), nb_)), n, m)
+    work = classes_b.scratch(max(1, min(lanes(), nb_)), n)
     c = np.empty((n_classes, m))
     d = np.empty(m)
     classes_b.class_costs(np.zeros(m), ln, c, d)

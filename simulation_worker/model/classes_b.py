@@ -51,20 +51,19 @@ class Scratch(NamedTuple):
     indeg: I32
     stack: I32
     mark: I32
-    done: U8  # Dijkstra's settled flags
-    heap_key: FloatArray  # Dijkstra's heap: one more entry than there are links
+    place: I32  # Dijkstra's heap positions
+    heap_key: FloatArray  # Dijkstra's heap: one entry per node
     heap_node: I32
 
 
-def scratch(lanes: int, n_nodes: int, n_links: int) -> Scratch:
+def scratch(lanes: int, n_nodes: int) -> Scratch:
     """Work arrays for ``lanes`` lanes."""
     shape = (lanes, n_nodes)
-    heap = (lanes, n_links + 1)
     return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
-                   np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.uint8),
-                   np.zeros(heap), np.zeros(heap, dtype=np.int32))
+                   np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
+                   np.zeros(shape), np.zeros(shape, dtype=np.int32))
 
 
 @nb.njit(cache=True)
@@ -106,7 +105,7 @@ def init_bushes(bush_origin: I32, bush_class: I32, zone_node: I32, od: FloatArra
             o = bush_origin[k]
             cls = bush_class[k]
             settled = dijkstra(zone_node[o], fwd_start, fwd_link, head, c[cls], blocked, dist,
-                               pred, order, s.done[lane], s.heap_key[lane], s.heap_node[lane])
+                               pred, order, s.place[lane], s.heap_key[lane], s.heap_node[lane])
             topo[k, :settled] = order[:settled]
             topo_len[k] = settled
             load[:] = 0.0

@@ -22,38 +22,38 @@ U8 = NDArray[np.uint8]
 
 @nb.njit(cache=True, nogil=True)
 def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatArray,
-             blocked: NDArray[np.bool_], dist: FloatArray, pred: I32, order: I32, done: U8,
+             blocked: NDArray[np.bool_], dist: FloatArray, pred: I32, order: I32, place: I32,
              heap_key: FloatArray, heap_node: I32) -> int:
     """Fill ``dist``, ``pred`` (link into node, -1 at root/unreached) and settle ``order``.
 
-    ``done`` (one per node) and the heap (``heap_key``, ``heap_node``: one more than the links)
-    are work arrays. Returns the number of reached nodes (the valid prefix of ``order``, a
-    topological order of the tree).
+    ``place`` (one per node: its heap position, -1 before it enters, -2 once settled) and the
+    heap (``heap_key``, ``heap_node``: one entry per node at least) are work arrays. Returns the
+    number of reached nodes (the valid prefix of ``order``, a topological order of the tree).
 
-    Blocked nodes other than the origin (centroids) never enter the heap: no path leaves
-    them, so nothing waits on their settling. Their labels are kept up to date as links reach
-    them (from the back of ``order``), and they end the order, after every node they hang from.
+    The heap holds each node once and lowers its key in place (decision 0133). Blocked nodes
+    other than the origin (centroids) never enter it: no path leaves them, so nothing waits
+    on their settling. Their labels are kept up to date as links reach them (from the back of
+    ``order``), and they end the order, after every node they hang from.
     """
     n = dist.shape[0]
     for v in range(n):
         dist[v] = np.inf
         pred[v] = -1
-        done[v] = 0
+        place[v] = -1
     size = 1
     heap_key[0] = 0.0
     heap_node[0] = origin
+    place[origin] = 0
     dist[origin] = 0.0
     settled = 0
     leaves = 0  # blocked nodes reached, kept at order[n - leaves:]
     while size > 0:
         key = heap_key[0]
         u = heap_node[0]
+        place[u] = -2
         size -= 1
         if size > 0:
-            _sift_down(heap_key, heap_node, size, heap_key[size], heap_node[size])
-        if done[u] or key > dist[u]:
-            continue
-        done[u] = 1
+            _sift_down(heap_key, heap_node, place, size, heap_key[size], heap_node[size])
         order[settled] = u
         settled += 1
         if blocked[u] and u != origin:
@@ -63,16 +63,19 @@ def dijkstra(origin: int, fwd_start: I32, fwd_link: I32, head: I32, cost: FloatA
             v = head[a]
             nd = key + cost[a]
             if nd < dist[v]:
-                if blocked[v] and v != origin:
-                    if dist[v] == np.inf:
-                        leaves += 1
-                        order[n - leaves] = v
-                    dist[v] = nd
-                    pred[v] = a
-                    continue
                 dist[v] = nd
                 pred[v] = a
-                size = _push(heap_key, heap_node, size, nd, v)
+                if blocked[v] and v != origin:
+                    if place[v] == -1:
+                        place[v] = -3  # reached: counted once
+                        leaves += 1
+                        order[n - leaves] = v
+                    continue
+                if place[v] == -1:
+                    _sift_up(heap_key, heap_node, place, size, nd, v)
+                    size += 1
+                elif place[v] >= 0:  # (a settled node's label never falls)
+                    _sift_up(heap_key, heap_node, place, place[v], nd, v)
     for t in range(leaves):  # to just after the settled nodes (never onto an unread one)
         order[settled + t] = order[n - leaves + t]
     return settled + leaves
@@ -84,22 +87,25 @@ _ARITY = 4
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _push(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> int:
-    i = size
+def _sift_up(keys: FloatArray, nodes: I32, place: I32, i: int, key: float, node: int) -> None:
+    """Put ``node`` with ``key`` at heap position ``i`` (a new last entry, or its own entry
+    whose key fell) and move it up to where it belongs."""
     while i > 0:
         parent = (i - 1) // _ARITY
         if keys[parent] <= key:
             break
         keys[i] = keys[parent]
         nodes[i] = nodes[parent]
+        place[nodes[i]] = i
         i = parent
     keys[i] = key
     nodes[i] = node
-    return size + 1
+    place[node] = i
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _sift_down(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -> None:
+def _sift_down(keys: FloatArray, nodes: I32, place: I32, size: int, key: float, node: int
+               ) -> None:
     i = 0
     while True:
         first = _ARITY * i + 1
@@ -115,9 +121,11 @@ def _sift_down(keys: FloatArray, nodes: I32, size: int, key: float, node: int) -
             break
         keys[i] = least
         nodes[i] = nodes[child]
+        place[nodes[i]] = i
         i = child
     keys[i] = key
     nodes[i] = node
+    place[node] = i
 
 
 class Work(NamedTuple):
@@ -126,18 +134,18 @@ class Work(NamedTuple):
     dist: FloatArray
     pred: I32
     order: I32
-    done: U8
+    place: I32
     heap_key: FloatArray
     heap_node: I32
     along: FloatArray
 
 
-def work(lanes: int, n_nodes: int, n_links: int) -> Work:
+def work(lanes: int, n_nodes: int) -> Work:
     """Work arrays for ``lanes`` lanes."""
-    nodes, heap = (lanes, n_nodes), (lanes, n_links + 1)
+    nodes = (lanes, n_nodes)
     return Work(np.zeros(nodes), np.zeros(nodes, dtype=np.int32),
-                np.zeros(nodes, dtype=np.int32), np.zeros(nodes, dtype=np.uint8),
-                np.zeros(heap), np.zeros(heap, dtype=np.int32), np.zeros(nodes))
+                np.zeros(nodes, dtype=np.int32), np.zeros(nodes, dtype=np.int32),
+                np.zeros(nodes), np.zeros(nodes, dtype=np.int32), np.zeros(nodes))
 
 
 class Trees(NamedTuple):
@@ -183,7 +191,7 @@ def trees_lane(lane: int, lanes: int, origins: I32, zone_node: I32, od: FloatArr
     keep = tree_pred.shape[0] > 0
     for i in range(lane, origins.shape[0], lanes):
         settled = dijkstra(zone_node[origins[i]], fwd_start, fwd_link, head, cost, blocked,
-                           dist, pred, order, w.done[lane], w.heap_key[lane], w.heap_node[lane])
+                           dist, pred, order, w.place[lane], w.heap_key[lane], w.heap_node[lane])
         for z in range(zone_node.shape[0]):
             out[i, z] = dist[zone_node[z]]
         if keep:  # a loop: a slice assignment doubles this kernel's compile time
@@ -235,7 +243,7 @@ def shortest_paths(graph: Graph, origins: I32, cost: FloatArray, other: FloatArr
     count = min(lanes(), max(1, len(origins)))
     zones = len(graph.zone_node)
     with normal_pages():
-        w = work(count, graph.n_nodes, graph.n_links)
+        w = work(count, graph.n_nodes)
         out = np.empty((len(origins), zones))
         along = np.empty((len(origins), zones)) if other is not None else NO_SUMS
     cost = np.ascontiguousarray(cost, dtype=np.float64)  # one compiled signature
@@ -255,15 +263,15 @@ def _aon(origins: I32, zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link:
     dist = np.empty(n_nodes)
     pred = np.empty(n_nodes, dtype=np.int32)
     order = np.empty(n_nodes, dtype=np.int32)
-    done = np.empty(n_nodes, dtype=np.uint8)
-    heap_key = np.empty(fwd_link.shape[0] + 1)
-    heap_node = np.empty(fwd_link.shape[0] + 1, dtype=np.int32)
+    place = np.empty(n_nodes, dtype=np.int32)
+    heap_key = np.empty(n_nodes)
+    heap_node = np.empty(n_nodes, dtype=np.int32)
     node_load = np.zeros(n_nodes)
     spt = 0.0
     for i in range(origins.shape[0]):
         o = origins[i]
         settled = dijkstra(zone_node[o], fwd_start, fwd_link, head, cost, blocked, dist, pred,
-                           order, done, heap_key, heap_node)
+                           order, place, heap_key, heap_node)
         node_load[:] = 0.0
         for z in range(zone_node.shape[0]):
             if od[o, z] > 0.0:

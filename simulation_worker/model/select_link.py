@@ -64,15 +64,15 @@ def _select(zone_node: I32, od: FloatArray, fwd_start: I32, fwd_link: I32, head:
     dist = np.empty(n_nodes)
     pred = np.empty(n_nodes, dtype=np.int32)
     order = np.empty(n_nodes, dtype=np.int32)
-    done = np.empty(n_nodes, dtype=np.uint8)
-    heap_key = np.empty(head.shape[0] + 1)
-    heap_node = np.empty(head.shape[0] + 1, dtype=np.int32)
+    place = np.empty(n_nodes, dtype=np.int32)
+    heap_key = np.empty(n_nodes)
+    heap_node = np.empty(n_nodes, dtype=np.int32)
     hits = np.zeros(n_sel, dtype=np.int32)
     for i in range(n_zones):
         if od[i].sum() <= 0.0:
             continue
         root = zone_node[i]
-        dijkstra(root, fwd_start, fwd_link, head, cost, blocked, dist, pred, order, done,
+        dijkstra(root, fwd_start, fwd_link, head, cost, blocked, dist, pred, order, place,
                  heap_key, heap_node)
         for z in range(n_zones):
             if od[i, z] <= 0.0 or zone_node[z] == root:

@@ -52,11 +52,11 @@ def _expected(graph: Graph, cost: np.ndarray, origin: int) -> np.ndarray:
 def test_labels_are_least_costs_and_the_order_is_a_topological_order_of_the_tree(
         seed: int) -> None:
     graph, cost = _street_network(seed)
-    w = work(1, graph.n_nodes, graph.n_links)
+    w = work(1, graph.n_nodes)
     for zone in range(len(graph.zone_node)):
         origin = int(graph.zone_node[zone])
         reached = dijkstra(origin, graph.fwd_start, graph.fwd_link, graph.head, cost,
-                           graph.blocked, w.dist[0], w.pred[0], w.order[0], w.done[0],
+                           graph.blocked, w.dist[0], w.pred[0], w.order[0], w.place[0],
                            w.heap_key[0], w.heap_node[0])
         dist, pred, order = w.dist[0], w.pred[0], w.order[0][:reached]
         expected = _expected(graph, cost, origin)
