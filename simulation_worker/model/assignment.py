@@ -230,12 +230,13 @@ def _path_skims(g: Graph, origins: NDArray[np.int32], c: FloatArray, work: bush.
 
 # Per origin and iteration: at most _PASSES flow-shifting sweeps, shifting only where the longest
 # and shortest used paths differ by more than the threshold (a share of the mean trip cost that
-# shrinks with the gap). Tuned on Winnipeg and the synthetic grid (docs/decisions/0101).
+# shrinks with the gap). Tuned on Winnipeg and the synthetic grid (docs/decisions/0101, 0131).
 _FLOW_SWEEPS = 8
 # Far from equilibrium (gap above this) the bushes are still changing shape: the extra sweeps
 # cost more than they gain (docs/decisions/0112). Since the sweeps skip settled bushes and
-# walk each segment once, they pay from gap 1e-2 on (docs/decisions/0114).
-_SWEEP_GAP = 1e-2
+# walk each segment once (0114), and read bushes as lists (0130), they pay from gap 5e-2 on
+# (0131); from the start, they stall Berlin-Center near 1e-6.
+_SWEEP_GAP = 5e-2
 _PASSES = 2
 # The extra sweeps skip bushes whose previous sweep found nothing above the threshold.
 _SKIP_SETTLED = True
