@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import gzip
 import importlib
 import io
@@ -215,6 +216,7 @@ def child_main(side: str, case: str, gap_text: str, cores_text: str) -> None:
         "zones": len(model.zones), "links": model.network.n_links,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }))
+    gc.freeze()  # as `cartolog model run` ends (docs/decisions/0134), on both sides
 
 
 def _objective(model: Any, flows: FloatArray) -> float:
