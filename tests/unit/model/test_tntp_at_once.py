@@ -61,8 +61,8 @@ def test_trips_with_a_bad_cell_go_row_by_row(tmp_path: Path) -> None:
     assert tntp._trips_at_once(body, 2) is None
     path.write_text("<NUMBER OF ZONES> 2\n<END OF METADATA>\nOrigin 1\n 1 : 0.0; 2 : 3.0;\n"
                     "Origin 2\n 1 : 4.5; 2 : 0;\n")
-    assert np.array_equal(tntp._trips_at_once(tntp._read_sections(path)[1], 2),
-                          [[0.0, 3.0], [4.5, 0.0]])
+    trips = tntp._trips_at_once(tntp._read_sections(path)[1], 2)
+    assert trips is not None and np.array_equal(trips, [[0.0, 3.0], [4.5, 0.0]])
 
 
 def test_normal_pages_restores_numpys_setting() -> None:
