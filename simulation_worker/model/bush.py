@@ -48,6 +48,8 @@ class Scratch(NamedTuple):
     dense: FloatArray  # per lane, one per link, zero between uses: flows while a list is rebuilt
     slots: I32  # per lane, one per link: the links into each node while a list is rebuilt
     member: U8  # per lane, one per link, zero between uses: a re-shaped bush's links
+    seg_lo: I32  # per lane, one per node: a shift's two segments
+    seg_hi: I32
 
 
 def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int) -> Scratch:
@@ -58,7 +60,8 @@ def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int) -> Scratch:
                    np.zeros(shape, dtype=np.int32), np.full(bushes, np.inf),
                    np.full((bushes, n_nodes), -1, dtype=np.int32), np.zeros((lanes, n_links)),
                    np.zeros((lanes, n_links), dtype=np.int32),
-                   np.zeros((lanes, n_links), dtype=np.uint8))
+                   np.zeros((lanes, n_links), dtype=np.uint8), np.zeros(shape, dtype=np.int32),
+                   np.zeros(shape, dtype=np.int32))
 
 
 def sum_flows(b: Trees, g: Graph, x: FloatArray, c: FloatArray, d: FloatArray) -> None:
@@ -267,8 +270,10 @@ def _shift_pass(r: int, order: I32, nt: int, links: I32, nl: int, head: I32, tai
                 bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray,
                 t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
                 fixed: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32,
-                hi: FloatArray, hi_pred: I32, pos: I32) -> float:
-    """One Newton flow-shifting sweep over a bush; returns the largest label difference."""
+                hi: FloatArray, hi_pred: I32, pos: I32, seg_lo: I32, seg_hi: I32) -> float:
+    """One Newton flow-shifting sweep over a bush; returns the largest label difference.
+    The walk back to the segments' common node lists their links (list positions, from the
+    node back) in ``seg_lo`` and ``seg_hi``, so the shift does not walk them again."""
     _labels(r, links, nl, head, tail, bf, c, _USED, lo, lo_pred, hi, hi_pred)
     for idx in range(nt):
         pos[order[idx]] = idx
@@ -282,17 +287,25 @@ def _shift_pass(r: int, order: I32, nt: int, links: I32, nl: int, head: I32, tai
         if diff <= threshold:
             continue
         # Walk both paths back to their last common node p, summing each segment on the way.
-        a = links[lo_pred[j]]
+        e = lo_pred[j]
+        a = links[e]
         cmin, dmin, p = c[a], d[a], tail[a]
+        seg_lo[0] = e
+        n_lo = 1
         e = hi_pred[j]
         a = links[e]
         cmax, dmax, fmax, q = c[a], d[a], bf[e], tail[a]
+        seg_hi[0] = e
+        n_hi = 1
         while p != q:
             if pos[p] > pos[q]:
-                a = links[lo_pred[p]]
+                e = lo_pred[p]
+                a = links[e]
                 cmin += c[a]
                 dmin += d[a]
                 p = tail[a]
+                seg_lo[n_lo] = e
+                n_lo += 1
             else:
                 e = hi_pred[q]
                 a = links[e]
@@ -300,28 +313,28 @@ def _shift_pass(r: int, order: I32, nt: int, links: I32, nl: int, head: I32, tai
                 dmax += d[a]
                 fmax = min(fmax, bf[e])
                 q = tail[a]
+                seg_hi[n_hi] = e
+                n_hi += 1
         gain = cmax - cmin
         if gain <= 0.0 or fmax <= 0.0:
             continue
         dx = gain / (dmax + dmin) if dmax + dmin > 0.0 else fmax
         dx = min(dx, fmax)
-        _move(j, p, hi_pred, -dx, links, tail, bf, x, c, d, t0, bb, pp, cap, fixed)
-        _move(j, p, lo_pred, dx, links, tail, bf, x, c, d, t0, bb, pp, cap, fixed)
+        _move(seg_hi, n_hi, -dx, links, bf, x, c, d, t0, bb, pp, cap, fixed)
+        _move(seg_lo, n_lo, dx, links, bf, x, c, d, t0, bb, pp, cap, fixed)
     return worst
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _move(j: int, stop: int, pred: I32, dx: float, links: I32, tail: I32, bf: FloatArray,
-          x: FloatArray, c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray,
-          pp: FloatArray, cap: FloatArray, fixed: FloatArray) -> None:
-    v = j
-    while v != stop:
-        e = pred[v]
+def _move(segment: I32, count: int, dx: float, links: I32, bf: FloatArray, x: FloatArray,
+          c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray, pp: FloatArray,
+          cap: FloatArray, fixed: FloatArray) -> None:
+    for k in range(count):
+        e = segment[k]
         a = links[e]
         bf[e] = max(bf[e] + dx, 0.0)
         x[a] = max(x[a] + dx, 0.0)
         c[a], d[a] = cost_and_derivative(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
-        v = tail[a]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -353,7 +366,7 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
             worst[k] = _shift_pass(r, b.topo[k], b.topo_len[k], b.links[k], b.links_len[k],
                                    head, tail, b.bush_flow[k], x, c, d, t0, bb,
                                    pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred,
-                                   s.pos[row])
+                                   s.pos[row], s.seg_lo[row], s.seg_hi[row])
             if worst[k] <= threshold:
                 break
 
