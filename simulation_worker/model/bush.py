@@ -1,6 +1,7 @@
 """Dial's Algorithm B: origin-based user-equilibrium assignment on acyclic bushes.
 
-Each origin keeps a bush (an acyclic set of links carrying all its flow) and its own link flows.
+Each origin keeps a bush (an acyclic set of links carrying all its flow) and its own link flows,
+as a list of the bush's links in topological order with their flows beside them (0130).
 A pass walks the bush in reverse topological order and, at every node where the longest used
 path costs more than the shortest path, moves flow between the two path segments since their
 last common node with a Newton step. The bush is then re-shaped: unused links leave it (while
@@ -211,7 +212,8 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
     An unused link stays only if it is its head's shortest-path link, so every node stays
     reachable by its cheapest bush path (and its shortest label does not change; the longest
     labels are those of the bush after the drop). A bush that gains no link keeps its
-    topological order (dropping links never invalidates one).
+    topological order (dropping links never invalidates one). ``ib`` (one per link, zero
+    before and after) marks the bush's links meanwhile.
     """
     m = head.shape[0]
     nl = _labels(r, links, nl, head, tail, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
