@@ -34,6 +34,9 @@ ProgressCallback = Callable[[int, float, float], None]
 """Called after every iteration with (iteration, relative_gap, elapsed_seconds)."""
 
 ALGORITHMS = ("b", "bfw", "fw")
+NO_GAIN = "bfw-no-gain"
+"""``fallback`` when bi-conjugate Frank-Wolfe ran after a stalled Algorithm B and ended no
+better: the result holds Algorithm B's flows (docs/decisions/0135)."""
 CONVERGED, STALLED, ITERATION_LIMIT = "converged", "stalled", "iteration_limit"
 
 
@@ -74,7 +77,10 @@ def describe(outcome: str, gap: float, iterations: int, fallback: str | None) ->
     head = {CONVERGED: "converged", STALLED: "stalled",
             ITERATION_LIMIT: "iteration limit reached"}[outcome]
     text = f"{head} at gap {gap:.2e} after {iterations} iterations"
-    if fallback is not None:
+    if fallback == NO_GAIN:
+        text += (" (Algorithm B stalled; bi-conjugate Frank-Wolfe from its flows did not improve"
+                 " them: Algorithm B's flows kept)")
+    elif fallback is not None:
         text += f" (Algorithm B stalled; continued with {fallback} from its flows)"
     return text
 
@@ -98,12 +104,17 @@ def assign(
         flows, its, stalled, skims = _algorithm_b(graph, od, settings, report, started,
                                                   zone_ids)
         if stalled:
+            b_flows, b_skims = flows, skims
+            b_gap = gap_of(flows, link_costs(graph, flows), od[skims.origins], skims.cost)
             skims = None
             fallback = "bfw"
             flows, its, stalled = frank_wolfe.solve(
                 graph, od, settings, report, started,
                 Stagnation(settings.relative_gap, "bfw").stalled, start=flows, done=its,
                 algorithm="bfw")
+            if not relative_gap(graph, flows, link_costs(graph, flows), od) < b_gap:
+                # B's flows are kept: a stalled run, whatever stopped the fallback (0135)
+                flows, skims, fallback, stalled = b_flows, b_skims, NO_GAIN, True
     else:
         flows, its, stalled = frank_wolfe.solve(
             graph, od, settings, report, started,

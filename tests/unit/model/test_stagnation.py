@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from simulation_worker.model import AssignmentSettings, TntpCase, bush, run_model
-from simulation_worker.model.assignment import STALL_WINDOWS, Stagnation
+from simulation_worker.model import AssignmentSettings, TntpCase, bush, frank_wolfe, run_model
+from simulation_worker.model.assignment import NO_GAIN, STALL_WINDOWS, Stagnation
 from simulation_worker.model.cli import main
 from tests.unit.model.conftest import network_folder
 from tests.unit.model.independent import relative_gap
@@ -82,3 +82,29 @@ def test_stalled_algorithm_b_continues_with_bfw_from_its_flows(
     assert result.message.endswith("(Algorithm B stalled; continued with bfw from its flows)")
     flows = np.asarray(result.links.flow)
     assert relative_gap(sioux_falls.network, sioux_falls.zones, sioux_falls.trips, flows) <= 1e-4
+
+
+def test_a_fallback_that_does_not_improve_keeps_algorithm_bs_flows(
+        sioux_falls: TntpCase, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Decision 0135: B stalls at its start; a fallback that ends no better than where B stopped
+    # (here: it hands B's flows back unchanged, after some iterations) leaves B's result.
+    monkeypatch.setattr(bush, "reshape_then_shift", lambda *args: None)
+    monkeypatch.setattr(bush, "shift_flows", lambda *args: None)
+    handed: list[np.ndarray] = []
+
+    def no_better(*args: object, start: np.ndarray, done: int, **kwargs: object
+                  ) -> tuple[np.ndarray, int, bool]:
+        handed.append(start)
+        return start.copy(), done + 7, False  # as if the iteration limit stopped it
+
+    monkeypatch.setattr(frank_wolfe, "solve", no_better)
+    settings = AssignmentSettings(relative_gap=1e-4, max_iterations=2000)
+    result = run_model(sioux_falls.model_input(assignment=settings))
+    assert (result.outcome, result.fallback, result.converged) == ("stalled", NO_GAIN, False)
+    assert result.message.endswith("did not improve them: Algorithm B's flows kept)")
+    window = STALL_WINDOWS["b"]
+    assert result.iterations == window + 2 + 7
+    flows = np.asarray(result.links.flow)
+    gap = relative_gap(sioux_falls.network, sioux_falls.zones, sioux_falls.trips, flows)
+    assert gap == pytest.approx(result.relative_gap, rel=1e-9) and gap > 1e-4
+    assert len(handed) == 1
