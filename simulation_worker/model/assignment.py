@@ -103,27 +103,24 @@ def assign(
     if settings.algorithm == "b":
         flows, its, stalled, skims = _algorithm_b(graph, od, settings, report, started,
                                                   zone_ids)
+        costs, gap = _measured(graph, flows, od, skims)
         if stalled:
-            b_flows, b_skims = flows, skims
-            b_gap = gap_of(flows, link_costs(graph, flows), od[skims.origins], skims.cost)
-            skims = None
+            b_flows, b_skims, b_costs, b_gap = flows, skims, costs, gap
             fallback = "bfw"
             flows, its, stalled = frank_wolfe.solve(
                 graph, od, settings, report, started,
                 Stagnation(settings.relative_gap, "bfw").stalled, start=flows, done=its,
                 algorithm="bfw")
-            if not relative_gap(graph, flows, link_costs(graph, flows), od) < b_gap:
-                # B's flows are kept: a stalled run, whatever stopped the fallback (0135)
-                flows, skims, fallback, stalled = b_flows, b_skims, NO_GAIN, True
+            skims = None
+            costs, gap = _measured(graph, flows, od, skims)
+            if not gap < b_gap:  # B's flows are kept: a stalled run, whatever stopped BFW (0135)
+                flows, skims, costs, gap = b_flows, b_skims, b_costs, b_gap
+                fallback, stalled = NO_GAIN, True
     else:
         flows, its, stalled = frank_wolfe.solve(
             graph, od, settings, report, started,
             Stagnation(settings.relative_gap, settings.algorithm).stalled)
-    costs = link_costs(graph, flows)
-    if skims is not None:  # Algorithm B's last gap, measured at these very flows and costs
-        gap = gap_of(flows, costs, od[skims.origins], skims.cost)
-    else:
-        gap = relative_gap(graph, flows, costs, od)
+        costs, gap = _measured(graph, flows, od, skims)
     converged = gap <= settings.relative_gap
     return AssignmentResult(
         flows=flows,
@@ -137,6 +134,16 @@ def assign(
         fallback=fallback,
         skims=skims,
     )
+
+
+def _measured(graph: Graph, flows: FloatArray, od: FloatArray, skims: PathSkims | None
+              ) -> tuple[FloatArray, float]:
+    """Link costs and relative gap at ``flows``; with ``skims`` (Algorithm B's last gap pass,
+    at these very flows and costs) without another shortest-path pass."""
+    costs = link_costs(graph, flows)
+    if skims is not None:
+        return costs, gap_of(flows, costs, od[skims.origins], skims.cost)
+    return costs, relative_gap(graph, flows, costs, od)
 
 
 def _no_progress(iteration: int, gap: float, elapsed: float) -> None:

@@ -94,7 +94,8 @@ def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
     """Shortest (all bush links) and longest labels (links with flow above ``min_flow``:
     0 for used links only, -1 for all bush links; a float, so one compiled signature), over
     the bush's ``nl`` links grouped by head in topological order. The predecessors are
-    positions in that list. Returns the number of links the bush keeps.
+    positions in that list (shifts use them; a re-shape does not, and its longest labels
+    keep none). Returns the number of links the bush keeps.
 
     Over all bush links (re-shaping), a node's unused incoming links other than its
     shortest-path link leave the bush (and the list, which closes up with its flows ``bf``),
@@ -136,11 +137,7 @@ def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
             a = links[idx]
             if bf[idx] <= 0.0 and lo_pred[j] != idx:
                 continue
-            if lo_pred[j] == idx:
-                lo_pred[j] = kept
-            if hi[tail[a]] + c[a] > hi[j]:
-                hi[j] = hi[tail[a]] + c[a]
-                hi_pred[j] = kept
+            hi[j] = max(hi[j], hi[tail[a]] + c[a])
             links[kept] = a
             bf[kept] = bf[idx]
             kept += 1
