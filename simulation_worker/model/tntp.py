@@ -128,6 +128,8 @@ def _node_id(text: str, where: str, column: str) -> int:
 
 
 _NET_COLUMNS = ("init_node", "term_node", "capacity", "length", "free_flow_time", "b", "power")
+# Speed, toll and link type where a row stops before them.
+_EXTRA_DEFAULTS = (0.0, 0.0, 1.0)
 
 
 def read_net(path: Path, node_file: Path | None = None) -> Network:
@@ -186,7 +188,7 @@ def _net_columns_at_once(body: list[tuple[int, str]]) -> FloatArray | None:
         return None
     columns = np.empty((len(split), 10))
     columns[:, :width] = values
-    columns[:, width:] = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])[width:]
+    columns[:, width:] = _EXTRA_DEFAULTS[width - len(_NET_COLUMNS):]
     return columns
 
 
@@ -200,7 +202,7 @@ def _parse_net_row(path: Path, number: int, line: str) -> tuple[int, list[float]
     ends = [float(_node_id(fields[i], where, _NET_COLUMNS[i])) for i in (0, 1)]
     values = [_number(fields[i], where, _NET_COLUMNS[i]) for i in range(2, 7)]
     extras = [_number(f, where, "speed/toll/type") for f in fields[7:10]]
-    extras += [0.0, 0.0, 1.0][len(extras) :]
+    extras += list(_EXTRA_DEFAULTS[len(extras):])
     return number, ends + values + extras
 
 
@@ -261,33 +263,24 @@ def read_trips(path: Path) -> tuple[int, FloatArray]:
 
 
 def _trips_at_once(body: list[tuple[int, str]], n: int) -> FloatArray | None:
-    """The OD matrix read one origin's block at a time, or None when anything is not plainly
-    valid (the row-by-row reader then names the first bad row): origins and destinations
-    integers in 1..n, every value a finite number >= 0, nothing between the cells."""
-    blocks: list[tuple[int, str]] = []
-    origin = 0
-    lines: list[str] = []
-    for _, line in body:
-        stripped = line.strip()
-        if stripped[:6].lower() == "origin":
-            if origin:
-                blocks.append((origin, " ".join(lines)))
-            parts = stripped.split()
-            if len(parts) != 2 or not parts[1].isdigit() or not 1 <= int(parts[1]) <= n:
-                return None
-            origin, lines = int(parts[1]), []
-        elif not origin:
-            return None
-        else:
-            lines.append(stripped)
-    if origin:
-        blocks.append((origin, " ".join(lines)))
+    """The OD matrix with its numbers converted at once, or None when anything is not plainly
+    valid (the row-by-row reader then names the first bad row): each line split into cells as
+    that reader splits it, origins and destinations integers in 1..n, every value a finite
+    number >= 0."""
     rows: list[int] = []
     dests: list[str] = []
     values: list[str] = []
-    for origin, text in blocks:
-        cells = _TRIP_CELL.findall(text)
-        if _TRIP_CELL.sub("", text).strip():
+    origin = 0
+    for _, line in body:
+        stripped = line.strip()
+        if stripped.lower().startswith("origin"):
+            parts = stripped.split()
+            if len(parts) != 2 or not parts[1].isdigit() or not 1 <= int(parts[1]) <= n:
+                return None
+            origin = int(parts[1])
+            continue
+        cells = _TRIP_CELL.findall(stripped)
+        if not origin or not cells or _TRIP_CELL.sub("", stripped).strip():
             return None
         rows.extend([origin] * len(cells))
         dests.extend(cell[0] for cell in cells)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from simulation_worker.model import tntp
+from simulation_worker.model.errors import MalformedRowError
 from simulation_worker.model.memory import normal_pages
 from tests.unit.model.conftest import network_folder
 
@@ -63,6 +64,11 @@ def test_trips_with_a_bad_cell_go_row_by_row(tmp_path: Path) -> None:
                     "Origin 2\n 1 : 4.5; 2 : 0;\n")
     trips = tntp._trips_at_once(tntp._read_sections(path)[1], 2)
     assert trips is not None and np.array_equal(trips, [[0.0, 3.0], [4.5, 0.0]])
+    # A cell split over two lines is refused as the row-by-row reader refuses it.
+    path.write_text("<NUMBER OF ZONES> 2\n<END OF METADATA>\nOrigin 1\n 1 : 0.0; 2 :\n 3.0;\n")
+    assert tntp._trips_at_once(tntp._read_sections(path)[1], 2) is None
+    with pytest.raises(MalformedRowError):
+        tntp.read_trips(path)
 
 
 def test_normal_pages_restores_numpys_setting() -> None:
