@@ -41,7 +41,7 @@ class Scratch(NamedTuple):
     hi: FloatArray
     lo_pred: I32
     hi_pred: I32
-    pos: I32
+    due: I32  # per lane, one per node: the nodes a sweep will shift at
     indeg: I32
     worst: FloatArray  # per bush: largest label difference found by its last sweep
     # per bush: its origin's latest shortest-path tree (each node's link from its parent)
@@ -89,19 +89,13 @@ def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, b:
 
 @nb.njit(cache=True, nogil=True)
 def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
-            c: FloatArray, min_flow: float, lo: FloatArray, lo_pred: I32, hi: FloatArray,
-            hi_pred: I32) -> int:
-    """Shortest (all bush links) and longest labels (links with flow above ``min_flow``:
-    0 for used links only, -1 for all bush links; a float, so one compiled signature), over
-    the bush's ``nl`` links grouped by head in topological order. The predecessors are
-    positions in that list (shifts use them; a re-shape does not, and its longest labels
-    keep none). Returns the number of links the bush keeps.
-
-    Over all bush links (re-shaping), a node's unused incoming links other than its
-    shortest-path link leave the bush (and the list, which closes up with its flows ``bf``),
-    and its longest label is taken over the links that stay, so the labels are those of the
-    re-shaped bush.
-    """
+            c: FloatArray, lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> int:
+    """A re-shape's labels over the bush's ``nl`` links grouped by head in topological order:
+    shortest over all bush links (predecessors: positions in that list), longest over the links
+    that stay. A node's unused incoming links other than its shortest-path link leave the bush
+    (and the list, which closes up with its flows ``bf``), so the longest labels are those of
+    the re-shaped bush. Returns the number of links the bush keeps. (A sweep's labels:
+    ``_used_labels``.)"""
     for v in range(lo.shape[0]):
         lo[v] = np.inf
         hi[v] = -np.inf
@@ -109,18 +103,6 @@ def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
         hi_pred[v] = -1
     lo[r] = 0.0
     hi[r] = 0.0
-    if min_flow >= 0.0:
-        for idx in range(nl):
-            a = links[idx]
-            i = tail[a]
-            j = head[a]
-            if lo[i] + c[a] < lo[j]:
-                lo[j] = lo[i] + c[a]
-                lo_pred[j] = idx
-            if bf[idx] > min_flow and hi[i] + c[a] > hi[j]:
-                hi[j] = hi[i] + c[a]
-                hi_pred[j] = idx
-        return nl
     kept = 0
     first = 0
     while first < nl:  # one head at a time: its tails are final
@@ -143,6 +125,47 @@ def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
             kept += 1
         first = stop
     return kept
+
+
+@nb.njit(cache=True, nogil=True)
+def _used_labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
+                 c: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32, hi: FloatArray,
+                 hi_pred: I32, due: I32) -> tuple[int, float]:
+    """A sweep's labels: shortest over all bush links, longest over used links, predecessors
+    as positions in the list. Lists in ``due``, in topological order, the nodes whose used
+    paths differ and whose longest label exceeds the shortest by more than ``threshold``;
+    returns their number and the largest such difference over all nodes."""
+    for v in range(lo.shape[0]):
+        lo[v] = np.inf
+        hi[v] = -np.inf
+        lo_pred[v] = -1
+        hi_pred[v] = -1
+    lo[r] = 0.0
+    hi[r] = 0.0
+    count = 0
+    worst = 0.0
+    last = -1  # the head of the links before: its labels are final once the head changes
+    for idx in range(nl + 1):
+        j = head[links[idx]] if idx < nl else -1
+        if j != last:
+            if last >= 0 and hi_pred[last] >= 0 and hi_pred[last] != lo_pred[last]:
+                diff = hi[last] - lo[last]
+                worst = max(worst, diff)
+                if diff > threshold:
+                    due[count] = last
+                    count += 1
+            last = j
+        if idx == nl:
+            break
+        a = links[idx]
+        i = tail[a]
+        if lo[i] + c[a] < lo[j]:
+            lo[j] = lo[i] + c[a]
+            lo_pred[j] = idx
+        if bf[idx] > 0.0 and hi[i] + c[a] > hi[j]:
+            hi[j] = hi[i] + c[a]
+            hi_pred[j] = idx
+    return count, worst
 
 
 @nb.njit(cache=True, nogil=True)
@@ -213,7 +236,7 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
     before and after) marks the bush's links meanwhile.
     """
     m = head.shape[0]
-    nl = _labels(r, links, nl, head, tail, bf, c, _ALL, lo, lo_pred, hi, hi_pred)
+    nl = _labels(r, links, nl, head, tail, bf, c, lo, lo_pred, hi, hi_pred)
     for idx in range(nl):
         ib[links[idx]] = 1
     for v in range(indeg.shape[0]):
@@ -265,26 +288,23 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
 
 
 @nb.njit(cache=True, nogil=True)
-def _shift_pass(r: int, order: I32, nt: int, links: I32, nl: int, head: I32, tail: I32,
+def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
                 bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray,
                 t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
                 fixed: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32,
-                hi: FloatArray, hi_pred: I32, pos: I32, seg_lo: I32, seg_hi: I32) -> float:
+                hi: FloatArray, hi_pred: I32, due: I32, seg_lo: I32, seg_hi: I32) -> float:
     """One Newton flow-shifting sweep over a bush; returns the largest label difference.
-    The walk back to the segments' common node lists their links (list positions, from the
-    node back) in ``seg_lo`` and ``seg_hi``, so the shift does not walk them again."""
-    _labels(r, links, nl, head, tail, bf, c, _USED, lo, lo_pred, hi, hi_pred)
-    for idx in range(nt):
-        pos[order[idx]] = idx
-    worst = 0.0
-    for idx in range(nt - 1, 0, -1):
-        j = order[idx]
-        if hi_pred[j] < 0 or hi_pred[j] == lo_pred[j]:
-            continue
-        diff = hi[j] - lo[j]
-        worst = max(worst, diff)
-        if diff <= threshold:
-            continue
+
+    The labelling lists the nodes whose label difference is above the threshold (``due``, in
+    topological order) as it finishes each one, and the shifts visit them in reverse (0137).
+    A walk back to the segments' common node lists their links (list positions, from the node
+    back) in ``seg_lo`` and ``seg_hi``, so the shift does not walk them again. Which path steps
+    back is read off the predecessors: they are positions in a list grouped by head in
+    topological order, so the later predecessor belongs to the later node."""
+    due_count, worst = _used_labels(r, links, nl, head, tail, bf, c, threshold, lo, lo_pred,
+                                    hi, hi_pred, due)
+    for at in range(due_count - 1, -1, -1):
+        j = due[at]
         # Walk both paths back to their last common node p, summing each segment on the way.
         e = lo_pred[j]
         a = links[e]
@@ -297,7 +317,7 @@ def _shift_pass(r: int, order: I32, nt: int, links: I32, nl: int, head: I32, tai
         seg_hi[0] = e
         n_hi = 1
         while p != q:
-            if pos[p] > pos[q]:
+            if lo_pred[p] > hi_pred[q]:  # p is after q in topological order
                 e = lo_pred[p]
                 a = links[e]
                 cmin += c[a]
@@ -362,10 +382,10 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
         if skip and worst[k] <= threshold:
             continue
         for _ in range(passes):
-            worst[k] = _shift_pass(r, b.topo[k], b.topo_len[k], b.links[k], b.links_len[k],
+            worst[k] = _shift_pass(r, b.links[k], b.links_len[k],
                                    head, tail, b.bush_flow[k], x, c, d, t0, bb,
                                    pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred,
-                                   s.pos[row], s.seg_lo[row], s.seg_hi[row])
+                                   s.due[row], s.seg_lo[row], s.seg_hi[row])
             if worst[k] <= threshold:
                 break
 
@@ -426,7 +446,3 @@ def reshape_then_shift(g: Graph, origins: I32, b: Trees, x: FloatArray, c: Float
 _CHUNK = 64
 _PIECE = 8
 
-
-# _labels' longest labels: over used links only, or over all bush links.
-_USED = 0.0
-_ALL = -1.0
