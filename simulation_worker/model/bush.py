@@ -34,7 +34,7 @@ U8 = NDArray[np.uint8]
 
 class Scratch(NamedTuple):
     """Work arrays, one row per lane (a lane is a share of the origins run by one thread):
-    node labels and predecessors, positions and in-degrees. Allocated once per assignment, so
+    node labels and predecessors, a sweep's due nodes and in-degrees. Allocated once per assignment, so
     the kernels allocate nothing."""
 
     lo: FloatArray
