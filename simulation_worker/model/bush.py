@@ -34,8 +34,8 @@ U8 = NDArray[np.uint8]
 
 class Scratch(NamedTuple):
     """Work arrays, one row per lane (a lane is a share of the origins run by one thread):
-    node labels and predecessors, a sweep's due nodes and in-degrees. Allocated once per assignment, so
-    the kernels allocate nothing."""
+    node labels and predecessors, a sweep's due nodes and in-degrees. Allocated once per
+    assignment, so the kernels allocate nothing."""
 
     lo: FloatArray
     hi: FloatArray
