@@ -87,6 +87,19 @@ def init_bushes(graph: Graph, origins: I32, od: FloatArray, cost: FloatArray, b:
     return shortest_paths(graph, origins, cost, od=od, trees=b)[0]
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _reset_labels(r: int, lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> None:
+    """Labels before a labelling: none reached but the origin ``r`` (decision 0110: every
+    node, so no label of an earlier bush survives)."""
+    for v in range(lo.shape[0]):
+        lo[v] = np.inf
+        hi[v] = -np.inf
+        lo_pred[v] = -1
+        hi_pred[v] = -1
+    lo[r] = 0.0
+    hi[r] = 0.0
+
+
 @nb.njit(cache=True, nogil=True)
 def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
             c: FloatArray, lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> int:
@@ -96,13 +109,7 @@ def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
     (and the list, which closes up with its flows ``bf``), so the longest labels are those of
     the re-shaped bush. Returns the number of links the bush keeps. (A sweep's labels:
     ``_used_labels``.)"""
-    for v in range(lo.shape[0]):
-        lo[v] = np.inf
-        hi[v] = -np.inf
-        lo_pred[v] = -1
-        hi_pred[v] = -1
-    lo[r] = 0.0
-    hi[r] = 0.0
+    _reset_labels(r, lo, lo_pred, hi, hi_pred)
     kept = 0
     first = 0
     while first < nl:  # one head at a time: its tails are final
@@ -135,13 +142,7 @@ def _used_labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArr
     as positions in the list. Lists in ``due``, in topological order, the nodes whose used
     paths differ and whose longest label exceeds the shortest by more than ``threshold``;
     returns their number and the largest such difference over all nodes."""
-    for v in range(lo.shape[0]):
-        lo[v] = np.inf
-        hi[v] = -np.inf
-        lo_pred[v] = -1
-        hi_pred[v] = -1
-    lo[r] = 0.0
-    hi[r] = 0.0
+    _reset_labels(r, lo, lo_pred, hi, hi_pred)
     count = 0
     worst = 0.0
     last = -1  # the head of the links before: its labels are final once the head changes
