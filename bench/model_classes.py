@@ -13,10 +13,14 @@ AequilibraE bi-conjugate Frank-Wolfe, all cores, as baseline); the largest relat
 of total PCE flow on links with flow > 10 (target 1e-3), between the two sides, and, as its
 noise floor, between two Cartolog solutions at the same gap (classes assigned in the other
 order) and between Cartolog at the gap and at ``--reference-gap``; the same differences on the
-links whose travel time rises by at least 1% of t0 at their flow (``--flat``: on Winnipeg
-1,176 of 2,836 links have b = 0 and many more a b of 1e-11, so their flows are barely
-determined by equilibrium); a run with one selected link beside the same run without (target:
-at most 1.3x; best of three alternating runs each).
+links whose travel time rises by at least 1% of t0 at their flow (on Winnipeg 1,176 of 2,836
+links have b = 0 and many more a b of 1e-11, so their flows are barely determined by
+equilibrium); the largest relative difference of link travel time between the two Cartolog
+solutions with the classes in either order, beside their largest flow difference, with the link
+where the flows differ most on stderr (``swapped_classes_witness``): equal times with unequal
+flows show two equilibria of the same costs, so no solver's flows can be expected to match
+another's there (decision 0138); a run with one selected link beside the same run without
+(target: at most 1.3x; best of three alternating runs each).
 
     .venv/bin/python -m bench.model_classes [--gap 1e-4] [--quick] [--algorithm b|fw]
         [--reference-gap 1e-9] [--skip-aequilibrae]
@@ -43,6 +47,7 @@ if str(REPO) not in sys.path:
 from bench.model_common import TINY_TIME, ensure_aequilibrae  # noqa: E402
 from simulation_worker.model import AssignmentSettings, CostParameters, load_tntp_folder  # noqa: E402
 from simulation_worker.model.classes import VehicleClass, assign_classes  # noqa: E402
+from simulation_worker.model.indicators import link_times  # noqa: E402
 from simulation_worker.model.network import ModelInput, Network  # noqa: E402
 from simulation_worker.model.select_link import LinkSelection  # noqa: E402
 
@@ -156,6 +161,30 @@ def run_aequilibrae(model: ModelInput, demand: dict[str, np.ndarray], banned: np
     return seconds, flows, float(assignment.assignment.rgap)
 
 
+def non_uniqueness_witness(model: ModelInput, ours: np.ndarray, other: np.ndarray
+                           ) -> tuple[dict[str, Any], float]:
+    """Where two solutions to the same gap differ most (flow > 10), and how far apart their
+    link travel times are anywhere (largest relative difference over every link). Equal times
+    mean equal path costs for every class: both are equilibria of the same costs, and the flows
+    that differ can move only where a link's cost does not depend on its flow."""
+    net = model.network
+    big = (ours > 10) | (other > 10)
+    spread = np.where(big, np.abs(ours - other) / np.maximum(np.maximum(ours, other), 1e-300), 0)
+    link = int(np.argmax(spread))
+    times, other_times = link_times(model, ours), link_times(model, other)
+    time_spread = float(np.max(np.abs(times - other_times) / np.maximum(times, other_times)))
+    constant = (net.bpr_b == 0) | (net.bpr_power == 0)
+    moved = np.abs(ours - other) > 1e-3
+    return {"link": link, "tail": int(net.link_from[link]), "head": int(net.link_to[link]),
+            "flows": [float(ours[link]), float(other[link])],
+            "t0": float(net.free_flow_time[link]), "b": float(net.bpr_b[link]),
+            "cost_is_constant": bool(constant[link]),
+            "links_moved_by_more_than_1e-3": int(moved.sum()),
+            "of_them_constant_cost": int((moved & constant).sum()),
+            "largest_move_on_a_flow_dependent_link": float(
+                np.max(np.abs(ours - other)[~constant], initial=0.0))}, time_spread
+
+
 def _difference(name: str, value: float) -> dict[str, Any]:
     return {"name": name, "value": value, "unit": "1", "baseline": "target",
             "baseline_value": 1e-3, "ratio": value / 1e-3, "higher_is_better": False}
@@ -185,9 +214,11 @@ def main() -> None:
     steep = rising(model, exact_flows)
     every = np.ones_like(steep)
     figures: list[dict[str, Any]] = []
+    witness, time_spread = non_uniqueness_witness(model, our_flows, swapped_flows)
     sides: dict[str, Any] = {"gap": gap, "algorithm": args.algorithm, "cartolog_gap": our_gap,
                              "cartolog_swapped_gap": swapped_gap, "reference_gap": exact_gap,
-                             "rising_links": int(steep.sum()), "links": int(steep.size)}
+                             "rising_links": int(steep.sum()), "links": int(steep.size),
+                             "swapped_classes_witness": witness}
     compared = {"Cartolog vs Cartolog with the classes swapped, same gap": swapped_flows,
                 "Cartolog vs Cartolog at the reference gap": exact_flows}
     if not args.skip_aequilibrae:
@@ -207,6 +238,13 @@ def main() -> None:
         figures.append(_difference(
             "AequilibraE vs Cartolog at the reference gap, links whose time rises >= 1%",
             worst_difference(their_flows, exact_flows, steep)))
+    figures.append({  # equal costs, unequal flows: the flows are not determined there
+        "name": "max rel. link travel-time difference, Cartolog vs Cartolog with the classes "
+                "swapped (every link)", "value": time_spread, "unit": "1",
+        "baseline": "their max rel. PCE flow difference (flow > 10)",
+        "baseline_value": worst_difference(our_flows, swapped_flows, every),
+        "ratio": time_spread / max(worst_difference(our_flows, swapped_flows, every), 1e-300),
+        "higher_is_better": False})
     figures += [
         {"name": "run with one selected link (best of 3)", "value": selected, "unit": "s",
          "baseline": "same run without (best of 3)", "baseline_value": plain,
