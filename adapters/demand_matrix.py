@@ -22,7 +22,7 @@ import numpy as np
 import openmatrix as omx
 import tables
 
-from domain.demand import DemandMatrixUpload
+from domain.demand import MAX_CLASSES, DemandMatrixUpload
 from domain.errors import InvalidCommand
 
 MAGIC = b"cartolog.demand-matrix/1\n"
@@ -132,7 +132,14 @@ def read_csv(content: bytes) -> DemandMatrix:
         raise rejected(problems)
     if not entries:
         raise rejected(["the CSV file has no rows"])
+    _check_class_count(len({e[3] for e in entries}))
     return checked(_from_entries(entries))
+
+
+def _check_class_count(count: int) -> None:
+    """Refuse more classes than a scenario may declare, before any table is allocated."""
+    if count > MAX_CLASSES:
+        raise rejected([f"the file has {count} classes, at most {MAX_CLASSES} are allowed"])
 
 
 Entry = tuple[int, int, float, str]
@@ -213,8 +220,9 @@ def read_omx(content: bytes) -> DemandMatrix:
 
 
 def _omx_matrix(handle: Any) -> DemandMatrix:
-    zone_ids, problems = _omx_zones(handle)
     names = [str(n) for n in handle.list_matrices()]
+    _check_class_count(len(names))
+    zone_ids, problems = _omx_zones(handle)
     trips: dict[str, np.ndarray] = {}
     for name in names:
         table = np.asarray(handle[name][:], dtype=np.float64)

@@ -21,6 +21,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
+# The producer refuses a record larger than this (kafka-python's max_request_size). The
+# store refuses events over domain.rules.MAX_EVENT_BYTES, well below it, so every event
+# appended can be published.
+MAX_REQUEST_SIZE = 4 * 1024 * 1024
 
 def make_producer(bootstrap_servers: str, **overrides: Any) -> KafkaProducer:
     """An idempotent producer: acks=all, retries, at most 5 requests in flight."""
@@ -31,7 +35,7 @@ def make_producer(bootstrap_servers: str, **overrides: Any) -> KafkaProducer:
         "max_in_flight_requests_per_connection": 5,
         "linger_ms": 5,
         "batch_size": 256 * 1024,
-        "max_request_size": 4 * 1024 * 1024,
+        "max_request_size": MAX_REQUEST_SIZE,
         "compression_type": None,
         "retries": 5,
         "request_timeout_ms": 15_000,

@@ -25,14 +25,23 @@ from sqlalchemy.dialects.postgresql import insert
 
 from adapters.envelope import message
 from adapters.eventstore import EVENTS_TABLE
+from adapters.kafka import MAX_REQUEST_SIZE
 from adapters.tables import relay_positions
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
+# Consecutive failures at one position after which the relay reports itself stalled.
+STALLED_AFTER = 10
+# What a record adds to its key and value on the wire (headers, lengths, batch framing).
+RECORD_OVERHEAD = 1024
 
 
 class PublishFailed(RuntimeError):
     """The broker did not acknowledge a batch."""
+
+
+class RecordTooLarge(PublishFailed):
+    """A stored event is larger than the producer may send: no retry can publish it."""
 
 
 class NotificationReader:
@@ -98,10 +107,16 @@ class Publisher:
 
     def publish(self, notifications: list[Notification]) -> None:
         """Publish in order; raises PublishFailed unless every record was acknowledged."""
+        messages = [message(n, self.mapper) for n in notifications]
+        for notification, (key, value) in zip(notifications, messages, strict=True):
+            if len(key) + len(value) + RECORD_OVERHEAD > MAX_REQUEST_SIZE:
+                raise RecordTooLarge(
+                    f"event at position {notification.id} is {len(value)} bytes, more than "
+                    f"the producer's limit of {MAX_REQUEST_SIZE}")
         producer = self._producer or self._new_producer()
         try:
             futures = [producer.send(self.topic, key=key, value=value)
-                       for key, value in (message(n, self.mapper) for n in notifications)]
+                       for key, value in messages]
             producer.flush()
         except KafkaError as error:
             self.reset()
@@ -170,6 +185,7 @@ class Relay:
         self.batch_size = batch_size
         self.idle_timeout = idle_timeout
         self.stopping = threading.Event()
+        self.failures = 0
 
     def run(self) -> None:
         """Relay until `stop()`; the last acknowledged batch is recorded before returning."""
@@ -195,11 +211,22 @@ class Relay:
         try:
             self.publisher.publish(batch)
         except PublishFailed as error:
-            log.warning("publish failed at position %d, retrying: %s", position, error)
+            self._report_failure(position, error)
             self.stopping.wait(1.0)
             return self.positions.load()
+        self.failures = 0
         self.positions.save(batch[-1].id)
         return batch[-1].id
+
+    def _report_failure(self, position: int, error: PublishFailed) -> None:
+        """Warn of a failed publish; an error once it cannot or has long not succeeded, as
+        every event after `position` waits (none is skipped)."""
+        self.failures += 1
+        if isinstance(error, RecordTooLarge) or self.failures >= STALLED_AFTER:
+            log.error("relay stalled after position %d (%d failed attempts; later events "
+                      "wait, none is dropped): %s", position, self.failures, error)
+        else:
+            log.warning("publish failed at position %d, retrying: %s", position, error)
 
 
 

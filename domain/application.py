@@ -14,7 +14,8 @@ from eventsourcing.application import (
     Application,
     ProcessingEvent,
 )
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, Mapper, Recording, StoredEvent
 from eventsourcing.utils import Environment, get_topic
 
 from domain import rules
@@ -45,6 +46,21 @@ from domain.values import CARTOLOG_NAMESPACE, Actor, Network, tenant_uuid
 A = TypeVar("A", bound=TenantAggregate)
 
 
+class BoundedMapper(Mapper[UUID]):
+    """The library's mapper, refusing an event too large for the relay to publish."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        """The stored event; InvalidCommand (nothing is saved) when over MAX_EVENT_BYTES."""
+        stored = super().to_stored_event(domain_event)
+        if len(stored.state) > rules.MAX_EVENT_BYTES:
+            kind = type(domain_event).__qualname__
+            raise InvalidCommand(
+                f"the change is too large to record: its {kind} event would be "
+                f"{len(stored.state)} bytes, at most {rules.MAX_EVENT_BYTES} are allowed; "
+                "nothing was recorded")
+        return stored
+
+
 class Cartolog(Application[UUID]):
     """Event-sourced application: every change is an event in one store."""
 
@@ -62,6 +78,11 @@ class Cartolog(Application[UUID]):
         process environment (AGGREGATE_CACHE_MAXSIZE, PERSISTENCE_MODULE, and CARTOLOG_-
         prefixed copies of each, which win), changing the store behind Settings' back."""
         return Environment(name, {**type(self).env, **(env or {})})
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """The library's mapper with a size limit on every event a command appends."""
+        return self.factory.mapper(transcoder=self.construct_transcoder(),
+                                   mapper_class=BoundedMapper)
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Store the pending events of our aggregates (fast path of Application.save)."""

@@ -15,6 +15,7 @@ from domain.rules import label_problem
 
 SOURCE_FORMATS = ("omx", "csv")
 MAX_UNKNOWN_SHOWN = 20
+MAX_CLASSES = 10
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ def upload_problems(upload: DemandMatrixUpload, network: NetworkIndex) -> list[s
                      f"{len(network.zone_ids)}")
     if not upload.class_totals:
         found.append("the matrix holds no class")
+    if len(upload.class_totals) > MAX_CLASSES:
+        return [*found, f"the matrix has {len(upload.class_totals)} classes, at most "
+                        f"{MAX_CLASSES} are allowed"]
     for name, total in upload.class_totals.items():
         problem = label_problem("class", name, longest=64)
         if problem:
@@ -47,9 +51,6 @@ def upload_problems(upload: DemandMatrixUpload, network: NetworkIndex) -> list[s
     if upload.source_format not in SOURCE_FORMATS:
         found.append(f"format must be one of {', '.join(SOURCE_FORMATS)}")
     return found
-
-
-MAX_CLASSES = 10
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,10 @@ BUILTIN_ALGORITHMS = ("b", "bfw", "fw")
 UNPRINTABLE = frozenset({"Cc", "Cs", "Co", "Cn"})
 LINE_BREAKS = frozenset("\n\r\t")
 MAX_COMMENT = 10_000
+# The largest stored event a command may append. The relay publishes each event as one
+# Kafka record, and the producer refuses a request over 4 MiB (adapters/kafka.py); an
+# event it cannot publish would stall the relay for every tenant, so the store refuses it.
+MAX_EVENT_BYTES = 1024 * 1024
 
 
 def text_problem(what: str, text: object, longest: int = MAX_TEXT,

@@ -75,3 +75,15 @@ def test_upload_needs_if_match_and_another_tenant_gets_404(api: Api) -> None:
     assert upload(api, scenario, CSV, "csv").status_code == 200
     is_problem(api.get(f"/v1/scenarios/{scenario}/demand", tenant="rival"), 404)
     is_problem(upload(api, scenario, CSV, "csv", version=1), 412)
+
+
+def test_a_matrix_of_more_classes_than_may_be_declared_is_a_422_storing_nothing(
+        api: Api) -> None:
+    scenario = api.scenario()
+    before = blob_count(api)
+    rows = "".join(f"1,2,1,c{k}\n" for k in range(11)).encode()
+    body = is_problem(upload(api, scenario, b"origin,destination,trips,class\n" + rows, "csv"),
+                      422)
+    assert body["problems"] == ["the file has 11 classes, at most 10 are allowed"]
+    assert blob_count(api) == before
+    assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1

@@ -122,3 +122,39 @@ def test_declared_classes_are_a_new_version_and_forks_carry_them(app: Cartolog) 
                                     [VehicleClassSpec("bus", allowed_link_types=())], ME)
     assert error.value.problems == ["class 'bus': allow at least one link type (or omit the list)"]
     assert app.get_scenario("acme", scenario_id).version == 2
+
+
+def test_a_matrix_of_more_than_ten_classes_is_refused_before_its_blob_is_stored(
+        app: Cartolog, blobs: InMemoryBlobStore) -> None:
+    from domain.demand import DemandMatrixUpload
+
+    scenario_id = scenario(app)
+    stored = len(blobs.blobs)
+    many = DemandMatrixUpload((1, 2), {f"class {k}": 1.0 for k in range(350_000)}, b"x", "csv")
+    with pytest.raises(InvalidCommand) as error:
+        app.set_demand_matrix("acme", scenario_id, 1, many, ME)
+    assert error.value.problems == ["the matrix has 350000 classes, at most 10 are allowed"]
+    assert len(blobs.blobs) == stored
+    assert app.get_scenario("acme", scenario_id).version == 1
+
+
+def test_an_event_too_large_for_the_relay_is_refused_and_nothing_is_saved(
+        app: Cartolog, monkeypatch: pytest.MonkeyPatch) -> None:
+    from domain import rules
+
+    scenario_id = scenario(app)
+    monkeypatch.setattr(rules, "MAX_EVENT_BYTES", 100)
+    with pytest.raises(InvalidCommand, match=r"DemandMatrixSet event would be \d+ bytes, at "
+                                             r"most 100 are allowed; nothing was recorded"):
+        app.set_demand_matrix("acme", scenario_id, 1, upload(GOOD, "csv"), ME)
+    assert app.get_scenario("acme", scenario_id).version == 1
+    assert app.get_scenario("acme", scenario_id).demand_matrix is None
+
+
+def test_every_event_the_store_accepts_fits_in_one_kafka_record() -> None:
+    from adapters.kafka import MAX_REQUEST_SIZE
+    from adapters.relay import RECORD_OVERHEAD
+    from domain.rules import MAX_EVENT_BYTES
+
+    # The envelope re-encodes the stored JSON with a few header fields: leave it room.
+    assert 2 * MAX_EVENT_BYTES + RECORD_OVERHEAD <= MAX_REQUEST_SIZE

@@ -135,3 +135,17 @@ def test_aligned_sums_classes_over_the_model_zones_and_zero_fills_the_rest() -> 
     assert aligned.shape == (4, 4)
     assert aligned[2, 1] == 5.0 and aligned[1, 2] == 3.0 and aligned[0, 2] == 1.5
     assert aligned.sum() == 9.5
+
+
+def test_a_csv_with_more_classes_than_a_scenario_may_declare_is_refused() -> None:
+    rows = "".join(f"1,2,1,c{k}\n" for k in range(11))
+    with pytest.raises(InvalidCommand) as error:
+        read_csv(f"origin,destination,trips,class\n{rows}".encode())
+    assert problems_of(error) == "the file has 11 classes, at most 10 are allowed"
+
+
+def test_an_omx_with_more_matrices_than_a_scenario_may_declare_is_refused() -> None:
+    tables = {f"c{k}": np.ones((2, 2)) for k in range(11)}
+    with pytest.raises(InvalidCommand) as error:
+        read_omx(omx_bytes(tables, np.array([1, 2])))
+    assert problems_of(error) == "the file has 11 classes, at most 10 are allowed"
