@@ -185,8 +185,9 @@ def _from_entries(entries: list[Entry]) -> DemandMatrix:
     position = {zone: i for i, zone in enumerate(zone_ids)}
     trips: dict[str, np.ndarray] = {}
     for origin, destination, count, name in entries:
-        table = trips.setdefault(name, np.zeros((len(zone_ids), len(zone_ids))))
-        table[position[origin], position[destination]] = count
+        if name not in trips:  # one table per class, never one per row
+            trips[name] = np.zeros((len(zone_ids), len(zone_ids)))
+        trips[name][position[origin], position[destination]] = count
     return DemandMatrix(zone_ids, trips)
 
 

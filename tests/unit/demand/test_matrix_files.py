@@ -149,3 +149,20 @@ def test_an_omx_with_more_matrices_than_a_scenario_may_declare_is_refused() -> N
     with pytest.raises(InvalidCommand) as error:
         read_omx(omx_bytes(tables, np.array([1, 2])))
     assert problems_of(error) == "the file has 11 classes, at most 10 are allowed"
+
+
+def test_a_csv_allocates_one_table_per_class_not_one_per_row(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    allocated: list[tuple[int, ...]] = []
+    zeros = np.zeros
+
+    def counting_zeros(shape: tuple[int, ...], *args: object, **kwargs: object) -> np.ndarray:
+        allocated.append(shape)
+        return zeros(shape, *args, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr("adapters.demand_matrix.np.zeros", counting_zeros)
+    rows = "".join(f"{o},{d},1,{'car' if o % 2 else 'truck'}\n"
+                   for o in range(1, 41) for d in range(1, 41))
+    matrix = read_csv(f"origin,destination,trips,class\n{rows}".encode())
+    assert matrix.totals() == {"car": 800.0, "truck": 800.0}
+    assert allocated == [(40, 40), (40, 40)]
