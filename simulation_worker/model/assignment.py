@@ -200,8 +200,10 @@ def _algorithm_b(
         work = bush.scratch(min(lanes(), k), n, k, m)
     reach = bush.init_bushes(g, origins, od, link_costs(g, np.zeros(m)), bushes)
     _refuse_unreached(od, origins, np.isfinite(reach), zone_ids)
-    x, c, d = np.empty(m), np.empty(m), np.empty(m)
-    bush.sum_flows(bushes, g, x, c, d)
+    x, costs, d = np.empty(m), np.empty((1, m)), np.empty(m)
+    c = costs[0]  # one class: the kernels' costs are classes x links (0139)
+    one = bush.one_class(g, k)
+    bush.sum_flows(bushes, g, x, costs, d)
     total_demand = float(od.sum())
     demand = od[origins]
     # The all-or-nothing start is not measured: a shortest-path pass only to set the first
@@ -214,10 +216,11 @@ def _algorithm_b(
                              and iteration < settings.max_iterations):
         mean_cost = float(x @ c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
-        bush.reshape_then_shift(g, origins, bushes, x, c, d, _PASSES, threshold, work)
+        bush.reshape_then_shift(g, origins, bushes, x, costs, d, _PASSES, threshold, work, one)
         for _ in range(_FLOW_SWEEPS if gap < _SWEEP_GAP else 0):
-            bush.shift_flows(g, origins, bushes, x, c, d, 1, threshold, work, _SKIP_SETTLED)
-        bush.sum_flows(bushes, g, x, c, d)
+            bush.shift_flows(g, origins, bushes, x, costs, d, 1, threshold, work, _SKIP_SETTLED,
+                             one)
+        bush.sum_flows(bushes, g, x, costs, d)
         iteration += 1
         if iteration == 1 and _unmeasured_first(settings):
             continue  # far from any target this fine: no shortest-path pass (0127)

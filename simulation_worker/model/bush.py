@@ -51,6 +51,28 @@ class Scratch(NamedTuple):
     member: U8  # per lane, one per link, zero between uses: a re-shaped bush's links
     seg_lo: I32  # per lane, one per node: a shift's two segments
     seg_hi: I32
+    mark: U8  # per lane, one per node, zero between uses: a cycle check's visited nodes
+
+
+class Classes(NamedTuple):
+    """What a bush's class changes (0139): its class (one per bush), each class's PCE, and each
+    class's flow-independent link costs (classes x links, inf on links it may not use). A bush
+    holds vehicles of its class and sees the cost ``c[class]``, the link's time at the total
+    PCE flow plus that fixed part."""
+
+    bush_class: I32
+    pce: FloatArray
+    fixed: FloatArray
+    # the order in which the bushes are re-shaped and shifted: origin after origin, each
+    # origin's classes in turn (a class after the other stalled Winnipeg near gap 1.3e-6)
+    sequence: I32
+
+
+def one_class(g: Graph, count: int) -> Classes:
+    """``count`` bushes of one class of PCE 1 paying the graph's fixed costs."""
+    return Classes(np.zeros(count, dtype=np.int32), np.ones(1),
+                   np.ascontiguousarray(g.fixed_cost, dtype=np.float64).reshape(1, -1),
+                   np.arange(count, dtype=np.int32))
 
 
 def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int) -> Scratch:
@@ -62,13 +84,43 @@ def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int) -> Scratch:
                    np.full((bushes, n_nodes), -1, dtype=np.int32), np.zeros((lanes, n_links)),
                    np.zeros((lanes, n_links), dtype=np.int32),
                    np.zeros((lanes, n_links), dtype=np.uint8), np.zeros(shape, dtype=np.int32),
-                   np.zeros(shape, dtype=np.int32))
+                   np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.uint8))
 
 
-def sum_flows(b: Trees, g: Graph, x: FloatArray, c: FloatArray, d: FloatArray) -> None:
-    """``x`` = the total link flows of the bushes; ``c``, ``d`` = costs and derivatives."""
-    costs.sum_flows(b.bush_flow, b.links, b.links_len, x, c, d, g.free_flow_time, g.bpr_b,
-                    g.bpr_power, g.capacity, g.fixed_cost)
+def sum_flows(b: Trees, g: Graph, x: FloatArray, c: FloatArray, d: FloatArray,
+              cl: Classes | None = None) -> None:
+    """``x`` = the total (PCE) link flows of the bushes; ``c``, ``d`` = costs (classes x
+    links) and derivatives. Without ``cl``, one class of PCE 1 (``one_class``)."""
+    if cl is None:
+        costs.sum_flows(b.bush_flow, b.links, b.links_len, x, c[0], d, g.free_flow_time,
+                        g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost)
+        return
+    _pce_sums(b.bush_flow, b.links, b.links_len, cl.bush_class, cl.pce, x, c, d,
+              g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, cl.fixed)
+
+
+@nb.njit(cache=True, nogil=True)
+def _pce_sums(rows: FloatArray, links: I32, lens: I32, bush_class: I32, pce: FloatArray,
+              x: FloatArray, c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray,
+              pp: FloatArray, cap: FloatArray, fixed: FloatArray) -> None:
+    """``costs.sum_flows`` for bushes of several classes: each row counts its class's PCE."""
+    for a in range(x.shape[0]):
+        x[a] = 0.0
+    for k in range(rows.shape[0]):
+        w = pce[bush_class[k]]
+        row = rows[k]
+        listed = links[k]
+        for idx in range(lens[k]):
+            x[listed[idx]] += w * row[idx]
+    for a in range(x.shape[0]):
+        for q in range(c.shape[0]):
+            c[q, a], d[a] = cost_and_derivative(x[a], t0[a], bb[a], pp[a], cap[a], fixed[q, a])
+
+
+def rows(b: Trees, start: int, stop: int) -> Trees:
+    """Bushes ``start`` to ``stop`` (views)."""
+    return Trees(b.bush_flow[start:stop], b.topo[start:stop], b.topo_len[start:stop],
+                 b.links[start:stop], b.links_len[start:stop])
 
 
 def bushes(count: int, n_nodes: int, n_links: int) -> Trees:
@@ -220,7 +272,8 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
                  fwd_link: I32, head: I32, tail: I32,
                  blocked: NDArray[np.bool_], ib: U8, bf: FloatArray, c: FloatArray,
                  lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32, indeg: I32,
-                 tree: I32, dense: FloatArray, slots: I32) -> tuple[int, int]:
+                 tree: I32, dense: FloatArray, slots: I32, checks: int, stack: I32,
+                 seen: I32, mark: U8) -> tuple[int, int]:
     """Drop unused links, add shortcuts; returns the new numbers of ordered nodes and of
     bush links.
 
@@ -235,6 +288,12 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
     labels are those of the bush after the drop). A bush that gains no link keeps its
     topological order (dropping links never invalidates one). ``ib`` (one per link, zero
     before and after) marks the bush's links meanwhile.
+
+    With ``checks`` > 0 (several classes, decision 0139), up to that many shortcuts that the
+    first rule refuses only for ``hi_i >= hi_j`` join when no bush path leads from j back to i
+    (a depth-first search: ``stack``, ``seen`` and ``mark``, zero before and after): unused
+    shortest-path links can give i a long label that bars the only link of a cheaper path
+    for good (0124).
     """
     m = head.shape[0]
     nl = _labels(r, links, nl, head, tail, bf, c, lo, lo_pred, hi, hi_pred)
@@ -244,6 +303,7 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
         indeg[v] = 0
     added = 0
     longer = 0  # links the second rule would add
+    refused = 0  # shortcuts refused for hi_i >= hi_j alone
     for a in range(m):
         i = tail[a]
         j = head[a]
@@ -252,11 +312,14 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
             continue
         if (blocked[i] and i != r) or hi[i] == -np.inf or hi[j] == -np.inf:
             continue
-        if lo[i] + c[a] < lo[j] - 1e-12 * lo[j] and hi[i] < hi[j]:
-            ib[a] = 1
-            indeg[j] += 1
-            added += 1
-        elif hi[i] + c[a] < hi[j] - 1e-12 * hi[j]:
+        if lo[i] + c[a] < lo[j] - 1e-12 * lo[j]:
+            if hi[i] < hi[j]:
+                ib[a] = 1
+                indeg[j] += 1
+                added += 1
+                continue
+            refused += 1
+        if hi[i] + c[a] < hi[j] - 1e-12 * hi[j]:
             longer += 1
     for idx in range(1, nt):  # the shortest-path tree's links (decision 0128)
         j = order[idx]
@@ -270,6 +333,9 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
             ib[a] = 1
             indeg[j] += 1
             added += 1
+    if checks > 0 and refused > 0:
+        added += _acyclic_shortcuts(r, checks, fwd_start, fwd_link, head, tail, blocked, ib, c,
+                                    lo, hi, indeg, stack, seen, mark)
     if added == 0 and longer > 0:  # only then: the second rule's links
         for a in range(m):
             i = tail[a]
@@ -289,12 +355,70 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
 
 
 @nb.njit(cache=True, nogil=True)
+def _acyclic_shortcuts(r: int, checks: int, fwd_start: I32, fwd_link: I32, head: I32,
+                       tail: I32, blocked: NDArray[np.bool_], ib: U8, c: FloatArray,
+                       lo: FloatArray, hi: FloatArray, indeg: I32, stack: I32, seen: I32,
+                       mark: U8) -> int:
+    """Add up to ``checks`` shortcuts ``lo_i + c_ij < lo_j`` with ``hi_i >= hi_j`` through
+    which no bush path leads from j back to i; returns how many joined."""
+    added = 0
+    for a in range(head.shape[0]):
+        if checks == 0:
+            break
+        i = tail[a]
+        j = head[a]
+        if ib[a] or (blocked[i] and i != r) or hi[i] == -np.inf or hi[j] == -np.inf:
+            continue
+        if not (lo[i] + c[a] < lo[j] - 1e-12 * lo[j] and hi[i] >= hi[j]):
+            continue
+        checks -= 1
+        if not _reaches(j, i, fwd_start, fwd_link, head, ib, stack, seen, mark):
+            ib[a] = 1
+            indeg[j] += 1
+            added += 1
+    return added
+
+
+@nb.njit(cache=True, nogil=True)
+def _reaches(src: int, dst: int, fwd_start: I32, fwd_link: I32, head: I32, ib: U8,
+             stack: I32, seen: I32, mark: U8) -> bool:
+    """Whether bush links (``ib``) lead from ``src`` to ``dst`` (depth-first); ``mark`` is
+    zero before and after (the nodes visited are listed in ``seen`` and cleared)."""
+    stack[0] = src
+    mark[src] = 1
+    seen[0] = src
+    size = 1
+    count = 1
+    found = False
+    while size > 0:
+        size -= 1
+        u = stack[size]
+        if u == dst:
+            found = True
+            break
+        for kk in range(fwd_start[u], fwd_start[u + 1]):
+            a = fwd_link[kk]
+            v = head[a]
+            if ib[a] and mark[v] == 0:
+                mark[v] = 1
+                seen[count] = v
+                count += 1
+                stack[size] = v
+                size += 1
+    for t in range(count):
+        mark[seen[t]] = 0
+    return found
+
+
+@nb.njit(cache=True, nogil=True)
 def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
-                bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray,
-                t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
+                bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray, cls: int,
+                w: float, t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
                 fixed: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32,
                 hi: FloatArray, hi_pred: I32, due: I32, seg_lo: I32, seg_hi: I32) -> float:
-    """One Newton flow-shifting sweep over a bush; returns the largest label difference.
+    """One Newton flow-shifting sweep over a bush of class ``cls`` (PCE ``w``: a shift of
+    ``dx`` vehicles moves ``w dx`` of total flow, so the Newton step is divided by ``w``);
+    returns the largest label difference.
 
     The labelling lists the nodes whose label difference is above the threshold (``due``, in
     topological order) as it finishes each one, and the shifts visit them in reverse (0137).
@@ -302,26 +426,27 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
     back) in ``seg_lo`` and ``seg_hi``, so the shift does not walk them again. Which path steps
     back is read off the predecessors: they are positions in a list grouped by head in
     topological order, so the later predecessor belongs to the later node."""
-    due_count, worst = _used_labels(r, links, nl, head, tail, bf, c, threshold, lo, lo_pred,
+    cc = c[cls]
+    due_count, worst = _used_labels(r, links, nl, head, tail, bf, cc, threshold, lo, lo_pred,
                                     hi, hi_pred, due)
     for at in range(due_count - 1, -1, -1):
         j = due[at]
         # Walk both paths back to their last common node p, summing each segment on the way.
         e = lo_pred[j]
         a = links[e]
-        cmin, dmin, p = c[a], d[a], tail[a]
+        cmin, dmin, p = cc[a], d[a], tail[a]
         seg_lo[0] = e
         n_lo = 1
         e = hi_pred[j]
         a = links[e]
-        cmax, dmax, fmax, q = c[a], d[a], bf[e], tail[a]
+        cmax, dmax, fmax, q = cc[a], d[a], bf[e], tail[a]
         seg_hi[0] = e
         n_hi = 1
         while p != q:
             if lo_pred[p] > hi_pred[q]:  # p is after q in topological order
                 e = lo_pred[p]
                 a = links[e]
-                cmin += c[a]
+                cmin += cc[a]
                 dmin += d[a]
                 p = tail[a]
                 seg_lo[n_lo] = e
@@ -329,7 +454,7 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
             else:
                 e = hi_pred[q]
                 a = links[e]
-                cmax += c[a]
+                cmax += cc[a]
                 dmax += d[a]
                 fmax = min(fmax, bf[e])
                 q = tail[a]
@@ -338,23 +463,26 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
         gain = cmax - cmin
         if gain <= 0.0 or fmax <= 0.0:
             continue
-        dx = gain / (dmax + dmin) if dmax + dmin > 0.0 else fmax
+        slope = w * (dmax + dmin)
+        dx = gain / slope if slope > 0.0 else fmax
         dx = min(dx, fmax)
-        _move(seg_hi, n_hi, -dx, links, bf, x, c, d, t0, bb, pp, cap, fixed)
-        _move(seg_lo, n_lo, dx, links, bf, x, c, d, t0, bb, pp, cap, fixed)
+        _move(seg_hi, n_hi, -dx, w, links, bf, x, c, d, t0, bb, pp, cap, fixed)
+        _move(seg_lo, n_lo, dx, w, links, bf, x, c, d, t0, bb, pp, cap, fixed)
     return worst
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _move(segment: I32, count: int, dx: float, links: I32, bf: FloatArray, x: FloatArray,
-          c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray, pp: FloatArray,
-          cap: FloatArray, fixed: FloatArray) -> None:
+def _move(segment: I32, count: int, dx: float, w: float, links: I32, bf: FloatArray,
+          x: FloatArray, c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray,
+          pp: FloatArray, cap: FloatArray, fixed: FloatArray) -> None:
+    """Move ``dx`` vehicles (``w dx`` PCE) along a segment; every class's cost follows."""
     for k in range(count):
         e = segment[k]
         a = links[e]
         bf[e] = max(bf[e] + dx, 0.0)
-        x[a] = max(x[a] + dx, 0.0)
-        c[a], d[a] = cost_and_derivative(x[a], t0[a], bb[a], pp[a], cap[a], fixed[a])
+        x[a] = max(x[a] + w * dx, 0.0)
+        for q in range(c.shape[0]):
+            c[q, a], d[a] = cost_and_derivative(x[a], t0[a], bb[a], pp[a], cap[a], fixed[q, a])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -363,29 +491,33 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
                tail: I32, blocked: NDArray[np.bool_], t0: FloatArray,
                bb: FloatArray, pp: FloatArray, cap: FloatArray, fixed: FloatArray,
                b: Trees, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
-               threshold: float, skip: bool, worst: FloatArray, s: Scratch) -> None:
-    """The bushes of origins ``first, first + step, ... < stop``, with the work arrays of row
+               threshold: float, skip: bool, worst: FloatArray, s: Scratch,
+               bush_class: I32, pce: FloatArray, checks: int, sequence: I32) -> None:
+    """The bushes ``sequence[first], sequence[first + step], ...`` (up to position ``stop``),
+    with the work arrays of row
     ``row``: re-shape them at the costs ``c_shape``, or shift their flows with up to
     ``passes`` sweeps each against the live flows ``x``, costs ``c`` and derivatives ``d``,
     recording each bush's largest label difference in ``worst`` (with ``skip``, bushes whose
     last one was within ``threshold`` are left alone). One kernel for both, so the code they
-    share is compiled once (0113)."""
+    share is compiled once (0113). Costs are per class (``c[bush_class[k]]``, 0139)."""
     lo, lo_pred, hi, hi_pred = s.lo[row], s.lo_pred[row], s.hi[row], s.hi_pred[row]
-    for k in range(first, stop, step):
+    for t in range(first, stop, step):
+        k = sequence[t]
         r = zone_node[origins[k]]
+        cls = bush_class[k]
         if reshape:
             b.topo_len[k], b.links_len[k] = _update_bush(
                 r, b.topo[k], b.topo_len[k], b.links[k], b.links_len[k], fwd_start, fwd_link,
                 head, tail, blocked, s.member[row], b.bush_flow[k],
-                c_shape, lo, lo_pred, hi, hi_pred, s.indeg[row], s.tree_pred[k], s.dense[row],
-                s.slots[row])
+                c_shape[cls], lo, lo_pred, hi, hi_pred, s.indeg[row], s.tree_pred[k], s.dense[row],
+                s.slots[row], checks, s.due[row], s.seg_hi[row], s.mark[row])
             continue
         if skip and worst[k] <= threshold:
             continue
         for _ in range(passes):
             worst[k] = _shift_pass(r, b.links[k], b.links_len[k],
-                                   head, tail, b.bush_flow[k], x, c, d, t0, bb,
-                                   pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred,
+                                   head, tail, b.bush_flow[k], x, c, d, cls, pce[cls], t0,
+                                   bb, pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred,
                                    s.due[row], s.seg_lo[row], s.seg_hi[row])
             if worst[k] <= threshold:
                 break
@@ -393,26 +525,31 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
 
 def _kernel(g: Graph, row: int, first: int, step: int, stop: int, reshape: bool,
             c_shape: FloatArray, origins: I32, b: Trees, x: FloatArray, c: FloatArray,
-            d: FloatArray, passes: int, threshold: float, skip: bool, s: Scratch) -> None:
+            d: FloatArray, passes: int, threshold: float, skip: bool, s: Scratch,
+            cl: Classes) -> None:
     _bush_lane(row, first, step, stop, reshape, c_shape, origins, g.zone_node, g.fwd_start,
                g.fwd_link, g.head, g.tail, g.blocked,
-               g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, g.fixed_cost, b, x, c, d,
-               passes, threshold, skip, s.worst, s)
+               g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, cl.fixed, b, x, c, d,
+               passes, threshold, skip, s.worst, s, cl.bush_class, cl.pce,
+               _CYCLE_CHECKS if cl.fixed.shape[0] > 1 else 0, cl.sequence)
 
 
 def shift_flows(g: Graph, origins: I32, b: Trees, x: FloatArray, c: FloatArray,
                 d: FloatArray, passes: int, threshold: float, s: Scratch,
-                skip: bool = False) -> None:
+                skip: bool = False, cl: Classes | None = None) -> None:
     """Up to ``passes`` Newton sweeps per bush, origin after origin, updating the link flows
-    ``x``, costs ``c`` and derivatives ``d`` (Gauss-Seidel: each bush sees the link flows the
-    previous ones left; see docs/decisions/0112). With ``skip``, bushes whose last sweep found
-    no label difference above ``threshold`` are skipped."""
+    ``x``, costs ``c`` (classes x links) and derivatives ``d`` (Gauss-Seidel: each bush sees
+    the link flows the previous ones left; see docs/decisions/0112). With ``skip``, bushes
+    whose last sweep found no label difference above ``threshold`` are skipped. ``origins``
+    and ``cl``: each bush's origin and class (default: one class, ``one_class``)."""
+    cl = cl if cl is not None else one_class(g, origins.shape[0])
     _kernel(g, 0, 0, 1, origins.shape[0], False, c, origins, b, x, c, d, passes, threshold,
-            skip, s)
+            skip, s, cl)
 
 
 def reshape_then_shift(g: Graph, origins: I32, b: Trees, x: FloatArray, c: FloatArray,
-                       d: FloatArray, passes: int, threshold: float, s: Scratch) -> None:
+                       d: FloatArray, passes: int, threshold: float, s: Scratch,
+                       cl: Classes | None = None) -> None:
     """Re-shape every bush at the costs ``c``, then ``shift_flows`` once with ``passes``
     sweeps: the result of doing them in that order, but in a pipeline (decision 0120). While
     lane 0 shifts one chunk of bushes in order, the other lanes (and lane 0 once it is done)
@@ -421,19 +558,20 @@ def reshape_then_shift(g: Graph, origins: I32, b: Trees, x: FloatArray, c: Float
     shift; the shifts stay sequential. Re-shaping is handed out in small pieces, so the lanes
     stay busy whatever the two kinds of work cost on a network."""
     k = origins.shape[0]
+    cl = cl if cl is not None else one_class(g, k)
     start_costs = c.copy()
 
     def stage(lane: int, count: int, shift: range, pieces: deque[int], stop: int) -> None:
         if lane == 0 and shift:
             _kernel(g, 0, shift.start, 1, shift.stop, False, c, origins, b, x, c, d, passes,
-                    threshold, False, s)
+                    threshold, False, s, cl)
         while True:
             try:
                 first = pieces.popleft()  # atomic under the GIL
             except IndexError:
                 return
             _kernel(g, lane, first, 1, min(stop, first + _PIECE), True, start_costs, origins,
-                    b, x, c, d, 0, 0.0, False, s)
+                    b, x, c, d, 0, 0.0, False, s, cl)
 
     shifted = 0  # the bushes before this one are shifted
     for start in [*range(0, k, _CHUNK), k]:
@@ -442,6 +580,10 @@ def reshape_then_shift(g: Graph, origins: I32, b: Trees, x: FloatArray, c: Float
                   deque(range(start, stop, _PIECE)), stop)
         shifted = start
 
+
+# Shortcuts refused by the longest-path rule that a re-shape checks for a cycle, per bush, when
+# there are several classes (0139; one class has never needed them: the tree links of 0128).
+_CYCLE_CHECKS = 32
 
 # Pipeline of reshape_then_shift: chunks of bushes shifted per stage, re-shapes per hand-out.
 _CHUNK = 64

@@ -24,19 +24,27 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from simulation_worker.model import classes_b
+from simulation_worker.model import assignment as single
+from simulation_worker.model import bush
 from simulation_worker.model.assignment import ProgressCallback, Stagnation
 from simulation_worker.model.costs import link_costs
 from simulation_worker.model.errors import ModelInputError
 from simulation_worker.model.graph import Graph, build_graph
 from simulation_worker.model.lanes import lanes
+from simulation_worker.model.memory import normal_pages
 from simulation_worker.model.network import (
     AssignmentSettings,
     CostParameters,
     FloatArray,
     ModelInput,
 )
-from simulation_worker.model.paths import all_or_nothing, zone_costs
+from simulation_worker.model.paths import (
+    Trees,
+    all_or_nothing,
+    origins_with_demand,
+    shortest_paths,
+)
+from simulation_worker.model.select_bushes import select_on_bushes
 from simulation_worker.model.select_link import (
     LinkSelection,
     SelectLinkResult,
@@ -125,9 +133,10 @@ def assign_classes(model: ModelInput, demand: dict[str, FloatArray],
     return replace(result, select_link=tracker.result(model.network.n_links))
 
 
-# As in the single-class Algorithm B (assignment.py, docs/decisions/0101 and 0112): two sweeps
-# per bush, four more single sweeps once the gap is below 1e-3, a threshold that shrinks with
-# the gap, a stall window of 20 iterations.
+# The schedule of the multi-class sweeps (0124, 0139): two sweeps per bush, four more single
+# sweeps once the gap is below 1e-3, a threshold that shrinks with the gap. The single-class
+# schedule (more sweeps from 5e-2, a finer threshold: decision 0131) stalls Winnipeg with cars
+# and PCE-2.5 trucks of equal costs near gap 1.2e-6.
 _PASSES = 2
 _FLOW_SWEEPS = 4
 _SWEEP_GAP = 1e-3
@@ -138,71 +147,64 @@ _GAP_SHARE = 0.02
 def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
                  settings: AssignmentSettings, selections: tuple[LinkSelection, ...],
                  progress: ProgressCallback | None) -> ClassAssignment:
-    """Multi-class Algorithm B from all-or-nothing flows at free-flow costs."""
+    """Multi-class Algorithm B from all-or-nothing flows at free-flow costs: the single-class
+    kernels (``bush.py``) and schedule (``assignment.py``), with one bush per (class, origin)
+    and costs per class (decision 0139)."""
     started = time.perf_counter()
     g = graph
-    n_classes = len(prepared)
+    n_classes, m, n = len(prepared), g.n_links, g.n_nodes
     od = np.stack([c.od for c in prepared])
-    pairs = [(o, k) for o in range(od.shape[1]) for k in range(n_classes) if od[k, o].sum() > 0]
-    bush_origin = np.array([o for o, _ in pairs], dtype=np.int32)
-    bush_class = np.array([k for _, k in pairs], dtype=np.int32)
-    pce = np.array([c.spec.pce for c in prepared])
+    blocks = [origins_with_demand(c.od) for c in prepared]  # each class's bushes in a row
+    bounds = np.cumsum([0, *(len(b) for b in blocks)])
+    origins = np.concatenate(blocks).astype(np.int32)
+    count = len(origins)
     fixed = np.stack([np.where(c.banned, np.inf, g.fixed_cost + c.fixed) for c in prepared])
-    ln = classes_b.Links(g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, fixed)
-    nb_, m, n = len(pairs), g.n_links, g.n_nodes
-    in_bush = np.zeros((nb_, m), dtype=np.uint8)
-    bush_flow = np.zeros((nb_, m))
-    topo = np.zeros((nb_, n), dtype=np.int32)
-    topo_len = np.zeros(nb_, dtype=np.int32)
-    reached = np.zeros((nb_, len(g.zone_node)), dtype=np.bool_)
-    work = classes_b.scratch(max(1, min(lanes(), nb_)), n)
-    c = np.empty((n_classes, m))
-    d = np.empty(m)
-    classes_b.class_costs(np.zeros(m), ln, c, d)
-    classes_b.init_bushes(bush_origin, bush_class, g.zone_node, od, g.fwd_start, g.fwd_link,
-                          g.head, g.tail, c, g.blocked, in_bush, bush_flow, topo, topo_len,
-                          reached, work)
-    for b in range(nb_):
-        if np.any((od[bush_class[b], bush_origin[b]] > 0) & ~reached[b]):
-            raise ModelInputError(f"class {prepared[bush_class[b]].spec.name!r}: some of its "
-                                  "demand has no path on the link types it may use")
-    x = classes_b.pce_total(bush_class, pce, bush_flow)
-    classes_b.class_costs(x, ln, c, d)
+    bush_class = np.repeat(np.arange(n_classes, dtype=np.int32), np.diff(bounds))
+    sequence = np.lexsort((bush_class, origins)).astype(np.int32)  # origin-major
+    cl = bush.Classes(bush_class, np.array([c.spec.pce for c in prepared]), fixed, sequence)
+    with normal_pages():
+        bushes = bush.bushes(count, n, m)
+        work = bush.scratch(min(lanes(), max(1, count)), n, count, m)
+    x, c, d = np.zeros(m), np.empty((n_classes, m)), np.empty(m)
+    bush.sum_flows(bush.rows(bushes, 0, 0), g, x, c, d, cl)  # free-flow costs
+    for q, spec in enumerate(prepared):
+        reach = bush.init_bushes(g, blocks[q], od[q], c[q],
+                                 bush.rows(bushes, bounds[q], bounds[q + 1]))
+        if np.any((od[q][blocks[q]] > 0) & ~np.isfinite(reach)):
+            raise ModelInputError(f"class {spec.spec.name!r}: some of its demand has no path "
+                                  "on the link types it may use")
+    bush.sum_flows(bushes, g, x, c, d, cl)
     total_demand = float(od.sum())
-    gap, spent = _class_gap(g, od, classes_b.class_flows(bush_class, bush_flow, n_classes), c)
+    gap = single._FIRST_GAP
     iteration = 0
     stagnation = Stagnation(settings.relative_gap, "b")
     stalled = False
-    while gap > settings.relative_gap and iteration < settings.max_iterations:
-        threshold = spent / total_demand * max(_TARGET_SHARE * settings.relative_gap,
-                                               _GAP_SHARE * gap)
-        classes_b.reshape_bushes(bush_origin, bush_class, g.zone_node, g.fwd_start, g.fwd_link,
-                                 g.bwd_start, g.bwd_link, g.head, g.tail, g.blocked, in_bush,
-                                 bush_flow, topo, topo_len, c, work)
-        sweeps = _FLOW_SWEEPS if gap < _SWEEP_GAP else 0
-        for passes in (_PASSES, *([1] * sweeps)):
-            classes_b.shift_flows(bush_origin, bush_class, pce, g.zone_node, g.bwd_start,
-                                  g.bwd_link, g.tail, ln, in_bush, bush_flow, topo, topo_len,
-                                  x, c, d, passes, threshold, work)
-        x = classes_b.pce_total(bush_class, pce, bush_flow)
-        classes_b.class_costs(x, ln, c, d)
+    while iteration == 0 or (gap > settings.relative_gap
+                             and iteration < settings.max_iterations):
+        mean_cost = _spent(bushes, g, cl, bounds, c) / total_demand
+        threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
+        bush.reshape_then_shift(g, origins, bushes, x, c, d, _PASSES, threshold, work, cl)
+        for _ in range(_FLOW_SWEEPS if gap < _SWEEP_GAP else 0):
+            bush.shift_flows(g, origins, bushes, x, c, d, 1, threshold, work,
+                             single._SKIP_SETTLED, cl)
+        bush.sum_flows(bushes, g, x, c, d, cl)
         iteration += 1
-        gap, spent = _class_gap(g, od, classes_b.class_flows(bush_class, bush_flow, n_classes),
-                                c)
+        if iteration == 1 and single._unmeasured_first(settings):
+            continue
+        gap = _bush_gap(bushes, g, cl, bounds, blocks, od, c, work)
         if progress is not None:
             progress(iteration, gap, time.perf_counter() - started)
         if stagnation.stalled(gap):
             stalled = True
             break
-    flows = list(classes_b.class_flows(bush_class, bush_flow, n_classes))
+    flows = _class_flows(bushes, g, bounds)
     tracker = None
     if selections:
         tracker = SelectLinkTracker(graph, selections, tuple(p.spec.name for p in prepared))
         bits, full = _selection_bits(tracker)
-        matrices, link_flows = classes_b.select_on_bushes(
-            bush_origin, bush_class, g.zone_node, od, g.fwd_start, g.fwd_link, g.bwd_start,
-            g.bwd_link, g.head, g.tail, in_bush, bush_flow, topo, topo_len, bits, full,
-            n_classes)
+        matrices, link_flows = select_on_bushes(
+            origins, cl.bush_class, g.zone_node, od, g.fwd_start, g.fwd_link, g.bwd_start,
+            g.bwd_link, g.head, g.tail, bushes, bits, full, n_classes)
         for k in range(n_classes):  # a class without demand selects nothing, but is listed
             tracker.current[k] = (matrices[k], link_flows[k])
     fallback = None
@@ -218,6 +220,43 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     if tracker is None:
         return result
     return replace(result, select_link=tracker.result(model.network.n_links))
+
+
+def _class_flows(bushes: Trees, g: Graph, bounds: NDArray[np.int64]) -> list[FloatArray]:
+    """Vehicle flows per class (graph links)."""
+    found = []
+    for q in range(len(bounds) - 1):
+        x, c, d = np.empty(g.n_links), np.empty((1, g.n_links)), np.empty(g.n_links)
+        bush.sum_flows(bush.rows(bushes, bounds[q], bounds[q + 1]), g, x, c, d)
+        found.append(x)
+    return found
+
+
+def _spent(bushes: Trees, g: Graph, cl: bush.Classes, bounds: NDArray[np.int64],
+           c: FloatArray) -> float:
+    """Total cost ``sum_k x_k . c_k`` (a class's flows are zero where it may not go)."""
+    spent = 0.0
+    for q, x in enumerate(_class_flows(bushes, g, bounds)):
+        used = x > 0
+        spent += float(x[used] @ c[q][used])
+    return spent
+
+
+def _bush_gap(bushes: Trees, g: Graph, cl: bush.Classes, bounds: NDArray[np.int64],
+              blocks: list[NDArray[np.int32]], od: FloatArray, c: FloatArray,
+              work: bush.Scratch) -> float:
+    """Relative gap over all classes (vehicle-weighted); each class's shortest-path trees are
+    kept in ``work`` for its bushes' next re-shape."""
+    spent = _spent(bushes, g, cl, bounds, c)
+    shortest = 0.0
+    for q, origins in enumerate(blocks):
+        if not len(origins):
+            continue
+        least = shortest_paths(g, origins, c[q],
+                               tree_pred=work.tree_pred[bounds[q]:bounds[q + 1]])[0]
+        demand = od[q][origins]
+        shortest += float(np.sum(demand[demand > 0] * least[demand > 0]))
+    return (spent - shortest) / spent if spent > 0 else 0.0
 
 
 def _selection_bits(tracker: SelectLinkTracker) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
@@ -236,22 +275,6 @@ def _selection_bits(tracker: SelectLinkTracker) -> tuple[NDArray[np.int32], NDAr
             # a selected link that is not on the graph (closed) can never be passed
             full[s] = (1 << int(tracker.need[s])) - 1
     return bits, full
-
-
-def _class_gap(graph: Graph, od: FloatArray, flows: FloatArray, costs: FloatArray
-               ) -> tuple[float, float]:
-    """Relative gap over all classes (vehicle-weighted) and the total cost sum_k x_k . c_k."""
-    spent = shortest = 0.0
-    for k in range(od.shape[0]):
-        if od[k].sum() <= 0:
-            continue
-        used = flows[k] > 0
-        spent += float(flows[k][used] @ costs[k][used])
-        origins = np.flatnonzero(od[k].sum(axis=1) > 0).astype(np.int32)
-        mincost = zone_costs(graph, costs[k], origins)
-        demand = od[k][origins]
-        shortest += float(np.sum(demand[demand > 0] * mincost[demand > 0]))
-    return ((spent - shortest) / spent if spent > 0 else 0.0), spent
 
 
 def _prepare(model: ModelInput, graph: Graph, spec: VehicleClass, od: FloatArray) -> _Class:

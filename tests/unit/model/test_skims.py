@@ -22,9 +22,12 @@ WINNIPEG = SIOUX_FALLS.parent / "Winnipeg"
 
 
 def scipy_skims(model: ModelInput, flows: np.ndarray, cost: np.ndarray | None = None,
-                banned: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                banned: np.ndarray | None = None, tie: float = 0.0) -> dict[str, np.ndarray]:
     """Least-cost paths by scipy, with no path through a zone node (first-thru-node rule):
-    a zone node keeps only its own outgoing links when it is the origin; no banned link."""
+    a zone node keeps only its own outgoing links when it is the origin; no banned link.
+    ``tie`` (+1 or -1) breaks exact ties between least-cost paths towards the shortest or
+    the longest distance (the paths are chosen at ``cost + tie * 1e-9 * length``; the costs
+    reported are still those at ``cost``)."""
     net = model.network
     position = {int(n): i for i, n in enumerate(net.node_ids)}
     tail = np.array([position[int(n)] for n in net.link_from])
@@ -39,9 +42,11 @@ def scipy_skims(model: ModelInput, flows: np.ndarray, cost: np.ndarray | None = 
     for i, zone in enumerate(model.zones):
         origin = position[zone.centroid]
         keep = net.link_open & allowed & (~blocked | (tail == origin))
-        graph = csr_matrix((cost[keep], (tail[keep], head[keep])),
-                           shape=(net.n_nodes, net.n_nodes))
+        graph = csr_matrix((cost[keep] + tie * 1e-9 * net.length[keep],
+                            (tail[keep], head[keep])), shape=(net.n_nodes, net.n_nodes))
         dist, pred = dijkstra(graph, indices=origin, return_predecessors=True)
+        if tie:
+            dist = np.full_like(dist, np.nan)
         link_of = {(int(t), int(h)): k for k, (t, h) in enumerate(zip(tail, head, strict=True))
                    if keep[k]}
         for j, destination in enumerate(model.zones):
@@ -127,6 +132,16 @@ def test_class_skims_equal_scipy_per_class_with_the_truck_ban_respected() -> Non
     for name, cost, ban in (("car", equilibrium.link_times, None),
                             ("truck", truck_cost, banned)):
         expected = scipy_skims(model, equilibrium.pce_flows, cost, ban)
-        for measure, table in expected.items():
-            np.testing.assert_allclose(found.tables[(name, measure)], table, rtol=1e-9,
-                                       err_msg=f"{name} {measure}")
+        np.testing.assert_allclose(found.tables[(name, "cost")], expected["cost"], rtol=1e-9,
+                                   err_msg=f"{name} cost")
+        # Constant-cost links make exact ties between least-cost paths of different length:
+        # time and distance must be those of one of the tied paths (between the extremes).
+        short = scipy_skims(model, equilibrium.pce_flows, cost, ban, tie=1.0)
+        long = scipy_skims(model, equilibrium.pce_flows, cost, ban, tie=-1.0)
+        for measure in ("time", "distance"):
+            low = np.minimum.reduce([expected[measure], short[measure], long[measure]])
+            high = np.maximum.reduce([expected[measure], short[measure], long[measure]])
+            ours = found.tables[(name, measure)]
+            assert np.all(ours >= low - 1e-9 * np.abs(low)), f"{name} {measure}"
+            assert np.all(ours <= high + 1e-9 * np.abs(high)), f"{name} {measure}"
+            assert np.mean(np.isclose(ours, expected[measure], rtol=1e-9)) > 0.99
