@@ -31,6 +31,9 @@ DEFAULT_CLASS = "all"
 MAPPING_NAMES = ("zone", "zones", "taz", "zone_id", "zone_ids")
 MAX_PROBLEMS = 20
 CSV_COLUMNS = ("origin", "destination", "trips")
+# The most zones a file may name when the scenario's own zone count is not given: a table
+# is zones x zones float64, allocated before the zones are matched (20 000 zones: 3.2 GB).
+MAX_ZONES = 20_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,8 +119,9 @@ def checked(matrix: DemandMatrix) -> DemandMatrix:
 # -- CSV ------------------------------------------------------------------------------------
 
 
-def read_csv(content: bytes) -> DemandMatrix:
-    """``origin,destination,trips[,class]`` rows; every bad row is reported."""
+def read_csv(content: bytes, max_zones: int = MAX_ZONES) -> DemandMatrix:
+    """``origin,destination,trips[,class]`` rows; every bad row is reported. A file naming
+    more than `max_zones` zones is refused before any table is allocated."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -133,6 +137,7 @@ def read_csv(content: bytes) -> DemandMatrix:
     if not entries:
         raise rejected(["the CSV file has no rows"])
     _check_class_count(len({e[3] for e in entries}))
+    _check_zone_count(len({e[0] for e in entries} | {e[1] for e in entries}), max_zones)
     return checked(_from_entries(entries))
 
 
@@ -140,6 +145,13 @@ def _check_class_count(count: int) -> None:
     """Refuse more classes than a scenario may declare, before any table is allocated."""
     if count > MAX_CLASSES:
         raise rejected([f"the file has {count} classes, at most {MAX_CLASSES} are allowed"])
+
+
+def _check_zone_count(count: int, max_zones: int) -> None:
+    """Refuse a matrix over more zones than allowed, before any table is allocated."""
+    if count > max_zones:
+        raise rejected([f"the file names {count} zones, at most {max_zones} are allowed "
+                        "(no more than the scenario has)"])
 
 
 Entry = tuple[int, int, float, str]
@@ -205,44 +217,49 @@ def write_csv(matrix: DemandMatrix) -> Iterator[str]:
 # -- OMX ------------------------------------------------------------------------------------
 
 
-def read_omx(content: bytes) -> DemandMatrix:
-    """Every matrix of an OMX file, one class each, zones from its zone mapping."""
+def read_omx(content: bytes, max_zones: int = MAX_ZONES) -> DemandMatrix:
+    """Every matrix of an OMX file, one class each, zones from its zone mapping. Declared
+    shapes are checked against the mapping and `max_zones` before any dataset is read."""
     try:
         handle = omx.open_file("upload.omx", "r", driver="H5FD_CORE",
                                driver_core_image=content, driver_core_backing_store=0)
     except (tables.HDF5ExtError, OSError, ValueError):
         raise rejected(["the file is not an OMX (HDF5) file"]) from None
     try:
-        return checked(_omx_matrix(handle))
+        return checked(_omx_matrix(handle, max_zones))
     except (tables.HDF5ExtError, tables.NoSuchNodeError, KeyError, TypeError) as error:
         raise rejected([f"the OMX file is malformed: {type(error).__name__}: {error}"]) from None
     finally:
         handle.close()
 
 
-def _omx_matrix(handle: Any) -> DemandMatrix:
+def _omx_matrix(handle: Any, max_zones: int) -> DemandMatrix:
     names = [str(n) for n in handle.list_matrices()]
     _check_class_count(len(names))
-    zone_ids, problems = _omx_zones(handle)
-    trips: dict[str, np.ndarray] = {}
+    zone_ids, problems = _omx_zones(handle, max_zones)
+    size = (len(zone_ids), len(zone_ids))
     for name in names:
-        table = np.asarray(handle[name][:], dtype=np.float64)
-        if table.shape != (len(zone_ids), len(zone_ids)):
-            problems.append(f"matrix {name!r} is {_shape(table.shape)}, the zone mapping has "
+        shape = tuple(handle[name].shape)
+        if shape != size:
+            problems.append(f"matrix {name!r} is {_shape(shape)}, the zone mapping has "
                             f"{len(zone_ids)} zones")
-        else:
-            trips[name] = table
     if problems:
         raise rejected(problems)
+    # Only now, every declared shape known to be zones x zones, is any table read.
+    trips = {name: np.asarray(handle[name][:], dtype=np.float64) for name in names}
     return DemandMatrix(zone_ids, trips)
 
 
-def _omx_zones(handle: Any) -> tuple[tuple[int, ...], list[str]]:
+def _omx_zones(handle: Any, max_zones: int) -> tuple[tuple[int, ...], list[str]]:
     mappings = [str(m) for m in handle.list_mappings()]
     if not mappings:
         return (), ["the OMX file has no zone mapping (zones are matched by id)"]
     chosen = next((m for m in mappings if m.lower() in MAPPING_NAMES), mappings[0])
-    ids = np.asarray(handle.map_entries(chosen))
+    node = handle.get_node(handle.root.lookup, chosen)
+    if not isinstance(node, tables.Leaf) or len(node.shape) != 1:
+        return (), [f"zone mapping {chosen!r} must be a list of zone ids"]
+    _check_zone_count(int(node.shape[0]), max_zones)
+    ids = np.asarray(node[:])
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.number) or \
             not np.all(np.isfinite(ids)) or not np.all(ids == np.round(ids)):
         return (), [f"zone mapping {chosen!r} must hold integer zone ids"]
@@ -274,18 +291,20 @@ def write_omx(matrix: DemandMatrix, mapping: str = "zone") -> bytes:
         os.unlink(path)
 
 
-def read(content: bytes, file_format: str) -> DemandMatrix:
-    """Parse an upload in ``omx`` or ``csv`` format."""
+def read(content: bytes, file_format: str, max_zones: int = MAX_ZONES) -> DemandMatrix:
+    """Parse an upload in ``omx`` or ``csv`` format over at most `max_zones` zones."""
     if file_format == "omx":
-        return read_omx(content)
+        return read_omx(content, max_zones)
     if file_format == "csv":
-        return read_csv(content)
+        return read_csv(content, max_zones)
     raise rejected([f"format must be omx or csv, not {file_format!r}"])
 
 
-def upload(content: bytes, file_format: str) -> DemandMatrixUpload:
-    """Parse a file into what the domain command checks and stores."""
-    matrix = read(content, file_format)
+def upload(content: bytes, file_format: str, max_zones: int = MAX_ZONES
+           ) -> DemandMatrixUpload:
+    """Parse a file into what the domain command checks and stores; `max_zones` is the
+    scenario's zone count (a matrix over more zones cannot fit it)."""
+    matrix = read(content, file_format, min(max_zones, MAX_ZONES))
     return DemandMatrixUpload(matrix.zone_ids, matrix.totals(), matrix.to_blob(), file_format)
 
 

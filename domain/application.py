@@ -211,6 +211,11 @@ class Cartolog(Application[UUID]):
         self._save_existing(scenario, expected_version)
         return scenario.version
 
+    def zone_count(self, tenant_id: str, scenario_id: UUID) -> int:
+        """How many zones the scenario's network has: the most its demand matrix may name."""
+        scenario = self.get_scenario(tenant_id, scenario_id)
+        return len(self.network_index(tenant_id, scenario.network_sha256).zone_ids)
+
     def declare_vehicle_classes(
         self, tenant_id: str, scenario_id: UUID, expected_version: int,
         classes: Sequence[VehicleClassSpec], by: Actor,

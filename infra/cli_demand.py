@@ -56,9 +56,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         content = args.file.read_bytes()
     except OSError as error:
         raise CliError(f"cannot read {args.file}: {error.strerror}") from None
-    upload = demand_matrix.upload(content, file_format(args.file, args.format))
+    chosen_format = file_format(args.file, args.format)
     with container() as services:
         app = services.app
+        max_zones = app.zone_count(args.tenant, args.scenario_id)
+        upload = demand_matrix.upload(content, chosen_format, max_zones)
         expected = args.if_version or app.get_scenario(args.tenant, args.scenario_id).version
         version = app.set_demand_matrix(args.tenant, args.scenario_id, expected, upload,
                                         OPERATOR)

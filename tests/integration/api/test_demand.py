@@ -87,3 +87,13 @@ def test_a_matrix_of_more_classes_than_may_be_declared_is_a_422_storing_nothing(
     assert body["problems"] == ["the file has 11 classes, at most 10 are allowed"]
     assert blob_count(api) == before
     assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1
+
+
+def test_a_matrix_over_more_zones_than_the_scenario_has_is_a_422_before_parsing_tables(
+        api: Api) -> None:
+    scenario = api.scenario()
+    rows = "".join(f"{k},{k + 1},1\n" for k in range(1, 5001)).encode()
+    body = is_problem(upload(api, scenario, b"origin,destination,trips\n" + rows, "csv"), 422)
+    assert body["problems"] == ["the file names 5001 zones, at most 2 are allowed "
+                                "(no more than the scenario has)"]
+    assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1

@@ -9,8 +9,17 @@ from pathlib import Path
 import numpy as np
 import openmatrix as omx
 import pytest
+import tables
 
-from adapters.demand_matrix import DemandMatrix, read_csv, read_omx, write_csv, write_omx
+from adapters.demand_matrix import (
+    MAX_ZONES,
+    DemandMatrix,
+    read_csv,
+    read_omx,
+    upload,
+    write_csv,
+    write_omx,
+)
 from domain.errors import InvalidCommand
 
 TWO_CLASSES = b"origin,destination,trips,class\n1,2,5,car\n2,1,3,truck\n30,1,1.5,car\n"
@@ -166,3 +175,55 @@ def test_a_csv_allocates_one_table_per_class_not_one_per_row(
     matrix = read_csv(f"origin,destination,trips,class\n{rows}".encode())
     assert matrix.totals() == {"car": 800.0, "truck": 800.0}
     assert allocated == [(40, 40), (40, 40)]
+
+
+def chunked_omx(size: int, mapping: np.ndarray) -> bytes:
+    """A tiny OMX declaring a compressed, never-written size x size matrix."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.omx"
+        handle = omx.open_file(str(path), "w")
+        handle.create_carray(handle.root.data, "car", atom=tables.Float64Atom(),
+                             shape=(size, size), chunkshape=(64, 64),
+                             filters=tables.Filters(complevel=9, complib="zlib"))
+        handle.create_array(handle.root.lookup, "zone", mapping)
+        handle.close()
+        return path.read_bytes()
+
+
+@pytest.mark.parametrize("size", [16_000, 1_000_000])
+def test_an_omx_declaring_a_huge_matrix_is_refused_without_reading_it(
+        size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    content = chunked_omx(size, np.array([1, 2]))
+    assert len(content) < 100_000
+
+    def no_read(*args: object) -> None:
+        raise AssertionError("a table was read")
+
+    monkeypatch.setattr(tables.CArray, "__getitem__", no_read)
+    with pytest.raises(InvalidCommand) as error:
+        read_omx(content)
+    assert problems_of(error) == f"matrix 'car' is {size}x{size}, the zone mapping has 2 zones"
+
+
+def test_an_omx_whose_zone_mapping_is_over_the_cap_is_refused_before_reading_tables() -> None:
+    content = chunked_omx(300, np.arange(1, 301))
+    with pytest.raises(InvalidCommand) as error:
+        read_omx(content, max_zones=200)
+    assert problems_of(error) == ("the file names 300 zones, at most 200 are allowed (no more "
+                                  "than the scenario has)")
+    with pytest.raises(InvalidCommand) as hard_cap:
+        read_omx(chunked_omx(64, np.arange(1, MAX_ZONES + 2)))
+    assert f"the file names {MAX_ZONES + 1} zones" in problems_of(hard_cap)
+
+
+def test_a_csv_naming_more_zones_than_the_scenario_has_is_refused_before_allocating(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_zeros(*args: object) -> None:
+        raise AssertionError("a table was allocated")
+
+    monkeypatch.setattr("adapters.demand_matrix.np.zeros", no_zeros)
+    rows = "".join(f"{k},{k + 1},1\n" for k in range(1, 1001))
+    with pytest.raises(InvalidCommand) as error:
+        upload(f"origin,destination,trips\n{rows}".encode(), "csv", max_zones=24)
+    assert problems_of(error) == ("the file names 1001 zones, at most 24 are allowed (no more "
+                                  "than the scenario has)")
