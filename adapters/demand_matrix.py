@@ -22,6 +22,7 @@ import numpy as np
 import openmatrix as omx
 import tables
 
+from domain import rules
 from domain.demand import MAX_CLASSES, DemandMatrixUpload
 from domain.errors import InvalidCommand
 
@@ -131,7 +132,10 @@ def read_csv(content: bytes, max_zones: int = MAX_ZONES) -> DemandMatrix:
     if tuple(header[:3]) != CSV_COLUMNS or header[3:] not in ([], ["class"]):
         raise rejected([f"the header must be origin,destination,trips[,class], not "
                         f"{','.join(header) or 'empty'}"])
-    entries, problems = _csv_entries(rows, len(header))
+    try:
+        entries, problems = _csv_entries(rows, len(header))
+    except csv.Error as error:  # e.g. a field over the csv module's 131072 characters
+        raise rejected([f"line {rows.line_num}: {error}"]) from None
     if problems:
         raise rejected(problems)
     if not entries:
@@ -182,6 +186,10 @@ def _csv_entry(row: list[str], width: int) -> tuple[Entry | None, str | None]:
         origin, destination = int(row[0]), int(row[1])
     except ValueError:
         return None, "origin and destination must be integer zone ids"
+    problem = rules.integer_problem("a zone id", origin) or \
+        rules.integer_problem("a zone id", destination)
+    if problem:
+        return None, problem
     try:
         trips = float(row[2])
     except ValueError:
@@ -237,12 +245,16 @@ def _omx_matrix(handle: Any, max_zones: int) -> DemandMatrix:
     names = [str(n) for n in handle.list_matrices()]
     _check_class_count(len(names))
     zone_ids, problems = _omx_zones(handle, max_zones)
+    if problems and not zone_ids:  # no usable mapping: shapes cannot be judged
+        raise rejected(problems)
     size = (len(zone_ids), len(zone_ids))
     for name in names:
-        shape = tuple(handle[name].shape)
+        shape, dtype = tuple(handle[name].shape), np.dtype(handle[name].dtype)
         if shape != size:
             problems.append(f"matrix {name!r} is {_shape(shape)}, the zone mapping has "
                             f"{len(zone_ids)} zones")
+        if dtype.kind not in "biuf":
+            problems.append(f"matrix {name!r} must hold numbers, not {dtype}")
     if problems:
         raise rejected(problems)
     # Only now, every declared shape known to be zones x zones, is any table read.
@@ -263,6 +275,8 @@ def _omx_zones(handle: Any, max_zones: int) -> tuple[tuple[int, ...], list[str]]
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.number) or \
             not np.all(np.isfinite(ids)) or not np.all(ids == np.round(ids)):
         return (), [f"zone mapping {chosen!r} must hold integer zone ids"]
+    if ids.size and not (ids.min() >= 1 and ids.max() <= rules.MAX_INTEGER):
+        return (), [f"zone mapping {chosen!r} must hold zone ids from 1 to {rules.MAX_INTEGER}"]
     zone_ids = tuple(int(z) for z in ids)
     if len(set(zone_ids)) != len(zone_ids):
         return zone_ids, [f"zone mapping {chosen!r} names a zone twice"]

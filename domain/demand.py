@@ -103,7 +103,7 @@ def select_link_problems(value: object, link_exists: Callable[[str], bool]) -> l
     names = [s.get("name") for s in value]
     if len(set(map(str, names))) != len(names):
         found.append("select_links: each selection needs its own name")
-    links = [k for s in value for k in (s.get("links") or [])]
+    links = [k for s in value if isinstance(s.get("links"), list) for k in s["links"]]
     if len(links) > MAX_SELECTED_LINKS:
         found.append(f"select_links: at most {MAX_SELECTED_LINKS} links in all")
     for s in value:

@@ -46,3 +46,16 @@ def test_import_then_export_round_trips_and_a_bad_file_fails_in_one_line(
     assert failed.stderr.strip() == ("cartolog: error: the demand matrix was rejected; "
                                      "nothing was stored")
     assert container.app.get_scenario("acme", scenario_id).version == 3
+
+
+def test_a_file_that_used_to_crash_the_parser_fails_in_one_line(
+        container: Container, settings: Settings, tmp_path: Path) -> None:
+    scenario_id = scenario(container)
+    bad = tmp_path / "overflow.csv"
+    bad.write_text("origin,destination,trips\n99999999999999999999,2,3\n")
+    failed = cartolog("scenario", "demand", "import", str(scenario_id), str(bad),
+                      "--tenant", "acme", database_url=settings.database_url)
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == ("cartolog: error: the demand matrix was rejected; "
+                                     "nothing was stored")
+    assert container.app.get_scenario("acme", scenario_id).version == 1

@@ -97,3 +97,17 @@ def test_a_matrix_over_more_zones_than_the_scenario_has_is_a_422_before_parsing_
     assert body["problems"] == ["the file names 5001 zones, at most 2 are allowed "
                                 "(no more than the scenario has)"]
     assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1
+
+
+def test_files_that_used_to_crash_the_parser_are_422s(api: Api) -> None:
+    scenario = api.scenario()
+    huge_zone = is_problem(upload(api, scenario, b"origin,destination,trips\n"
+                                  b"99999999999999999999,2,3\n", "csv"), 422)
+    assert huge_zone["problems"] == ["line 2: a zone id must be between 1 and 2147483647"]
+    long_field = b"origin,destination,trips\n1,2," + b"1" * 131_073 + b"\n"
+    is_problem(upload(api, scenario, long_field, "csv"), 422)
+    for links in (5, True, 3.5):
+        body = {"parameters": {"select_links": [{"name": "s", "links": links}]}}
+        refused = is_problem(api.post(f"/v1/scenarios/{scenario}/simulations", body), 422)
+        assert refused["problems"] == ["select_links 's': name at least one link"]
+    assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1

@@ -158,3 +158,12 @@ def test_every_event_the_store_accepts_fits_in_one_kafka_record() -> None:
 
     # The envelope re-encodes the stored JSON with a few header fields: leave it room.
     assert 2 * MAX_EVENT_BYTES + RECORD_OVERHEAD <= MAX_REQUEST_SIZE
+
+
+@pytest.mark.parametrize("links", [5, True, 3.5, "a", {"a": 1}])
+def test_select_links_whose_links_are_not_a_list_are_a_problem_not_a_crash(
+        links: object) -> None:
+    from domain.demand import select_link_problems
+
+    problems = select_link_problems([{"name": "s", "links": links}], lambda link: True)
+    assert problems == ["select_links 's': name at least one link"]

@@ -227,3 +227,37 @@ def test_a_csv_naming_more_zones_than_the_scenario_has_is_refused_before_allocat
         upload(f"origin,destination,trips\n{rows}".encode(), "csv", max_zones=24)
     assert problems_of(error) == ("the file names 1001 zones, at most 24 are allowed (no more "
                                   "than the scenario has)")
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"origin,destination,trips\n99999999999999999999,2,3\n",
+     "line 2: a zone id must be between 1 and 2147483647"),
+    (b"origin,destination,trips\n1,-99999999999999999999,3\n",
+     "line 2: a zone id must be between 1 and 2147483647"),
+    (b"origin,destination,trips\n1,2," + b"1" * 131_073 + b"\n",
+     "line 2: field larger than field limit (131072)"),
+])
+def test_a_csv_with_out_of_range_zones_or_huge_fields_is_refused_not_a_crash(
+        content: bytes, reason: str) -> None:
+    with pytest.raises(InvalidCommand) as error:
+        read_csv(content)
+    assert problems_of(error) == reason
+
+
+@pytest.mark.parametrize(("mapping", "reason"), [
+    (np.array([1, 2**63 + 5], dtype=np.uint64),
+     "zone mapping 'taz' must hold zone ids from 1 to 2147483647"),
+    (np.array([1.0, 1e30]), "zone mapping 'taz' must hold zone ids from 1 to 2147483647"),
+    (np.array([0, 1]), "zone mapping 'taz' must hold zone ids from 1 to 2147483647"),
+])
+def test_an_omx_zone_mapping_out_of_range_is_refused_not_a_crash(
+        mapping: np.ndarray, reason: str) -> None:
+    with pytest.raises(InvalidCommand) as error:
+        read_omx(omx_bytes({"car": np.ones((2, 2))}, mapping))
+    assert problems_of(error) == reason
+
+
+def test_an_omx_matrix_of_byte_strings_is_refused_not_a_crash() -> None:
+    with pytest.raises(InvalidCommand) as error:
+        read_omx(omx_bytes({"car": np.array([[b"a", b"b"], [b"c", b"d"]])}, np.array([1, 2])))
+    assert problems_of(error) == "matrix 'car' must hold numbers, not |S1"
