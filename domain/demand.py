@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from domain.edits import NetworkIndex
-from domain.rules import label_problem
+from domain.rules import key_name_problem
 
 SOURCE_FORMATS = ("omx", "csv")
 MAX_UNKNOWN_SHOWN = 20
@@ -43,7 +43,7 @@ def upload_problems(upload: DemandMatrixUpload, network: NetworkIndex) -> list[s
         return [*found, f"the matrix has {len(upload.class_totals)} classes, at most "
                         f"{MAX_CLASSES} are allowed"]
     for name, total in upload.class_totals.items():
-        problem = label_problem("class", name, longest=64)
+        problem = key_name_problem("a class name", name)
         if problem:
             found.append(problem)
         if not math.isfinite(total) or total < 0:
@@ -75,7 +75,7 @@ def class_problems(classes: list[VehicleClassSpec]) -> list[str]:
     found.extend(f"class {n!r} is declared twice" for n in sorted(set(names))
                  if names.count(n) > 1)
     for c in classes:
-        problem = label_problem("class", c.name, longest=64)
+        problem = key_name_problem("a class name", c.name)
         found.extend([problem] if problem else [])
         for field, value, positive in (("pce", c.pce, True), ("value_of_time", c.value_of_time,
                                                               True),
@@ -108,8 +108,9 @@ def select_link_problems(value: object, link_exists: Callable[[str], bool]) -> l
         found.append(f"select_links: at most {MAX_SELECTED_LINKS} links in all")
     for s in value:
         name = s.get("name")
-        if not isinstance(name, str) or label_problem("selection", name, longest=64):
-            found.append(f"select_links: {name!r} is not a selection name")
+        problem = key_name_problem("a selection name", name)
+        if problem:
+            found.append(f"select_links: {problem}")
         if s.get("mode", "or") not in SELECT_MODES:
             found.append(f"select_links {name!r}: mode must be or or and")
         chosen = s.get("links")

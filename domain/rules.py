@@ -33,6 +33,8 @@ BUILTIN_ALGORITHMS = ("b", "bfw", "fw")
 UNPRINTABLE = frozenset({"Cc", "Cs", "Co", "Cn"})
 LINE_BREAKS = frozenset("\n\r\t")
 MAX_COMMENT = 10_000
+MAX_KEY_NAME = 64
+KEY_NAME_PUNCTUATION = frozenset("_- ")
 # The largest stored event a command may append. The relay publishes each event as one
 # Kafka record, and the producer refuses a request over 4 MiB (adapters/kafka.py); an
 # event it cannot publish would stall the relay for every tenant, so the store refuses it.
@@ -59,6 +61,21 @@ def text_problem(what: str, text: object, longest: int = MAX_TEXT,
 def label_problem(kind: str, text: str, longest: int = MAX_NAME) -> str | None:
     """Why `text` cannot be a human-readable name (None when it can)."""
     return text_problem(f"a {kind} name", text, longest)
+
+
+def key_name_problem(what: str, name: object) -> str | None:
+    """Why `name` cannot name a vehicle class or a select-link selection: such a name is
+    also an HDF5 node name (OMX downloads) and a URL path segment, so it holds only letters,
+    digits, '_', '-' and inner spaces, 1 to MAX_KEY_NAME characters ('/', '.', '..' never)."""
+    problem = text_problem(what, name, MAX_KEY_NAME)
+    if problem or not isinstance(name, str):
+        return problem
+    if name != name.strip():
+        return f"{what} must not start or end with a space"
+    if not all(ch.isalnum() or ch in KEY_NAME_PUNCTUATION for ch in name):
+        return (f"{what} {name[:MAX_KEY_NAME]!r} may hold only letters, digits, '_', '-' and "
+                "inner spaces")
+    return None
 
 
 def id_problem(what: str, text: object) -> str | None:

@@ -232,3 +232,41 @@ def test_an_optional_geojson_property_given_as_null_takes_its_default() -> None:
     assert problems == [] and network is not None
     link = network.links[0]
     assert (link.lanes, link.b, link.power, link.toll) == (1.0, 0.15, 4.0, 0.0)
+
+
+@pytest.mark.parametrize("name", ["car", "HGV 3-axle", "bus_lane", "Lkw", "a-or-b"])
+def test_a_class_or_selection_name_may_be_letters_digits_and_inner_separators(
+        name: str) -> None:
+    assert rules.key_name_problem("a class name", name) is None
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("a/b", "may hold only letters, digits"), (".", "may hold only letters, digits"),
+    ("..", "may hold only letters, digits"), ("car.v2", "may hold only letters, digits"),
+    (" car", "must not start or end with a space"), ("x" * 65, "1 to 64 characters"),
+    ("", "1 to 64 characters"), (7, "must be text"), ("nul\x00", "control characters"),
+])
+def test_a_class_or_selection_name_that_breaks_files_or_urls_is_refused(
+        name: object, reason: str) -> None:
+    problem = rules.key_name_problem("a class name", name)
+    assert problem is not None and reason in problem
+
+
+def test_every_door_naming_a_class_or_selection_applies_the_same_name_rule(
+        app: Cartolog) -> None:
+    from adapters.demand_matrix import upload
+    from domain.demand import VehicleClassSpec, select_link_problems
+
+    dataset = app.import_dataset("acme", "tiny", tiny_network(), ME)
+    scenario_id = app.create_scenario("acme", dataset, "base", ME)
+    bad = "may hold only letters, digits, '_', '-' and inner spaces"
+    matrix = upload(b"origin,destination,trips,class\n1,2,3,a/b\n2,1,1,..\n", "csv")
+    with pytest.raises(InvalidCommand) as refused:
+        app.set_demand_matrix("acme", scenario_id, 1, matrix, ME)
+    assert refused.value.problems == [f"a class name '..' {bad}", f"a class name 'a/b' {bad}"]
+    with pytest.raises(InvalidCommand) as declared:
+        app.declare_vehicle_classes("acme", scenario_id, 1, [VehicleClassSpec("a/b")], ME)
+    assert declared.value.problems == [f"a class name 'a/b' {bad}"]
+    assert select_link_problems([{"name": ".", "links": ["a"]}], lambda link: True) == [
+        f"select_links: a selection name '.' {bad}"]
+    assert app.get_scenario("acme", scenario_id).version == 1

@@ -111,3 +111,20 @@ def test_files_that_used_to_crash_the_parser_are_422s(api: Api) -> None:
         refused = is_problem(api.post(f"/v1/scenarios/{scenario}/simulations", body), 422)
         assert refused["problems"] == ["select_links 's': name at least one link"]
     assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1
+
+
+def test_class_and_selection_names_that_break_omx_or_urls_are_422s(api: Api) -> None:
+    scenario = api.scenario()
+    bad = "may hold only letters, digits, '_', '-' and inner spaces"
+    csv_body = is_problem(upload(api, scenario, b"origin,destination,trips,class\n1,2,3,a/b\n",
+                                 "csv"), 422)
+    assert csv_body["problems"] == [f"a class name 'a/b' {bad}"]
+    classes = {"classes": [{"name": ".."}]}
+    declared = is_problem(api.client.put(
+        f"/v1/scenarios/{scenario}/vehicle-classes", json=classes,
+        headers={**api.headers(), "If-Match": '"1"'}), 422)
+    assert declared["problems"] == [f"a class name '..' {bad}"]
+    selection = {"parameters": {"select_links": [{"name": "x/y", "links": ["a"]}]}}
+    refused = is_problem(api.post(f"/v1/scenarios/{scenario}/simulations", selection), 422)
+    assert refused["problems"] == [f"select_links: a selection name 'x/y' {bad}"]
+    assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1
