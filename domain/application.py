@@ -24,6 +24,7 @@ from domain.dataset import Dataset
 from domain.demand import (
     DemandMatrixUpload,
     VehicleClassSpec,
+    class_match_problems,
     select_link_problems,
     upload_problems,
 )
@@ -325,7 +326,10 @@ class Cartolog(Application[UUID]):
             raise InvalidCommand(f"scenario {scenario_id} has no version {version}")
         if scenario.archived:
             raise InvalidCommand(f"scenario {scenario_id} is archived")
-        self._check_select_links(tenant_id, scenario, version, parameters)
+        at = scenario if version == scenario.version else self.get_scenario(
+            tenant_id, scenario.id, version)
+        self._check_classes(at)
+        self._check_select_links(tenant_id, at, parameters)
         run_id = uuid.uuid4() if idempotency_key is None else uuid.uuid5(
             CARTOLOG_NAMESPACE, f"run:{tenant_id}:{idempotency_key}")
         run = SimulationRun.request(run_id, tenant_id, scenario.id, version, model, parameters,
@@ -336,11 +340,21 @@ class Cartolog(Application[UUID]):
             self._check_same_request(run)
         return run_id
 
-    def _check_select_links(self, tenant_id: str, scenario: Scenario, version: int,
+    @staticmethod
+    def _check_classes(at: Scenario) -> None:
+        """The run's demand matrix must hold exactly the declared classes (when both exist)."""
+        if at.demand_matrix is None or not at.vehicle_classes:
+            return
+        problems = class_match_problems(list(at.demand_matrix["classes"]),
+                                        [str(c["name"]) for c in at.vehicle_classes])
+        if problems:
+            raise InvalidCommand("the demand matrix does not match the vehicle classes",
+                                 problems)
+
+    def _check_select_links(self, tenant_id: str, at: Scenario,
                             parameters: dict[str, Any]) -> None:
         if parameters.get("select_links") is None:
             return
-        at = self.get_scenario(tenant_id, scenario.id, version)
         network = self.network_index(tenant_id, at.network_sha256)
         problems = select_link_problems(parameters["select_links"],
                                         lambda link_id: at.link_exists(link_id, network))

@@ -89,6 +89,19 @@ def class_problems(classes: list[VehicleClassSpec]) -> list[str]:
     return found
 
 
+def class_match_problems(matrix_classes: list[str], declared: list[str]) -> list[str]:
+    """Why a run cannot split the demand matrix by the declared vehicle classes: each declared
+    class needs trips in the matrix, and each class of trips a declared class (else its
+    trips would be dropped)."""
+    found = [f"vehicle class {name!r} has no trips in the demand matrix (its classes: "
+             f"{', '.join(sorted(matrix_classes))})" for name in declared
+             if name not in matrix_classes]
+    found += [f"the demand matrix's class {name!r} is not a declared vehicle class (declared: "
+              f"{', '.join(declared)}); its trips would be dropped"
+              for name in sorted(matrix_classes) if name not in declared]
+    return found
+
+
 MAX_SELECTED_LINKS = 10
 SELECT_MODES = ("or", "and")
 

@@ -128,3 +128,15 @@ def test_class_and_selection_names_that_break_omx_or_urls_are_422s(api: Api) -> 
     refused = is_problem(api.post(f"/v1/scenarios/{scenario}/simulations", selection), 422)
     assert refused["problems"] == [f"select_links: a selection name 'x/y' {bad}"]
     assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1
+
+
+def test_a_run_whose_matrix_classes_differ_from_the_declared_classes_is_a_422(
+        api: Api) -> None:
+    scenario = api.scenario()
+    classes = {"classes": [{"name": "car"}]}
+    assert api.client.put(f"/v1/scenarios/{scenario}/vehicle-classes", json=classes,
+                          headers={**api.headers(), "If-Match": '"1"'}).status_code == 200
+    assert upload(api, scenario, CSV, "csv", version=2).status_code == 200
+    body = is_problem(api.post(f"/v1/scenarios/{scenario}/simulations", {}), 422)
+    assert body["problems"] == ["the demand matrix's class 'truck' is not a declared vehicle "
+                                "class (declared: car); its trips would be dropped"]

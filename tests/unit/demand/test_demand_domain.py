@@ -167,3 +167,41 @@ def test_select_links_whose_links_are_not_a_list_are_a_problem_not_a_crash(
 
     problems = select_link_problems([{"name": "s", "links": links}], lambda link: True)
     assert problems == ["select_links 's': name at least one link"]
+
+
+@pytest.mark.parametrize(("matrix", "declared", "problems"), [
+    (b"origin,destination,trips,class\n1,2,30,car\n2,1,10,truck\n", ["car"],
+     ["the demand matrix's class 'truck' is not a declared vehicle class (declared: car); "
+      "its trips would be dropped"]),
+    (b"origin,destination,trips,class\n1,2,30,bus\n", ["car", "truck"],
+     ["vehicle class 'car' has no trips in the demand matrix (its classes: bus)",
+      "vehicle class 'truck' has no trips in the demand matrix (its classes: bus)",
+      "the demand matrix's class 'bus' is not a declared vehicle class (declared: car, truck); "
+      "its trips would be dropped"]),
+])
+def test_a_run_whose_matrix_classes_differ_from_the_declared_ones_is_refused(
+        app: Cartolog, matrix: bytes, declared: list[str], problems: list[str]) -> None:
+    from domain.demand import VehicleClassSpec
+
+    scenario_id = scenario(app)
+    app.declare_vehicle_classes("acme", scenario_id, 1,
+                                [VehicleClassSpec(name) for name in declared], ME)
+    app.set_demand_matrix("acme", scenario_id, 2, upload(matrix, "csv"), ME)
+    with pytest.raises(InvalidCommand) as error:
+        app.request_simulation("acme", scenario_id, "builtin", {}, ME)
+    assert error.value.problems == problems
+
+
+def test_a_run_of_an_earlier_version_is_checked_against_that_versions_classes(
+        app: Cartolog) -> None:
+    from domain.demand import VehicleClassSpec
+
+    scenario_id = scenario(app)
+    app.declare_vehicle_classes("acme", scenario_id, 1, [VehicleClassSpec("car")], ME)
+    app.set_demand_matrix("acme", scenario_id, 2, upload(b"origin,destination,trips,class\n"
+                                                         b"1,2,30,bus\n", "csv"), ME)
+    app.set_demand_matrix("acme", scenario_id, 3, upload(b"origin,destination,trips,class\n"
+                                                         b"1,2,30,car\n", "csv"), ME)
+    assert app.request_simulation("acme", scenario_id, "builtin", {}, ME)
+    with pytest.raises(InvalidCommand, match="does not match the vehicle classes"):
+        app.request_simulation("acme", scenario_id, "builtin", {}, ME, scenario_version=3)
