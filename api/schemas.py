@@ -101,10 +101,11 @@ class DemandMatrixPublic(BaseModel):
     source_format: str
 
 
-class VehicleClassCreate(BaseModel):
+class VehicleClassCreate(Strict):
     """A vehicle class: PCE, value of time, cost factors, link types it may use (null: all)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict types too: `true` or `"1"` is not a PCE, `2.0` not a link type.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=64)
     pce: float = 1.0
@@ -114,10 +115,8 @@ class VehicleClassCreate(BaseModel):
     allowed_link_types: list[int] | None = Field(default=None, max_length=100)
 
 
-class VehicleClassesUpdate(BaseModel):
+class VehicleClassesUpdate(Strict):
     """The scenario's vehicle classes, replacing any declared before."""
-
-    model_config = ConfigDict(extra="forbid")
 
     classes: list[VehicleClassCreate] = Field(min_length=1, max_length=10)
 

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from domain.edits import NetworkIndex
-from domain.rules import key_name_problem
+from domain.rules import MAX_MAGNITUDE, collect, integer_problem, key_name_problem
 
 SOURCE_FORMATS = ("omx", "csv")
 MAX_UNKNOWN_SHOWN = 20
 MAX_CLASSES = 10
+MAX_LINK_TYPES = 100
 
 
 @dataclass(frozen=True)
@@ -75,18 +76,36 @@ def class_problems(classes: list[VehicleClassSpec]) -> list[str]:
     found.extend(f"class {n!r} is declared twice" for n in sorted(set(names))
                  if names.count(n) > 1)
     for c in classes:
-        problem = key_name_problem("a class name", c.name)
-        found.extend([problem] if problem else [])
-        for field, value, positive in (("pce", c.pce, True), ("value_of_time", c.value_of_time,
-                                                              True),
-                                       ("toll_factor", c.toll_factor, False),
-                                       ("distance_factor", c.distance_factor, False)):
-            if not math.isfinite(value) or value < 0 or (positive and value == 0):
-                kind = "positive" if positive else "non-negative"
-                found.append(f"class {c.name!r}: {field} must be a finite, {kind} number")
-        if c.allowed_link_types is not None and not c.allowed_link_types:
-            found.append(f"class {c.name!r}: allow at least one link type (or omit the list)")
+        found.extend(collect(key_name_problem("a class name", c.name),
+                             _factor_problem(c.name, "pce", c.pce, True),
+                             _factor_problem(c.name, "value_of_time", c.value_of_time, True),
+                             _factor_problem(c.name, "toll_factor", c.toll_factor, False),
+                             _factor_problem(c.name, "distance_factor", c.distance_factor,
+                                             False)))
+        found.extend(_link_type_problems(c))
     return found
+
+
+def _factor_problem(name: str, field: str, value: object, positive: bool) -> str | None:
+    what = f"class {name!r}: {field}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{what} must be a number"
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        return f"{what} must be a finite, {'positive' if positive else 'non-negative'} number"
+    if value > MAX_MAGNITUDE:
+        return f"{what} must be at most {MAX_MAGNITUDE:g}"
+    return None
+
+
+def _link_type_problems(c: VehicleClassSpec) -> list[str]:
+    if c.allowed_link_types is None:
+        return []
+    if not c.allowed_link_types:
+        return [f"class {c.name!r}: allow at least one link type (or omit the list)"]
+    if len(c.allowed_link_types) > MAX_LINK_TYPES:
+        return [f"class {c.name!r}: at most {MAX_LINK_TYPES} link types"]
+    return collect(*(integer_problem(f"class {c.name!r}: link type", t, 0)
+                     for t in c.allowed_link_types))
 
 
 def class_match_problems(matrix_classes: list[str], declared: list[str]) -> list[str]:

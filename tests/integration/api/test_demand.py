@@ -140,3 +140,18 @@ def test_a_run_whose_matrix_classes_differ_from_the_declared_classes_is_a_422(
     body = is_problem(api.post(f"/v1/scenarios/{scenario}/simulations", {}), 422)
     assert body["problems"] == ["the demand matrix's class 'truck' is not a declared vehicle "
                                 "class (declared: car); its trips would be dropped"]
+
+
+def test_vehicle_class_values_of_the_wrong_type_or_size_are_422s(api: Api) -> None:
+    scenario = api.scenario()
+    for spec, problem in (({"pce": 1e308}, "class 'car': pce must be at most 1e+12"),
+                          ({"allowed_link_types": [2**70]},
+                           "class 'car': link type must be between 0 and 2147483647"),
+                          ({"pce": True}, None), ({"pce": "1"}, None)):
+        body = is_problem(api.client.put(
+            f"/v1/scenarios/{scenario}/vehicle-classes",
+            json={"classes": [{"name": "car", **spec}]},
+            headers={**api.headers(), "If-Match": '"1"'}), 422)
+        if problem is not None:
+            assert body["problems"] == [problem]
+    assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1

@@ -205,3 +205,34 @@ def test_a_run_of_an_earlier_version_is_checked_against_that_versions_classes(
     assert app.request_simulation("acme", scenario_id, "builtin", {}, ME)
     with pytest.raises(InvalidCommand, match="does not match the vehicle classes"):
         app.request_simulation("acme", scenario_id, "builtin", {}, ME, scenario_version=3)
+
+
+@pytest.mark.parametrize(("spec", "problem"), [
+    ({"pce": 1e308}, "class 'car': pce must be at most 1e+12"),
+    ({"value_of_time": 2e12}, "class 'car': value_of_time must be at most 1e+12"),
+    ({"toll_factor": True}, "class 'car': toll_factor must be a number"),
+    ({"pce": "1"}, "class 'car': pce must be a number"),
+    ({"allowed_link_types": (1, 2**70)},
+     "class 'car': link type must be between 0 and 2147483647"),
+    ({"allowed_link_types": (-1,)}, "class 'car': link type must be between 0 and 2147483647"),
+    ({"allowed_link_types": tuple(range(101))}, "class 'car': at most 100 link types"),
+])
+def test_vehicle_class_numbers_are_capped_like_every_other_number(
+        spec: dict[str, object], problem: str) -> None:
+    from domain.demand import VehicleClassSpec, class_problems
+
+    assert class_problems([VehicleClassSpec("car", **spec)]) == [problem]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("body", [{"name": "car", "pce": True}, {"name": "car", "pce": "1"},
+                                  {"name": "car", "allowed_link_types": [1.0]},
+                                  {"name": 7}])
+def test_the_vehicle_class_schema_refuses_values_of_the_wrong_json_type(
+        body: dict[str, object]) -> None:
+    from pydantic import ValidationError
+
+    from api.schemas import VehicleClassCreate
+
+    with pytest.raises(ValidationError):
+        VehicleClassCreate.model_validate(body)
+    assert VehicleClassCreate.model_validate({"name": "car", "pce": 2}).pce == 2.0
