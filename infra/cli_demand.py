@@ -61,7 +61,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         app = services.app
         max_zones = app.zone_count(args.tenant, args.scenario_id)
         upload = demand_matrix.upload(content, chosen_format, max_zones)
-        expected = args.if_version or app.get_scenario(args.tenant, args.scenario_id).version
+        expected = (app.get_scenario(args.tenant, args.scenario_id).version
+                    if args.if_version is None else args.if_version)
         version = app.set_demand_matrix(args.tenant, args.scenario_id, expected, upload,
                                         OPERATOR)
         matrix = app.get_scenario(args.tenant, args.scenario_id, version).demand_matrix

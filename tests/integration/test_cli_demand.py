@@ -59,3 +59,17 @@ def test_a_file_that_used_to_crash_the_parser_fails_in_one_line(
     assert failed.stderr.strip() == ("cartolog: error: the demand matrix was rejected; "
                                      "nothing was stored")
     assert container.app.get_scenario("acme", scenario_id).version == 1
+
+
+def test_if_version_zero_is_a_version_not_the_default(
+        container: Container, settings: Settings, tmp_path: Path) -> None:
+    scenario_id = scenario(container)
+    source = tmp_path / "demand.csv"
+    source.write_text("origin,destination,trips\n1,2,12.5\n")
+    failed = cartolog("scenario", "demand", "import", str(scenario_id), str(source),
+                      "--tenant", "acme", "--if-version", "0",
+                      database_url=settings.database_url)
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == (f"cartolog: error: {scenario_id} is at version 1, not at "
+                                     "the expected version 0")
+    assert container.app.get_scenario("acme", scenario_id).version == 1
