@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,21 @@ CSV_COLUMNS = ("origin", "destination", "trips")
 # The most zones a file may name when the scenario's own zone count is not given: a table
 # is zones x zones float64, allocated before the zones are matched (20 000 zones: 3.2 GB).
 MAX_ZONES = 20_000
+# The most cells (zones x zones x classes) one matrix may hold, checked before any table is
+# allocated: 256 MB of float64, which keeps the blob under the default 256 MiB blob limit
+# (CARTOLOG_BLOB_MAX_BYTES) and a parse's peak (tables plus blob) near 512 MB (decision 0707).
+MAX_CELLS = 32_000_000
+# HDF5 node names PyTables refuses ('_c_', '_f_', '_g_', '_v_') or hides ('_i_', '_p_').
+_RESERVED_OMX_PREFIX = re.compile("^_[cfgvip]_")
+
+
+class OmxNameError(ValueError):
+    """Matrices whose names cannot be HDF5 node names: the matrix has no OMX form (its CSV
+    form has no such limit). Names stored before the name rule can be such names."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +63,10 @@ class DemandMatrix:
     def canonical(self) -> DemandMatrix:
         """The same matrix with zone ids ascending and classes in name order."""
         order = np.argsort(np.array(self.zone_ids, dtype=np.int64), kind="stable")
+        if np.array_equal(order, np.arange(len(order))):  # already ascending: no copy
+            return DemandMatrix(self.zone_ids, {
+                name: np.ascontiguousarray(self.trips[name], dtype="<f8")
+                for name in sorted(self.trips)})
         tables_ = {name: np.ascontiguousarray(self.trips[name][np.ix_(order, order)],
                                               dtype="<f8") for name in sorted(self.trips)}
         return DemandMatrix(tuple(int(self.zone_ids[i]) for i in order), tables_)
@@ -56,7 +76,9 @@ class DemandMatrix:
         matrix = self.canonical()
         header = json.dumps({"zone_ids": list(matrix.zone_ids), "classes": list(matrix.trips)},
                             separators=(",", ":")).encode()
-        return MAGIC + header + b"\n" + b"".join(t.tobytes() for t in matrix.trips.values())
+        # One copy of the tables: join reads each table's buffer (no tobytes() in between).
+        return b"".join([MAGIC, header, b"\n",
+                         *(t.reshape(-1).view(np.uint8).data for t in matrix.trips.values())])
 
     @classmethod
     def from_blob(cls, content: bytes) -> DemandMatrix:
@@ -120,9 +142,11 @@ def checked(matrix: DemandMatrix) -> DemandMatrix:
 # -- CSV ------------------------------------------------------------------------------------
 
 
-def read_csv(content: bytes, max_zones: int = MAX_ZONES) -> DemandMatrix:
+def read_csv(content: bytes, max_zones: int = MAX_ZONES, max_cells: int = MAX_CELLS
+             ) -> DemandMatrix:
     """``origin,destination,trips[,class]`` rows; every bad row is reported. A file naming
-    more than `max_zones` zones is refused before any table is allocated."""
+    more than `max_zones` zones, or more than `max_cells` cells, is refused before any table
+    is allocated."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -140,8 +164,11 @@ def read_csv(content: bytes, max_zones: int = MAX_ZONES) -> DemandMatrix:
         raise rejected(problems)
     if not entries:
         raise rejected(["the CSV file has no rows"])
-    _check_class_count(len({e[3] for e in entries}))
-    _check_zone_count(len({e[0] for e in entries} | {e[1] for e in entries}), max_zones)
+    classes = len({e[3] for e in entries})
+    _check_class_count(classes)
+    zones = len({e[0] for e in entries} | {e[1] for e in entries})
+    _check_zone_count(zones, max_zones)
+    _check_cell_count(zones, classes, max_cells)
     return checked(_from_entries(entries))
 
 
@@ -156,6 +183,16 @@ def _check_zone_count(count: int, max_zones: int) -> None:
     if count > max_zones:
         raise rejected([f"the file names {count} zones, at most {max_zones} are allowed "
                         "(no more than the scenario has)"])
+
+
+def _check_cell_count(zones: int, classes: int, max_cells: int) -> None:
+    """Refuse a matrix of more than `max_cells` cells (zones x zones x classes), before any
+    table is allocated: each cell is 8 bytes in the API process."""
+    cells = zones * zones * classes
+    if cells > max_cells:
+        raise rejected([f"the matrix would hold {zones} x {zones} zones x {classes} class(es) "
+                        f"= {cells:,} cells, at most {max_cells:,} are allowed "
+                        f"({max_cells * 8 // 1_000_000:,} MB of trips)"])
 
 
 Entry = tuple[int, int, float, str]
@@ -225,28 +262,31 @@ def write_csv(matrix: DemandMatrix) -> Iterator[str]:
 # -- OMX ------------------------------------------------------------------------------------
 
 
-def read_omx(content: bytes, max_zones: int = MAX_ZONES) -> DemandMatrix:
+def read_omx(content: bytes, max_zones: int = MAX_ZONES, max_cells: int = MAX_CELLS
+             ) -> DemandMatrix:
     """Every matrix of an OMX file, one class each, zones from its zone mapping. Declared
-    shapes are checked against the mapping and `max_zones` before any dataset is read."""
+    shapes are checked against the mapping, `max_zones` and `max_cells` before any dataset
+    is read."""
     try:
         handle = omx.open_file("upload.omx", "r", driver="H5FD_CORE",
                                driver_core_image=content, driver_core_backing_store=0)
     except (tables.HDF5ExtError, OSError, ValueError):
         raise rejected(["the file is not an OMX (HDF5) file"]) from None
     try:
-        return checked(_omx_matrix(handle, max_zones))
+        return checked(_omx_matrix(handle, max_zones, max_cells))
     except (tables.HDF5ExtError, tables.NoSuchNodeError, KeyError, TypeError) as error:
         raise rejected([f"the OMX file is malformed: {type(error).__name__}: {error}"]) from None
     finally:
         handle.close()
 
 
-def _omx_matrix(handle: Any, max_zones: int) -> DemandMatrix:
+def _omx_matrix(handle: Any, max_zones: int, max_cells: int) -> DemandMatrix:
     names = [str(n) for n in handle.list_matrices()]
     _check_class_count(len(names))
     zone_ids, problems = _omx_zones(handle, max_zones)
     if problems and not zone_ids:  # no usable mapping: shapes cannot be judged
         raise rejected(problems)
+    _check_cell_count(len(zone_ids), len(names), max_cells)
     size = (len(zone_ids), len(zone_ids))
     for name in names:
         shape, dtype = tuple(handle[name].shape), np.dtype(handle[name].dtype)
@@ -287,8 +327,24 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "x".join(str(s) for s in shape)
 
 
+def omx_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a matrix in an OMX (HDF5) file (None when it can)."""
+    if name in ("", "."):
+        return f"{name!r} cannot be an OMX matrix name (HDF5 forbids it)"
+    if "/" in name or "\x00" in name:
+        return f"{name!r} cannot be an OMX matrix name (HDF5 names hold no '/' or NUL)"
+    if _RESERVED_OMX_PREFIX.match(name):
+        return (f"{name!r} cannot be an OMX matrix name (PyTables reserves names starting "
+                f"with {name[:3]!r})")
+    return None
+
+
 def write_omx(matrix: DemandMatrix, mapping: str = "zone") -> bytes:
-    """An OMX file holding one matrix per class and the zone ids as mapping ``mapping``."""
+    """An OMX file holding one matrix per class and the zone ids as mapping ``mapping``.
+    OmxNameError, before anything is written, when a matrix name cannot be an HDF5 name."""
+    problems = [p for p in map(omx_name_problem, matrix.trips) if p]
+    if problems:
+        raise OmxNameError(problems)
     descriptor, path = tempfile.mkstemp(prefix="cartolog-", suffix=".omx")
     os.close(descriptor)
     try:
@@ -305,20 +361,22 @@ def write_omx(matrix: DemandMatrix, mapping: str = "zone") -> bytes:
         os.unlink(path)
 
 
-def read(content: bytes, file_format: str, max_zones: int = MAX_ZONES) -> DemandMatrix:
-    """Parse an upload in ``omx`` or ``csv`` format over at most `max_zones` zones."""
+def read(content: bytes, file_format: str, max_zones: int = MAX_ZONES,
+         max_cells: int = MAX_CELLS) -> DemandMatrix:
+    """Parse an upload in ``omx`` or ``csv`` format over at most `max_zones` zones and
+    `max_cells` cells."""
     if file_format == "omx":
-        return read_omx(content, max_zones)
+        return read_omx(content, max_zones, max_cells)
     if file_format == "csv":
-        return read_csv(content, max_zones)
+        return read_csv(content, max_zones, max_cells)
     raise rejected([f"format must be omx or csv, not {file_format!r}"])
 
 
-def upload(content: bytes, file_format: str, max_zones: int = MAX_ZONES
-           ) -> DemandMatrixUpload:
+def upload(content: bytes, file_format: str, max_zones: int = MAX_ZONES,
+           max_cells: int = MAX_CELLS) -> DemandMatrixUpload:
     """Parse a file into what the domain command checks and stores; `max_zones` is the
     scenario's zone count (a matrix over more zones cannot fit it)."""
-    matrix = read(content, file_format, min(max_zones, MAX_ZONES))
+    matrix = read(content, file_format, min(max_zones, MAX_ZONES), min(max_cells, MAX_CELLS))
     return DemandMatrixUpload(matrix.zone_ids, matrix.totals(), matrix.to_blob(), file_format)
 
 

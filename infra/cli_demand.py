@@ -76,7 +76,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         content = services.app.demand_matrix_content(args.tenant, args.scenario_id, args.version)
     matrix = demand_matrix.DemandMatrix.from_blob(content)
     if file_format(args.file, args.format) == "omx":
-        args.file.write_bytes(demand_matrix.write_omx(matrix))
+        try:
+            written = demand_matrix.write_omx(matrix)
+        except demand_matrix.OmxNameError as error:
+            raise CliError(f"cannot write OMX: {error}; export to a .csv file (or "
+                           "--format csv) instead") from None
+        args.file.write_bytes(written)
     else:
         args.file.write_text("".join(demand_matrix.write_csv(matrix)))
     return 0

@@ -11,6 +11,8 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from adapters import demand_matrix
+from api.matrix_gate import MatrixGate
+from api.problems import ApiProblem
 from api.routes.common import Writes
 from api.routes.scenarios import etag, expected_version
 from api.schemas import DemandMatrixPublic, EditsPublic, VehicleClassesUpdate
@@ -25,6 +27,10 @@ MatrixFormat = Annotated[Literal["omx", "csv"], Query(
 IfMatch = Annotated[str | None, Header(description="The scenario version (its ETag)")]
 MEDIA_TYPES = {"omx": "application/x-omx", "csv": "text/csv"}
 CHUNK = 1024 * 1024
+# One matrix upload parsed and stored at a time in this process: each may hold ~2 x 256 MB
+# (its tables and its blob, adapters.demand_matrix.MAX_CELLS); others wait up to 30 s, then
+# get a 503 with Retry-After (decision 0707).
+MATRIX_GATE = MatrixGate(slots=1, wait_s=30.0, retry_after_s=10)
 
 
 @router.post("/{scenario_id}/demand", response_model=DemandMatrixPublic)
@@ -34,8 +40,9 @@ async def upload_demand(scenario_id: UUID, request: Request, caller: Editor,
     """Make the uploaded matrix the scenario's demand; every mismatch is a 422."""
     expected = expected_version(if_match)
     content = await request.body()
-    version = await run_in_threadpool(_store, services, caller, scenario_id, expected,
-                                      content, format)
+    async with MATRIX_GATE.admitted():
+        version = await run_in_threadpool(_store, services, caller, scenario_id, expected,
+                                          content, format)
     writes.record(caller.tenant, scenario_id, version)
     response.headers["ETag"] = etag(version)
     scenario = services.app.get_scenario(caller.tenant, scenario_id, version)
@@ -52,8 +59,7 @@ def download_demand(scenario_id: UUID, caller: Viewer, services: Services,
     """The scenario's demand matrix as OMX or CSV (404 when it uses the gravity model)."""
     content = services.app.demand_matrix_content(caller.tenant, scenario_id, version)
     matrix = demand_matrix.DemandMatrix.from_blob(content)
-    body = (chunks(demand_matrix.write_omx(matrix)) if format == "omx"
-            else demand_matrix.write_csv(matrix))
+    body = chunks(omx_or_409(matrix)) if format == "omx" else demand_matrix.write_csv(matrix)
     name = f"demand-{scenario_id}.{format}"
     return StreamingResponse(body, media_type=MEDIA_TYPES[format],
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -91,6 +97,17 @@ def _store(services: ApiServices, caller: Caller, scenario_id: UUID, expected: i
     upload = demand_matrix.upload(content, file_format, max_zones)
     return services.app.set_demand_matrix(caller.tenant, scenario_id, expected, upload,
                                           caller.actor)
+
+
+def omx_or_409(matrix: demand_matrix.DemandMatrix) -> bytes:
+    """The matrix as an OMX file, or a 409 when a stored class name cannot name an OMX
+    matrix (names stored before the name rule, decision 0707); CSV has no such limit."""
+    try:
+        return demand_matrix.write_omx(matrix)
+    except demand_matrix.OmxNameError as error:
+        raise ApiProblem(409, "Not representable as OMX",
+                         "a stored class name cannot be an OMX matrix name; "
+                         "download it with format=csv", problems=error.problems) from None
 
 
 def chunks(content: bytes) -> Iterator[bytes]:

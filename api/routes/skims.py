@@ -12,9 +12,9 @@ import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from adapters.demand_matrix import DemandMatrix, read_select_link, write_omx
+from adapters.demand_matrix import DemandMatrix, read_select_link
 from api.problems import ApiProblem
-from api.routes.demand import MEDIA_TYPES, chunks
+from api.routes.demand import MEDIA_TYPES, chunks, omx_or_409
 from api.security import Services, Viewer
 from domain.application import Cartolog
 from domain.simulation import COMPLETED
@@ -31,7 +31,7 @@ def download_skims(
 ) -> StreamingResponse:
     """Zone-to-zone skims at the converged costs; `class` and `measure` narrow them."""
     matrix = _selected(_skims(services.app, caller.tenant, run_id), vehicle_class, measure)
-    body = chunks(write_omx(matrix)) if format == "omx" else _csv(matrix)
+    body = chunks(omx_or_409(matrix)) if format == "omx" else _csv(matrix)
     name = f"skims-{run_id}.{format}"
     return StreamingResponse(body, media_type=MEDIA_TYPES[format],
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
