@@ -479,7 +479,9 @@ def _move(segment: I32, count: int, dx: float, w: float, links: I32, bf: FloatAr
     for k in range(count):
         e = segment[k]
         a = links[e]
-        bf[e] = max(bf[e] + dx, 0.0)
+        left = bf[e] + dx
+        # what a shift leaves below rounding noise of the move is no flow (0139)
+        bf[e] = left if left > _RESIDUE * abs(dx) else 0.0
         x[a] = max(x[a] + w * dx, 0.0)
         for q in range(c.shape[0]):
             c[q, a], d[a] = cost_and_derivative(x[a], t0[a], bb[a], pp[a], cap[a], fixed[q, a])
@@ -584,6 +586,10 @@ def reshape_then_shift(g: Graph, origins: I32, b: Trees, x: FloatArray, c: Float
 # Shortcuts refused by the longest-path rule that a re-shape checks for a cycle, per bush, when
 # there are several classes (0139; one class has never needed them: the tree links of 0128).
 _CYCLE_CHECKS = 32
+
+# A bush flow a move leaves below this share of the move is rounding noise: set to zero, or a
+# link kept for 1e-16 vehicles can bar a cheaper link from the bush for good (0139).
+_RESIDUE = 1e-14
 
 # Pipeline of reshape_then_shift: chunks of bushes shifted per stage, re-shapes per hand-out.
 _CHUNK = 64

@@ -175,3 +175,33 @@ def test_a_class_without_demand_carries_and_selects_nothing(sioux_falls: TntpCas
     assert result.select_link.matrices[("first", "idle")].sum() == 0.0
     assert result.select_link.matrices[("first", "car")].sum() == pytest.approx(
         result.class_flows["car"][0], rel=1e-9)
+
+
+THREE_CLASSES = (VehicleClass("car"),
+                 VehicleClass("van", pce=1.5, value_of_time=1.5, distance_factor=0.2),
+                 VehicleClass("truck", pce=2.5, value_of_time=2.0, distance_factor=1.0,
+                              allowed_link_types=(1,)))
+SAME_PCE_2 = (VehicleClass("a", pce=2.0), VehicleClass("b", pce=2.0), VehicleClass("c", pce=2.0))
+
+
+@pytest.mark.parametrize("classes", [THREE_CLASSES, SAME_PCE_2], ids=["3-classes", "pce-2"])
+def test_several_classes_on_winnipeg_converge_without_falling_back(
+        winnipeg: TntpCase, classes: tuple[VehicleClass, ...]) -> None:
+    """Before decision 0139 both stalled (near 3e-5 and 1.7e-5) and handed over to Frank-
+    Wolfe: links kept in a bush for 1e-16 vehicles barred cheaper links from it for good."""
+    model, trips = model_of(winnipeg)
+    net = model.network
+    thru = np.flatnonzero((net.link_from >= net.first_thru_node)
+                          & (net.link_to >= net.first_thru_node))
+    chosen = np.random.default_rng(3).choice(thru, len(thru) // 50, replace=False)
+    model, banned = with_banned_links(model, [int(k) for k in chosen])
+    shares = (0.8, 0.1, 0.1)
+    demand = {c.name: share * trips for c, share in zip(classes, shares, strict=True)}
+    result = assign_classes(model, demand, classes)
+    assert result.fallback is None and not result.stalled
+    assert result.converged and result.relative_gap <= GAP
+    for c in classes:
+        if c.allowed_link_types is not None:
+            assert np.all(result.class_flows[c.name][banned] == 0.0)
+    pce = sum(c.pce * result.class_flows[c.name] for c in classes)
+    np.testing.assert_allclose(result.pce_flows, pce, rtol=1e-12)
