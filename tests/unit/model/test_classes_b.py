@@ -72,11 +72,7 @@ def test_two_identical_classes_of_pce_1_give_the_one_class_equilibrium(
 def test_trucks_banned_from_links_stay_off_them_and_weigh_their_pce(
         winnipeg: TntpCase) -> None:
     model, trips = model_of(winnipeg)
-    net = model.network
-    thru = np.flatnonzero((net.link_from >= net.first_thru_node)
-                          & (net.link_to >= net.first_thru_node))
-    chosen = np.random.default_rng(11).choice(thru, len(thru) // 20, replace=False)
-    model, banned = with_banned_links(model, [int(k) for k in chosen])
+    model, banned = with_banned_thru_links(model, seed=11, share=20)
     trucks = VehicleClass("truck", pce=2.5, allowed_link_types=(1,))
     result = assign_classes(model, {"car": 0.9 * trips, "truck": 0.1 * trips},
                             (VehicleClass("car"), trucks))
@@ -86,6 +82,16 @@ def test_trucks_banned_from_links_stay_off_them_and_weigh_their_pce(
     np.testing.assert_allclose(
         result.pce_flows, result.class_flows["car"] + 2.5 * result.class_flows["truck"],
         rtol=1e-12)
+
+
+def with_banned_thru_links(model: ModelInput, seed: int, share: int
+                           ) -> tuple[ModelInput, np.ndarray]:
+    """Type 2 on a seeded 1/``share`` of the links between thru nodes, type 1 elsewhere."""
+    net = model.network
+    thru = np.flatnonzero((net.link_from >= net.first_thru_node)
+                          & (net.link_to >= net.first_thru_node))
+    chosen = np.random.default_rng(seed).choice(thru, len(thru) // share, replace=False)
+    return with_banned_links(model, [int(k) for k in chosen])
 
 
 def link(case: TntpCase, tail: int, head: int) -> int:
@@ -190,11 +196,7 @@ def test_several_classes_on_winnipeg_converge_without_falling_back(
     """Before decision 0139 both stalled (near 3e-5 and 1.7e-5) and handed over to Frank-
     Wolfe: links kept in a bush for 1e-16 vehicles barred cheaper links from it for good."""
     model, trips = model_of(winnipeg)
-    net = model.network
-    thru = np.flatnonzero((net.link_from >= net.first_thru_node)
-                          & (net.link_to >= net.first_thru_node))
-    chosen = np.random.default_rng(3).choice(thru, len(thru) // 50, replace=False)
-    model, banned = with_banned_links(model, [int(k) for k in chosen])
+    model, banned = with_banned_thru_links(model, seed=3, share=50)
     shares = (0.8, 0.1, 0.1)
     demand = {c.name: share * trips for c, share in zip(classes, shares, strict=True)}
     result = assign_classes(model, demand, classes)
