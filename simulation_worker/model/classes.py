@@ -175,12 +175,12 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
                                   "on the link types it may use")
     bush.sum_flows(bushes, g, x, c, d, cl)
     total_demand = float(od.sum())
-    gap = single._FIRST_GAP
+    gap = single._FIRST_GAP if total_demand > 0 else 0.0  # no trips: nothing to assign
     iteration = 0
     stagnation = Stagnation(settings.relative_gap, "b")
     stalled = False
-    while iteration == 0 or (gap > settings.relative_gap
-                             and iteration < settings.max_iterations):
+    while total_demand > 0 and (iteration == 0 or (gap > settings.relative_gap
+                                                   and iteration < settings.max_iterations)):
         mean_cost = _spent(bushes, g, cl, bounds, c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
         bush.reshape_then_shift(g, origins, bushes, x, c, d, _PASSES, threshold, work, cl)

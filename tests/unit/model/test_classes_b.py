@@ -207,3 +207,14 @@ def test_several_classes_on_winnipeg_converge_without_falling_back(
             assert np.all(result.class_flows[c.name][banned] == 0.0)
     pce = sum(c.pce * result.class_flows[c.name] for c in classes)
     np.testing.assert_allclose(result.pce_flows, pce, rtol=1e-12)
+
+
+def test_classes_without_any_trips_assign_nothing(sioux_falls: TntpCase) -> None:
+    model, trips = model_of(sioux_falls)
+    result = assign_classes(model, {"car": 0 * trips, "truck": 0 * trips},
+                            (VehicleClass("car"), VehicleClass("truck", pce=2.5)),
+                            selections=(LinkSelection("first", (0,)),))
+    assert result.converged and result.iterations == 0 and result.relative_gap == 0.0
+    assert float(result.pce_flows.sum()) == 0.0
+    assert result.select_link is not None
+    assert result.select_link.matrices[("first", "car")].sum() == 0.0
