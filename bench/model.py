@@ -25,6 +25,11 @@ Both sides first run once untimed on Winnipeg (warm byte-code and kernel caches)
 ratio (``ratio_is_upper_bound``).
 
 ``--quick``: Winnipeg and BerlinMPFC only (about 2 minutes on an idle 2-core machine).
+
+``winnipeg_2_classes``: cars, and trucks of PCE 2.5 banned from one link type, on Winnipeg,
+beside AequilibraE's multi-class assignment to the same gap: ``bench/model_classes.py`` runs
+it (assignment time, total-flow differences, the select-link cost) and its figures are
+listed here under the case's name (one run: that script's own repetitions).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ if str(REPO) not in sys.path:
 
 from bench.model_common import child_main  # noqa: E402
 
-CASES = ("winnipeg", "berlin_mpfc", "berlin_center", "grid_city")
+CASES = ("winnipeg", "berlin_mpfc", "berlin_center", "grid_city", "winnipeg_2_classes")
 QUICK_CASES = ("winnipeg", "berlin_mpfc")
 GAPS = (1e-4, 1e-5)
 SIDES = ("cartolog", "aequilibrae")
@@ -130,6 +135,17 @@ def figure(case: str, gap: float, ours: dict[str, Any], theirs: dict[str, Any],
             "baseline_objective": theirs["objective"], "baseline_peak_mb": theirs["peak_mb"]}
 
 
+def classes_figures(gap: float) -> list[dict[str, Any]]:
+    """``bench/model_classes.py`` to ``gap``: its figures, named after the case."""
+    done = subprocess.run([sys.executable, "-m", "bench.model_classes", "--gap", repr(gap)],
+                          cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"winnipeg_2_classes {gap}: {done.stderr.strip()[-2000:]}")
+    found: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])["figures"]
+    return [{**f, "name": f"winnipeg_2_classes_gap_{gap:g}: {f['name']}"} for f in found]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="Winnipeg and BerlinMPFC only")
@@ -156,6 +172,12 @@ def main() -> None:
     figures = []
     for case in cases:
         for gap in gaps:
+            if case == "winnipeg_2_classes":
+                found = classes_figures(gap)
+                figures += found
+                for one in found:
+                    print(json.dumps(one), file=sys.stderr, flush=True)
+                continue
             ours_runs, their_runs = [], []
             stopped: Stopped | None = None
             for _ in range(args.runs):  # the sides alternate, so both see the same load
