@@ -66,22 +66,28 @@ class Classes(NamedTuple):
     # the order in which the bushes are re-shaped and shifted: origin after origin, each
     # origin's classes in turn (a class after the other stalled Winnipeg near gap 1.3e-6)
     sequence: I32
+    # shortcuts refused by the longest-path rule that a re-shape checks for a cycle, per bush
+    # (0124: several classes need them; one class never has, with the tree links of 0128)
+    cycle_checks: int
 
 
 def one_class(g: Graph, count: int) -> Classes:
     """``count`` bushes of one class of PCE 1 paying the graph's fixed costs."""
     return Classes(np.zeros(count, dtype=np.int32), np.ones(1),
                    np.ascontiguousarray(g.fixed_cost, dtype=np.float64).reshape(1, -1),
-                   np.arange(count, dtype=np.int32))
+                   np.arange(count, dtype=np.int32), 0)
 
 
-def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int) -> Scratch:
-    """Work arrays for ``lanes`` lanes and ``bushes`` bushes."""
+def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int, trees: bool = True
+            ) -> Scratch:
+    """Work arrays for ``lanes`` lanes and ``bushes`` bushes; without ``trees``, no room for
+    the origins' shortest-path trees (the re-shapes then add no tree links, 0128)."""
     shape = (lanes, n_nodes)
     return Scratch(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.full(bushes, np.inf),
-                   np.full((bushes, n_nodes), -1, dtype=np.int32), np.zeros((lanes, n_links)),
+                   np.full((bushes, n_nodes if trees else 0), -1, dtype=np.int32),
+                   np.zeros((lanes, n_links)),
                    np.zeros((lanes, n_links), dtype=np.int32),
                    np.zeros((lanes, n_links), dtype=np.uint8), np.zeros(shape, dtype=np.int32),
                    np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.uint8))
@@ -321,7 +327,7 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
             refused += 1
         if hi[i] + c[a] < hi[j] - 1e-12 * hi[j]:
             longer += 1
-    for idx in range(1, nt):  # the shortest-path tree's links (decision 0128)
+    for idx in range(1, nt if tree.shape[0] > 0 else 0):  # the tree's links (0128)
         j = order[idx]
         a = tree[j]
         if a < 0 or ib[a]:
@@ -496,12 +502,12 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
                threshold: float, skip: bool, worst: FloatArray, s: Scratch,
                bush_class: I32, pce: FloatArray, checks: int, sequence: I32) -> None:
     """The bushes ``sequence[first], sequence[first + step], ...`` (up to position ``stop``),
-    with the work arrays of row
-    ``row``: re-shape them at the costs ``c_shape``, or shift their flows with up to
-    ``passes`` sweeps each against the live flows ``x``, costs ``c`` and derivatives ``d``,
-    recording each bush's largest label difference in ``worst`` (with ``skip``, bushes whose
-    last one was within ``threshold`` are left alone). One kernel for both, so the code they
-    share is compiled once (0113). Costs are per class (``c[bush_class[k]]``, 0139)."""
+    with the work arrays of row ``row``: re-shape them at the costs ``c_shape``, or shift
+    their flows with up to ``passes`` sweeps each against the live flows ``x``, costs ``c``
+    and derivatives ``d``, recording each bush's largest label difference in ``worst`` (with
+    ``skip``, bushes whose last one was within ``threshold`` are left alone). One kernel for
+    both, so the code they share is compiled once (0113). Costs are per class
+    (``c[bush_class[k]]``, 0139)."""
     lo, lo_pred, hi, hi_pred = s.lo[row], s.lo_pred[row], s.hi[row], s.hi_pred[row]
     for t in range(first, stop, step):
         k = sequence[t]
@@ -532,26 +538,25 @@ def _kernel(g: Graph, row: int, first: int, step: int, stop: int, reshape: bool,
     _bush_lane(row, first, step, stop, reshape, c_shape, origins, g.zone_node, g.fwd_start,
                g.fwd_link, g.head, g.tail, g.blocked,
                g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, cl.fixed, b, x, c, d,
-               passes, threshold, skip, s.worst, s, cl.bush_class, cl.pce,
-               _CYCLE_CHECKS if cl.fixed.shape[0] > 1 else 0, cl.sequence)
+               passes, threshold, skip, s.worst, s, cl.bush_class, cl.pce, cl.cycle_checks,
+               cl.sequence)
 
 
 def shift_flows(g: Graph, origins: I32, b: Trees, x: FloatArray, c: FloatArray,
                 d: FloatArray, passes: int, threshold: float, s: Scratch,
-                skip: bool = False, cl: Classes | None = None) -> None:
+                skip: bool, cl: Classes) -> None:
     """Up to ``passes`` Newton sweeps per bush, origin after origin, updating the link flows
     ``x``, costs ``c`` (classes x links) and derivatives ``d`` (Gauss-Seidel: each bush sees
     the link flows the previous ones left; see docs/decisions/0112). With ``skip``, bushes
     whose last sweep found no label difference above ``threshold`` are skipped. ``origins``
-    and ``cl``: each bush's origin and class (default: one class, ``one_class``)."""
-    cl = cl if cl is not None else one_class(g, origins.shape[0])
+    and ``cl``: each bush's origin and class (one class: ``one_class``)."""
     _kernel(g, 0, 0, 1, origins.shape[0], False, c, origins, b, x, c, d, passes, threshold,
             skip, s, cl)
 
 
 def reshape_then_shift(g: Graph, origins: I32, b: Trees, x: FloatArray, c: FloatArray,
                        d: FloatArray, passes: int, threshold: float, s: Scratch,
-                       cl: Classes | None = None) -> None:
+                       cl: Classes) -> None:
     """Re-shape every bush at the costs ``c``, then ``shift_flows`` once with ``passes``
     sweeps: the result of doing them in that order, but in a pipeline (decision 0120). While
     lane 0 shifts one chunk of bushes in order, the other lanes (and lane 0 once it is done)
@@ -560,7 +565,6 @@ def reshape_then_shift(g: Graph, origins: I32, b: Trees, x: FloatArray, c: Float
     shift; the shifts stay sequential. Re-shaping is handed out in small pieces, so the lanes
     stay busy whatever the two kinds of work cost on a network."""
     k = origins.shape[0]
-    cl = cl if cl is not None else one_class(g, k)
     start_costs = c.copy()
 
     def stage(lane: int, count: int, shift: range, pieces: deque[int], stop: int) -> None:
@@ -582,10 +586,6 @@ def reshape_then_shift(g: Graph, origins: I32, b: Trees, x: FloatArray, c: Float
                   deque(range(start, stop, _PIECE)), stop)
         shifted = start
 
-
-# Shortcuts refused by the longest-path rule that a re-shape checks for a cycle, per bush, when
-# there are several classes (0139; one class has never needed them: the tree links of 0128).
-_CYCLE_CHECKS = 32
 
 # A bush flow a move leaves below this share of the move is rounding noise: set to zero, or a
 # link kept for 1e-16 vehicles can bar a cheaper link from the bush for good (0139).

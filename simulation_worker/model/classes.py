@@ -142,6 +142,8 @@ _FLOW_SWEEPS = 4
 _SWEEP_GAP = 1e-3
 _TARGET_SHARE = 0.1
 _GAP_SHARE = 0.02
+# Shortcuts refused by the longest-path rule that a re-shape checks for a cycle, per bush.
+_CYCLE_CHECKS = 32
 
 
 def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
@@ -161,10 +163,13 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     fixed = np.stack([np.where(c.banned, np.inf, g.fixed_cost + c.fixed) for c in prepared])
     bush_class = np.repeat(np.arange(n_classes, dtype=np.int32), np.diff(bounds))
     sequence = np.lexsort((bush_class, origins)).astype(np.int32)  # origin-major
-    cl = bush.Classes(bush_class, np.array([c.spec.pce for c in prepared]), fixed, sequence)
+    cl = bush.Classes(bush_class, np.array([c.spec.pce for c in prepared]), fixed, sequence,
+                      _CYCLE_CHECKS)
     with normal_pages():
         bushes = bush.bushes(count, n, m)
-        work = bush.scratch(min(lanes(), max(1, count)), n, count, m)
+        # no shortest-path trees for the re-shapes: with several classes they stalled
+        # Winnipeg with cars and trucks near 3e-5 (decision 0139)
+        work = bush.scratch(min(lanes(), max(1, count)), n, count, m, trees=False)
     x, c, d = np.zeros(m), np.empty((n_classes, m)), np.empty(m)
     bush.sum_flows(bush.rows(bushes, 0, 0), g, x, c, d, cl)  # free-flow costs
     for q, spec in enumerate(prepared):
@@ -176,21 +181,23 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     bush.sum_flows(bushes, g, x, c, d, cl)
     total_demand = float(od.sum())
     gap = single._FIRST_GAP if total_demand > 0 else 0.0  # no trips: nothing to assign
+    spent = _spent(bushes, g, bounds, c)  # sum_k x_k . c_k at the current flows
     iteration = 0
     stagnation = Stagnation(settings.relative_gap, "b")
     stalled = False
     while total_demand > 0 and (iteration == 0 or (gap > settings.relative_gap
                                                    and iteration < settings.max_iterations)):
-        mean_cost = _spent(bushes, g, cl, bounds, c) / total_demand
-        threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
+        threshold = spent / total_demand * max(_TARGET_SHARE * settings.relative_gap,
+                                               _GAP_SHARE * gap)
         bush.reshape_then_shift(g, origins, bushes, x, c, d, _PASSES, threshold, work, cl)
         for _ in range(_FLOW_SWEEPS if gap < _SWEEP_GAP else 0):  # no bush skipped
             bush.shift_flows(g, origins, bushes, x, c, d, 1, threshold, work, False, cl)
         bush.sum_flows(bushes, g, x, c, d, cl)
         iteration += 1
+        spent = _spent(bushes, g, bounds, c)
         if iteration == 1 and single._unmeasured_first(settings):
             continue
-        gap = _bush_gap(bushes, g, cl, bounds, blocks, od, c)
+        gap = _bush_gap(spent, g, blocks, od, c)
         if progress is not None:
             progress(iteration, gap, time.perf_counter() - started)
         if stagnation.stalled(gap):
@@ -231,8 +238,7 @@ def _class_flows(bushes: Trees, g: Graph, bounds: NDArray[np.int64]) -> list[Flo
     return found
 
 
-def _spent(bushes: Trees, g: Graph, cl: bush.Classes, bounds: NDArray[np.int64],
-           c: FloatArray) -> float:
+def _spent(bushes: Trees, g: Graph, bounds: NDArray[np.int64], c: FloatArray) -> float:
     """Total cost ``sum_k x_k . c_k`` (a class's flows are zero where it may not go)."""
     spent = 0.0
     for q, x in enumerate(_class_flows(bushes, g, bounds)):
@@ -241,12 +247,10 @@ def _spent(bushes: Trees, g: Graph, cl: bush.Classes, bounds: NDArray[np.int64],
     return spent
 
 
-def _bush_gap(bushes: Trees, g: Graph, cl: bush.Classes, bounds: NDArray[np.int64],
-              blocks: list[NDArray[np.int32]], od: FloatArray, c: FloatArray) -> float:
-    """Relative gap over all classes (vehicle-weighted). The shortest-path trees are not
-    handed to the re-shapes, as one class's are (0128): with several classes they stalled
-    Winnipeg with cars and trucks near 3e-5 (decision 0139)."""
-    spent = _spent(bushes, g, cl, bounds, c)
+def _bush_gap(spent: float, g: Graph, blocks: list[NDArray[np.int32]], od: FloatArray,
+              c: FloatArray) -> float:
+    """Relative gap over all classes (vehicle-weighted), ``spent`` being ``sum_k x_k . c_k``;
+    the shortest-path trees are not kept (see ``_algorithm_b``)."""
     shortest = 0.0
     for q, origins in enumerate(blocks):
         if not len(origins):
