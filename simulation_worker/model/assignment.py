@@ -202,7 +202,7 @@ def _algorithm_b(
     _refuse_unreached(od, origins, np.isfinite(reach), zone_ids)
     x, costs, d = np.empty(m), np.empty((1, m)), np.empty(m)
     c = costs[0]  # one class: the kernels' costs are classes x links (0139)
-    one = bush.one_class(g, k)
+    one = bush.one_class(g, od[origins].sum(axis=1))
     bush.sum_flows(bushes, g, x, costs, d)
     total_demand = float(od.sum())
     demand = od[origins]

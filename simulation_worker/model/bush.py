@@ -69,13 +69,26 @@ class Classes(NamedTuple):
     # shortcuts refused by the longest-path rule that a re-shape checks for a cycle, per bush
     # (0124: several classes need them; one class never has, with the tree links of 0128)
     cycle_checks: int
+    # per bush: link flows at or below this are rounding noise, not use (``noise``, 0140)
+    noise: FloatArray
 
 
-def one_class(g: Graph, count: int) -> Classes:
-    """``count`` bushes of one class of PCE 1 paying the graph's fixed costs."""
+def one_class(g: Graph, trips: FloatArray) -> Classes:
+    """One bush per origin, all of one class of PCE 1 paying the graph's fixed costs;
+    ``trips``: each origin's trips."""
+    count = trips.shape[0]
     return Classes(np.zeros(count, dtype=np.int32), np.ones(1),
                    np.ascontiguousarray(g.fixed_cost, dtype=np.float64).reshape(1, -1),
-                   np.arange(count, dtype=np.int32), 0)
+                   np.arange(count, dtype=np.int32), 0, noise(trips))
+
+
+def noise(trips: FloatArray) -> FloatArray:
+    """Per bush, from its origin's trips: the link flow at or below which a bush's flow is
+    rounding noise (decision 0140). Flows on a chain of links that should be equal differ by
+    rounding, so emptying a path can leave 1e-16 on some of its links and none on the link
+    before: such a crumb hangs from a node with no flow in, no sweep can move it, and it bars
+    shortcuts from the bush for good (it stalled Chicago-Sketch near gap 6e-8)."""
+    return np.ascontiguousarray(trips, dtype=np.float64) * _NOISE
 
 
 def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int, trees: bool = True
@@ -160,13 +173,15 @@ def _reset_labels(r: int, lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred:
 
 @nb.njit(cache=True, nogil=True)
 def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
-            c: FloatArray, lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32) -> int:
+            c: FloatArray, lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32,
+            noise: float) -> int:
     """A re-shape's labels over the bush's ``nl`` links grouped by head in topological order:
     shortest over all bush links (predecessors: positions in that list), longest over the links
     that stay. A node's unused incoming links other than its shortest-path link leave the bush
     (and the list, which closes up with its flows ``bf``), so the longest labels are those of
-    the re-shaped bush. Returns the number of links the bush keeps. (A sweep's labels:
-    ``_used_labels``.)"""
+    the re-shaped bush. A flow at or below ``noise`` is none: such a link leaves the bush with
+    it (or, as the shortest-path link, stays with none). Returns the number of links the bush
+    keeps. (A sweep's labels: ``_used_labels``.)"""
     _reset_labels(r, lo, lo_pred, hi, hi_pred)
     kept = 0
     first = 0
@@ -182,11 +197,12 @@ def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
             stop += 1
         for idx in range(first, stop):  # drop, then the longest label over what stays
             a = links[idx]
-            if bf[idx] <= 0.0 and lo_pred[j] != idx:
+            flow = bf[idx] if bf[idx] > noise else 0.0
+            if flow == 0.0 and lo_pred[j] != idx:
                 continue
             hi[j] = max(hi[j], hi[tail[a]] + c[a])
             links[kept] = a
-            bf[kept] = bf[idx]
+            bf[kept] = flow
             kept += 1
         first = stop
     return kept
@@ -195,8 +211,9 @@ def _labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
 @nb.njit(cache=True, nogil=True)
 def _used_labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArray,
                  c: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32, hi: FloatArray,
-                 hi_pred: I32, due: I32) -> tuple[int, float]:
-    """A sweep's labels: shortest over all bush links, longest over used links, predecessors
+                 hi_pred: I32, due: I32, noise: float) -> tuple[int, float]:
+    """A sweep's labels: shortest over all bush links, longest over used links (flow above
+    ``noise``), predecessors
     as positions in the list. Lists in ``due``, in topological order, the nodes whose used
     paths differ and whose longest label exceeds the shortest by more than ``threshold``;
     returns their number and the largest such difference over all nodes."""
@@ -221,7 +238,7 @@ def _used_labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArr
         if lo[i] + c[a] < lo[j]:
             lo[j] = lo[i] + c[a]
             lo_pred[j] = idx
-        if bf[idx] > 0.0 and hi[i] + c[a] > hi[j]:
+        if bf[idx] > noise and hi[i] + c[a] > hi[j]:
             hi[j] = hi[i] + c[a]
             hi_pred[j] = idx
     return count, worst
@@ -279,7 +296,7 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
                  blocked: NDArray[np.bool_], ib: U8, bf: FloatArray, c: FloatArray,
                  lo: FloatArray, lo_pred: I32, hi: FloatArray, hi_pred: I32, indeg: I32,
                  tree: I32, dense: FloatArray, slots: I32, checks: int, stack: I32,
-                 seen: I32, mark: U8) -> tuple[int, int]:
+                 seen: I32, mark: U8, noise: float) -> tuple[int, int]:
     """Drop unused links, add shortcuts; returns the new numbers of ordered nodes and of
     bush links.
 
@@ -302,7 +319,7 @@ def _update_bush(r: int, order: I32, nt: int, links: I32, nl: int, fwd_start: I3
     for good (0124).
     """
     m = head.shape[0]
-    nl = _labels(r, links, nl, head, tail, bf, c, lo, lo_pred, hi, hi_pred)
+    nl = _labels(r, links, nl, head, tail, bf, c, lo, lo_pred, hi, hi_pred, noise)
     for idx in range(nl):
         ib[links[idx]] = 1
     for v in range(indeg.shape[0]):
@@ -421,7 +438,8 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
                 bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray, cls: int,
                 w: float, t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
                 fixed: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32,
-                hi: FloatArray, hi_pred: I32, due: I32, seg_lo: I32, seg_hi: I32) -> float:
+                hi: FloatArray, hi_pred: I32, due: I32, seg_lo: I32, seg_hi: I32, noise: float
+                ) -> float:
     """One Newton flow-shifting sweep over a bush of class ``cls`` (PCE ``w``: a shift of
     ``dx`` vehicles moves ``w dx`` of total flow, so the Newton step is divided by ``w``);
     returns the largest label difference.
@@ -434,7 +452,7 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
     topological order, so the later predecessor belongs to the later node."""
     cc = c[cls]
     due_count, worst = _used_labels(r, links, nl, head, tail, bf, cc, threshold, lo, lo_pred,
-                                    hi, hi_pred, due)
+                                    hi, hi_pred, due, noise)
     for at in range(due_count - 1, -1, -1):
         j = due[at]
         # Walk both paths back to their last common node p, summing each segment on the way.
@@ -471,23 +489,26 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
             continue
         slope = w * (dmax + dmin)
         dx = gain / slope if slope > 0.0 else fmax
-        dx = min(dx, fmax)
-        _move(seg_hi, n_hi, -dx, w, links, bf, x, c, d, t0, bb, pp, cap, fixed)
-        _move(seg_lo, n_lo, dx, w, links, bf, x, c, d, t0, bb, pp, cap, fixed)
+        if fmax - dx <= noise:
+            dx = fmax  # empty the longer segment rather than leave noise on it (0140)
+        elif dx <= noise:
+            continue  # a move within rounding noise
+        _move(seg_hi, n_hi, -dx, w, links, bf, x, c, d, t0, bb, pp, cap, fixed, noise)
+        _move(seg_lo, n_lo, dx, w, links, bf, x, c, d, t0, bb, pp, cap, fixed, noise)
     return worst
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _move(segment: I32, count: int, dx: float, w: float, links: I32, bf: FloatArray,
           x: FloatArray, c: FloatArray, d: FloatArray, t0: FloatArray, bb: FloatArray,
-          pp: FloatArray, cap: FloatArray, fixed: FloatArray) -> None:
-    """Move ``dx`` vehicles (``w dx`` PCE) along a segment; every class's cost follows."""
+          pp: FloatArray, cap: FloatArray, fixed: FloatArray, noise: float) -> None:
+    """Move ``dx`` vehicles (``w dx`` PCE) along a segment; every class's cost follows. What
+    a move leaves at or below the bush's ``noise`` is no flow (0139, 0140)."""
     for k in range(count):
         e = segment[k]
         a = links[e]
         left = bf[e] + dx
-        # what a shift leaves below rounding noise of the move is no flow (0139)
-        bf[e] = left if left > _RESIDUE * abs(dx) else 0.0
+        bf[e] = left if left > noise else 0.0
         x[a] = max(x[a] + w * dx, 0.0)
         for q in range(c.shape[0]):
             c[q, a], d[a] = cost_and_derivative(x[a], t0[a], bb[a], pp[a], cap[a], fixed[q, a])
@@ -500,7 +521,8 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
                bb: FloatArray, pp: FloatArray, cap: FloatArray, fixed: FloatArray,
                b: Trees, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
                threshold: float, skip: bool, worst: FloatArray, s: Scratch,
-               bush_class: I32, pce: FloatArray, checks: int, sequence: I32) -> None:
+               bush_class: I32, pce: FloatArray, checks: int, sequence: I32,
+               noise: FloatArray) -> None:
     """The bushes ``sequence[first], sequence[first + step], ...`` (up to position ``stop``),
     with the work arrays of row ``row``: re-shape them at the costs ``c_shape``, or shift
     their flows with up to ``passes`` sweeps each against the live flows ``x``, costs ``c``
@@ -518,7 +540,7 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
                 r, b.topo[k], b.topo_len[k], b.links[k], b.links_len[k], fwd_start, fwd_link,
                 head, tail, blocked, s.member[row], b.bush_flow[k],
                 c_shape[cls], lo, lo_pred, hi, hi_pred, s.indeg[row], s.tree_pred[k], s.dense[row],
-                s.slots[row], checks, s.due[row], s.seg_hi[row], s.mark[row])
+                s.slots[row], checks, s.due[row], s.seg_hi[row], s.mark[row], noise[k])
             continue
         if skip and worst[k] <= threshold:
             continue
@@ -526,7 +548,7 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
             worst[k] = _shift_pass(r, b.links[k], b.links_len[k],
                                    head, tail, b.bush_flow[k], x, c, d, cls, pce[cls], t0,
                                    bb, pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred,
-                                   s.due[row], s.seg_lo[row], s.seg_hi[row])
+                                   s.due[row], s.seg_lo[row], s.seg_hi[row], noise[k])
             if worst[k] <= threshold:
                 break
 
@@ -539,7 +561,7 @@ def _kernel(g: Graph, row: int, first: int, step: int, stop: int, reshape: bool,
                g.fwd_link, g.head, g.tail, g.blocked,
                g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, cl.fixed, b, x, c, d,
                passes, threshold, skip, s.worst, s, cl.bush_class, cl.pce, cl.cycle_checks,
-               cl.sequence)
+               cl.sequence, cl.noise)
 
 
 def shift_flows(g: Graph, origins: I32, b: Trees, x: FloatArray, c: FloatArray,
@@ -587,9 +609,9 @@ def reshape_then_shift(g: Graph, origins: I32, b: Trees, x: FloatArray, c: Float
         shifted = start
 
 
-# A bush flow a move leaves below this share of the move is rounding noise: set to zero, or a
-# link kept for 1e-16 vehicles can bar a cheaper link from the bush for good (0139).
-_RESIDUE = 1e-14
+# A bush's link flow at or below this share of its origin's trips is rounding noise: no use,
+# and a move leaves none (0139, 0140).
+_NOISE = 1e-13
 
 # Pipeline of reshape_then_shift: chunks of bushes shifted per stage, re-shapes per hand-out.
 _CHUNK = 64

@@ -163,8 +163,9 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     fixed = np.stack([np.where(c.banned, np.inf, g.fixed_cost + c.fixed) for c in prepared])
     bush_class = np.repeat(np.arange(n_classes, dtype=np.int32), np.diff(bounds))
     sequence = np.lexsort((bush_class, origins)).astype(np.int32)  # origin-major
+    trips = np.concatenate([od[q][blocks[q]].sum(axis=1) for q in range(n_classes)])
     cl = bush.Classes(bush_class, np.array([c.spec.pce for c in prepared]), fixed, sequence,
-                      _CYCLE_CHECKS)
+                      _CYCLE_CHECKS, bush.noise(trips))
     with normal_pages():
         bushes = bush.bushes(count, n, m)
         # no shortest-path trees for the re-shapes: with several classes they stalled

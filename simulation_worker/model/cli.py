@@ -31,7 +31,8 @@ def add_model_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
         help="assign a TNTP network's OD matrix to user equilibrium",
         description=(
             "Assign the OD matrix of a TNTP folder (one *_net.tntp, one *_trips.tntp, optional "
-            "*_node.tntp and *_flow.tntp) to static user equilibrium with BPR costs. Prints the "
+            "*_node.tntp and *_flow.tntp; any of them may be gzipped as *.tntp.gz) to static "
+            "user equilibrium with BPR costs. Prints the "
             "relative gap, Beckmann objective, iterations, time and peak memory."
         ),
         epilog="exit status: 0 converged, 3 stalled (no progress over a window of "

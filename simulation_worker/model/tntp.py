@@ -6,8 +6,10 @@ published solution, optional). Every parse error names the file and line.
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,17 +79,31 @@ def load_tntp_folder(folder: Path | str) -> TntpCase:
     n_zones, trips = read_trips(trips_file)
     zones = _zones_from_trips(network, n_zones, trips, trips_file)
     flows = read_flow(flow_file, network) if flow_file is not None else None
-    return TntpCase(net_file.name.removesuffix("_net.tntp"), network, zones, trips, flows)
+    name = net_file.name.removesuffix(".gz").removesuffix("_net.tntp")
+    return TntpCase(name, network, zones, trips, flows)
 
 
 def _one_file(folder: Path, kind: str, *, required: bool) -> Path | None:
-    found = sorted(folder.glob(f"*_{kind}.tntp"))
+    """The folder's ``*_{kind}.tntp`` file, or its gzipped ``*_{kind}.tntp.gz``."""
+    found = sorted([*folder.glob(f"*_{kind}.tntp"), *folder.glob(f"*_{kind}.tntp.gz")])
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
-        raise MissingFileError(f"{folder}: more than one *_{kind}.tntp ({names})")
+        raise MissingFileError(f"{folder}: more than one *_{kind}.tntp[.gz] ({names})")
     if not found and required:
-        raise MissingFileError(f"{folder}: no *_{kind}.tntp file")
+        raise MissingFileError(f"{folder}: no *_{kind}.tntp or *_{kind}.tntp.gz file")
     return found[0] if found else None
+
+
+def _lines(path: Path) -> list[str]:
+    """A TNTP file's lines, gunzipped if its name ends in ``.gz``."""
+    if path.suffix != ".gz":
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    try:
+        with gzip.open(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError, zlib.error) as error:
+        raise MissingFileError(f"{path.name}: not a readable gzip file ({error})") from None
+    return data.decode("utf-8", errors="replace").splitlines()
 
 
 def _read_sections(path: Path) -> tuple[dict[str, str], list[tuple[int, str]]]:
@@ -95,7 +111,7 @@ def _read_sections(path: Path) -> tuple[dict[str, str], list[tuple[int, str]]]:
     metadata: dict[str, str] = {}
     body: list[tuple[int, str]] = []
     in_body = False
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = _lines(path)
     has_end = any("<END OF METADATA>" in line for line in lines)
     in_body = not has_end
     for number, line in enumerate(lines, start=1):
@@ -224,7 +240,7 @@ def read_node(path: Path) -> tuple[np.ndarray, FloatArray, FloatArray]:
     ids: list[int] = []
     xs: list[float] = []
     ys: list[float] = []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = _lines(path)
     for number, line in enumerate(lines, start=1):
         fields = line.replace(";", " ").split()
         if not fields or (number == 1 and not fields[0].lstrip("-").isdigit()):
@@ -346,7 +362,7 @@ def read_flow(path: Path, network: Network) -> FloatArray:
         for i, (a, b) in enumerate(zip(network.link_from, network.link_to, strict=True))
     }
     flows = np.zeros(network.n_links)
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = _lines(path)
     for number, line in enumerate(lines, start=1):
         fields = line.replace(";", " ").split()
         if not fields or not fields[0].lstrip("-").isdigit():

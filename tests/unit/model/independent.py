@@ -15,24 +15,33 @@ def bpr_time(net: Network, flows: np.ndarray) -> np.ndarray:
     return np.asarray(net.free_flow_time * (1.0 + congested))
 
 
-def beckmann(net: Network, flows: np.ndarray) -> float:
-    """Sum of the integrals of the BPR time from 0 to each link's flow."""
+def fixed_cost(net: Network, toll_factor: float = 0.0, distance_factor: float = 0.0
+               ) -> np.ndarray:
+    """The flow-independent part of each link's generalized cost (TNTP's definition)."""
+    return np.asarray(toll_factor * net.toll + distance_factor * net.length, dtype=float)
+
+
+def beckmann(net: Network, flows: np.ndarray, fixed: np.ndarray | None = None) -> float:
+    """Sum of the integrals of the BPR time (plus the ``fixed`` cost) from 0 to each link's
+    flow."""
     p = net.bpr_power
     term = np.where(net.bpr_b > 0,
                     net.bpr_b * net.capacity / (p + 1.0) * (flows / net.capacity) ** (p + 1.0),
                     0.0)
-    return float(np.sum(net.free_flow_time * (flows + term)))
+    extra = 0.0 if fixed is None else float(fixed @ flows)
+    return float(np.sum(net.free_flow_time * (flows + term))) + extra
 
 
 def relative_gap(net: Network, zones: tuple[Zone, ...], trips: np.ndarray,
-                 flows: np.ndarray) -> float:
-    """(TSTT - SPTT) / TSTT with scipy Dijkstra at the final costs, honouring first-thru-node.
+                 flows: np.ndarray, fixed: np.ndarray | None = None) -> float:
+    """(TSTT - SPTT) / TSTT with scipy Dijkstra at the final costs (BPR time plus ``fixed``),
+    honouring first-thru-node.
 
     Every centroid below the first thru node is split into a source copy (outgoing links only)
     and a sink copy (incoming links only), so that no path can pass through a centroid.
     """
     open_ = net.link_open
-    cost = bpr_time(net, flows)[open_]
+    cost = (bpr_time(net, flows) + (0.0 if fixed is None else fixed))[open_]
     ids = {int(n): i for i, n in enumerate(net.node_ids)}
     n = len(ids)
     tails = np.array([ids[int(a)] for a in net.link_from[open_]])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,35 @@ def test_help_describes_every_option(capsys: pytest.CaptureFixture[str]) -> None
     for option in ("--network", "--gap", "--max-iter", "--toll-factor", "--distance-factor",
                    "--algorithm", "--out"):
         assert option in text
+
+
+def test_gzipped_files_are_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for kind in ("net", "trips"):
+        plain = network_folder("SiouxFalls") / f"SiouxFalls_{kind}.tntp"
+        (tmp_path / f"SiouxFalls_{kind}.tntp.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    code = main(["model", "run", "--network", str(tmp_path), "--gap", "1e-4"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "SiouxFalls" in printed and "converged        yes" in printed
+
+
+def test_a_broken_gzip_file_is_one_line(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    plain = network_folder("SiouxFalls")
+    (tmp_path / "SiouxFalls_net.tntp").write_bytes((plain / "SiouxFalls_net.tntp").read_bytes())
+    (tmp_path / "SiouxFalls_trips.tntp.gz").write_bytes(b"\x1f\x8b\x08 not really gzip")
+    code = main(["model", "run", "--network", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "SiouxFalls_trips.tntp.gz: not a readable gzip file" in err
+
+
+def test_a_plain_and_a_gzipped_copy_are_ambiguous(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    plain = network_folder("SiouxFalls")
+    for name in ("SiouxFalls_net.tntp", "SiouxFalls_trips.tntp"):
+        (tmp_path / name).write_bytes((plain / name).read_bytes())
+    (tmp_path / "SiouxFalls_trips.tntp.gz").write_bytes(
+        gzip.compress((plain / "SiouxFalls_trips.tntp").read_bytes()))
+    code = main(["model", "run", "--network", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "more than one *_trips.tntp[.gz]" in err
