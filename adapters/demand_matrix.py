@@ -13,7 +13,6 @@ import io
 import json
 import math
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ MAX_ZONES = 20_000
 # (CARTOLOG_BLOB_MAX_BYTES) and a parse's peak (tables plus blob) near 512 MB (decision 0707).
 MAX_CELLS = 32_000_000
 # HDF5 node names PyTables refuses ('_c_', '_f_', '_g_', '_v_') or hides ('_i_', '_p_').
-_RESERVED_OMX_PREFIX = re.compile("^_[cfgvip]_")
+_RESERVED_OMX_PREFIX = rules.RESERVED_HDF5_PREFIX
 
 
 class OmxNameError(ValueError):

@@ -14,6 +14,7 @@ when they break a rule added later (decision 0010).
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -35,6 +36,8 @@ LINE_BREAKS = frozenset("\n\r\t")
 MAX_COMMENT = 10_000
 MAX_KEY_NAME = 64
 KEY_NAME_PUNCTUATION = frozenset("_- ")
+# names PyTables keeps for itself inside an HDF5 group: an OMX file cannot hold a matrix so named
+RESERVED_HDF5_PREFIX = re.compile("^_[cfgvip]_")
 # The largest stored event a command may append. The relay publishes each event as one
 # Kafka record, and the producer refuses a request over 4 MiB (adapters/kafka.py); an
 # event it cannot publish would stall the relay for every tenant, so the store refuses it.
@@ -66,7 +69,8 @@ def label_problem(kind: str, text: str, longest: int = MAX_NAME) -> str | None:
 def key_name_problem(what: str, name: object) -> str | None:
     """Why `name` cannot name a vehicle class or a select-link selection: such a name is
     also an HDF5 node name (OMX downloads) and a URL path segment, so it holds only letters,
-    digits, '_', '-' and inner spaces, 1 to MAX_KEY_NAME characters ('/', '.', '..' never)."""
+    digits, '_', '-' and inner spaces, 1 to MAX_KEY_NAME characters ('/', '.', '..' never),
+    and does not start with a prefix PyTables reserves ('_v_', '_c_', ...)."""
     problem = text_problem(what, name, MAX_KEY_NAME)
     if problem or not isinstance(name, str):
         return problem
@@ -75,6 +79,9 @@ def key_name_problem(what: str, name: object) -> str | None:
     if not all(ch.isalnum() or ch in KEY_NAME_PUNCTUATION for ch in name):
         return (f"{what} {name[:MAX_KEY_NAME]!r} may hold only letters, digits, '_', '-' and "
                 "inner spaces")
+    if RESERVED_HDF5_PREFIX.match(name + "_"):  # '_v' too: its skims would be '_v_time'
+        return (f"{what} {name!r} must not start with {(name + '_')[:3]!r}: OMX files (HDF5) "
+                "reserve that prefix")
     return None
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.relay import PublishFailed, republish
 from adapters.schema import ensure_database, migrate
 from api.services import ReadinessCheck
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidCommand
 from infra import cli_demand, cli_gis, cli_jobs, cli_log, cli_projections, cli_token
 from infra.broker import BrokerError, LocalBroker
 from infra.cli_support import (
@@ -71,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
+    except InvalidCommand as error:
+        return _fail(_with_problems(error))
     except (CliError, DomainError, NoBroker, BrokerError, PublishFailed) as error:
         return _fail(str(error))
     except (SQLAlchemyError, PersistenceError, psycopg2.Error) as error:
@@ -79,6 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"broker error: {error}")
     except KeyboardInterrupt:
         return 130
+
+
+def _with_problems(error: InvalidCommand) -> str:
+    """The refusal and its first reason, on one line ("...: <reason> (and 2 more)")."""
+    reasons = [p for p in error.problems if p != str(error)]
+    if not reasons:
+        return str(error)
+    more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+    return f"{error}: {reasons[0]}{more}"
 
 
 def _first_problem(error: ValidationError) -> str:

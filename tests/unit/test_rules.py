@@ -245,6 +245,8 @@ def test_a_class_or_selection_name_may_be_letters_digits_and_inner_separators(
     ("..", "may hold only letters, digits"), ("car.v2", "may hold only letters, digits"),
     (" car", "must not start or end with a space"), ("x" * 65, "1 to 64 characters"),
     ("", "1 to 64 characters"), (7, "must be text"), ("nul\x00", "control characters"),
+    ("_v_x", "must not start with '_v_'"), ("_c_trucks", "must not start with '_c_'"),
+    ("_v", "must not start with '_v_'"),
 ])
 def test_a_class_or_selection_name_that_breaks_files_or_urls_is_refused(
         name: object, reason: str) -> None:
