@@ -35,10 +35,20 @@ CSV_COLUMNS = ("origin", "destination", "trips")
 # The most zones a file may name when the scenario's own zone count is not given: a table
 # is zones x zones float64, allocated before the zones are matched (20 000 zones: 3.2 GB).
 MAX_ZONES = 20_000
-# The most cells (zones x zones x classes) one matrix may hold, checked before any table is
-# allocated: 256 MB of float64, which keeps the blob under the default 256 MiB blob limit
-# (CARTOLOG_BLOB_MAX_BYTES) and a parse's peak (tables plus blob) near 512 MB (decision 0707).
-MAX_CELLS = 32_000_000
+# Room in a matrix blob for its header: the magic and up to MAX_ZONES zone ids and the class
+# names as JSON (about 0.3 MB at most).
+_HEADER_ROOM = 1024 * 1024
+
+
+def cells_within(blob_max_bytes: int) -> int:
+    """The most cells (zones x zones x classes, float64) a matrix may hold so that its blob
+    fits ``blob_max_bytes`` (CARTOLOG_BLOB_MAX_BYTES). Checked before any table is allocated:
+    a parse's peak is about twice that many bytes, tables plus blob (decision 0707)."""
+    return max(0, (blob_max_bytes - _HEADER_ROOM) // 8)
+
+
+# The cap at the default blob limit of 256 MiB: 33.4 million cells (a parse peaks near 512 MB).
+MAX_CELLS = cells_within(256 * 1024 * 1024)
 # HDF5 node names PyTables refuses ('_c_', '_f_', '_g_', '_v_') or hides ('_i_', '_p_').
 _RESERVED_OMX_PREFIX = rules.RESERVED_HDF5_PREFIX
 
@@ -372,10 +382,12 @@ def read(content: bytes, file_format: str, max_zones: int = MAX_ZONES,
 
 
 def upload(content: bytes, file_format: str, max_zones: int = MAX_ZONES,
-           max_cells: int = MAX_CELLS) -> DemandMatrixUpload:
+           max_cells: int | None = None) -> DemandMatrixUpload:
     """Parse a file into what the domain command checks and stores; `max_zones` is the
-    scenario's zone count (a matrix over more zones cannot fit it)."""
-    matrix = read(content, file_format, min(max_zones, MAX_ZONES), min(max_cells, MAX_CELLS))
+    scenario's zone count (a matrix over more zones cannot fit it), `max_cells` what the blob
+    limit holds (``cells_within``; default MAX_CELLS)."""
+    cells = MAX_CELLS if max_cells is None else max_cells
+    matrix = read(content, file_format, min(max_zones, MAX_ZONES), cells)
     return DemandMatrixUpload(matrix.zone_ids, matrix.totals(), matrix.to_blob(), file_format)
 
 

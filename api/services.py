@@ -31,6 +31,8 @@ class ApiLimits:
     page_size: int = 1000
     sse_poll_s: float = 0.5
     sse_duration_s: float = 300.0
+    # the most cells a demand matrix upload may hold: what the blob limit has room for
+    matrix_cells: int = 33_423_360
 
 
 @dataclass(frozen=True)

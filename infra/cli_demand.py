@@ -60,7 +60,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     with container() as services:
         app = services.app
         max_zones = app.zone_count(args.tenant, args.scenario_id)
-        upload = demand_matrix.upload(content, chosen_format, max_zones)
+        upload = demand_matrix.upload(content, chosen_format, max_zones,
+                                      demand_matrix.cells_within(services.settings.blob_max_bytes))
         expected = (app.get_scenario(args.tenant, args.scenario_id).version
                     if args.if_version is None else args.if_version)
         version = app.set_demand_matrix(args.tenant, args.scenario_id, expected, upload,

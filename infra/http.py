@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from dataclasses import replace
 
 import psycopg2
 from fastapi import FastAPI
@@ -11,6 +12,7 @@ from kafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from adapters import demand_matrix
 from adapters.job_queue import JobQueue
 from adapters.kafka import admin_client
 from adapters.projector.queries import crashed, lag_metrics
@@ -59,7 +61,8 @@ def api_services(container: Container, api_settings: ApiSettings | None = None,
         except (SQLAlchemyError, psycopg2.Error):
             return ""
 
-    limits = (api_settings or settings.api).limits()
+    limits = replace((api_settings or settings.api).limits(),
+                     matrix_cells=demand_matrix.cells_within(settings.blob_max_bytes))
     development = settings.env == "development"
     uses_dev_issuer = not (settings.jwks_url or settings.jwks_file)
     return ApiServices(

@@ -88,3 +88,18 @@ def test_importing_a_class_name_hdf5_reserves_fails_in_one_line(
     assert "a class name '_v_car' must not start with '_v_'" in failed.stderr
     assert container.app.get_scenario("acme", scenario_id).version == 1
 
+
+
+def test_the_cell_cap_follows_the_blob_limit(
+        container: Container, settings: Settings, tmp_path: Path) -> None:
+    scenario_id = scenario(container)
+    source = tmp_path / "demand.csv"
+    source.write_text("origin,destination,trips,class\n1,2,12.5,car\n1,2,3,truck\n")
+    # room for the 1 MiB header allowance and 7 cells: the 2 x 2 x 2 matrix needs 8
+    failed = cartolog("scenario", "demand", "import", str(scenario_id), str(source),
+                      "--tenant", "acme", database_url=settings.database_url,
+                      CARTOLOG_BLOB_MAX_BYTES=str(1024 * 1024 + 7 * 8))
+    assert failed.returncode == 1
+    assert "= 8 cells, at most 7 are allowed" in failed.stderr
+    assert failed.stderr.count("\n") == 1
+    assert container.app.get_scenario("acme", scenario_id).version == 1

@@ -8,9 +8,12 @@ from typing import Any
 
 import numpy as np
 import openmatrix as omx
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from adapters.demand_matrix import read_csv, write_omx
+from infra.http import build_api
+from infra.settings import ApiSettings
 from tests.integration.api.conftest import Api, is_problem
 
 CSV = b"origin,destination,trips,class\n1,2,30,car\n2,1,10,car\n1,2,4,truck\n"
@@ -189,8 +192,16 @@ def test_a_matrix_over_the_cell_cap_is_a_422_naming_zones_classes_and_cap(
         api: Api, monkeypatch: Any) -> None:
     scenario = api.scenario()
     before = blob_count(api)
-    monkeypatch.setattr("adapters.demand_matrix.MAX_CELLS", 7)
-    body = is_problem(upload(api, scenario, CSV, "csv"), 422)
+    # the cap is what CARTOLOG_BLOB_MAX_BYTES has room for, read when the app is built
+    blob_limits: list[int] = []
+    monkeypatch.setattr("infra.http.demand_matrix.cells_within",
+                        lambda blob_max: blob_limits.append(blob_max) or 7)
+    settings = ApiSettings(read_wait_s=0.2, rate_per_second=1000, rate_burst=1000)
+    with TestClient(build_api(api.container, settings), base_url="http://acme.cartolog.example",
+                    raise_server_exceptions=False) as client:
+        capped = Api(api.container, client)
+        body = is_problem(upload(capped, scenario, CSV, "csv"), 422)
+    assert blob_limits == [api.container.settings.blob_max_bytes]
     assert body["problems"][0].startswith(
         "the matrix would hold 2 x 2 zones x 2 class(es) = 8 cells, at most 7 are allowed")
     assert blob_count(api) == before

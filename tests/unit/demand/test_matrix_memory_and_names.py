@@ -12,8 +12,10 @@ import tables
 from adapters.demand_matrix import (
     MAGIC,
     MAX_CELLS,
+    MAX_ZONES,
     DemandMatrix,
     OmxNameError,
+    cells_within,
     omx_name_problem,
     read_csv,
     read_omx,
@@ -21,6 +23,7 @@ from adapters.demand_matrix import (
     write_csv,
     write_omx,
 )
+from api.services import ApiLimits
 from domain.errors import InvalidCommand
 from tests.unit.demand.test_matrix_files import chunked_omx, omx_bytes, problems_of
 
@@ -43,13 +46,13 @@ def csv_over(zones: int, classes: int) -> bytes:
 def test_a_csv_over_the_cell_cap_is_refused_before_any_table_is_allocated(
         monkeypatch: pytest.MonkeyPatch) -> None:
     no_allocation(monkeypatch)
-    content = csv_over(1_789, 10)  # 1,789 x 1,789 x 10 = 32,005,210 cells; a 30 kB file
+    content = csv_over(1_829, 10)  # 1,829 x 1,829 x 10 = 33,452,410 cells; a 30 kB file
     assert len(content) < 40_000
     with pytest.raises(InvalidCommand) as error:
         upload(content, "csv", max_zones=20_000)
     assert problems_of(error) == (
-        "the matrix would hold 1789 x 1789 zones x 10 class(es) = 32,005,210 cells, at most "
-        "32,000,000 are allowed (256 MB of trips)")
+        "the matrix would hold 1829 x 1829 zones x 10 class(es) = 33,452,410 cells, at most "
+        "33,423,360 are allowed (267 MB of trips)")
 
 
 def test_the_cell_cap_counts_zones_squared_times_classes() -> None:
@@ -78,10 +81,12 @@ def test_an_omx_cell_count_includes_every_class() -> None:
     assert "3 x 3 zones x 4 class(es) = 36 cells, at most 35" in problems_of(error)
 
 
-def test_upload_never_raises_the_cap_above_max_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upload_takes_the_cap_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API and the CLI pass what their blob limit holds (``cells_within``)."""
     no_allocation(monkeypatch)
-    with pytest.raises(InvalidCommand):
-        upload(csv_over(1_789, 10), "csv", max_cells=10**12)
+    with pytest.raises(InvalidCommand) as error:
+        upload(csv_over(100, 1), "csv", max_cells=cells_within(1024 * 1024 + 8 * 9_999))
+    assert "= 10,000 cells, at most 9,999 are allowed" in problems_of(error)
 
 
 @pytest.mark.parametrize("zone_ids", [(1, 2, 30), (30, 1, 2)])
@@ -125,3 +130,13 @@ def test_names_hdf5_can_hold_still_write_and_read_back(name: str) -> None:
 def test_max_cells_fits_the_default_blob_limit() -> None:
     # The blob is the tables plus a header of at most 20,000 zone ids (~220 kB).
     assert MAX_CELLS * 8 + 250_000 < 256 * 1024 * 1024
+    assert MAX_CELLS == cells_within(256 * 1024 * 1024) == ApiLimits().matrix_cells
+
+
+@pytest.mark.parametrize("blob_max", [64 * 1024 * 1024, 256 * 1024 * 1024, 2 * 1024**3])
+def test_the_cell_cap_follows_the_blob_limit(blob_max: int) -> None:
+    """A matrix at the cap fits the blob limit, whatever the operator set it to."""
+    cells = cells_within(blob_max)
+    header = len(json.dumps({"zone_ids": list(range(10**9, 10**9 + MAX_ZONES)),
+                             "classes": ["x" * 64] * 10}))
+    assert cells * 8 + header + 64 <= blob_max < (cells + 1) * 8 + 1024 * 1024
