@@ -7,8 +7,10 @@ The domain's rules (`Network.problems`) then check the network like any other im
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +60,8 @@ def network_from_tntp_folder(folder: Path | str, max_features: int = 1_000_000) 
     texts = {kind: _one_file(Path(folder), kind) for kind in ("net", "trips", "node")}
     net, trips = texts["net"], texts["trips"]
     if net is None or trips is None:
-        raise InvalidCommand(f"{folder}: a TNTP folder needs *_net.tntp and *_trips.tntp")
+        raise InvalidCommand(f"{folder}: a TNTP folder needs *_net.tntp and *_trips.tntp "
+                             "(each may be gzipped, .tntp.gz)")
     network, problems = parse_tntp(net, trips, texts["node"], max_features)
     if network is None:
         raise InvalidCommand(f"{folder}: the TNTP files were rejected", problems)
@@ -66,10 +69,19 @@ def network_from_tntp_folder(folder: Path | str, max_features: int = 1_000_000) 
 
 
 def _one_file(folder: Path, kind: str) -> str | None:
-    found = sorted(folder.glob(f"*_{kind}.tntp"))
+    """The text of the folder's `*_{kind}.tntp`, or of its gzipped `*_{kind}.tntp.gz`."""
+    found = sorted([*folder.glob(f"*_{kind}.tntp"), *folder.glob(f"*_{kind}.tntp.gz")])
     if len(found) > 1:
-        raise InvalidCommand(f"{folder}: more than one *_{kind}.tntp")
-    return found[0].read_text(encoding="utf-8", errors="replace") if found else None
+        raise InvalidCommand(f"{folder}: more than one *_{kind}.tntp[.gz]")
+    if not found:
+        return None
+    if found[0].suffix != ".gz":
+        return found[0].read_text(encoding="utf-8", errors="replace")
+    try:
+        with gzip.open(found[0], "rb") as handle:
+            return handle.read().decode("utf-8", errors="replace")
+    except (OSError, EOFError, zlib.error) as error:
+        raise InvalidCommand(f"{found[0].name}: not a readable gzip file ({error})") from None
 
 
 def _network(nodes: tuple[Node, ...], links: list[Link], zone_count: int,
