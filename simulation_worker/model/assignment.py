@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from simulation_worker.model import bush, frank_wolfe
 from simulation_worker.model.contract import contract
-from simulation_worker.model.costs import beckmann_objective, link_costs
+from simulation_worker.model.costs import beckmann_objective, check_finite, link_costs
 from simulation_worker.model.errors import DisconnectedDemandError, InvalidParameterError
 from simulation_worker.model.graph import Graph
 from simulation_worker.model.lanes import lanes
@@ -141,6 +141,7 @@ def _measured(graph: Graph, flows: FloatArray, od: FloatArray, skims: PathSkims 
     """Link costs and relative gap at ``flows``; with ``skims`` (Algorithm B's last gap pass,
     at these very flows and costs) without another shortest-path pass."""
     costs = link_costs(graph, flows)
+    check_finite(graph, flows, costs)
     if skims is not None:
         return costs, gap_of(flows, costs, od[skims.origins], skims.cost)
     return costs, relative_gap(graph, flows, costs, od)
@@ -212,12 +213,14 @@ def _algorithm_b(
     iteration = 0
     stagnation = Stagnation(settings.relative_gap, "b")
     stalled = False
+    sweeps = 0
     while iteration == 0 or (gap > settings.relative_gap
                              and iteration < settings.max_iterations):
         mean_cost = float(x @ c) / total_demand
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
         bush.reshape_then_shift(g, origins, bushes, x, costs, d, _PASSES, threshold, work, one)
-        for _ in range(_FLOW_SWEEPS if gap < _SWEEP_GAP else 0):
+        sweeps = extra_sweeps(stagnation.gaps, gap, sweeps, _FLOW_SWEEPS, _SWEEP_GAP)
+        for _ in range(sweeps):
             bush.shift_flows(g, origins, bushes, x, costs, d, 1, threshold, work, _SKIP_SETTLED,
                              one)
         bush.sum_flows(bushes, g, x, costs, d)
@@ -232,6 +235,20 @@ def _algorithm_b(
             break
     flows = merged.expand(x) if merged is not None else x
     return flows, iteration, stalled, skims
+
+
+def extra_sweeps(gaps: list[float], gap: float, last: int, base: int, from_gap: float) -> int:
+    """The single sweeps after this iteration's re-shape: none at or above ``from_gap``, else
+    ``base``; doubled from the last count (up to MAX_SWEEPS) while the measured gaps (``gaps``,
+    latest last) fail to halve against the better of the two before. Steep or flat costs
+    (BPR power 12, or 1.5 at 40 times capacity) make the origins undo each other's moves:
+    each outer iteration then gains little, while more sweeps over the same bushes still
+    converge (decision 0141)."""
+    if gap >= from_gap:
+        return 0
+    if len(gaps) >= 3 and gaps[-1] > 0.5 * min(gaps[-3], gaps[-2]):
+        return min(MAX_SWEEPS, max(2 * last, base))
+    return base
 
 
 def _unmeasured_first(settings: AssignmentSettings) -> bool:
@@ -258,6 +275,8 @@ _FLOW_SWEEPS = 8
 # walk each segment once (0114), and read bushes as lists (0130), they pay from gap 5e-2 on
 # (0131); from the start, they stall Berlin-Center near 1e-6.
 _SWEEP_GAP = 5e-2
+# The most single sweeps an iteration doubles up to while the gap stops halving (0141).
+MAX_SWEEPS = 256
 _PASSES = 2
 # The extra sweeps skip bushes whose previous sweep found nothing above the threshold.
 _SKIP_SETTLED = True

@@ -27,8 +27,8 @@ from numpy.typing import NDArray
 from simulation_worker.model import assignment as single
 from simulation_worker.model import bush
 from simulation_worker.model.assignment import ProgressCallback, Stagnation
-from simulation_worker.model.costs import link_costs
-from simulation_worker.model.errors import ModelInputError
+from simulation_worker.model.costs import check_finite, link_costs
+from simulation_worker.model.errors import CostOverflowError, ModelInputError
 from simulation_worker.model.graph import Graph, build_graph
 from simulation_worker.model.lanes import lanes
 from simulation_worker.model.memory import normal_pages
@@ -185,13 +185,15 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     spent = _spent(bushes, g, bounds, c)  # sum_k x_k . c_k at the current flows
     iteration = 0
     stagnation = Stagnation(settings.relative_gap, "b")
+    sweeps = 0
     stalled = False
     while total_demand > 0 and (iteration == 0 or (gap > settings.relative_gap
                                                    and iteration < settings.max_iterations)):
         threshold = spent / total_demand * max(_TARGET_SHARE * settings.relative_gap,
                                                _GAP_SHARE * gap)
         bush.reshape_then_shift(g, origins, bushes, x, c, d, _PASSES, threshold, work, cl)
-        for _ in range(_FLOW_SWEEPS if gap < _SWEEP_GAP else 0):  # no bush skipped
+        sweeps = single.extra_sweeps(stagnation.gaps, gap, sweeps, _FLOW_SWEEPS, _SWEEP_GAP)
+        for _ in range(sweeps):  # no bush skipped
             bush.shift_flows(g, origins, bushes, x, c, d, 1, threshold, work, False, cl)
         bush.sum_flows(bushes, g, x, c, d, cl)
         iteration += 1
@@ -365,6 +367,10 @@ def _result(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     n = model.network.n_links
     pce_on_graph = _pce_total(prepared, flows)
     times = link_costs(graph, pce_on_graph)
+    try:
+        check_finite(graph, pce_on_graph, times)
+    except CostOverflowError as error:
+        raise error.naming(model.network.describe_link(error.link)) from None
 
     def spread(values: FloatArray, fill: float) -> FloatArray:
         out = np.full(n, fill)

@@ -10,6 +10,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from simulation_worker.model.errors import CostOverflowError
 from simulation_worker.model.graph import Graph
 from simulation_worker.model.network import FloatArray
 
@@ -89,6 +90,17 @@ def costs_at(graph: Graph, flows: FloatArray) -> tuple[FloatArray, FloatArray]:
 def link_costs(graph: Graph, flows: FloatArray) -> FloatArray:
     """Generalized cost of every graph link at ``flows``."""
     return costs_at(graph, flows)[0]
+
+
+def check_finite(graph: Graph, flows: FloatArray, costs: FloatArray) -> None:
+    """CostOverflowError when a link's cost at ``flows`` is not finite (an equilibrium of
+    infinite times means nothing, and its gap is NaN)."""
+    bad = ~np.isfinite(costs)
+    if bad.any():
+        loaded = bad & np.isfinite(flows)  # a link with a flow names the cause best
+        a = int(np.flatnonzero(loaded if loaded.any() else bad)[0])
+        raise CostOverflowError(int(graph.link_index[a]), int(bad.sum()),
+                                float(flows[a] / graph.capacity[a]), float(graph.bpr_power[a]))
 
 
 def link_derivatives(graph: Graph, flows: FloatArray) -> FloatArray:

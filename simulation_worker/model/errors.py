@@ -6,6 +6,8 @@ names the offending row, link or zone.
 
 from __future__ import annotations
 
+import math
+
 
 class ModelInputError(ValueError):
     """Base class: the model input is not a valid network, demand or parameter set."""
@@ -53,3 +55,23 @@ class InvalidParameterError(ModelInputError):
 
 class EditError(ModelInputError):
     """A scenario edit cannot be applied to the base (unknown link, duplicate link id...)."""
+
+
+class CostOverflowError(ModelInputError):
+    """A link's travel time at its assigned flow is not a finite number: a BPR power or a
+    volume/capacity ratio too large for float64 (power 1000 at twice the capacity)."""
+
+    def __init__(self, link: int, count: int, ratio: float, power: float,
+                 name: str | None = None) -> None:
+        self.link, self.count, self.ratio, self.power = link, count, ratio, power
+        where = name or f"link #{link} (in network order)"
+        load = (f"carries {ratio:.3g} times its capacity" if math.isfinite(ratio)
+                else "was given no finite flow")
+        super().__init__(
+            f"travel times overflow at the assigned flows: {where} {load} with BPR power "
+            f"{power:g}, a time beyond any finite number; lower the power or raise the capacity "
+            f"({count} link(s) overflow)")
+
+    def naming(self, name: str) -> CostOverflowError:
+        """The same error, naming the link as its network does."""
+        return CostOverflowError(self.link, self.count, self.ratio, self.power, name)

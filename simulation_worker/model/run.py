@@ -14,6 +14,7 @@ from simulation_worker.model.assignment import (
     describe,
 )
 from simulation_worker.model.costs import link_costs
+from simulation_worker.model.errors import CostOverflowError
 from simulation_worker.model.graph import Graph, build_graph
 from simulation_worker.model.gravity import gravity
 from simulation_worker.model.hashing import content_hash
@@ -80,13 +81,17 @@ def run_model(
     validate_zones(model.network, model.zones)
     graph = build_graph(model.network, model.zones, model.costs)
     zone_ids = [z.id for z in model.zones]
-    if isinstance(model.demand, ExplicitDemand):
-        validate_trips(model.demand.trips, model.zones)
-        trips = np.asarray(model.demand.trips, dtype=np.float64)
-        result = assign(graph, trips, model.assignment, progress, zone_ids)
-        feedback = 0
-    else:
-        trips, result, feedback = _gravity_with_feedback(model, model.demand, graph, progress)
+    try:
+        if isinstance(model.demand, ExplicitDemand):
+            validate_trips(model.demand.trips, model.zones)
+            trips = np.asarray(model.demand.trips, dtype=np.float64)
+            result = assign(graph, trips, model.assignment, progress, zone_ids)
+            feedback = 0
+        else:
+            trips, result, feedback = _gravity_with_feedback(model, model.demand, graph,
+                                                             progress)
+    except CostOverflowError as error:
+        raise error.naming(model.network.describe_link(error.link)) from None
     return _outputs(model, graph, trips, result, feedback, emissions, started)
 
 

@@ -147,11 +147,11 @@ class _StallsAtOnce:
     """A stagnation rule that declares the run stalled after its second iteration."""
 
     def __init__(self, target: float, algorithm: str) -> None:
-        self.seen = 0
+        self.gaps: list[float] = []
 
     def stalled(self, gap: float) -> bool:
-        self.seen += 1
-        return self.seen >= 2
+        self.gaps.append(gap)
+        return len(self.gaps) >= 2
 
 
 def test_a_stalled_algorithm_b_hands_over_to_frank_wolfe_with_its_selections(
