@@ -213,10 +213,10 @@ def _used_labels(r: int, links: I32, nl: int, head: I32, tail: I32, bf: FloatArr
                  c: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32, hi: FloatArray,
                  hi_pred: I32, due: I32, noise: float) -> tuple[int, float]:
     """A sweep's labels: shortest over all bush links, longest over used links (flow above
-    ``noise``), predecessors
-    as positions in the list. Lists in ``due``, in topological order, the nodes whose used
-    paths differ and whose longest label exceeds the shortest by more than ``threshold``;
-    returns their number and the largest such difference over all nodes."""
+    ``noise``), predecessors as positions in the list. Lists in ``due``, in topological
+    order, the nodes whose used paths differ and whose longest label exceeds the shortest by
+    more than ``threshold``; returns their number and the largest such difference over all
+    nodes."""
     _reset_labels(r, lo, lo_pred, hi, hi_pred)
     count = 0
     worst = 0.0
@@ -489,7 +489,7 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
             continue
         slope = w * (dmax + dmin)
         dx = gain / slope if slope > 0.0 else fmax
-        if fmax - dx <= noise:
+        if fmax - dx <= noise:  # also when the step is longer than the segment's flow
             dx = fmax  # empty the longer segment rather than leave noise on it (0140)
         elif dx <= noise:
             continue  # a move within rounding noise
