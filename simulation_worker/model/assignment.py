@@ -238,17 +238,15 @@ def _algorithm_b(
 
 
 def extra_sweeps(gaps: list[float], gap: float, last: int, base: int, from_gap: float) -> int:
-    """The single sweeps after this iteration's re-shape: none at or above ``from_gap``, else
-    ``base``; doubled from the last count (up to MAX_SWEEPS) while the measured gaps (``gaps``,
-    latest last) fail to halve against the better of the two before. Steep or flat costs
-    (BPR power 12, or 1.5 at 40 times capacity) make the origins undo each other's moves:
-    each outer iteration then gains little, while more sweeps over the same bushes still
-    converge (decision 0141)."""
-    if gap >= from_gap:
-        return 0
+    """The single sweeps after this iteration's re-shape: doubled from the last count (at
+    least ``base``, up to MAX_SWEEPS) while the measured gaps (``gaps``, latest last) fail to
+    halve against the better of the two before; otherwise ``base`` below ``from_gap`` and
+    none above. Steep or flat costs (BPR power 12, or 1.5 at 40 times capacity) make the
+    origins undo each other's moves: each outer iteration then gains little, while more
+    sweeps over the same bushes still converge (decision 0141)."""
     if len(gaps) >= 3 and gaps[-1] > 0.5 * min(gaps[-3], gaps[-2]):
         return min(MAX_SWEEPS, max(2 * last, base))
-    return base
+    return base if gap < from_gap else 0
 
 
 def _unmeasured_first(settings: AssignmentSettings) -> bool:

@@ -48,3 +48,19 @@ def test_sweeps_double_while_the_gap_stops_halving_and_fall_back_when_it_does() 
     assert extra_sweeps([1e-3, 4e-4, 3e-4], 3e-4, 8, 8, 5e-2) == 16  # not: doubled
     assert extra_sweeps([1e-3, 4e-4, 3e-4], 3e-4, 0, 8, 5e-2) == 8
     assert extra_sweeps([4e-4, 3e-4, 2.9e-4], 2.9e-4, MAX_SWEEPS, 8, 5e-2) == MAX_SWEEPS
+    # stuck above the gap the sweeps start from (several classes at power 12: near 2e-3)
+    assert extra_sweeps([3e-3, 2.5e-3, 2.4e-3], 2.4e-3, 0, 4, 1e-3) == 4
+
+
+def test_two_classes_at_power_12_converge_without_frank_wolfe() -> None:
+    """They stayed above gap 1e-3, where several classes run no extra sweeps, and stalled
+    near 4e-4 (0141: the doubling does not wait for that gap)."""
+    case = load_tntp_folder(network_folder("SiouxFalls"))
+    model = case.model_input(CostParameters(), AssignmentSettings(relative_gap=1e-6,
+                                                                  max_iterations=120))
+    network = replace(model.network, bpr_power=np.full(model.network.n_links, 12.0))
+    result = assign_classes(replace(model, network=network),
+                            {"car": 0.9 * case.trips, "truck": 0.1 * case.trips},
+                            (VehicleClass("car"), VehicleClass("truck", pce=2.5)))
+    assert result.fallback is None and not result.stalled
+    assert result.converged and result.relative_gap <= 1e-6
