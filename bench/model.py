@@ -30,6 +30,11 @@ ratio (``ratio_is_upper_bound``).
 beside AequilibraE's multi-class assignment to the same gap: ``bench/model_classes.py`` runs
 it (assignment time, total-flow differences, the select-link cost) and its figures are
 listed here under the case's name (one run: that script's own repetitions).
+
+``chicago_sketch`` (387 zones, 2,950 links; it stalled Algorithm B near gap 6e-8 before
+decision 0140) and ``sioux_falls_power_12`` (Sioux Falls with BPR power 12 on every link:
+steep costs, which stalled it near 1.7e-4 before decision 0141) are networks the solver was
+not tuned on.
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ if str(REPO) not in sys.path:
 
 from bench.model_common import child_main  # noqa: E402
 
-CASES = ("winnipeg", "berlin_mpfc", "berlin_center", "grid_city", "winnipeg_2_classes")
+CASES = ("winnipeg", "berlin_mpfc", "berlin_center", "grid_city", "winnipeg_2_classes",
+         "chicago_sketch", "sioux_falls_power_12")
 QUICK_CASES = ("winnipeg", "berlin_mpfc")
 GAPS = (1e-4, 1e-5)
 SIDES = ("cartolog", "aequilibrae")

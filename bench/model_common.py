@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import gzip
 import importlib
 import io
 import json
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +148,11 @@ def grid_city(rows: int = 64, cols: int = 63, zones: int = 2000, seed: int = 7) 
 REPO = Path(__file__).resolve().parents[1]
 FOLDERS = {"winnipeg": REPO / "tests" / "data" / "networks" / "Winnipeg",
            "berlin_mpfc": REPO / "tests" / "data" / "networks" / "BerlinMPFC",
-           "berlin_center": REPO / "bench" / "data" / "BerlinCenter"}
+           "berlin_center": REPO / "bench" / "data" / "BerlinCenter",
+           "chicago_sketch": REPO / "tests" / "data" / "networks" / "ChicagoSketch",
+           "sioux_falls_power_12": REPO / "tests" / "data" / "networks" / "SiouxFalls"}
+# cases whose network's BPR power is replaced on every link: steep costs (decision 0141)
+POWERS = {"sioux_falls_power_12": 12.0}
 
 
 def load_case(case: str) -> tuple[Any, FloatArray]:
@@ -160,14 +161,12 @@ def load_case(case: str) -> tuple[Any, FloatArray]:
 
     if case == "grid_city":
         return _grid_with_trips()
-    folder = FOLDERS[case]
-    with tempfile.TemporaryDirectory() as tmp:
-        for packed in folder.glob("*.tntp.gz"):  # large networks are stored gzipped
-            with gzip.open(packed, "rb") as src, open(Path(tmp) / packed.stem, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        tntp = load_tntp_folder(tmp if any(folder.glob("*.tntp.gz")) else folder)
+    tntp = load_tntp_folder(FOLDERS[case])  # large files are stored gzipped: it reads them
     model = tntp.model_input()
-    return ModelInput(network=model.network, zones=model.zones,
+    network = model.network
+    if case in POWERS:
+        network = replace(network, bpr_power=np.full(network.n_links, POWERS[case]))
+    return ModelInput(network=network, zones=model.zones,
                       demand=ExplicitDemand(tntp.trips)), tntp.trips
 
 
