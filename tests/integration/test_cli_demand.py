@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,15 @@ from tests.unit.test_domain import tiny_network
 def scenario(container: Container) -> uuid.UUID:
     dataset = container.app.import_dataset("acme", "tiny", tiny_network(), OPERATOR)
     return container.app.create_scenario("acme", dataset, "base", OPERATOR)
+
+
+def import_text(settings: Settings, tmp_path: Path, scenario_id: uuid.UUID, text: str,
+                *options: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`cartolog scenario demand import` of a CSV holding ``text``."""
+    source = tmp_path / "demand.csv"
+    source.write_text(text)
+    return cartolog("scenario", "demand", "import", str(scenario_id), str(source),
+                    "--tenant", "acme", *options, database_url=settings.database_url, **env)
 
 
 def test_import_then_export_round_trips_and_a_bad_file_fails_in_one_line(
@@ -51,10 +61,8 @@ def test_import_then_export_round_trips_and_a_bad_file_fails_in_one_line(
 def test_a_file_that_used_to_crash_the_parser_fails_in_one_line(
         container: Container, settings: Settings, tmp_path: Path) -> None:
     scenario_id = scenario(container)
-    bad = tmp_path / "overflow.csv"
-    bad.write_text("origin,destination,trips\n99999999999999999999,2,3\n")
-    failed = cartolog("scenario", "demand", "import", str(scenario_id), str(bad),
-                      "--tenant", "acme", database_url=settings.database_url)
+    failed = import_text(settings, tmp_path, scenario_id,
+                         "origin,destination,trips\n99999999999999999999,2,3\n")
     assert failed.returncode == 1
     assert failed.stderr.strip() == ("cartolog: error: the demand matrix was rejected; "
                                      "nothing was stored: line 2: a zone id must be between 1 "
@@ -65,11 +73,8 @@ def test_a_file_that_used_to_crash_the_parser_fails_in_one_line(
 def test_if_version_zero_is_a_version_not_the_default(
         container: Container, settings: Settings, tmp_path: Path) -> None:
     scenario_id = scenario(container)
-    source = tmp_path / "demand.csv"
-    source.write_text("origin,destination,trips\n1,2,12.5\n")
-    failed = cartolog("scenario", "demand", "import", str(scenario_id), str(source),
-                      "--tenant", "acme", "--if-version", "0",
-                      database_url=settings.database_url)
+    failed = import_text(settings, tmp_path, scenario_id, "origin,destination,trips\n1,2,12.5\n",
+                         "--if-version", "0")
     assert failed.returncode == 1
     assert failed.stderr.strip() == (f"cartolog: error: {scenario_id} is at version 1, not at "
                                      "the expected version 0")
@@ -79,26 +84,21 @@ def test_if_version_zero_is_a_version_not_the_default(
 def test_importing_a_class_name_hdf5_reserves_fails_in_one_line(
         container: Container, settings: Settings, tmp_path: Path) -> None:
     scenario_id = scenario(container)
-    source = tmp_path / "demand.csv"
-    source.write_text("origin,destination,trips,class\n1,2,12.5,_v_car\n")
-    failed = cartolog("scenario", "demand", "import", str(scenario_id), str(source),
-                      "--tenant", "acme", database_url=settings.database_url)
+    failed = import_text(settings, tmp_path, scenario_id,
+                         "origin,destination,trips,class\n1,2,12.5,_v_car\n")
     assert failed.returncode == 1
     assert failed.stderr.count("\n") == 1
     assert "a class name '_v_car' must not start with '_v_'" in failed.stderr
     assert container.app.get_scenario("acme", scenario_id).version == 1
 
 
-
 def test_the_cell_cap_follows_the_blob_limit(
         container: Container, settings: Settings, tmp_path: Path) -> None:
     scenario_id = scenario(container)
-    source = tmp_path / "demand.csv"
-    source.write_text("origin,destination,trips,class\n1,2,12.5,car\n1,2,3,truck\n")
     # room for the 1 MiB header allowance and 7 cells: the 2 x 2 x 2 matrix needs 8
-    failed = cartolog("scenario", "demand", "import", str(scenario_id), str(source),
-                      "--tenant", "acme", database_url=settings.database_url,
-                      CARTOLOG_BLOB_MAX_BYTES=str(1024 * 1024 + 7 * 8))
+    failed = import_text(settings, tmp_path, scenario_id,
+                         "origin,destination,trips,class\n1,2,12.5,car\n1,2,3,truck\n",
+                         CARTOLOG_BLOB_MAX_BYTES=str(1024 * 1024 + 7 * 8))
     assert failed.returncode == 1
     assert "= 8 cells, at most 7 are allowed" in failed.stderr
     assert failed.stderr.count("\n") == 1
