@@ -11,6 +11,10 @@ iterations, which must be the same cold and warm. ``model_entry_*``: the same co
 through the model's own entry point (``python -m simulation_worker.model.cli``), which does
 not import the rest of the ``cartolog`` command (API server, database, broker clients).
 
+A second figure per network, ``<network>_cold_two_processes``, compares the cold run with a
+cold run that compiles every kernel in its own process, as before decision 0143 (the same
+command with ``compile_ahead``'s helper switched off, also alternating, median of ``--runs``).
+
     .venv/bin/python -m bench.cold_start [--runs N] [--networks SiouxFalls,Winnipeg]
 
 The acceptance target (docs/model.md, "Cold start"): cold Sioux Falls within 5 s wall and
@@ -38,7 +42,13 @@ if str(REPO) not in sys.path:
 
 from bench.common import figure, report  # noqa: E402
 
-NETWORKS = ("SiouxFalls", "Winnipeg")
+NETWORKS = ("SiouxFalls", "Winnipeg", "BerlinFriedrichshain")
+
+# ``cartolog`` with compile_ahead's helper process switched off: every kernel is compiled in
+# the run's own process, one after the other (the baseline of decision 0143).
+ONE_PROCESS = ("import sys; from simulation_worker.model import compile_ahead; "
+               "compile_ahead._start_helper = lambda: None; "
+               "from infra.cli import main; sys.argv[0] = 'cartolog'; sys.exit(main())")
 
 
 def cartolog() -> list[str]:
@@ -56,7 +66,8 @@ def run_once(network: str, cache: Path, entry: list[str]) -> dict[str, Any]:
     done = subprocess.run(
         [*entry, "model", "run", "--network",
          str(REPO / "tests" / "data" / "networks" / network)],
-        capture_output=True, text=True, env={**os.environ, "NUMBA_CACHE_DIR": str(cache)})
+        capture_output=True, text=True, cwd=REPO,
+        env={**os.environ, "NUMBA_CACHE_DIR": str(cache)})
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -69,14 +80,16 @@ def run_once(network: str, cache: Path, entry: list[str]) -> dict[str, Any]:
             "iterations": int(iterations.group(1)) if iterations else -1}
 
 
-def measure(network: str, runs: int) -> dict[str, Any]:
+def measure(network: str, runs: int) -> list[dict[str, Any]]:
     """Cold and warm runs of one network, alternating; medians of each side."""
     cold: list[dict[str, Any]] = []
     warm: list[dict[str, Any]] = []
     model_cold: list[dict[str, Any]] = []
+    one_process: list[dict[str, Any]] = []
     model_entry = [sys.executable, "-m", "simulation_worker.model.cli"]
     for _ in range(runs):
-        for entry, side in ((cartolog(), cold), (model_entry, model_cold)):
+        for entry, side in ((cartolog(), cold), (model_entry, model_cold),
+                            ([sys.executable, "-c", ONE_PROCESS], one_process)):
             cache = Path(tempfile.mkdtemp(prefix="cartolog-numba-cold-"))
             try:
                 side.append(run_once(network, cache, entry))
@@ -84,14 +97,14 @@ def measure(network: str, runs: int) -> dict[str, Any]:
                     warm.append(run_once(network, cache, entry))
             finally:
                 shutil.rmtree(cache, ignore_errors=True)
-    iterations = {r["iterations"] for r in cold + warm + model_cold}
+    iterations = {r["iterations"] for r in cold + warm + model_cold + one_process}
     if len(iterations) != 1:
         raise RuntimeError(f"{network}: iterations differ between runs: {sorted(iterations)}")
 
     def median(side: list[dict[str, Any]], key: str) -> float:
         return statistics.median(r[key] for r in side)
 
-    return figure(
+    return [figure(
         f"{network}_cold_wall", median(cold, "wall"), "s",
         "same command, warm numba cache", median(warm, "wall"), higher_is_better=False,
         cold_cpu_seconds=round(median(cold, "cpu"), 3),
@@ -100,8 +113,13 @@ def measure(network: str, runs: int) -> dict[str, Any]:
         warm_model_seconds=round(median(warm, "model"), 3),
         model_entry_cold_wall=round(median(model_cold, "wall"), 3),
         model_entry_cold_cpu_seconds=round(median(model_cold, "cpu"), 3),
-        iterations=iterations.pop(), runs=runs,
-        load_average=round(os.getloadavg()[0], 2))
+        iterations=next(iter(iterations)), runs=runs,
+        load_average=round(os.getloadavg()[0], 2)),
+        figure(f"{network}_cold_two_processes", median(cold, "wall"), "s",
+               "cold, every kernel compiled in the run's process (before 0143)",
+               median(one_process, "wall"), higher_is_better=False,
+               cpu_seconds=round(median(cold, "cpu"), 3),
+               baseline_cpu_seconds=round(median(one_process, "cpu"), 3), runs=runs)]
 
 
 def main() -> None:
@@ -112,8 +130,8 @@ def main() -> None:
     args = parser.parse_args()
     figures = []
     for network in args.networks.split(","):
-        figures.append(measure(network, args.runs))
-        print(figures[-1], file=sys.stderr, flush=True)
+        figures.extend(measure(network, args.runs))
+        print(figures[-2:], file=sys.stderr, flush=True)
     report("cold_start", figures, runs=args.runs)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simulation_worker.model import bush, frank_wolfe
+from simulation_worker.model.compile_ahead import compile_kernels
 from simulation_worker.model.contract import contract
 from simulation_worker.model.costs import beckmann_objective, check_finite, link_costs
 from simulation_worker.model.errors import DisconnectedDemandError, InvalidParameterError
@@ -94,6 +95,7 @@ def assign(
 ) -> AssignmentResult:
     """Assign the OD matrix ``od`` (zones x zones, trips) to user equilibrium."""
     _check_settings(settings)
+    compile_kernels()
     started = time.perf_counter()
     if settings.algorithm != "b":  # Algorithm B checks on its initial shortest-path trees
         check_connected(graph, od, zone_ids)

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from simulation_worker.model import assignment as single
 from simulation_worker.model import bush
 from simulation_worker.model.assignment import ProgressCallback, Stagnation
+from simulation_worker.model.compile_ahead import compile_kernels
 from simulation_worker.model.costs import check_finite, link_costs
 from simulation_worker.model.errors import CostOverflowError, ModelInputError
 from simulation_worker.model.graph import Graph, build_graph
@@ -121,6 +122,7 @@ def assign_classes(model: ModelInput, demand: dict[str, FloatArray],
     check_selections(selections, model.network.n_links)
     chosen = settings or model.assignment
     graph = build_graph(model.network, model.zones, CostParameters())
+    compile_kernels()
     prepared = tuple(_prepare(model, graph, c, demand[c.name]) for c in classes)
     if chosen.algorithm == "b":
         return _algorithm_b(model, graph, prepared, chosen, selections, progress)

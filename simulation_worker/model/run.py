@@ -13,6 +13,7 @@ from simulation_worker.model.assignment import (
     assign,
     describe,
 )
+from simulation_worker.model.compile_ahead import compile_kernels
 from simulation_worker.model.costs import link_costs
 from simulation_worker.model.errors import CostOverflowError
 from simulation_worker.model.graph import Graph, build_graph
@@ -80,6 +81,7 @@ def run_model(
     validate_network(model.network)
     validate_zones(model.network, model.zones)
     graph = build_graph(model.network, model.zones, model.costs)
+    compile_kernels()  # before the gravity model's shortest paths, on two processes if cold
     zone_ids = [z.id for z in model.zones]
     try:
         if isinstance(model.demand, ExplicitDemand):
