@@ -212,6 +212,13 @@ def _node_ids(links: list[Link], coordinates: dict[int, Coordinate], declared: i
     if declared > upload.max_features:
         upload.keep(f"net: {declared} nodes: at most {upload.max_features} are accepted")
         return set()
+    # As the model's reader: nodes above every link's end have no link; a few are harmless,
+    # a count far beyond what the file holds is a typo.
+    highest = max((max(link.from_node, link.to_node) for link in links), default=0)
+    if declared > highest + len(links):
+        upload.keep(f"net: <NUMBER OF NODES> {declared} but the links use node ids up to "
+                    f"{highest}: at most {highest + len(links)} nodes are accepted")
+        return set()
     return set(range(1, declared + 1))
 
 

@@ -76,7 +76,7 @@ def load_tntp_folder(folder: Path | str) -> TntpCase:
     flow_file = _one_file(folder, "flow", required=False)
     assert net_file is not None and trips_file is not None
     network = read_net(net_file, node_file)
-    n_zones, trips = read_trips(trips_file)
+    n_zones, trips = read_trips(trips_file, centroids=network.n_nodes)
     zones = _zones_from_trips(network, n_zones, trips, trips_file)
     flows = read_flow(flow_file, network) if flow_file is not None else None
     name = net_file.name.removesuffix(".gz").removesuffix("_net.tntp")
@@ -137,13 +137,25 @@ def _number(text: str, where: str, column: str) -> float:
 
 
 def _node_id(text: str, where: str, column: str) -> int:
+    return _integer(text, where, column, 1, "a node id")
+
+
+def _integer(text: str, where: str, column: str, low: int, what: str = "an integer") -> int:
+    """An integer in ``low..MAX_INTEGER`` (the dataset importer's bounds, so a file that one
+    refuses the other refuses too)."""
     value = _number(text, where, column)
-    if value != int(value):
-        raise MalformedRowError(f"{where}: {column} {text!r} is not an integer node id")
+    if value != int(value) or not low <= value <= MAX_INTEGER:
+        raise MalformedRowError(f"{where}: {column} {text!r} is not {what} in "
+                                f"{low}..{MAX_INTEGER}")
     return int(value)
 
 
+# Node ids, link types and zone counts are at most this, as in the dataset importer.
+MAX_INTEGER = 2**31 - 1
+
+
 _NET_COLUMNS = ("init_node", "term_node", "capacity", "length", "free_flow_time", "b", "power")
+_EXTRA_COLUMNS = ("speed", "toll", "type")
 # Speed, toll and link type where a row stops before them.
 _EXTRA_DEFAULTS = (0.0, 0.0, 1.0)
 
@@ -157,8 +169,8 @@ def read_net(path: Path, node_file: Path | None = None) -> Network:
         if not rows:
             raise MalformedRowError(f"{path.name}: no links")
         columns = np.array([r[1] for r in rows], dtype=np.float64)
-    node_ids, node_x, node_y = _nodes(metadata, node_file, columns)
-    first_thru = int(_number(metadata.get("FIRST THRU NODE", "1"), path.name, "FIRST THRU NODE"))
+    node_ids, node_x, node_y = _nodes(metadata, node_file, columns, path.name)
+    first_thru = _integer(metadata.get("FIRST THRU NODE", "1"), path.name, "FIRST THRU NODE", 1)
     name = path.name
     m = len(columns)
     network = Network(
@@ -200,7 +212,12 @@ def _net_columns_at_once(body: list[tuple[int, str]]) -> FloatArray | None:
         values = np.array(split, dtype=np.float64)
     except ValueError:
         return None
-    if not np.isfinite(values).all() or (values[:, :2] != np.trunc(values[:, :2])).any():
+    if not np.isfinite(values).all():
+        return None
+    integers = values[:, [0, 1, 9]] if width == 10 else values[:, :2]
+    lowest = np.array([1, 1, 0][:integers.shape[1]])
+    if ((integers != np.trunc(integers)).any() or (integers < lowest).any()
+            or (integers > MAX_INTEGER).any()):
         return None
     columns = np.empty((len(split), 10))
     columns[:, :width] = values
@@ -217,19 +234,30 @@ def _parse_net_row(path: Path, number: int, line: str) -> tuple[int, list[float]
         )
     ends = [float(_node_id(fields[i], where, _NET_COLUMNS[i])) for i in (0, 1)]
     values = [_number(fields[i], where, _NET_COLUMNS[i]) for i in range(2, 7)]
-    extras = [_number(f, where, "speed/toll/type") for f in fields[7:10]]
+    extras = [_number(f, where, column)
+              for f, column in zip(fields[7:9], _EXTRA_COLUMNS[:2], strict=False)]
+    if len(fields) > 9:
+        extras.append(float(_integer(fields[9], where, "type", 0)))
     extras += list(_EXTRA_DEFAULTS[len(extras):])
     return number, ends + values + extras
 
 
 def _nodes(
-    metadata: dict[str, str], node_file: Path | None, columns: FloatArray
+    metadata: dict[str, str], node_file: Path | None, columns: FloatArray, name: str
 ) -> tuple[np.ndarray, FloatArray, FloatArray]:
     if node_file is not None:
         return read_node(node_file)
     declared = metadata.get("NUMBER OF NODES")
     if declared is not None:
-        ids = np.arange(1, int(_number(declared, "NUMBER OF NODES", "value")) + 1, dtype=np.int64)
+        count = _integer(declared, name, "NUMBER OF NODES", 1)
+        # Nodes 1..count; those above every link's ends have no link. A few are harmless, but
+        # a count far beyond what the file holds is a typo that would only exhaust memory.
+        highest = int(columns[:, :2].max())
+        if count > highest + len(columns):
+            raise MalformedRowError(
+                f"{name}: <NUMBER OF NODES> {declared} but the links use node ids up to "
+                f"{highest}: at most {highest + len(columns)} nodes are accepted")
+        ids = np.arange(1, count + 1, dtype=np.int64)
     else:
         ids = np.unique(columns[:, :2].astype(np.int64))
     return ids, np.full(len(ids), np.nan), np.full(len(ids), np.nan)
@@ -254,12 +282,17 @@ def read_node(path: Path) -> tuple[np.ndarray, FloatArray, FloatArray]:
     return np.array(ids, dtype=np.int64), np.array(xs), np.array(ys)
 
 
-def read_trips(path: Path) -> tuple[int, FloatArray]:
-    """Parse a ``_trips`` file into (number of zones, dense OD matrix)."""
+def read_trips(path: Path, centroids: int | None = None) -> tuple[int, FloatArray]:
+    """Parse a ``_trips`` file into (number of zones, dense OD matrix). Zones are nodes
+    ``1..n``: with ``centroids`` (the network's node count), more zones are refused before
+    the matrix is allocated."""
     metadata, body = _read_sections(path)
     if "NUMBER OF ZONES" not in metadata:
         raise MalformedRowError(f"{path.name}: no <NUMBER OF ZONES> tag")
-    n = int(_number(metadata["NUMBER OF ZONES"], path.name, "NUMBER OF ZONES"))
+    n = _integer(metadata["NUMBER OF ZONES"], path.name, "NUMBER OF ZONES", 1)
+    if centroids is not None and n > centroids:
+        raise UnknownNodeError(f"{path.name}: <NUMBER OF ZONES> {n}, but the network has "
+                               f"{centroids} nodes: zone {centroids + 1} has no centroid node")
     at_once = _trips_at_once(body, n)
     if at_once is not None:
         return n, at_once

@@ -138,3 +138,35 @@ def test_the_api_process_does_not_load_the_model_package() -> None:
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("<NUMBER OF NODES> 3", "<NUMBER OF NODES> 1000000000000"),
+    ("<NUMBER OF NODES> 3", "<NUMBER OF NODES> 100000"),  # 3 links up to node 3: at most 6
+    ("<NUMBER OF NODES> 3", "<NUMBER OF NODES> 2.5"),
+    ("<FIRST THRU NODE> 1", "<FIRST THRU NODE> 1.5"),
+    ("1 2 1000 1 1", "99999999999999999999 2 1000 1 1"),
+    ("1 2 1000 1 1", "0 2 1000 1 1"),
+    ("1 2 1000 1 1", "1 2.5 1000 1 1"),
+    ("0.15 4 0 0 1 ;\n2 3", "0.15 4 0 0 1.5 ;\n2 3"),
+    ("0.15 4 0 0 1 ;\n2 3", "0.15 4 0 0 -1 ;\n2 3"),
+    ("0.15 4 0 0 1 ;\n2 3", "0.15 4 0 0 2147483648 ;\n2 3"),
+    ("<NUMBER OF ZONES> 2", "<NUMBER OF ZONES> 4"),  # zone 4: the network has 3 nodes
+    ("<NUMBER OF ZONES> 2", "<NUMBER OF ZONES> 100000"),
+])
+def test_the_model_and_the_import_refuse_the_same_hostile_headers_and_ids(
+        tmp_path: Path, old: str, new: str) -> None:
+    # Each of these once reached the model's reader as an overflow, a silent truncation or
+    # an allocation of terabytes; both readers now refuse it with a line naming the value.
+    from simulation_worker.model import ModelInputError
+
+    net, trips = NET.replace(old, new), TRIPS.replace(old, new)
+    assert (net, trips) != (NET, TRIPS)
+    network, problems = parse_tntp(net, trips, None, 200_000)
+    assert problems or (network is not None and network.problems()), (old, new)
+    (tmp_path / "x_net.tntp").write_text(net)
+    (tmp_path / "x_trips.tntp").write_text(trips)
+    with pytest.raises(ModelInputError) as refused:
+        load_tntp_folder(tmp_path)
+    value = new.split()[-1] if new.startswith("<") else None
+    assert value is None or value in str(refused.value), str(refused.value)
