@@ -159,7 +159,8 @@ def _check_settings(settings: AssignmentSettings) -> None:
             f"unknown algorithm {settings.algorithm!r}; choose one of {', '.join(ALGORITHMS)}"
         )
     if not settings.relative_gap > 0 or not np.isfinite(settings.relative_gap):
-        raise InvalidParameterError(f"relative gap {settings.relative_gap} must be positive")
+        raise InvalidParameterError(
+            f"relative gap {settings.relative_gap} must be a positive finite number")
     if settings.max_iterations < 1:
         raise InvalidParameterError(f"max iterations {settings.max_iterations} must be >= 1")
 

@@ -38,6 +38,7 @@ from simulation_worker.model.network import (
     CostParameters,
     FloatArray,
     ModelInput,
+    check_factor,
 )
 from simulation_worker.model.paths import (
     Trees,
@@ -102,10 +103,11 @@ def check_classes(classes: tuple[VehicleClass, ...], demand: dict[str, FloatArra
     if not classes or len(set(names)) != len(names):
         raise ModelInputError("declare at least one vehicle class, each name once")
     for c in classes:
-        if not (c.pce > 0 and c.value_of_time > 0) or not np.isfinite([c.pce, c.value_of_time,
-                                                                       c.toll_factor,
-                                                                       c.distance_factor]).all():
+        if not (c.pce > 0 and c.value_of_time > 0) or not np.isfinite([c.pce,
+                                                                       c.value_of_time]).all():
             raise ModelInputError(f"class {c.name!r}: PCE and value of time must be positive")
+        check_factor(f"class {c.name!r}: toll factor", c.toll_factor)
+        check_factor(f"class {c.name!r}: distance factor", c.distance_factor)
         if c.name not in demand:
             raise ModelInputError(f"class {c.name!r} has no demand matrix")
 

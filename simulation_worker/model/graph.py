@@ -8,7 +8,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simulation_worker.model.errors import UnknownNodeError
-from simulation_worker.model.network import CostParameters, FloatArray, Network, Zone
+from simulation_worker.model.network import (
+    CostParameters,
+    FloatArray,
+    Network,
+    Zone,
+    validate_costs,
+)
 
 I32 = NDArray[np.int32]
 
@@ -60,6 +66,7 @@ def star(keys: I32, n: int) -> tuple[I32, I32]:
 
 def build_graph(net: Network, zones: tuple[Zone, ...], costs: CostParameters) -> Graph:
     """Index the open links of ``net`` and the zone centroids for the kernels."""
+    validate_costs(costs)
     link_index = np.flatnonzero(net.link_open).astype(np.int64)
     tail = node_positions(net, net.link_from[link_index]).astype(np.int32)
     # Links in tail order: a node's outgoing links are adjacent, so the forward star walks

@@ -263,6 +263,20 @@ def _check_link_parameters(net: Network) -> None:
             )
 
 
+def validate_costs(costs: CostParameters) -> None:
+    """Cost factors are finite and >= 0: with tolls and lengths >= 0, no link then costs less
+    than its travel time, and shortest paths never meet a negative cost."""
+    for name, value in (("toll factor", costs.toll_factor),
+                        ("distance factor", costs.distance_factor)):
+        check_factor(name, value)
+
+
+def check_factor(name: str, value: float) -> None:
+    """``InvalidParameterError`` unless ``value`` is a finite number >= 0."""
+    if not (np.isfinite(value) and value >= 0):
+        raise InvalidParameterError(f"{name} {value} must be a finite number >= 0")
+
+
 def validate_zones(net: Network, zones: tuple[Zone, ...]) -> None:
     """Check zone ids are unique, centroids exist, and population and jobs are valid."""
     ids = [z.id for z in zones]

@@ -10,16 +10,20 @@ import numpy as np
 import pytest
 
 from simulation_worker.model import (
+    CostParameters,
     ExplicitDemand,
     ModelInput,
+    TntpCase,
     Zone,
     load_tntp_folder,
     make_network,
     run_model,
 )
+from simulation_worker.model.classes import VehicleClass, assign_classes
 from simulation_worker.model.errors import (
     DisconnectedDemandError,
     InvalidLinkParameterError,
+    InvalidParameterError,
     MalformedRowError,
     MissingFileError,
     NegativeCapacityError,
@@ -141,3 +145,17 @@ def test_nan_in_programmatic_network_names_the_link() -> None:
     with pytest.raises(NonFiniteValueError, match=r"link 1 \(1->2\): capacity"):
         run_model(ModelInput(network=net, zones=zones,
                              demand=ExplicitDemand(np.array([[0.0, 1.0], [0.0, 0.0]]))))
+
+
+@pytest.mark.parametrize("factors", [(np.nan, 0.0), (-1.0, 0.0), (0.0, np.inf), (0.0, -0.5)])
+def test_a_cost_factor_must_be_finite_and_not_negative(sioux_falls: TntpCase,
+                                                       factors: tuple[float, float]) -> None:
+    # A negative factor with tolls makes links cost less than nothing, which no shortest-path
+    # search handles; NaN or inf used to end as "no path" for the first OD pair.
+    toll, distance = factors
+    model = sioux_falls.model_input(CostParameters(toll_factor=toll, distance_factor=distance))
+    with pytest.raises(InvalidParameterError, match=r"factor .* must be a finite number >= 0"):
+        run_model(model)
+    classes = (VehicleClass("car", toll_factor=toll, distance_factor=distance),)
+    with pytest.raises(InvalidParameterError, match=r"class 'car': .* factor"):
+        assign_classes(model, {"car": np.asarray(model.demand.trips)}, classes)
