@@ -334,7 +334,7 @@ def _trips_at_once(body: list[tuple[int, str]], n: int) -> FloatArray | None:
         rows.extend([origin] * len(cells))
         dests.extend(cell[0] for cell in cells)
         values.extend(cell[1] for cell in cells)
-    if not all(d.isdigit() for d in dests):
+    if not all(d.isdigit() and len(d) <= 10 for d in dests):  # 10 digits fit in an int64
         return None
     try:
         dest = np.array(dests, dtype=np.int64)

@@ -99,6 +99,9 @@ def _trips_with(tmp_path: Path, old: str, new: str) -> Path:
         ("2 :    100.0;", "2 :    nan;", NonFiniteValueError, "trips 1->2"),
         ("2 :    100.0;", "2 :    lots;", MalformedRowError, "not a number"),
         ("Origin \t1", "Origin \t30", UnknownZoneError, "origin zone 30"),
+        # more digits than an int64 holds: refused, not an OverflowError traceback
+        ("2 :    100.0;", "99999999999999999999 :    100.0;", UnknownZoneError,
+         "destination zone 99999999999999999999 is not in 1..24"),
     ],
 )
 def test_malformed_trips_row_names_the_row(tmp_path: Path, old: str, new: str,
