@@ -223,9 +223,9 @@ def _algorithm_b(
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
         bush.reshape_then_shift(g, origins, bushes, x, costs, d, _PASSES, threshold, work, one)
         sweeps = extra_sweeps(stagnation.gaps, gap, sweeps, _FLOW_SWEEPS, _SWEEP_GAP)
+        skip = _SKIP_SETTLED and sweeps <= _FLOW_SWEEPS
         for _ in range(sweeps):
-            bush.shift_flows(g, origins, bushes, x, costs, d, 1, threshold, work, _SKIP_SETTLED,
-                             one)
+            bush.shift_flows(g, origins, bushes, x, costs, d, 1, threshold, work, skip, one)
         bush.sum_flows(bushes, g, x, costs, d)
         iteration += 1
         if iteration == 1 and _unmeasured_first(settings):

@@ -51,7 +51,12 @@ def relative_gap(net: Network, zones: tuple[Zone, ...], trips: np.ndarray,
     heads = np.where(blocked[heads], n + heads, heads)
     # Zero-cost links are kept by giving them a tiny positive weight (csgraph drops zeros).
     weights = np.maximum(cost, 1e-300)
-    graph = sp.csr_matrix((weights, (tails, heads)), shape=(2 * n, 2 * n))
+    # Of parallel links only the cheapest counts (a sparse matrix would add their costs up).
+    order = np.lexsort((weights, heads, tails))
+    tails, heads, weights = tails[order], heads[order], weights[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (tails[1:] != tails[:-1]) | (heads[1:] != heads[:-1])
+    graph = sp.csr_matrix((weights[first], (tails[first], heads[first])), shape=(2 * n, 2 * n))
     centroid = np.array([ids[z.centroid] for z in zones])
     targets = np.where(blocked[centroid], n + centroid, centroid)
     dist = dijkstra(graph, directed=True, indices=centroid)[:, targets]
