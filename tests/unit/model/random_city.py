@@ -10,6 +10,8 @@ at 2.5 up to 6 times.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from simulation_worker.model import (
@@ -57,4 +59,58 @@ def random_city(seed: int, scale: float = 1.0, gap: float = 1e-6) -> ModelInput:
     trips = scale * rng.uniform(0, 120, (count, count)) * (rng.random((count, count)) < 0.7)
     np.fill_diagonal(trips, 0.0)
     return ModelInput(network=network, zones=zones, demand=ExplicitDemand(trips),
+                      assignment=AssignmentSettings(relative_gap=gap, max_iterations=400))
+
+
+# Link types of ``zoned_city``: streets across and along, parallel roads, connectors.
+ACROSS, ALONG, PARALLEL, CONNECTOR = 1, 2, 3, 9
+
+
+def zoned_city(seed: int, scale: float = 4.0, gap: float = 1e-8) -> ModelInput:
+    """A city laid out as TNTP networks are: zones are nodes ``1..z`` of their own, below
+    the first thru node (no path passes through one), each tied to two random intersections
+    by constant-cost connectors both ways; a 5-10 x 5-10 grid of two-way streets (types
+    ``ACROSS`` and ``ALONG``), one street in ten doubled by a ``PARALLEL`` road, and one link
+    in ten tolled."""
+    rng = np.random.default_rng(seed)
+    w, h = (int(v) for v in rng.integers(5, 11, 2))
+    zones = int(rng.integers(5, 16))
+
+    def node(x: int, y: int) -> int:
+        return zones + y * w + x + 1
+
+    pairs: list[tuple[int, int]] = []
+    types: list[int] = []
+    for y in range(h):
+        for x in range(w):
+            if x + 1 < w:
+                pairs += [(node(x, y), node(x + 1, y)), (node(x + 1, y), node(x, y))]
+                types += [ACROSS, ACROSS]
+            if y + 1 < h:
+                pairs += [(node(x, y), node(x, y + 1)), (node(x, y + 1), node(x, y))]
+                types += [ALONG, ALONG]
+    for k in rng.choice(len(pairs), len(pairs) // 10, replace=False):
+        pairs.append(pairs[int(k)])
+        types.append(PARALLEL)
+    for zone in range(1, zones + 1):
+        for grid in rng.choice(w * h, 2, replace=False):
+            pairs += [(zone, zones + int(grid) + 1), (zones + int(grid) + 1, zone)]
+            types += [CONNECTOR, CONNECTOR]
+    m = len(pairs)
+    kind = np.array(types, dtype=np.int64)
+    connector = kind == CONNECTOR
+    length = rng.uniform(0.3, 2.0, m)
+    free_flow = np.where(connector, 0.5, 60 * length / rng.uniform(30, 90, m))
+    capacity = np.where(connector, 1e5, rng.uniform(300, 2500, m))
+    toll = np.where(rng.random(m) < 0.1, rng.uniform(0, 3, m), 0.0)
+    network = make_network(np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]),
+                           capacity, length, free_flow, bpr_b=np.where(connector, 0.0, 0.15),
+                           bpr_power=rng.choice([4.0, 5.0], m), toll=toll,
+                           node_ids=np.arange(1, zones + w * h + 1), first_thru_node=zones + 1)
+    network = replace(network, link_type=kind)
+    trips = scale * rng.uniform(0, 150, (zones, zones)) * (rng.random((zones, zones)) < 0.8)
+    np.fill_diagonal(trips, 0.0)
+    return ModelInput(network=network, zones=tuple(Zone(z, z, 1.0, 1.0)
+                                                   for z in range(1, zones + 1)),
+                      demand=ExplicitDemand(trips),
                       assignment=AssignmentSettings(relative_gap=gap, max_iterations=400))

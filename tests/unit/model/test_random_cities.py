@@ -1,5 +1,6 @@
-"""Algorithm B on seeded random grid cities (``random_city``): one class and two, checked by
-scipy shortest paths, and a congested city whose sweeps once skipped bushes on stale labels."""
+"""Algorithm B on seeded random cities (``random_city``, ``zoned_city``): one class and two,
+checked by scipy shortest paths, skims, bans and select-link, and a congested city whose
+sweeps once skipped bushes on stale labels."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ import pytest
 
 from simulation_worker.model import ExplicitDemand, run_model
 from simulation_worker.model.classes import VehicleClass, assign_classes
+from simulation_worker.model.select_link import LinkSelection
+from simulation_worker.model.skims import class_skims
 from tests.unit.model.independent import relative_gap
-from tests.unit.model.random_city import random_city
+from tests.unit.model.random_city import (
+    ACROSS,
+    ALONG,
+    CONNECTOR,
+    PARALLEL,
+    random_city,
+    zoned_city,
+)
+from tests.unit.model.test_skims import scipy_skims
 
 SEEDS = range(24)
 
@@ -46,3 +57,46 @@ def test_sweeps_never_skip_a_bush_on_labels_other_bushes_have_changed() -> None:
     result = run_model(random_city(8, scale=2.5, gap=1e-8))
     assert result.converged, result.message
     assert result.iterations <= 60
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_zoned_city_gives_scipy_skims_respects_the_ban_and_selects_consistently(
+        seed: int) -> None:
+    # Zones behind connectors below the first thru node, parallel roads, tolls; trucks of
+    # PCE 2.5 that pay tolls twice and distance, banned from the parallel roads.
+    model = zoned_city(seed)
+    net = model.network
+    assert isinstance(model.demand, ExplicitDemand)
+    trips = np.asarray(model.demand.trips)
+    cars = VehicleClass("car", toll_factor=1.0)
+    trucks = VehicleClass("truck", pce=2.5, toll_factor=2.0, distance_factor=0.2,
+                          allowed_link_types=(ACROSS, ALONG, CONNECTOR))
+    streets = np.flatnonzero(net.link_type != CONNECTOR)
+    chosen = tuple(int(k) for k in np.random.default_rng(seed).choice(streets, 3,
+                                                                      replace=False))
+    selections = (LinkSelection("one", chosen[:1]), LinkSelection("any", chosen, "or"),
+                  LinkSelection("both", chosen[:2], "and"))
+    result = assign_classes(model, {"car": trips, "truck": 0.2 * trips}, (cars, trucks),
+                            selections=selections)
+    assert result.converged and result.relative_gap <= 1e-8, (seed, result.relative_gap)
+    banned = net.link_type == PARALLEL
+    assert np.all(result.class_flows["truck"][banned] == 0.0)
+    found = class_skims(model, result)
+    for spec, ban in ((cars, None), (trucks, banned)):
+        cost = result.link_times + spec.toll_factor * net.toll + spec.distance_factor * \
+            net.length
+        expected = scipy_skims(model, result.pce_flows, cost, ban)["cost"]
+        np.testing.assert_allclose(found.tables[(spec.name, "cost")], expected, rtol=1e-9,
+                                   atol=1e-9, err_msg=spec.name)
+    chosen_flows = {name: flows[list(chosen)] for name, flows in result.class_flows.items()}
+    picked = result.select_link
+    assert picked is not None
+    for name, flows in chosen_flows.items():
+        one = picked.matrices[("one", name)].sum()
+        assert one == pytest.approx(flows[0], rel=1e-6, abs=1e-6)
+        assert picked.flows[("one", name)][chosen[0]] == pytest.approx(one, rel=1e-6, abs=1e-6)
+        # demand using any of three links: at least the busiest one's, never counted twice
+        anyone = picked.matrices[("any", name)].sum()
+        assert flows.max() - 1e-6 <= anyone <= flows.sum() + 1e-6
+        assert picked.matrices[("both", name)].sum() <= flows[:2].min() + 1e-6
+        assert np.all(picked.flows[("any", name)] <= result.class_flows[name] + 1e-6)

@@ -39,16 +39,20 @@ def scipy_skims(model: ModelInput, flows: np.ndarray, cost: np.ndarray | None = 
     allowed = np.ones(net.n_links, dtype=bool) if banned is None else ~banned
     out = {m: np.zeros((len(model.zones), len(model.zones))) for m in ("time", "distance", "cost")}
     blocked = net.link_from < net.first_thru_node
+    weight = cost + tie * 1e-9 * net.length
     for i, zone in enumerate(model.zones):
         origin = position[zone.centroid]
         keep = net.link_open & allowed & (~blocked | (tail == origin))
-        graph = csr_matrix((cost[keep] + tie * 1e-9 * net.length[keep],
-                            (tail[keep], head[keep])), shape=(net.n_nodes, net.n_nodes))
+        # Of parallel links only the cheapest (a sparse matrix would add their costs up).
+        link_of: dict[tuple[int, int], int] = {}
+        for k in np.flatnonzero(keep)[np.argsort(-weight[keep], kind="stable")]:
+            link_of[int(tail[k]), int(head[k])] = int(k)
+        cheapest = np.array(sorted(link_of.values()), dtype=np.int64)
+        graph = csr_matrix((weight[cheapest], (tail[cheapest], head[cheapest])),
+                           shape=(net.n_nodes, net.n_nodes))
         dist, pred = dijkstra(graph, indices=origin, return_predecessors=True)
         if tie:
             dist = np.full_like(dist, np.nan)
-        link_of = {(int(t), int(h)): k for k, (t, h) in enumerate(zip(tail, head, strict=True))
-                   if keep[k]}
         for j, destination in enumerate(model.zones):
             node = position[destination.centroid]
             out["cost"][i, j] = dist[node]
