@@ -223,8 +223,9 @@ def _algorithm_b(
         threshold = mean_cost * max(_TARGET_SHARE * settings.relative_gap, _GAP_SHARE * gap)
         bush.reshape_then_shift(g, origins, bushes, x, costs, d, _PASSES, threshold, work, one)
         sweeps = extra_sweeps(stagnation.gaps, gap, sweeps, _FLOW_SWEEPS, _SWEEP_GAP)
-        skip = _SKIP_SETTLED and sweeps <= _FLOW_SWEEPS
-        for _ in range(sweeps):
+        doubled = sweeps > _FLOW_SWEEPS
+        for sweep in range(sweeps):
+            skip = _SKIP_SETTLED and not (doubled and sweep % _REFRESH == 0)
             bush.shift_flows(g, origins, bushes, x, costs, d, 1, threshold, work, skip, one)
         bush.sum_flows(bushes, g, x, costs, d)
         iteration += 1
@@ -281,6 +282,9 @@ MAX_SWEEPS = 256
 _PASSES = 2
 # The extra sweeps skip bushes whose previous sweep found nothing above the threshold.
 _SKIP_SETTLED = True
+# Once the extra sweeps are doubled, every _REFRESH-th sweep visits every bush (0144): a
+# skipped bush's labels are those of its own last sweep, stale once other bushes moved.
+_REFRESH = 2
 _TARGET_SHARE = 0.1
 _GAP_SHARE = 0.01
 # The gap assumed for the first iteration's threshold (its start is not measured, 0119).

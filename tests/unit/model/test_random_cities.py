@@ -52,8 +52,8 @@ def test_sweeps_never_skip_a_bush_on_labels_other_bushes_have_changed() -> None:
     # City 8 at 2.5 times the demand, to gap 1e-8: the extra sweeps skipped each bush whose
     # own last sweep had found nothing to shift, though the other bushes' shifts had changed
     # its costs since. Doubling the sweeps then moved only the other bushes, and the run hit
-    # the 400-iteration limit near gap 4e-8 (a fresh sweep of every bush converges in 22).
-    # The doubled sweeps (decision 0141) now visit every bush.
+    # the 400-iteration limit near gap 4e-8. Once doubled (decision 0141), every second
+    # sweep now visits every bush (0144): 22 iterations.
     result = run_model(random_city(8, scale=2.5, gap=1e-8))
     assert result.converged, result.message
     assert result.iterations <= 60
