@@ -237,7 +237,7 @@ def _parse_net_row(path: Path, number: int, line: str) -> tuple[int, list[float]
     extras = [_number(f, where, column)
               for f, column in zip(fields[7:9], _EXTRA_COLUMNS[:2], strict=False)]
     if len(fields) > 9:
-        extras.append(float(_integer(fields[9], where, "type", 0)))
+        extras.append(float(_integer(fields[9], where, _EXTRA_COLUMNS[2], 0)))
     extras += list(_EXTRA_DEFAULTS[len(extras):])
     return number, ends + values + extras
 
