@@ -101,9 +101,21 @@ def compile_kernels() -> None:
     with _lock:
         if _done:
             return
-        if not stamp().exists() and not nb.config.DISABLE_JIT:  # type: ignore[attr-defined]
+        if (not stamp().exists() and not nb.config.DISABLE_JIT  # type: ignore[attr-defined]
+                and _writable(stamp().parent)):
             _compile_cold()
         _done = True
+
+
+def _writable(folder: Path) -> bool:
+    """Whether the cache folder can be created and written. If not, numba caches in the
+    package's ``__pycache__`` (0129) and no stamp can say so: every run would start a helper
+    only to load kernels, so the kernels are left to compile or load when first called."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
 
 
 def _compile_cold() -> None:
@@ -116,8 +128,7 @@ def _compile_cold() -> None:
             helper.kill()
             helper.wait()
     compile_group(LAST)
-    # If the cache folder cannot be written, numba cached in the package instead (0129).
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # a folder made read-only meanwhile: compiled anyway
         stamp().write_text("compiled\n")
 
 

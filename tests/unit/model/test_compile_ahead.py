@@ -121,3 +121,17 @@ def test_a_stamped_cache_is_left_to_load_lazily(tmp_path: Path) -> None:
     assert all(o == {"compiled": 0, "loaded": 0} for o in ahead.values()), ahead
     assert all(o["compiled"] == 0 for o in origin.values()), origin
     assert again["compiled_later"] == []
+
+
+def test_an_unwritable_cache_folder_gets_no_helper(tmp_path: Path) -> None:
+    # A cache folder that cannot be created (here: below a file, which holds even for root):
+    # numba caches in the package instead, no stamp can be written, so nothing is compiled
+    # ahead; the run compiles or loads each kernel when it first calls it, as before 0143.
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = _cold_run(blocker / "cache", NUMBA_NUM_THREADS="2")
+    ahead = out["ahead"]
+    assert isinstance(ahead, dict)
+    assert all(o == {"compiled": 0, "loaded": 0} for o in ahead.values()), ahead
+    gaps = out["gaps"]
+    assert isinstance(gaps, list) and max(gaps) <= 1e-4
