@@ -1,0 +1,112 @@
+"""Algorithm B on seeded random cities (``tests/unit/model/random_city.py``), side by side.
+
+Two figures, both sides in the same run:
+
+- ``one_class_iterations``: the iterations one class needs over ``--cities`` cities, each
+  solved at 2.5 times its demand to gap 1e-8 and at its demand to gap 1e-9 (at most 400
+  iterations each), with the doubled sweeps refreshing every bush every second sweep
+  (decision 0144) against the sweeps skipping settled bushes throughout (before 0144).
+  Also: how many runs converged on each side, and their seconds.
+- ``two_classes_converged_oversaturated``: how many of the cities, at 8 times their demand
+  (the busiest link near 9 times its capacity), reach gap 1e-6 within 400 iterations with
+  cars and PCE-2.5 trucks that pay a distance cost (0.3 per length unit), against the same
+  cars and trucks without the distance cost. The distance cost makes the classes want
+  different paths; near capacity their per-bush moves crawl (decision 0144, left open).
+
+Iterations and convergence do not depend on the machine, so each side runs once (after one
+untimed city, so neither side pays for compiling the kernels); the seconds are those of that
+run.
+
+    .venv/bin/python -m bench.random_cities [--cities 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.common import figure, report  # noqa: E402
+
+
+def one_class(cities: int, refresh: int | None) -> dict[str, Any]:
+    """Iterations, converged runs and seconds of one class over the cities."""
+    from simulation_worker.model import assignment, run_model
+    from tests.unit.model.random_city import random_city
+
+    before = assignment._REFRESH
+    assignment._REFRESH = refresh
+    try:
+        iterations = converged = 0
+        started = time.perf_counter()
+        for seed in range(cities):
+            for scale, gap in ((2.5, 1e-8), (1.0, 1e-9)):
+                result = run_model(random_city(seed, scale=scale, gap=gap))
+                iterations += result.iterations
+                converged += int(result.converged)
+        return {"iterations": iterations, "converged": converged,
+                "seconds": round(time.perf_counter() - started, 2)}
+    finally:
+        assignment._REFRESH = before
+
+
+def two_classes(cities: int, distance_factor: float) -> dict[str, Any]:
+    """Converged runs of cars and trucks over the cities at 8 times their demand."""
+    from simulation_worker.model import AssignmentSettings, ExplicitDemand
+    from simulation_worker.model.classes import VehicleClass, assign_classes
+    from tests.unit.model.random_city import random_city
+
+    classes = (VehicleClass("car"),
+               VehicleClass("truck", pce=2.5, distance_factor=distance_factor))
+    converged = 0
+    gaps = []
+    started = time.perf_counter()
+    for seed in range(cities):
+        model = random_city(seed, scale=8.0, gap=1e-6)
+        assert isinstance(model.demand, ExplicitDemand)
+        trips = np.asarray(model.demand.trips)
+        result = assign_classes(model, {"car": trips, "truck": 0.2 * trips}, classes,
+                                AssignmentSettings(relative_gap=1e-6, max_iterations=400))
+        converged += int(result.converged)
+        gaps.append(result.relative_gap)
+    return {"converged": converged, "worst_gap": float(max(gaps)),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--cities", type=int, default=40, help="seeded cities (default 40)")
+    args = parser.parse_args()
+    cities = args.cities
+    one_class(1, 2)  # compile or load the kernels before either side is timed
+    now = one_class(cities, 2)
+    then = one_class(cities, None)
+    print({"refresh every second sweep": now, "skip throughout": then}, file=sys.stderr)
+    with_distance = two_classes(cities, 0.3)
+    without = two_classes(cities, 0.0)
+    print({"distance cost": with_distance, "none": without}, file=sys.stderr)
+    runs = 2 * cities
+    report("random_cities", [
+        figure("one_class_iterations", now["iterations"], "iterations",
+               "extra sweeps skip settled bushes throughout (before 0144)", then["iterations"],
+               higher_is_better=False, runs=runs, converged=now["converged"],
+               baseline_converged=then["converged"], seconds=now["seconds"],
+               baseline_seconds=then["seconds"]),
+        figure("two_classes_converged_oversaturated", with_distance["converged"], "cities",
+               "same cars and trucks without a distance cost", without["converged"],
+               cities=cities, worst_gap=with_distance["worst_gap"],
+               baseline_worst_gap=without["worst_gap"], seconds=with_distance["seconds"],
+               baseline_seconds=without["seconds"]),
+    ], cities=cities)
+
+
+if __name__ == "__main__":
+    main()
