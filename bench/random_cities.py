@@ -1,4 +1,4 @@
-"""Algorithm B on seeded random cities (``tests/unit/model/random_city.py``), side by side.
+"""Algorithm B on seeded random cities (``bench/random_city.py``), side by side.
 
 Two figures, both sides in the same run:
 
@@ -39,8 +39,8 @@ from bench.common import figure, report  # noqa: E402
 
 def one_class(cities: int, refresh: int | None) -> dict[str, Any]:
     """Iterations, converged runs and seconds of one class over the cities."""
+    from bench.random_city import random_city
     from simulation_worker.model import assignment, run_model
-    from tests.unit.model.random_city import random_city
 
     before = assignment._REFRESH
     assignment._REFRESH = refresh
@@ -60,9 +60,9 @@ def one_class(cities: int, refresh: int | None) -> dict[str, Any]:
 
 def two_classes(cities: int, distance_factor: float) -> dict[str, Any]:
     """Converged runs of cars and trucks over the cities at 8 times their demand."""
+    from bench.random_city import random_city
     from simulation_worker.model import AssignmentSettings, ExplicitDemand
     from simulation_worker.model.classes import VehicleClass, assign_classes
-    from tests.unit.model.random_city import random_city
 
     classes = (VehicleClass("car"),
                VehicleClass("truck", pce=2.5, distance_factor=distance_factor))

@@ -7,12 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulation_worker.model import ExplicitDemand, run_model
-from simulation_worker.model.classes import VehicleClass, assign_classes
-from simulation_worker.model.select_link import LinkSelection
-from simulation_worker.model.skims import class_skims
-from tests.unit.model.independent import relative_gap
-from tests.unit.model.random_city import (
+from bench.random_city import (
     ACROSS,
     ALONG,
     CONNECTOR,
@@ -20,6 +15,11 @@ from tests.unit.model.random_city import (
     random_city,
     zoned_city,
 )
+from simulation_worker.model import ExplicitDemand, run_model
+from simulation_worker.model.classes import VehicleClass, assign_classes
+from simulation_worker.model.select_link import LinkSelection
+from simulation_worker.model.skims import class_skims
+from tests.unit.model.independent import relative_gap
 from tests.unit.model.test_skims import scipy_skims
 
 SEEDS = range(24)

@@ -1,4 +1,6 @@
-"""Seeded random grid cities: networks and demand nobody tuned the solver on.
+"""Seeded random cities: networks and demand nobody tuned the solver on. Used by
+``tests/unit/model/test_random_cities.py`` and ``bench/random_cities.py`` (tests may import
+the bench; the bench may not import the tests).
 
 A ``w x h`` grid (6 to 12 each way) of two-way streets, a quarter as many one-way diagonals,
 one street in twenty doubled by a parallel road, lengths 0.3-2 km at 30-90 km/h, capacities
