@@ -12,6 +12,7 @@ at 2.5 up to 6 times.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -24,6 +25,27 @@ from simulation_worker.model import (
     make_network,
 )
 
+# Link types (``zoned_city`` keeps them): streets across and along, parallel roads,
+# connectors.
+ACROSS, ALONG, PARALLEL, CONNECTOR = 1, 2, 3, 9
+
+
+def streets(w: int, h: int, node: Callable[[int, int], int]
+            ) -> tuple[list[tuple[int, int]], list[int]]:
+    """A ``w x h`` grid's two-way streets as (from, to) node pairs, row by row, and their
+    types (``ACROSS`` or ``ALONG``)."""
+    pairs: list[tuple[int, int]] = []
+    types: list[int] = []
+    for y in range(h):
+        for x in range(w):
+            if x + 1 < w:
+                pairs += [(node(x, y), node(x + 1, y)), (node(x + 1, y), node(x, y))]
+                types += [ACROSS, ACROSS]
+            if y + 1 < h:
+                pairs += [(node(x, y), node(x, y + 1)), (node(x, y + 1), node(x, y))]
+                types += [ALONG, ALONG]
+    return pairs, types
+
 
 def random_city(seed: int, scale: float = 1.0, gap: float = 1e-6) -> ModelInput:
     """The seeded city, with Algorithm B to ``gap`` (at most 400 iterations)."""
@@ -33,13 +55,7 @@ def random_city(seed: int, scale: float = 1.0, gap: float = 1e-6) -> ModelInput:
     def node(x: int, y: int) -> int:
         return y * w + x + 1
 
-    pairs: list[tuple[int, int]] = []
-    for y in range(h):
-        for x in range(w):
-            if x + 1 < w:
-                pairs += [(node(x, y), node(x + 1, y)), (node(x + 1, y), node(x, y))]
-            if y + 1 < h:
-                pairs += [(node(x, y), node(x, y + 1)), (node(x, y + 1), node(x, y))]
+    pairs, _ = streets(w, h, node)
     for _ in range(w * h // 4):
         x, y = int(rng.integers(0, w - 1)), int(rng.integers(0, h - 1))
         a, b = node(x, y), node(x + 1, y + 1)
@@ -64,8 +80,6 @@ def random_city(seed: int, scale: float = 1.0, gap: float = 1e-6) -> ModelInput:
                       assignment=AssignmentSettings(relative_gap=gap, max_iterations=400))
 
 
-# Link types of ``zoned_city``: streets across and along, parallel roads, connectors.
-ACROSS, ALONG, PARALLEL, CONNECTOR = 1, 2, 3, 9
 
 
 def zoned_city(seed: int, scale: float = 4.0, gap: float = 1e-8) -> ModelInput:
@@ -81,16 +95,7 @@ def zoned_city(seed: int, scale: float = 4.0, gap: float = 1e-8) -> ModelInput:
     def node(x: int, y: int) -> int:
         return zones + y * w + x + 1
 
-    pairs: list[tuple[int, int]] = []
-    types: list[int] = []
-    for y in range(h):
-        for x in range(w):
-            if x + 1 < w:
-                pairs += [(node(x, y), node(x + 1, y)), (node(x + 1, y), node(x, y))]
-                types += [ACROSS, ACROSS]
-            if y + 1 < h:
-                pairs += [(node(x, y), node(x, y + 1)), (node(x, y + 1), node(x, y))]
-                types += [ALONG, ALONG]
+    pairs, types = streets(w, h, node)
     for k in rng.choice(len(pairs), len(pairs) // 10, replace=False):
         pairs.append(pairs[int(k)])
         types.append(PARALLEL)
