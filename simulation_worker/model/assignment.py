@@ -38,6 +38,8 @@ ALGORITHMS = ("b", "bfw", "fw")
 NO_GAIN = "bfw-no-gain"
 """``fallback`` when bi-conjugate Frank-Wolfe ran after a stalled Algorithm B and ended no
 better: the result holds Algorithm B's flows (docs/decisions/0135)."""
+FW_NO_GAIN = "fw-no-gain"
+"""The same for the multi-class Algorithm B, whose fallback is Frank-Wolfe (``classes.py``)."""
 CONVERGED, STALLED, ITERATION_LIMIT = "converged", "stalled", "iteration_limit"
 
 
@@ -78,8 +80,9 @@ def describe(outcome: str, gap: float, iterations: int, fallback: str | None) ->
     head = {CONVERGED: "converged", STALLED: "stalled",
             ITERATION_LIMIT: "iteration limit reached"}[outcome]
     text = f"{head} at gap {gap:.2e} after {iterations} iterations"
-    if fallback == NO_GAIN:
-        text += (" (Algorithm B stalled; bi-conjugate Frank-Wolfe from its flows did not improve"
+    if fallback in (NO_GAIN, FW_NO_GAIN):
+        name = "bi-conjugate Frank-Wolfe" if fallback == NO_GAIN else "Frank-Wolfe"
+        text += (f" (Algorithm B stalled; {name} from its flows did not improve"
                  " them: Algorithm B's flows kept)")
     elif fallback is not None:
         text += f" (Algorithm B stalled; continued with {fallback} from its flows)"
@@ -294,7 +297,7 @@ _FIRST_GAP = 0.1
 _MEASURE_FIRST_FROM = 1e-3
 
 
-STALL_WINDOWS = {"b": 20, "bfw": 200, "fw": 400}
+STALL_WINDOWS = {"b": 20, "b-classes": 40, "bfw": 200, "fw": 400}
 """Iterations over which the best gap must fall by STALL_FACTOR (docs/decisions/0111)."""
 STALL_FACTOR = 0.5
 

@@ -52,6 +52,9 @@ class Scratch(NamedTuple):
     seg_lo: I32  # per lane, one per node: a shift's two segments
     seg_hi: I32
     mark: U8  # per lane, one per node, zero between uses: a cycle check's visited nodes
+    # per lane, class and link, -1 between uses: a link's position in the list of the bush of
+    # that class from the same origin (``Classes.mates``) while a sweep exchanges classes
+    where: I32
 
 
 class Classes(NamedTuple):
@@ -71,6 +74,9 @@ class Classes(NamedTuple):
     cycle_checks: int
     # per bush: link flows at or below this are rounding noise, not use (``noise``, 0140)
     noise: FloatArray
+    # per bush and class: the bush of that class from the same origin, or -1 (no columns where
+    # no exchange can pay, as with one class): the bushes a sweep exchanges flow with (0145)
+    mates: I32
 
 
 def one_class(g: Graph, trips: FloatArray) -> Classes:
@@ -79,7 +85,8 @@ def one_class(g: Graph, trips: FloatArray) -> Classes:
     count = trips.shape[0]
     return Classes(np.zeros(count, dtype=np.int32), np.ones(1),
                    np.ascontiguousarray(g.fixed_cost, dtype=np.float64).reshape(1, -1),
-                   np.arange(count, dtype=np.int32), 0, noise(trips))
+                   np.arange(count, dtype=np.int32), 0, noise(trips),
+                   np.zeros((count, 0), dtype=np.int32))
 
 
 def noise(trips: FloatArray) -> FloatArray:
@@ -91,8 +98,8 @@ def noise(trips: FloatArray) -> FloatArray:
     return np.ascontiguousarray(trips, dtype=np.float64) * _NOISE
 
 
-def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int, trees: bool = True
-            ) -> Scratch:
+def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int, trees: bool = True,
+            classes: int = 0) -> Scratch:
     """Work arrays for ``lanes`` lanes and ``bushes`` bushes; without ``trees``, no room for
     the origins' shortest-path trees (the re-shapes then add no tree links, 0128)."""
     shape = (lanes, n_nodes)
@@ -103,7 +110,8 @@ def scratch(lanes: int, n_nodes: int, bushes: int, n_links: int, trees: bool = T
                    np.zeros((lanes, n_links)),
                    np.zeros((lanes, n_links), dtype=np.int32),
                    np.zeros((lanes, n_links), dtype=np.uint8), np.zeros(shape, dtype=np.int32),
-                   np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.uint8))
+                   np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.uint8),
+                   np.full((lanes, classes, n_links), -1, dtype=np.int32))
 
 
 def sum_flows(b: Trees, g: Graph, x: FloatArray, c: FloatArray, d: FloatArray,
@@ -438,8 +446,9 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
                 bf: FloatArray, x: FloatArray, c: FloatArray, d: FloatArray, cls: int,
                 w: float, t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
                 fixed: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32,
-                hi: FloatArray, hi_pred: I32, due: I32, seg_lo: I32, seg_hi: I32, noise: float
-                ) -> float:
+                hi: FloatArray, hi_pred: I32, due: I32, seg_lo: I32, seg_hi: I32, noise: float,
+                k: int, all_links: I32, all_lens: I32, all_bf: FloatArray, mates: I32,
+                where: I32, pce: FloatArray, all_noise: FloatArray) -> float:
     """One Newton flow-shifting sweep over a bush of class ``cls`` (PCE ``w``: a shift of
     ``dx`` vehicles moves ``w dx`` of total flow, so the Newton step is divided by ``w``);
     returns the largest label difference.
@@ -453,6 +462,14 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
     cc = c[cls]
     due_count, worst = _used_labels(r, links, nl, head, tail, bf, cc, threshold, lo, lo_pred,
                                     hi, hi_pred, due, noise)
+    exchange = False
+    if due_count > 0:
+        for q in range(mates.shape[1]):
+            mate = mates[k, q]
+            if mate >= 0:
+                exchange = True
+                for idx in range(all_lens[mate]):
+                    where[q, all_links[mate, idx]] = idx
     for at in range(due_count - 1, -1, -1):
         j = due[at]
         # Walk both paths back to their last common node p, summing each segment on the way.
@@ -487,6 +504,11 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
         gain = cmax - cmin
         if gain <= 0.0 or fmax <= 0.0:
             continue
+        if exchange:
+            fmax = _exchange(k, mates, where, c, pce, all_bf, all_noise, links, bf, w, gain,
+                             fmax, threshold, seg_lo, n_lo, seg_hi, n_hi, noise)
+            if fmax <= 0.0:
+                continue
         slope = w * (dmax + dmin)
         dx = gain / slope if slope > 0.0 else fmax
         if fmax - dx <= noise:  # also when the step is longer than the segment's flow
@@ -495,7 +517,73 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
             continue  # a move within rounding noise
         _move(seg_hi, n_hi, -dx, w, links, bf, x, c, d, t0, bb, pp, cap, fixed, noise)
         _move(seg_lo, n_lo, dx, w, links, bf, x, c, d, t0, bb, pp, cap, fixed, noise)
+    if exchange:
+        for q in range(mates.shape[1]):
+            mate = mates[k, q]
+            if mate >= 0:
+                for idx in range(all_lens[mate]):
+                    where[q, all_links[mate, idx]] = -1
     return worst
+
+
+@nb.njit(cache=True, nogil=True)
+def _exchange(k: int, mates: I32, where: I32, c: FloatArray, pce: FloatArray,
+              all_bf: FloatArray, all_noise: FloatArray, links: I32, bf: FloatArray,
+              w: float, gain: float, fmax: float, threshold: float, seg_lo: I32, n_lo: int,
+              seg_hi: I32, n_hi: int, noise: float) -> float:
+    """Exchange flow with the bushes of other classes from the same origin: where such a
+    bush holds both segments and gains less than this one by moving from the longer segment
+    to the shorter, this bush's vehicles move to the shorter and the same PCE of the other's
+    move to the longer, up to the flow either has there. The link flows do not change, so no
+    cost does; each class pays the difference of its own costs. Returns the flow left on
+    the longer segment."""
+    for q in range(mates.shape[1]):
+        mate = mates[k, q]
+        if mate < 0 or fmax <= 0.0:
+            continue
+        cq = c[q]
+        other = 0.0  # the mate's cost of the longer segment less that of the shorter
+        f_short = np.inf  # the mate's flow along the shorter segment
+        held = True
+        for t in range(n_lo):
+            a = links[seg_lo[t]]
+            p = where[q, a]
+            if p < 0:
+                held = False
+                break
+            other -= cq[a]
+            f_short = min(f_short, all_bf[mate, p])
+        if not held:
+            continue
+        for t in range(n_hi):
+            a = links[seg_hi[t]]
+            if where[q, a] < 0:
+                held = False
+                break
+            other += cq[a]
+        if not held or f_short <= all_noise[mate] or not gain - other > threshold:
+            continue
+        pce_moved = min(fmax * w, f_short * pce[q])
+        dx = pce_moved / w
+        if fmax - dx <= noise:
+            dx = fmax
+        dm = pce_moved / pce[q]
+        if f_short - dm <= all_noise[mate]:
+            dm = f_short
+        for t in range(n_hi):
+            e = seg_hi[t]
+            left = bf[e] - dx
+            bf[e] = left if left > noise else 0.0
+            p = where[q, links[e]]
+            all_bf[mate, p] += dm
+        for t in range(n_lo):
+            e = seg_lo[t]
+            bf[e] += dx
+            p = where[q, links[e]]
+            left = all_bf[mate, p] - dm
+            all_bf[mate, p] = left if left > all_noise[mate] else 0.0
+        fmax -= dx
+    return fmax
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -522,7 +610,7 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
                b: Trees, x: FloatArray, c: FloatArray, d: FloatArray, passes: int,
                threshold: float, skip: bool, worst: FloatArray, s: Scratch,
                bush_class: I32, pce: FloatArray, checks: int, sequence: I32,
-               noise: FloatArray) -> None:
+               noise: FloatArray, mates: I32) -> None:
     """The bushes ``sequence[first], sequence[first + step], ...`` (up to position ``stop``),
     with the work arrays of row ``row``: re-shape them at the costs ``c_shape``, or shift
     their flows with up to ``passes`` sweeps each against the live flows ``x``, costs ``c``
@@ -548,7 +636,9 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
             worst[k] = _shift_pass(r, b.links[k], b.links_len[k],
                                    head, tail, b.bush_flow[k], x, c, d, cls, pce[cls], t0,
                                    bb, pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred,
-                                   s.due[row], s.seg_lo[row], s.seg_hi[row], noise[k])
+                                   s.due[row], s.seg_lo[row], s.seg_hi[row], noise[k],
+                                   k, b.links, b.links_len, b.bush_flow, mates, s.where[row],
+                                   pce, noise)
             if worst[k] <= threshold:
                 break
 
@@ -561,7 +651,7 @@ def _kernel(g: Graph, row: int, first: int, step: int, stop: int, reshape: bool,
                g.fwd_link, g.head, g.tail, g.blocked,
                g.free_flow_time, g.bpr_b, g.bpr_power, g.capacity, cl.fixed, b, x, c, d,
                passes, threshold, skip, s.worst, s, cl.bush_class, cl.pce, cl.cycle_checks,
-               cl.sequence, cl.noise)
+               cl.sequence, cl.noise, cl.mates)
 
 
 def shift_flows(g: Graph, origins: I32, b: Trees, x: FloatArray, c: FloatArray,
@@ -602,11 +692,28 @@ def reshape_then_shift(g: Graph, origins: I32, b: Trees, x: FloatArray, c: Float
                     b, x, c, d, 0, 0.0, False, s, cl)
 
     shifted = 0  # the bushes before this one are shifted
-    for start in [*range(0, k, _CHUNK), k]:
-        stop = min(k, start + _CHUNK)
+    starts = _chunks(origins[cl.sequence], _CHUNK)
+    for start, stop in zip(starts, [*starts[1:], k], strict=True):
         run_lanes(stage, s.lo.shape[0], range(shifted, start),
                   deque(range(start, stop, _PIECE)), stop)
         shifted = start
+
+
+def _chunks(origin: I32, size: int) -> list[int]:
+    """Where the chunks of about ``size`` bushes start in a sequence whose bushes have the
+    origins ``origin``, never between two bushes of one origin (a shift may exchange flow with
+    the bushes of its origin, so none of them may be re-shaped meanwhile), and the end."""
+    k = origin.shape[0]
+    new = np.flatnonzero(np.diff(origin) != 0) + 1  # where an origin's bushes start
+    starts = [0]
+    for at in range(size, k, size):
+        if at <= starts[-1]:
+            continue
+        found = int(np.searchsorted(new, at))
+        if found == len(new):
+            break
+        starts.append(int(new[found]))
+    return [*sorted(set(starts)), k]
 
 
 # A bush's link flow at or below this share of its origin's trips is rounding noise: no use,

@@ -83,7 +83,9 @@ class ClassAssignment:
     converged: bool
     select_link: SelectLinkResult | None = None
     stalled: bool = False
-    fallback: str | None = None  # "fw" when a stalled Algorithm B handed over to Frank-Wolfe
+    # "fw" when a stalled Algorithm B handed over to Frank-Wolfe, "fw-no-gain" when that ended
+    # no better and B's flows were kept
+    fallback: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,6 +150,12 @@ _TARGET_SHARE = 0.1
 _GAP_SHARE = 0.02
 # Shortcuts refused by the longest-path rule that a re-shape checks for a cycle, per bush.
 _CYCLE_CHECKS = 32
+# Whether a sweep exchanges flow between the classes of an origin (decision 0145; False: as
+# before it, for the bench's baseline).
+EXCHANGE = True
+# The stagnation window of the multi-class Algorithm B (``assignment.STALL_WINDOWS``): twice the
+# single-class one, as an exchange-limited crawl still halves the gap in 40 iterations (0145).
+STALL_RULE = "b-classes"
 
 
 def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
@@ -168,13 +176,15 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     bush_class = np.repeat(np.arange(n_classes, dtype=np.int32), np.diff(bounds))
     sequence = np.lexsort((bush_class, origins)).astype(np.int32)  # origin-major
     trips = np.concatenate([od[q][blocks[q]].sum(axis=1) for q in range(n_classes)])
+    mates = _mates(origins, bush_class, n_classes if _costs_differ(fixed) else 0)
     cl = bush.Classes(bush_class, np.array([c.spec.pce for c in prepared]), fixed, sequence,
-                      _CYCLE_CHECKS, bush.noise(trips))
+                      _CYCLE_CHECKS, bush.noise(trips), mates)
     with normal_pages():
         bushes = bush.bushes(count, n, m)
         # no shortest-path trees for the re-shapes: with several classes they stalled
         # Winnipeg with cars and trucks near 3e-5 (decision 0139)
-        work = bush.scratch(min(lanes(), max(1, count)), n, count, m, trees=False)
+        work = bush.scratch(min(lanes(), max(1, count)), n, count, m, trees=False,
+                            classes=mates.shape[1])
     x, c, d = np.zeros(m), np.empty((n_classes, m)), np.empty(m)
     bush.sum_flows(bush.rows(bushes, 0, 0), g, x, c, d, cl)  # free-flow costs
     for q, spec in enumerate(prepared):
@@ -188,7 +198,7 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     gap = single._FIRST_GAP if total_demand > 0 else 0.0  # no trips: nothing to assign
     spent = _spent(bushes, g, bounds, c)  # sum_k x_k . c_k at the current flows
     iteration = 0
-    stagnation = Stagnation(settings.relative_gap, "b")
+    stagnation = Stagnation(settings.relative_gap, STALL_RULE)
     sweeps = 0
     stalled = False
     while total_demand > 0 and (iteration == 0 or (gap > settings.relative_gap
@@ -223,16 +233,54 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     fallback = None
     if stalled and iteration < settings.max_iterations:
         # as a stalled single-class B hands over to BFW (docs/decisions/0111): Frank-Wolfe
-        # continues from the bushes' class flows, and the selections follow its steps
+        # continues from the bushes' class flows, and the selections follow its steps; if it
+        # ends no better, B's flows and selections are kept (as in decision 0135)
+        b_flows, b_gap = flows, gap
+        b_selected = list(tracker.current) if tracker is not None else []
         fallback = "fw"
         flows, iteration, gap = _frank_wolfe(graph, prepared, settings, tracker, flows,
                                              iteration)
         stalled = gap > settings.relative_gap
+        if stalled and not gap < b_gap:
+            flows, gap, fallback = b_flows, b_gap, single.FW_NO_GAIN
+            if tracker is not None:
+                tracker.current = b_selected
     result = _result(model, graph, prepared, flows, iteration, gap, settings.relative_gap)
     result = replace(result, stalled=stalled, fallback=fallback)
     if tracker is None:
         return result
     return replace(result, select_link=tracker.result(model.network.n_links))
+
+
+def _costs_differ(fixed: FloatArray) -> bool:
+    """Whether two classes' flow-independent costs differ on a link both may use: only then
+    can an exchange between them lower what they pay (``bush._exchange``)."""
+    if not EXCHANGE:
+        return False
+    for q in range(fixed.shape[0]):
+        for r in range(q):
+            both = np.isfinite(fixed[q]) & np.isfinite(fixed[r])
+            if np.any(fixed[q][both] != fixed[r][both]):
+                return True
+    return False
+
+
+def _mates(origins: NDArray[np.int32], bush_class: NDArray[np.int32],
+           n_classes: int) -> NDArray[np.int32]:
+    """Per bush and class, the bush of that class from the same origin, or -1 (none, or the
+    bush's own class); no columns where ``n_classes`` is 0."""
+    mates = np.full((len(origins), n_classes), -1, dtype=np.int32)
+    if not n_classes:
+        return mates
+    by_origin: dict[int, list[int]] = {}
+    for k, origin in enumerate(origins.tolist()):
+        by_origin.setdefault(origin, []).append(k)
+    for group in by_origin.values():
+        for k in group:
+            for other in group:
+                if other != k:
+                    mates[k, bush_class[other]] = other
+    return mates
 
 
 def _class_flows(bushes: Trees, g: Graph, bounds: NDArray[np.int64]) -> list[FloatArray]:

@@ -70,11 +70,11 @@ def signatures() -> dict[str, tuple[Any, tuple[types.Type, ...]]]:
         "shift_pass": (bush._shift_pass, (
             i32, ints, i32, ints, ints, floats, floats, float_rows, floats, i32, f64,
             *cost_arrays, float_rows, f64, floats, ints, floats, ints, ints, ints, ints,
-            f64)),
+            f64, i32, int_rows, ints, float_rows, int_rows, int_rows, floats, floats)),
         "bush_lane": (bush._bush_lane, (
             i64, i64, i64, i64, flag, float_rows, ints, ints, ints, ints, ints, ints, flags,
             *cost_arrays, float_rows, trees, floats, float_rows, floats, i64, f64, flag,
-            floats, scratch, ints, floats, i64, ints, floats)),
+            floats, scratch, ints, floats, i64, ints, floats, int_rows)),
         "pce_sums": (bush._pce_sums, (
             float_rows, int_rows, ints, ints, floats, floats, float_rows, floats,
             *cost_arrays, float_rows)),
