@@ -9,9 +9,12 @@ Two figures, both sides in the same run:
   Also: how many runs converged on each side, and their seconds.
 - ``two_classes_converged_oversaturated``: how many of the cities, at 8 times their demand
   (the busiest link near 9 times its capacity), reach gap 1e-6 within 400 iterations with
-  cars and PCE-2.5 trucks that pay a distance cost (0.3 per length unit), against the same
-  cars and trucks without the distance cost. The distance cost makes the classes want
-  different paths; near capacity their per-bush moves crawl (decision 0144, left open).
+  cars and PCE-2.5 trucks that pay a distance cost (0.3 per length unit): with the exchanges
+  between an origin's classes and the longer stagnation window of decision 0145, against
+  the same runs without them (before 0145). The distance cost makes the classes want
+  different paths; near capacity each class's own Newton steps only crawl towards the
+  split. Also: the iterations both sides took, and how many of the same cities converge
+  without the distance cost (the classes then never want to exchange).
 
 Iterations and convergence do not depend on the machine, so each side runs once (after one
 untimed city, so neither side pays for compiling the kernels); the seconds are those of that
@@ -58,27 +61,36 @@ def one_class(cities: int, refresh: int | None) -> dict[str, Any]:
         assignment._REFRESH = before
 
 
-def two_classes(cities: int, distance_factor: float) -> dict[str, Any]:
-    """Converged runs of cars and trucks over the cities at 8 times their demand."""
+def two_classes(cities: int, distance_factor: float, exchange: bool) -> dict[str, Any]:
+    """Converged runs and iterations of cars and trucks over the cities at 8 times their
+    demand, with or without decision 0145's exchanges and stagnation window."""
     from bench.random_city import random_city
     from simulation_worker.model import AssignmentSettings, ExplicitDemand
+    from simulation_worker.model import classes as multi
     from simulation_worker.model.classes import VehicleClass, assign_classes
 
-    classes = (VehicleClass("car"),
-               VehicleClass("truck", pce=2.5, distance_factor=distance_factor))
-    converged = 0
-    gaps = []
-    started = time.perf_counter()
-    for seed in range(cities):
-        model = random_city(seed, scale=8.0, gap=1e-6)
-        assert isinstance(model.demand, ExplicitDemand)
-        trips = np.asarray(model.demand.trips)
-        result = assign_classes(model, {"car": trips, "truck": 0.2 * trips}, classes,
-                                AssignmentSettings(relative_gap=1e-6, max_iterations=400))
-        converged += int(result.converged)
-        gaps.append(result.relative_gap)
-    return {"converged": converged, "worst_gap": float(max(gaps)),
-            "seconds": round(time.perf_counter() - started, 2)}
+    rules = multi.EXCHANGE, multi.STALL_RULE
+    multi.EXCHANGE, multi.STALL_RULE = (True, "b-classes") if exchange else (False, "b")
+    try:
+        classes = (VehicleClass("car"),
+                   VehicleClass("truck", pce=2.5, distance_factor=distance_factor))
+        converged = iterations = 0
+        gaps = []
+        started = time.perf_counter()
+        for seed in range(cities):
+            model = random_city(seed, scale=8.0, gap=1e-6)
+            assert isinstance(model.demand, ExplicitDemand)
+            trips = np.asarray(model.demand.trips)
+            result = assign_classes(model, {"car": trips, "truck": 0.2 * trips}, classes,
+                                    AssignmentSettings(relative_gap=1e-6, max_iterations=400))
+            converged += int(result.converged)
+            iterations += result.iterations
+            gaps.append(result.relative_gap)
+        return {"converged": converged, "iterations": iterations,
+                "worst_gap": float(max(gaps)),
+                "seconds": round(time.perf_counter() - started, 2)}
+    finally:
+        multi.EXCHANGE, multi.STALL_RULE = rules
 
 
 def main() -> None:
@@ -90,9 +102,11 @@ def main() -> None:
     now = one_class(cities, 2)
     then = one_class(cities, None)
     print({"refresh every second sweep": now, "skip throughout": then}, file=sys.stderr)
-    with_distance = two_classes(cities, 0.3)
-    without = two_classes(cities, 0.0)
-    print({"distance cost": with_distance, "none": without}, file=sys.stderr)
+    now_two = two_classes(cities, 0.3, True)
+    then_two = two_classes(cities, 0.3, False)
+    no_distance = two_classes(cities, 0.0, True)
+    print({"0145": now_two, "before 0145": then_two, "no distance cost": no_distance},
+          file=sys.stderr)
     runs = 2 * cities
     report("random_cities", [
         figure("one_class_iterations", now["iterations"], "iterations",
@@ -100,11 +114,13 @@ def main() -> None:
                higher_is_better=False, runs=runs, converged=now["converged"],
                baseline_converged=then["converged"], seconds=now["seconds"],
                baseline_seconds=then["seconds"]),
-        figure("two_classes_converged_oversaturated", with_distance["converged"], "cities",
-               "same cars and trucks without a distance cost", without["converged"],
-               cities=cities, worst_gap=with_distance["worst_gap"],
-               baseline_worst_gap=without["worst_gap"], seconds=with_distance["seconds"],
-               baseline_seconds=without["seconds"]),
+        figure("two_classes_converged_oversaturated", now_two["converged"], "cities",
+               "the same runs without 0145's exchanges and stagnation window",
+               then_two["converged"], cities=cities, iterations=now_two["iterations"],
+               baseline_iterations=then_two["iterations"], worst_gap=now_two["worst_gap"],
+               baseline_worst_gap=then_two["worst_gap"], seconds=now_two["seconds"],
+               baseline_seconds=then_two["seconds"],
+               converged_without_distance_cost=no_distance["converged"]),
     ], cities=cities)
 
 

@@ -8,9 +8,10 @@ may not use cost it infinity, so no path of that class uses them.
 Two solvers, chosen by ``AssignmentSettings.algorithm``:
 
 - ``"b"`` (default): multi-class Algorithm B, one bush per (origin, class)
-  (``classes_b.py``, docs/decisions/0124); select-link is read off the final bushes
+  (``bush.py``, docs/decisions/0124, 0139); select-link is read off the final bushes
   (docs/decisions/0125). With one class of PCE 1 it performs the single-class Algorithm B's
-  operations in the same order.
+  operations in the same order. Where the classes' fixed costs differ, the sweeps also
+  exchange flow between the classes of an origin (``bush._exchange``, decision 0145).
 - ``"fw"`` and ``"bfw"``: multi-class Frank-Wolfe (docs/decisions/0122). The step size is found
   by bisection on the directional derivative ``sum_k d_k . c_k(X + tau D)``; with one class, or
   classes of PCE 1 and equal costs, this is exactly the single-class Frank-Wolfe.
