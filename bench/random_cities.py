@@ -7,7 +7,7 @@ Two figures, both sides in the same run:
   iterations each), with the doubled sweeps refreshing every bush every second sweep
   (decision 0144) against the sweeps skipping settled bushes throughout (before 0144).
   Also: how many runs converged on each side, and their seconds.
-- ``two_classes_converged_oversaturated``: how many of the cities, at 8 times their demand
+- ``two_classes_converged_oversaturated``: how many of the cities, at 8 times their demand (``--scale``)
   (the busiest link near 9 times its capacity), reach gap 1e-6 within 400 iterations with
   cars and PCE-2.5 trucks that pay a distance cost (0.3 per length unit): with the exchanges
   between an origin's classes and the longer stagnation window of decision 0145, against
@@ -20,7 +20,10 @@ Iterations and convergence do not depend on the machine, so each side runs once 
 untimed city, so neither side pays for compiling the kernels); the seconds are those of that
 run.
 
-    .venv/bin/python -m bench.random_cities [--cities 40]
+    .venv/bin/python -m bench.random_cities [--cities 40] [--scale 8] [--first-seed 0]
+
+``--scale`` and ``--first-seed`` change the two-class runs only (cities nobody tuned on, at
+other loads: ``--scale 12 --first-seed 40 --cities 50``).
 """
 
 from __future__ import annotations
@@ -61,9 +64,11 @@ def one_class(cities: int, refresh: int | None) -> dict[str, Any]:
         assignment._REFRESH = before
 
 
-def two_classes(cities: int, distance_factor: float, exchange: bool) -> dict[str, Any]:
-    """Converged runs and iterations of cars and trucks over the cities at 8 times their
-    demand, with or without decision 0145's exchanges and stagnation window."""
+def two_classes(cities: int, distance_factor: float, exchange: bool, scale: float = 8.0,
+                first: int = 0) -> dict[str, Any]:
+    """Converged runs and iterations of cars and trucks over the cities ``first`` to
+    ``first + cities - 1`` at ``scale`` times their demand, with or without decision 0145's
+    exchanges and stagnation window."""
     from bench.random_city import random_city
     from simulation_worker.model import AssignmentSettings, ExplicitDemand
     from simulation_worker.model import classes as multi
@@ -77,8 +82,8 @@ def two_classes(cities: int, distance_factor: float, exchange: bool) -> dict[str
         converged = iterations = 0
         gaps = []
         started = time.perf_counter()
-        for seed in range(cities):
-            model = random_city(seed, scale=8.0, gap=1e-6)
+        for seed in range(first, first + cities):
+            model = random_city(seed, scale=scale, gap=1e-6)
             assert isinstance(model.demand, ExplicitDemand)
             trips = np.asarray(model.demand.trips)
             result = assign_classes(model, {"car": trips, "truck": 0.2 * trips}, classes,
@@ -96,15 +101,19 @@ def two_classes(cities: int, distance_factor: float, exchange: bool) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cities", type=int, default=40, help="seeded cities (default 40)")
+    parser.add_argument("--scale", type=float, default=8.0,
+                        help="the two-class runs' multiple of the demand (default 8)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the two-class runs' first city (default 0)")
     args = parser.parse_args()
-    cities = args.cities
+    cities, scale, first = args.cities, args.scale, args.first_seed
     one_class(1, 2)  # compile or load the kernels before either side is timed
     now = one_class(cities, 2)
     then = one_class(cities, None)
     print({"refresh every second sweep": now, "skip throughout": then}, file=sys.stderr)
-    now_two = two_classes(cities, 0.3, True)
-    then_two = two_classes(cities, 0.3, False)
-    no_distance = two_classes(cities, 0.0, True)
+    now_two = two_classes(cities, 0.3, True, scale, first)
+    then_two = two_classes(cities, 0.3, False, scale, first)
+    no_distance = two_classes(cities, 0.0, True, scale, first)
     print({"0145": now_two, "before 0145": then_two, "no distance cost": no_distance},
           file=sys.stderr)
     runs = 2 * cities
@@ -120,7 +129,8 @@ def main() -> None:
                baseline_iterations=then_two["iterations"], worst_gap=now_two["worst_gap"],
                baseline_worst_gap=then_two["worst_gap"], seconds=now_two["seconds"],
                baseline_seconds=then_two["seconds"],
-               converged_without_distance_cost=no_distance["converged"]),
+               converged_without_distance_cost=no_distance["converged"],
+               demand_scale=scale, first_seed=first),
     ], cities=cities)
 
 
