@@ -15,7 +15,7 @@ from bench.random_city import (
     random_city,
     zoned_city,
 )
-from simulation_worker.model import ExplicitDemand, run_model
+from simulation_worker.model import AssignmentSettings, ExplicitDemand, run_model
 from simulation_worker.model.classes import VehicleClass, assign_classes
 from simulation_worker.model.select_link import LinkSelection
 from simulation_worker.model.skims import class_skims
@@ -100,3 +100,42 @@ def test_a_zoned_city_gives_scipy_skims_respects_the_ban_and_selects_consistentl
         assert flows.max() - 1e-6 <= anyone <= flows.sum() + 1e-6
         assert picked.matrices[("both", name)].sum() <= flows[:2].min() + 1e-6
         assert np.all(picked.flows[("any", name)] <= result.class_flows[name] + 1e-6)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_classes_on_a_zoned_city_converge_and_keep_each_class_whole(seed: int) -> None:
+    # Two to four classes of random PCE (0.5 to 10), value of time, toll and distance
+    # factors, some banned from the parallel roads, each with its own share of the demand
+    # (weighted so the PCE demand is 1 to 6 times the city's): the exchanges between classes
+    # (decision 0145) move vehicles between classes' paths, never between origins, zones or
+    # classes, so each class's vehicles leave each zone as its demand says.
+    rng = np.random.default_rng(1000 + seed)
+    model = zoned_city(seed, scale=float(rng.uniform(1, 6)))
+    net = model.network
+    assert isinstance(model.demand, ExplicitDemand)
+    trips = np.asarray(model.demand.trips)
+    classes = tuple(
+        VehicleClass(f"c{q}", pce=float(rng.choice([0.5, 1.0, 2.5, 10.0])),
+                     value_of_time=float(rng.uniform(0.2, 5)),
+                     toll_factor=float(rng.uniform(0, 3)),
+                     distance_factor=float(rng.choice([0.0, rng.uniform(0, 2)])),
+                     allowed_link_types=None if rng.random() < 0.6
+                     else (ACROSS, ALONG, CONNECTOR))
+        for q in range(int(rng.integers(2, 5))))
+    demand = {c.name: rng.uniform(0.05, 1) * trips * (rng.random(trips.shape) < 0.8)
+              for c in classes}
+    weight = sum(c.pce * float(demand[c.name].sum()) for c in classes) / float(trips.sum())
+    demand = {name: matrix / weight for name, matrix in demand.items()}
+    result = assign_classes(model, demand, classes,
+                            AssignmentSettings(relative_gap=1e-7, max_iterations=400))
+    assert result.converged and result.fallback is None, (seed, result.relative_gap)
+    for c in classes:
+        flows = result.class_flows[c.name]
+        assert np.all(flows >= 0.0)
+        if c.allowed_link_types is not None:
+            assert np.all(flows[net.link_type == PARALLEL] == 0.0)
+        for z, zone in enumerate(model.zones):  # zones pass no traffic through
+            leaving = flows[net.link_from == zone.centroid].sum()
+            arriving = flows[net.link_to == zone.centroid].sum()
+            assert leaving == pytest.approx(demand[c.name][z].sum(), rel=1e-9, abs=1e-6)
+            assert arriving == pytest.approx(demand[c.name][:, z].sum(), rel=1e-9, abs=1e-6)
