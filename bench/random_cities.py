@@ -8,8 +8,9 @@ Two figures, both sides in the same run:
   (decision 0144) against the sweeps skipping settled bushes throughout (before 0144).
   Also: how many runs converged on each side, and their seconds.
 - ``two_classes_converged_oversaturated``: how many of the cities, at 8 times their demand
-  (``--scale``; the busiest link near 9 times its capacity), reach gap 1e-6 within 400 iterations with
-  cars and PCE-2.5 trucks that pay a distance cost (0.3 per length unit): with the exchanges
+  (``--scale``; the busiest link near 9 times its capacity), reach gap 1e-6 within 400
+  iterations with cars and PCE-2.5 trucks that pay a distance cost (0.3 per length unit):
+  with the exchanges
   between an origin's classes and the longer stagnation window of decision 0145, against
   the same runs without them (before 0145). The distance cost makes the classes want
   different paths; near capacity each class's own Newton steps only crawl towards the
