@@ -53,7 +53,7 @@ class Scratch(NamedTuple):
     seg_hi: I32
     mark: U8  # per lane, one per node, zero between uses: a cycle check's visited nodes
     # per lane, class and link, -1 between uses: a link's position in the list of the bush of
-    # that class from the same origin (``Classes.mates``) while a sweep exchanges classes
+    # that class from the origin a sweep is at (``_map_origin``), for its exchanges (0145)
     where: I32
 
 
@@ -447,8 +447,8 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
                 w: float, t0: FloatArray, bb: FloatArray, pp: FloatArray, cap: FloatArray,
                 fixed: FloatArray, threshold: float, lo: FloatArray, lo_pred: I32,
                 hi: FloatArray, hi_pred: I32, due: I32, seg_lo: I32, seg_hi: I32, noise: float,
-                k: int, all_links: I32, all_lens: I32, all_bf: FloatArray, mates: I32,
-                where: I32, pce: FloatArray, all_noise: FloatArray) -> float:
+                k: int, all_bf: FloatArray, mates: I32, where: I32, pce: FloatArray,
+                all_noise: FloatArray) -> float:
     """One Newton flow-shifting sweep over a bush of class ``cls`` (PCE ``w``: a shift of
     ``dx`` vehicles moves ``w dx`` of total flow, so the Newton step is divided by ``w``);
     returns the largest label difference.
@@ -462,14 +462,10 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
     cc = c[cls]
     due_count, worst = _used_labels(r, links, nl, head, tail, bf, cc, threshold, lo, lo_pred,
                                     hi, hi_pred, due, noise)
-    exchange = False
-    if due_count > 0:
-        for q in range(mates.shape[1]):
-            mate = mates[k, q]
-            if mate >= 0:
-                exchange = True
-                for idx in range(all_lens[mate]):
-                    where[q, all_links[mate, idx]] = idx
+    exchange = False  # whether k has a mate: their positions are in ``where`` (``_map_origin``)
+    for q in range(mates.shape[1]):
+        if mates[k, q] >= 0:
+            exchange = True
     for at in range(due_count - 1, -1, -1):
         j = due[at]
         # Walk both paths back to their last common node p, summing each segment on the way.
@@ -517,13 +513,21 @@ def _shift_pass(r: int, links: I32, nl: int, head: I32, tail: I32,
             continue  # a move within rounding noise
         _move(seg_hi, n_hi, -dx, w, links, bf, x, c, d, t0, bb, pp, cap, fixed, noise)
         _move(seg_lo, n_lo, dx, w, links, bf, x, c, d, t0, bb, pp, cap, fixed, noise)
-    if exchange:
-        for q in range(mates.shape[1]):
-            mate = mates[k, q]
-            if mate >= 0:
-                for idx in range(all_lens[mate]):
-                    where[q, all_links[mate, idx]] = -1
     return worst
+
+
+@nb.njit(cache=True, nogil=True)
+def _map_origin(k: int, mates: I32, bush_class: I32, all_links: I32, all_lens: I32,
+                where: I32, fill: bool) -> None:
+    """List in ``where`` (one row per class) the position of every link in the bushes of the
+    origin of bush ``k``, or (``fill`` False) clear them again (-1). The positions hold while
+    the bushes are only shifted."""
+    for q in range(mates.shape[1]):
+        mate = k if q == bush_class[k] else mates[k, q]
+        if mate < 0:
+            continue
+        for idx in range(all_lens[mate]):
+            where[q, all_links[mate, idx]] = idx if fill else -1
 
 
 @nb.njit(cache=True, nogil=True)
@@ -545,10 +549,10 @@ def _exchange(k: int, mates: I32, where: I32, c: FloatArray, pce: FloatArray,
         other = 0.0  # the mate's cost of the longer segment less that of the shorter
         f_short = np.inf  # the mate's flow along the shorter segment
         held = True
-        for t in range(n_lo):
+        for t in range(n_lo):  # from the node back: most mates have no flow on its link in
             a = links[seg_lo[t]]
             p = where[q, a]
-            if p < 0:
+            if p < 0 or all_bf[mate, p] <= all_noise[mate]:
                 held = False
                 break
             other -= cq[a]
@@ -561,7 +565,7 @@ def _exchange(k: int, mates: I32, where: I32, c: FloatArray, pce: FloatArray,
                 held = False
                 break
             other += cq[a]
-        if not held or f_short <= all_noise[mate] or not gain - other > threshold:
+        if not held or not gain - other > threshold:
             continue
         pce_moved = min(fmax * w, f_short * pce[q])
         dx = pce_moved / w
@@ -619,10 +623,18 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
     both, so the code they share is compiled once (0113). Costs are per class
     (``c[bush_class[k]]``, 0139)."""
     lo, lo_pred, hi, hi_pred = s.lo[row], s.lo_pred[row], s.hi[row], s.hi_pred[row]
+    mapped = -1  # a bush of the origin whose bushes' link positions are in ``s.where[row]``
     for t in range(first, stop, step):
         k = sequence[t]
         r = zone_node[origins[k]]
         cls = bush_class[k]
+        if not reshape and mates.shape[1] > 0 and (mapped < 0
+                                                   or origins[mapped] != origins[k]):
+            if mapped >= 0:
+                _map_origin(mapped, mates, bush_class, b.links, b.links_len, s.where[row],
+                            False)
+            mapped = k
+            _map_origin(k, mates, bush_class, b.links, b.links_len, s.where[row], True)
         if reshape:
             b.topo_len[k], b.links_len[k] = _update_bush(
                 r, b.topo[k], b.topo_len[k], b.links[k], b.links_len[k], fwd_start, fwd_link,
@@ -637,10 +649,11 @@ def _bush_lane(row: int, first: int, step: int, stop: int, reshape: bool, c_shap
                                    head, tail, b.bush_flow[k], x, c, d, cls, pce[cls], t0,
                                    bb, pp, cap, fixed, threshold, lo, lo_pred, hi, hi_pred,
                                    s.due[row], s.seg_lo[row], s.seg_hi[row], noise[k],
-                                   k, b.links, b.links_len, b.bush_flow, mates, s.where[row],
-                                   pce, noise)
+                                   k, b.bush_flow, mates, s.where[row], pce, noise)
             if worst[k] <= threshold:
                 break
+    if mapped >= 0:
+        _map_origin(mapped, mates, bush_class, b.links, b.links_len, s.where[row], False)
 
 
 def _kernel(g: Graph, row: int, first: int, step: int, stop: int, reshape: bool,

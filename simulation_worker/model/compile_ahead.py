@@ -70,7 +70,7 @@ def signatures() -> dict[str, tuple[Any, tuple[types.Type, ...]]]:
         "shift_pass": (bush._shift_pass, (
             i32, ints, i32, ints, ints, floats, floats, float_rows, floats, i32, f64,
             *cost_arrays, float_rows, f64, floats, ints, floats, ints, ints, ints, ints,
-            f64, i32, int_rows, ints, float_rows, int_rows, int_rows, floats, floats)),
+            f64, i32, float_rows, int_rows, int_rows, floats, floats)),
         "bush_lane": (bush._bush_lane, (
             i64, i64, i64, i64, flag, float_rows, ints, ints, ints, ints, ints, ints, flags,
             *cost_arrays, float_rows, trees, floats, float_rows, floats, i64, f64, flag,
