@@ -549,7 +549,7 @@ def _exchange(k: int, mates: I32, where: I32, c: FloatArray, pce: FloatArray,
         other = 0.0  # the mate's cost of the longer segment less that of the shorter
         f_short = np.inf  # the mate's flow along the shorter segment
         held = True
-        for t in range(n_lo):  # from the node back: most mates have no flow on its link in
+        for t in range(n_lo):  # from the node back: stop at the first link the mate leaves empty
             a = links[seg_lo[t]]
             p = where[q, a]
             if p < 0 or all_bf[mate, p] <= all_noise[mate]:
