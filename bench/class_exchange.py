@@ -37,6 +37,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.common import figure, report  # noqa: E402
+from bench.model_common import class_exchange_rules  # noqa: E402
 
 NETWORKS = ("SiouxFalls", "Winnipeg", "BerlinFriedrichshain", "BerlinMPFC",
             "BerlinTiergarten", "EasternMassachusetts")
@@ -72,14 +73,10 @@ def solve(name: str, case: str, exchange: bool) -> tuple[int, float, bool]:
                                       distance_factor=0.1 * per_length),
                    replace(truck, value_of_time=2.0, toll_factor=2.0))
         demand = {"car": 0.8 * trips, "van": 0.1 * trips, "truck": 0.1 * trips}
-    rules = multi.EXCHANGE, multi.STALL_RULE
-    multi.EXCHANGE, multi.STALL_RULE = (True, "b-classes") if exchange else (False, "b")
-    try:
+    with class_exchange_rules(exchange):
         started = time.perf_counter()
         result = multi.assign_classes(model, demand, classes, settings)
         return result.iterations, time.perf_counter() - started, result.converged
-    finally:
-        multi.EXCHANGE, multi.STALL_RULE = rules
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,20 @@ from simulation_worker.model.network import FloatArray, Network
 AEQUILIBRAE_VERSION = "1.7.2"
 # Free-flow time given to zero-time links for AequilibraE, which refuses zero.
 TINY_TIME = 1e-6
+
+
+@contextlib.contextmanager
+def class_exchange_rules(on: bool) -> Iterator[None]:
+    """Run the multi-class Algorithm B with decision 0145's exchanges and stagnation window,
+    or (``on`` False) with the rules from before it; restored afterwards."""
+    from simulation_worker.model import classes as multi
+
+    rules = multi.EXCHANGE, multi.STALL_RULE
+    multi.EXCHANGE, multi.STALL_RULE = (True, "b-classes") if on else (False, "b")
+    try:
+        yield
+    finally:
+        multi.EXCHANGE, multi.STALL_RULE = rules
 
 
 def ensure_aequilibrae() -> Any:

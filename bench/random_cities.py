@@ -70,14 +70,12 @@ def two_classes(cities: int, distance_factor: float, exchange: bool, scale: floa
     """Converged runs and iterations of cars and trucks over the cities ``first`` to
     ``first + cities - 1`` at ``scale`` times their demand, with or without decision 0145's
     exchanges and stagnation window."""
+    from bench.model_common import class_exchange_rules
     from bench.random_city import random_city
     from simulation_worker.model import AssignmentSettings, ExplicitDemand
-    from simulation_worker.model import classes as multi
     from simulation_worker.model.classes import VehicleClass, assign_classes
 
-    rules = multi.EXCHANGE, multi.STALL_RULE
-    multi.EXCHANGE, multi.STALL_RULE = (True, "b-classes") if exchange else (False, "b")
-    try:
+    with class_exchange_rules(exchange):
         classes = (VehicleClass("car"),
                    VehicleClass("truck", pce=2.5, distance_factor=distance_factor))
         converged = iterations = 0
@@ -95,8 +93,6 @@ def two_classes(cities: int, distance_factor: float, exchange: bool, scale: floa
         return {"converged": converged, "iterations": iterations,
                 "worst_gap": float(max(gaps)),
                 "seconds": round(time.perf_counter() - started, 2)}
-    finally:
-        multi.EXCHANGE, multi.STALL_RULE = rules
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from simulation_worker.model.assignment import FW_NO_GAIN, describe
 from simulation_worker.model.bush import _chunks
 from simulation_worker.model.classes import VehicleClass, assign_classes
 from simulation_worker.model.graph import build_graph
+from tests.unit.model.test_classes_b import _StallsAtOnce
 
 CARS, TRUCKS = 1500.0, 200.0
 TRUCK = VehicleClass("truck", pce=2.5, distance_factor=0.5)
@@ -127,21 +128,13 @@ def test_a_fallback_that_ends_no_better_keeps_algorithm_bs_flows(
         monkeypatch: pytest.MonkeyPatch) -> None:
     handed: list[list[np.ndarray]] = []
 
-    class StallsAtThree:
-        def __init__(self, target: float, algorithm: str) -> None:
-            self.gaps: list[float] = []
-
-        def stalled(self, gap: float) -> bool:
-            self.gaps.append(gap)
-            return len(self.gaps) >= 3
-
     def worse(graph: object, prepared: object, settings: AssignmentSettings,
               tracker: object, start: list[np.ndarray], done: int
               ) -> tuple[list[np.ndarray], int, float]:
         handed.append([x.copy() for x in start])
         return [2.0 * x for x in start], done + 5, 0.5
 
-    monkeypatch.setattr(multi, "Stagnation", StallsAtThree)
+    monkeypatch.setattr(multi, "Stagnation", _StallsAtOnce)
     monkeypatch.setattr(multi, "_frank_wolfe", worse)
     model = random_city(1, scale=8.0)
     assert isinstance(model.demand, ExplicitDemand)
