@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
+import math
 import resource
 import sys
 import time
@@ -56,26 +57,40 @@ def add_model_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
                      help="write time, distance and cost skims at the converged costs (OMX)")
     run.add_argument("--out", type=Path, default=None, metavar="FILE",
                      help="write link results as CSV (from,to,flow,cost) in _net file order")
+    shown = run.add_mutually_exclusive_group()
+    shown.add_argument("--progress", dest="progress", action="store_const", const=True,
+                       default=None,
+                       help="report reading, every iteration's gap and writing on stderr "
+                            "(the default when stderr is a terminal)")
+    shown.add_argument("--quiet", dest="progress", action="store_const", const=False,
+                       help="report nothing but the summary and errors")
     run.set_defaults(func=run_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Handle ``model run``; returns the process exit code."""
+    say = _Progress(args.progress if args.progress is not None else sys.stderr.isatty())
     try:
+        say(f"reading {args.network}")
         case = load_tntp_folder(args.network)
+        net = case.network
+        say(f"read {net.n_nodes} nodes, {net.n_links} links, {len(case.zones)} zones; "
+            "assigning (the first run after an install also compiles the model, about 5 s)")
         model = case.model_input(
             CostParameters(toll_factor=args.toll_factor, distance_factor=args.distance_factor),
             AssignmentSettings(algorithm=args.algorithm, relative_gap=args.gap,
                                max_iterations=args.max_iter),
         )
         started = time.perf_counter()
-        result = run_model(model)
+        result = run_model(model, say.iteration if say.on else None)
         seconds = time.perf_counter() - started
         if args.out is not None:
+            say(f"writing {args.out}")
             _write_links(args.out, case, result)
         if args.skims is not None:  # imported here: OMX (PyTables) takes a while to import
             from simulation_worker.model.skims import skims, write_omx
 
+            say(f"writing skims to {args.skims}")
             args.skims.write_bytes(write_omx(skims(model, result.links.flow)))
     except ModelInputError as error:
         print(f"cartolog model run: {error}", file=sys.stderr)
@@ -88,6 +103,30 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     print(f"cartolog model run: {result.message}", file=sys.stderr)
     return 3
+
+
+class _Progress:
+    """Stderr lines on a run's steps, each with the seconds since the command began. Iterations
+    are reported at most once a second (the first always), so Frank-Wolfe's thousands of short
+    iterations do not flood a terminal."""
+
+    EVERY_S = 1.0
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self.began = time.perf_counter()
+        self.last_iteration = -math.inf
+
+    def __call__(self, text: str) -> None:
+        if self.on:
+            print(f"[{time.perf_counter() - self.began:7.1f} s] {text}", file=sys.stderr,
+                  flush=True)
+
+    def iteration(self, iteration: int, gap: float, _seconds: float) -> None:
+        now = time.perf_counter()
+        if now - self.last_iteration >= self.EVERY_S:
+            self.last_iteration = now
+            self(f"iteration {iteration:4d}  relative gap {gap:.3e}")
 
 
 def _print_summary(case: TntpCase, result: ModelResult, seconds: float) -> None:
