@@ -22,6 +22,8 @@ META = re.compile(r"^\s*<([^>]+)>\s*(.*)$")
 TRIP_CELL = re.compile(r"(\S+)\s*:\s*([^;\s]+)\s*;?")
 NET_COLUMNS = ("init_node", "term_node", "capacity", "length", "free_flow_time", "b", "power")
 MAX_PROBLEMS = 50
+# Fields 9 and 10 hold toll and link type, unless the header names them otherwise.
+STANDARD_EXTRAS: tuple[int | None, int | None] = (8, 9)
 
 
 class Rejected(Exception):
@@ -159,24 +161,50 @@ def _links(text: str, upload: Upload) -> tuple[list[Link], int, int | None]:
     if len(body) > upload.max_features:
         upload.keep(f"net: {len(body)} links: at most {upload.max_features} are accepted")
         return [], first_thru, declared
+    positions = extra_positions(text.splitlines())
     links: list[Link] = []
     for number_, line in body:
         try:
-            links.append(_link(len(links) + 1, f"net line {number_}", line))
+            links.append(_link(len(links) + 1, f"net line {number_}", line, positions))
         except Rejected as error:
             upload.keep(str(error))
     return links, first_thru, declared
 
 
-def _link(index: int, where: str, line: str) -> Link:
+def extra_positions(lines: list[str]) -> tuple[int | None, int | None]:
+    """Where rows hold toll and link type: fields 9 and 10, unless the file's
+    ``~ init_node term_node ...`` header names other columns there (Sydney and Gold Coast
+    have ``speed critical_speed lanes``: no toll, no link type). None: not in the file's first
+    ten fields. The model's TNTP reader places columns by the same rule."""
+    for line in lines:
+        stripped = line.lstrip()
+        if stripped.startswith("~"):
+            names = stripped[1:].replace(";", " ").lower().split()
+            extras = names[len(NET_COLUMNS):len(NET_COLUMNS) + 3]
+            if (names[:2] != ["init_node", "term_node"]
+                    or extras == ["speed", "toll", "link_type"][:len(extras)]):
+                return STANDARD_EXTRAS
+            found = {name: len(NET_COLUMNS) + i for i, name in reversed(list(enumerate(extras)))}
+            return found.get("toll"), found.get("link_type", found.get("type"))
+    return STANDARD_EXTRAS
+
+
+def _link(index: int, where: str, line: str,
+          positions: tuple[int | None, int | None] = STANDARD_EXTRAS) -> Link:
     fields = line.replace(";", " ").split()
     if len(fields) < len(NET_COLUMNS):
         raise Rejected(f"{where}: expected at least {len(NET_COLUMNS)} fields, "
                        f"found {len(fields)}")
     ends = [integer(fields[i], where, NET_COLUMNS[i]) for i in (0, 1)]
     values = [number(fields[i], where, NET_COLUMNS[i]) for i in range(2, 7)]
-    toll = number(fields[8], where, "toll") if len(fields) > 8 else 0.0
-    link_type = integer(fields[9], where, "type", 0) if len(fields) > 9 else 1
+    for extra in range(7, min(len(fields), 10)):  # every field the model reads is a number
+        if extra not in positions:
+            number(fields[extra], where, f"field {extra + 1}")
+    toll_at, type_at = positions
+    toll = number(fields[toll_at], where, "toll") if toll_at is not None and len(
+        fields) > toll_at else 0.0
+    link_type = integer(fields[type_at], where, "type", 0) if type_at is not None and len(
+        fields) > type_at else 1
     capacity, length, free_flow_time, b, power = values
     return Link(id=str(index), from_node=ends[0], to_node=ends[1], capacity=capacity,
                 length=length, free_flow_time=free_flow_time, b=b, power=power, toll=toll,
