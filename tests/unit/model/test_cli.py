@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,25 @@ def test_a_plain_and_a_gzipped_copy_are_ambiguous(tmp_path: Path,
     code = main(["model", "run", "--network", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "more than one *_trips.tntp[.gz]" in err
+
+
+def test_progress_goes_to_stderr_only_when_asked_or_on_a_terminal(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = str(network_folder("SiouxFalls"))
+    out = tmp_path / "links.csv"
+    assert main(["model", "run", "--network", folder, "--gap", "1e-6", "--progress",
+                 "--out", str(out)]) == 0
+    shown = capsys.readouterr()
+    lines = shown.err.splitlines()
+    assert lines[0].endswith(f"reading {folder}")
+    assert "read 24 nodes, 76 links, 24 zones" in lines[1]
+    gaps = [line for line in lines if " iteration " in line]
+    assert gaps and all(re.search(r"^\[ *\d+\.\d s\] iteration +\d+  relative gap \S+$", g)
+                        for g in gaps)
+    assert lines[-1].endswith(f"writing {out}")
+    assert "converged        yes" in shown.out and "[" not in shown.out
+    # Not a terminal (pytest's capture), no flag: stderr stays empty.
+    assert main(["model", "run", "--network", folder, "--gap", "1e-6"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["model", "run", "--network", folder, "--gap", "1e-6", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
