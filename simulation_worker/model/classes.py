@@ -30,7 +30,11 @@ from simulation_worker.model import bush
 from simulation_worker.model.assignment import ProgressCallback, Stagnation
 from simulation_worker.model.compile_ahead import compile_kernels
 from simulation_worker.model.costs import check_finite, link_costs
-from simulation_worker.model.errors import CostOverflowError, ModelInputError
+from simulation_worker.model.errors import (
+    CostOverflowError,
+    DisconnectedDemandError,
+    ModelInputError,
+)
 from simulation_worker.model.graph import Graph, build_graph
 from simulation_worker.model.lanes import lanes
 from simulation_worker.model.memory import normal_pages
@@ -46,6 +50,7 @@ from simulation_worker.model.paths import (
     all_or_nothing,
     origins_with_demand,
     shortest_paths,
+    zone_costs,
 )
 from simulation_worker.model.select_bushes import select_on_bushes
 from simulation_worker.model.select_link import (
@@ -133,7 +138,8 @@ def assign_classes(model: ModelInput, demand: dict[str, FloatArray],
         return _algorithm_b(model, graph, prepared, chosen, selections, progress)
     tracker = (SelectLinkTracker(graph, selections, tuple(c.name for c in classes))
                if selections else None)
-    flows, iterations, gap = _frank_wolfe(graph, prepared, chosen, tracker)
+    flows, iterations, gap = _frank_wolfe(graph, prepared, chosen, tracker,
+                                          zone_ids=[z.id for z in model.zones])
     result = _result(model, graph, prepared, flows, iterations, gap, chosen.relative_gap)
     if tracker is None:
         return result
@@ -195,9 +201,7 @@ def _algorithm_b(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
     for q, spec in enumerate(prepared):
         reach = bush.init_bushes(g, blocks[q], od[q], c[q],
                                  bush.rows(bushes, bounds[q], bounds[q + 1]))
-        if np.any((od[q][blocks[q]] > 0) & ~np.isfinite(reach)):
-            raise ModelInputError(f"class {spec.spec.name!r}: some of its demand has no path "
-                                  "on the link types it may use")
+        _refuse_unreached(spec, blocks[q], reach, [z.id for z in model.zones])
     bush.sum_flows(bushes, g, x, c, d, cl)
     total_demand = float(od.sum())
     gap = single._FIRST_GAP if total_demand > 0 else 0.0  # no trips: nothing to assign
@@ -349,6 +353,22 @@ def _prepare(model: ModelInput, graph: Graph, spec: VehicleClass, od: FloatArray
     return _Class(spec, np.asarray(od, dtype=np.float64), on_graph, banned)
 
 
+def _refuse_unreached(c: _Class, origins: NDArray[np.int32], reach: FloatArray,
+                      ids: list[int]) -> None:
+    """Raise ``DisconnectedDemandError`` when some of the class's demand from ``origins`` has
+    no path (``reach`` infinite) on the link types it may use: how many OD pairs and trips,
+    and the first pair by zone id."""
+    unreached = (c.od[origins] > 0) & ~np.isfinite(reach)
+    if not unreached.any():
+        return
+    pairs = np.argwhere(unreached)
+    origin, destination = ids[int(origins[pairs[0][0]])], ids[int(pairs[0][1])]
+    trips = float(c.od[origins][unreached].sum())
+    raise DisconnectedDemandError(
+        f"class {c.spec.name!r}: {len(pairs)} OD pair(s) with {trips:.6g} trips have no path "
+        f"on the link types it may use (the first: zone {origin} -> zone {destination})")
+
+
 def _pce_total(prepared: tuple[_Class, ...], flows: list[FloatArray]) -> FloatArray:
     total = np.zeros(flows[0].shape[0])
     for c, x in zip(prepared, flows, strict=True):
@@ -358,9 +378,11 @@ def _pce_total(prepared: tuple[_Class, ...], flows: list[FloatArray]) -> FloatAr
 
 def _frank_wolfe(graph: Graph, prepared: tuple[_Class, ...], settings: AssignmentSettings,
                  tracker: SelectLinkTracker | None, start: list[FloatArray] | None = None,
-                 done: int = 0) -> tuple[list[FloatArray], int, float]:
+                 done: int = 0, zone_ids: list[int] | None = None,
+                 ) -> tuple[list[FloatArray], int, float]:
     """Frank-Wolfe from all-or-nothing flows, or from ``start`` after ``done`` iterations
-    (the tracker then already holds the selections of ``start``)."""
+    (the tracker then already holds the selections of ``start``). ``zone_ids`` name the zones
+    of an OD pair without a path (default 1..n)."""
     free = link_costs(graph, np.zeros(graph.n_links))
     flows: list[FloatArray] = [] if start is None else list(start)
     for k, c in enumerate(prepared if start is None else ()):
@@ -368,8 +390,9 @@ def _frank_wolfe(graph: Graph, prepared: tuple[_Class, ...], settings: Assignmen
             tracker.target(k, c.costs(free), c.od)
         loaded, shortest = all_or_nothing(graph, c.costs(free), c.od)
         if not np.isfinite(shortest):
-            raise ModelInputError(f"class {c.spec.name!r}: some of its demand has no path on "
-                                  "the link types it may use")
+            origins = origins_with_demand(c.od)
+            ids = zone_ids or list(range(1, c.od.shape[0] + 1))
+            _refuse_unreached(c, origins, zone_costs(graph, c.costs(free), origins), ids)
         flows.append(loaded)
     gap = np.inf
     for iteration in range(done + 1, settings.max_iterations + 1):

@@ -17,6 +17,7 @@ from simulation_worker.model import (
 )
 from simulation_worker.model.classes import VehicleClass, assign_classes
 from simulation_worker.model.costs import beckmann_objective, link_costs
+from simulation_worker.model.errors import DisconnectedDemandError
 from simulation_worker.model.graph import build_graph
 from simulation_worker.model.network import ModelInput
 from simulation_worker.model.paths import relative_gap
@@ -218,3 +219,19 @@ def test_classes_without_any_trips_assign_nothing(sioux_falls: TntpCase) -> None
     assert float(result.pce_flows.sum()) == 0.0
     assert result.select_link is not None
     assert result.select_link.matrices[("first", "car")].sum() == 0.0
+
+
+@pytest.mark.parametrize("algorithm", ["b", "fw"])
+def test_demand_a_ban_cuts_off_is_refused_naming_pairs_trips_and_the_first_pair(
+        sioux_falls: TntpCase, algorithm: str) -> None:
+    model, trips = model_of(sioux_falls)
+    into_zone_1 = np.flatnonzero(model.network.link_to == 1).tolist()
+    model, _ = with_banned_links(model, into_zone_1)
+    trucks = VehicleClass("truck", pce=2.5, allowed_link_types=(1,))
+    cut = trips[1:, 0] * 0.1  # trucks to zone 1, from every other zone
+    expected = (f"class 'truck': {int((cut > 0).sum())} OD pair(s) with {cut.sum():.6g} trips "
+                "have no path on the link types it may use (the first: zone 2 -> zone 1)")
+    with pytest.raises(DisconnectedDemandError) as refused:
+        assign_classes(model, {"car": 0.9 * trips, "truck": 0.1 * trips},
+                       (VehicleClass("car"), trucks), replace(B, algorithm=algorithm))
+    assert str(refused.value) == expected
