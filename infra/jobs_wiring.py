@@ -15,6 +15,7 @@ from adapters.leases import LeaseStore
 from adapters.result_recorder import ResultCache, ResultRecorder
 from domain.ports import ResolvedInput
 from domain.simulation import SimulationRun
+from infra.machine import memory_mb
 from infra.settings import JobSettings
 from infra.wiring import Container
 from simulation_worker import model_input
@@ -74,6 +75,7 @@ def worker(container: Container, settings: JobSettings | None = None,
         heartbeat_every_s=js.worker_liveness_s / 4,
         external_command=tuple(shlex.split(js.external_model_command)),
         model_threads=js.model_threads,
+        model_memory_mb=js.model_memory_mb or memory_mb(),
     )
     workers = group_name(container, "workers")
     metrics = WorkerMetrics(lag=partial(group_lag, container.bootstrap_servers, workers,

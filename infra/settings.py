@@ -74,6 +74,8 @@ class JobSettings(Section):
     fetch_wait_ms: int = Field(default=250, ge=0, le=10_000)
     worker_liveness_s: float = Field(default=3.0, gt=0)  # a worker unseen this long is dead
     model_threads: int = Field(default=0, ge=0)  # numba threads per model process; 0: all cores
+    # resident memory a model process may use during a job; 0: 75 % of the machine's (0315)
+    model_memory_mb: int = Field(default=0, ge=0)
 
     def model_version(self, model: str) -> str:
         """What identifies the code that computes a model, for result reuse."""

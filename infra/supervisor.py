@@ -17,8 +17,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from infra.machine import memory_mb
+
 log = logging.getLogger(__name__)
 MODEL_THREADS = "CARTOLOG_MODEL_THREADS"
+MODEL_MEMORY = "CARTOLOG_MODEL_MEMORY_MB"
 
 # `python -c` rather than `-m infra.cli`: runpy warns when a package imports the module first.
 ENTRY = "import sys; from infra.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -102,6 +105,9 @@ def share_cores(env: dict[str, str], workers: int) -> dict[str, str]:
     oversubscribe the cores and spin against each other (decision 0314)."""
     if workers > 0 and not env.get(MODEL_THREADS):
         env[MODEL_THREADS] = str(max(1, (os.cpu_count() or 1) // workers))
+    if workers > 0 and not env.get(MODEL_MEMORY) and memory_mb():
+        # and their memory: each model may use its share of 75 % of the machine (0315)
+        env[MODEL_MEMORY] = str(max(1, memory_mb() // workers))
     return env
 
 

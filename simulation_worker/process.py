@@ -17,6 +17,7 @@ import time
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from simulation_worker.child import ModelSpec, Outcome, serve
@@ -46,6 +47,29 @@ def _main_module() -> str:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     return spec.name if spec is not None and spec.name else "__main__"
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory of process `pid` and every process it started, in MiB (Linux /proc;
+    0 for a process that is gone, or where there is no /proc). An external model runs as a
+    child of the model process, so it is counted too."""
+    total_kb, todo, seen = 0, [pid], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+                    break
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue  # it ended meanwhile
+    return total_kb / 1024.0
 
 
 class ModelHost:
@@ -207,6 +231,10 @@ class ModelProcess:
         if code is not None and code < 0:
             return f"model process killed by signal {signal.Signals(-code).name}"
         return f"model process exited with code {code} without a result"
+
+    def resident_mb(self) -> float:
+        """Resident memory of the model process and what it started (an external model)."""
+        return 0.0 if self._pid is None else resident_mb(self._pid)
 
     def kill(self) -> None:
         """Stop this job now: the model process goes (the next job gets a fresh one)."""

@@ -83,6 +83,9 @@ class WorkerConfig:
     external_command: tuple[str, ...] = ()
     warm_model: bool = True  # warm the model process up before taking the first job
     model_threads: int = 0  # threads of the built-in model (0: numba's default, every core)
+    # The most resident memory a model process (and an external model it runs) may use while
+    # a job runs; past it the model is killed and the attempt fails (decision 0315). 0: none.
+    model_memory_mb: int = 0
 
 
 class _Released(Exception):
@@ -435,6 +438,11 @@ class Worker:
             if now - started > self.config.job_timeout_s:
                 return self._result(job, FAILED, started, error=(
                     f"job timed out after {self.config.job_timeout_s:g} s; model killed"))
+            limit = self.config.model_memory_mb
+            if limit and child.resident_mb() > limit:
+                return self._result(job, FAILED, started, error=(
+                    f"the model needed more than {limit} MB of memory "
+                    "(CARTOLOG_MODEL_MEMORY_MB); model killed"))
             if self._past_grace():
                 raise _Released()
             if now - last_renew >= self.config.lease_ttl_s / 3:

@@ -114,6 +114,39 @@ def test_hanging_model_is_killed_at_the_timeout_and_the_attempt_fails(
     wait_for(lambda: processes_running(marker) == [], 10, "the hanging model to be killed")
 
 
+GROWS = """
+import json, sys, time
+json.load(sys.stdin)
+held = bytearray({megabytes} * 1024 * 1024)  # zero-filled: every page is touched
+time.sleep(60)  # {marker}
+"""
+
+
+def test_a_model_past_its_memory_limit_is_killed_and_its_job_fails(
+        container: Container, tmp_path: Path) -> None:
+    """An external model started by the model process counts against the limit too; a model
+    within it completes under the same limit."""
+    marker = f"grow-{uuid.uuid4().hex[:8]}"
+    command = model_script(tmp_path, marker, GROWS.format(megabytes=800, marker=marker))
+    settings = FAST.model_copy(update={"external_model_command": command,
+                                       "model_memory_mb": 500})
+    scenario_id = scenario(container)
+    with pipeline(container, settings) as running:
+        running.worker_thread()
+        run_id = container.app.request_simulation("acme", scenario_id, "external", {},
+                                                  OPERATOR, max_attempts=1)
+        wait_terminal(container, [run_id], 40)
+        run = run_of(container, run_id)
+        assert run.status == "dead_lettered"
+        assert run.last_error == ("the model needed more than 500 MB of memory "
+                                  "(CARTOLOG_MODEL_MEMORY_MB); model killed")
+        wait_for(lambda: processes_running(marker) == [], 10, "the model to be killed")
+        # The built-in model, warm, fits the same limit: the next run completes.
+        [fits] = request(container, scenario_id, "builtin")
+        wait_terminal(container, [fits], 60)
+    assert run_of(container, fits).status == "completed"
+
+
 def test_cancelling_a_running_job_kills_its_model(container: Container, tmp_path: Path) -> None:
     marker = f"cancel-{uuid.uuid4().hex[:8]}"
     command = model_script(tmp_path, marker, HANGS.format(marker=marker))

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 from adapters.dispatcher import RetryPolicy
 from adapters.jobs import JobMessage, ResultMessage, decode_job, decode_result, encode, job_id
@@ -117,3 +121,31 @@ def test_up_shares_the_cores_among_its_workers_models_unless_told() -> None:
     assert share_cores({}, 4 * cores)[MODEL_THREADS] == "1"
     assert share_cores({MODEL_THREADS: "3"}, 2)[MODEL_THREADS] == "3"
     assert MODEL_THREADS not in share_cores({}, 0)
+
+
+def test_up_shares_the_memory_among_its_workers_models_unless_told() -> None:
+    from infra.machine import memory_mb
+    from infra.supervisor import MODEL_MEMORY, share_cores
+
+    total = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                     if line.startswith("MemTotal:"))) // 1024
+    assert 0 < memory_mb() <= 0.75 * total + 1
+    assert share_cores({}, 2)[MODEL_MEMORY] == str(memory_mb() // 2)
+    assert share_cores({MODEL_MEMORY: "900"}, 2)[MODEL_MEMORY] == "900"
+    assert MODEL_MEMORY not in share_cores({}, 0)
+
+
+def test_resident_memory_counts_the_processes_a_model_process_started() -> None:
+    from simulation_worker.process import resident_mb
+
+    script = "import sys, time; held = bytearray(300 * 2**20); print(1, flush=True); time.sleep(30)"
+    child = subprocess.Popen(["/bin/sh", "-c", f"{sys.executable} -c '{script}'; true"],
+                             stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"1\n"
+        # the shell holds almost nothing itself: the 300 MB are its child's
+        assert resident_mb(child.pid) > 300
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    assert resident_mb(child.pid) == 0.0  # gone
