@@ -54,6 +54,9 @@ class ModelSpec:
     kind: str
     command: tuple[str, ...] = ()
     timeout_s: float = 3600.0
+    # The blob store's largest blob (CARTOLOG_BLOB_MAX_BYTES; 0: no limit). Skims or a
+    # select-link matrix beyond it are left out of the run, which says why (decision 0316).
+    max_blob_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -136,18 +139,42 @@ def _run(document: bytes, spec: ModelSpec, progress: ProgressCallback
     run_input = load(document)
     if spec.kind == "builtin" and run_input.classes:
         out = run_classes(run_input)
+        kept = _Attachments(spec.max_blob_bytes)
+        skims = kept.add("skims", out.skims)
+        selected = {name: sha for name, blob in out.select_links.items()
+                    if (sha := kept.add(f"select-link analysis {name!r}", blob)) is not None}
         output = _document(run_input.input_hash(), out.links, out.zones, out.indicators,
-                           hashlib.sha256(out.skims).hexdigest(),
-                           {k: hashlib.sha256(v).hexdigest() for k, v in out.select_links.items()})
-        return output, out.indicators, (out.skims, *out.select_links.values())
+                           skims, selected, kept.omitted)
+        return output, out.indicators, kept.blobs
     if spec.kind == "builtin":
         result = run_model(run_input.model, progress)
-        skims = skims_blob(run_input.model, result)
-        output, indicators = _builtin_output(run_input, result, hashlib.sha256(skims).hexdigest())
-        return output, indicators, (skims,)
+        kept = _Attachments(spec.max_blob_bytes)
+        skims = kept.add("skims", skims_blob(run_input.model, result))
+        output, indicators = _builtin_output(run_input, result, skims, kept.omitted)
+        return output, indicators, kept.blobs
     model = ExternalModel(spec.command, timeout_seconds=spec.timeout_s)
     job = input_document(run_input.model, content_hash(run_input.model))
     return (*_external_output(run_input, model.run(job)), ())
+
+
+class _Attachments:
+    """A run's claim-check blobs that fit the blob store, and why the others were left out."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.blobs: tuple[bytes, ...] = ()
+        self.omitted: dict[str, str] = {}
+
+    def add(self, what: str, blob: bytes) -> str | None:
+        """The blob's sha256 when it is kept; None when it is too large for the store."""
+        if self.max_bytes and len(blob) > self.max_bytes:
+            self.omitted[what] = (
+                f"the {what} take {len(blob) / 2**20:.1f} MiB, more than the largest blob "
+                f"the store accepts ({self.max_bytes / 2**20:.1f} MiB, "
+                "CARTOLOG_BLOB_MAX_BYTES): the run was computed and stored without them")
+            return None
+        self.blobs = (*self.blobs, blob)
+        return hashlib.sha256(blob).hexdigest()
 
 
 def skims_blob(model: ModelInput, result: ModelResult) -> bytes:
@@ -156,8 +183,8 @@ def skims_blob(model: ModelInput, result: ModelResult) -> bytes:
     return DemandMatrix(found.zone_ids, found.named()).to_blob()
 
 
-def _builtin_output(run_input: RunInput, result: ModelResult, skims_sha256: str
-                    ) -> tuple[bytes, dict[str, float]]:
+def _builtin_output(run_input: RunInput, result: ModelResult, skims_sha256: str | None,
+                    omitted: dict[str, str] | None = None) -> tuple[bytes, dict[str, float]]:
     links = result.links
     rows = [{"id": name, "flow": _num(links.flow[i]), "time": _num(links.time[i]),
              "volume_capacity": _num(links.volume_capacity[i]),
@@ -175,7 +202,8 @@ def _builtin_output(run_input: RunInput, result: ModelResult, skims_sha256: str
                       converged=float(result.converged),
                       stalled=float(result.outcome == "stalled"),
                       fallback_bfw=float(result.fallback == "bfw"))
-    document = _document(result.input_hash, rows, zones, indicators, skims_sha256)
+    document = _document(result.input_hash, rows, zones, indicators, skims_sha256,
+                         omitted=omitted)
     return document, indicators
 
 
@@ -190,13 +218,16 @@ def _external_output(run_input: RunInput, result: ExternalResult
 
 def _document(input_hash: str, links: list[dict[str, Any]], zones: list[dict[str, Any]],
               indicators: dict[str, float], skims_sha256: str | None = None,
-              select_links: dict[str, str] | None = None) -> bytes:
+              select_links: dict[str, str] | None = None,
+              omitted: dict[str, str] | None = None) -> bytes:
     doc: dict[str, Any] = {"schema": OUTPUT_SCHEMA, "input_hash": input_hash, "links": links,
                            "zones": zones, "indicators": indicators}
     if skims_sha256 is not None:
         doc["skims_sha256"] = skims_sha256
     if select_links:
         doc["select_links"] = select_links
+    if omitted:  # what was computed but is too large to store, and why (decision 0316)
+        doc["omitted"] = omitted
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 

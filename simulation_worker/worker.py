@@ -35,6 +35,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
+from adapters.blobs import BlobTooLarge
 from adapters.job_queue import WorkerRegistry
 from adapters.jobs import (
     CANCELLED,
@@ -420,7 +421,7 @@ class Worker:
             # The worker's own timeout kills the model first; this one is a backstop.
             return ModelSpec("external", self.config.external_command,
                              self.config.job_timeout_s + 30)
-        return ModelSpec("builtin")
+        return ModelSpec("builtin", max_blob_bytes=int(getattr(self.blobs, "max_bytes", 0)))
 
     def _supervise(self, job: JobMessage, child: ModelProcess,
                    started: float) -> ResultMessage | None:
@@ -483,9 +484,14 @@ class Worker:
         if not outcome.ok:
             return self._result(job, FAILED, started, compute_s=outcome.compute_s,
                                 error=outcome.error, traceback=outcome.traceback)
-        for attachment in outcome.attachments:
-            self.blobs.put(job.tenant_id, attachment)
-        sha256 = self.blobs.put(job.tenant_id, outcome.output)
+        try:
+            for attachment in outcome.attachments:
+                self.blobs.put(job.tenant_id, attachment)
+            sha256 = self.blobs.put(job.tenant_id, outcome.output)
+        except BlobTooLarge as error:  # the same again on every retry: fail the attempt
+            return self._result(job, FAILED, started, compute_s=outcome.compute_s,
+                                error=f"the model's result cannot be stored: {error} "
+                                      "(CARTOLOG_BLOB_MAX_BYTES)")
         return self._result(job, COMPLETED, started, compute_s=outcome.compute_s,
                             result_sha256=sha256, indicators=outcome.indicators or {})
 

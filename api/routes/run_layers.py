@@ -16,9 +16,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from adapters.demand_matrix import read_select_link
-from api.problems import ApiProblem
 from api.routes.results import GEOJSON, completed_run
-from api.routes.skims import run_output
+from api.routes.skims import run_output, select_link_blob
 from api.security import Services, Viewer
 
 router = APIRouter(prefix="/v1/simulations", tags=["results"])
@@ -36,10 +35,7 @@ def select_link_flows(run_id: UUID, name: str, caller: Viewer, services: Service
                       min_flow: Annotated[float, Query(ge=0, le=1e12)] = 1e-9) -> JSONResponse:
     """GeoJSON of the links the selected demand uses (flow above `min_flow`): per class the
     flow of only that demand, its total, and whether the link is one of the selected."""
-    named = run_output(services.app, caller.tenant, run_id).get("select_links", {})
-    if name not in named:
-        raise ApiProblem(404, "Not found", f"run {run_id} has no select-link analysis {name!r}")
-    header, _ = read_select_link(services.app.blobs.get(caller.tenant, named[name]))
+    header, _ = read_select_link(select_link_blob(services.app, caller.tenant, run_id, name))
     by_link: dict[str, dict[str, float]] = {}
     for vehicle_class, flows in header["link_flows"].items():
         for link_id, flow in flows.items():

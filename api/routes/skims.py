@@ -42,10 +42,7 @@ def select_link(run_id: UUID, name: str, caller: Viewer, services: Services,
                 top: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:
     """A select-link analysis of the run: per class, the selected demand's total, its top OD
     pairs and the link flows of only that demand."""
-    named = run_output(services.app, caller.tenant, run_id).get("select_links", {})
-    if name not in named:
-        raise ApiProblem(404, "Not found", f"run {run_id} has no select-link analysis {name!r}")
-    header, matrix = read_select_link(services.app.blobs.get(caller.tenant, named[name]))
+    header, matrix = read_select_link(select_link_blob(services.app, caller.tenant, run_id, name))
     classes = {cls: _summary(matrix, table, top) for cls, table in matrix.trips.items()}
     return {"name": header["name"], "mode": header["mode"], "links": header["links"],
             "classes": classes, "link_flows": header["link_flows"]}
@@ -69,10 +66,23 @@ def run_output(app: Cartolog, tenant: str, run_id: UUID) -> dict[str, Any]:
     return output
 
 
+def select_link_blob(app: Cartolog, tenant: str, run_id: UUID, name: str) -> bytes:
+    """The blob of the run's select-link analysis `name`; 404 saying why when there is none
+    (never asked for, or too large to store: decision 0316)."""
+    output = run_output(app, tenant, run_id)
+    named = output.get("select_links", {})
+    if name not in named:
+        reason = output.get("omitted", {}).get(f"select-link analysis {name!r}")
+        raise ApiProblem(404, "Not found", f"run {run_id} has no select-link analysis {name!r}"
+                         + (f": {reason}" if reason else ""))
+    return app.blobs.get(tenant, named[name])
+
+
 def _skims(app: Cartolog, tenant: str, run_id: UUID) -> DemandMatrix:
     output = run_output(app, tenant, run_id)
     if "skims_sha256" not in output:
-        raise ApiProblem(404, "Not found", f"run {run_id} has no skims (external model)")
+        reason = output.get("omitted", {}).get("skims", "external model")
+        raise ApiProblem(404, "Not found", f"run {run_id} has no skims ({reason})")
     return DemandMatrix.from_blob(app.blobs.get(tenant, output["skims_sha256"]))
 
 

@@ -20,12 +20,13 @@ from tests.integration.api.conftest import Api, is_problem
 from tests.integration.api.test_demand import upload
 
 
-def complete_in_process(api: Api, run_id: uuid.UUID) -> None:
+def complete_in_process(api: Api, run_id: uuid.UUID, max_blob_bytes: int = 0) -> None:
     """What the worker does for a job: resolve the input, run the model, store the blobs."""
     app = api.container.app
     run: SimulationRun = app.get_run("acme", run_id)
     document = resolve(app, run).document()
-    output, indicators, attachments = _run(document, ModelSpec("builtin"), lambda *_: None)  # type: ignore[arg-type]
+    spec = ModelSpec("builtin", max_blob_bytes=max_blob_bytes)
+    output, indicators, attachments = _run(document, spec, lambda *_: None)  # type: ignore[arg-type]
     for attachment in attachments:
         app.blobs.put("acme", attachment)
     sha256 = app.blobs.put("acme", output)
@@ -131,6 +132,45 @@ def test_upload_two_classes_simulate_download_skims_and_select_link(api: Api) ->
                 pytest.approx(on_a[vehicle_class], rel=1e-9)
     is_problem(api.get(f"/v1/simulations/{run_id}/select-link/nope"), 404)
     is_problem(api.get(f"/v1/simulations/{run_id}/select-link/a", tenant="rival"), 404)
+
+
+@pytest.mark.parametrize("classes", [False, True])
+def test_skims_and_analyses_too_large_to_store_are_left_out_and_say_why(
+        api: Api, classes: bool) -> None:
+    scenario = api.scenario()
+    if classes:
+        declared = {"classes": [{"name": "car"}, {"name": "truck", "pce": 2.5}]}
+        assert api.client.put(f"/v1/scenarios/{scenario}/vehicle-classes", json=declared,
+                              headers={**api.headers(), "If-Match": '"1"'}).status_code == 200
+        matrix = read_csv(b"origin,destination,trips,class\n1,2,900,car\n1,2,200,truck\n")
+        assert upload(api, scenario, write_omx(matrix), "omx", version=2).status_code == 200
+    parameters: dict[str, object] = {"gap": 1e-6}
+    if classes:
+        parameters["select_links"] = [{"name": "a", "links": ["a"]}]
+    runs = [api.container.app.request_simulation("acme", uuid.UUID(scenario), "builtin",
+                                                 {**parameters, "reuse": False}, OPERATOR)
+            for _ in range(2)]
+    complete_in_process(api, runs[0])
+    complete_in_process(api, runs[1], max_blob_bytes=64)  # smaller than any matrix blob
+    whole, cut = (json.loads(api.container.app.blobs.get(
+        "acme", api.container.app.get_run("acme", r).result_sha256 or "")) for r in runs)
+    assert cut["links"] == whole["links"] and cut["zones"] == whole["zones"]
+    assert "skims_sha256" not in cut and "select_links" not in cut
+    reason = cut["omitted"]["skims"]
+    assert reason.startswith("the skims take ") and "CARTOLOG_BLOB_MAX_BYTES" in reason
+    body = is_problem(api.get(f"/v1/simulations/{runs[1]}/skims"), 404)
+    assert body["detail"] == f"run {runs[1]} has no skims ({reason})"
+    assert api.get(f"/v1/simulations/{runs[0]}/skims").status_code == 200
+    if classes:
+        why = cut["omitted"]["select-link analysis 'a'"]
+        for path in ("", "/links"):
+            body = is_problem(api.get(f"/v1/simulations/{runs[1]}/select-link/a{path}"), 404)
+            assert body["detail"] == f"run {runs[1]} has no select-link analysis 'a': {why}"
+        assert api.get(f"/v1/simulations/{runs[0]}/select-link/a").status_code == 200
+        # another tenant learns nothing, not even why
+        body = is_problem(api.get(f"/v1/simulations/{runs[1]}/select-link/a", tenant="rival"),
+                          404)
+        assert "CARTOLOG" not in body["detail"]
 
 
 def test_a_class_whose_skims_hdf5_cannot_hold_is_refused(api: Api) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from adapters.blobs import PostgresBlobStore
 from adapters.kafka import read_topic
 from infra.wiring import Container
 from tests.integration.conftest import OPERATOR
@@ -145,6 +146,28 @@ def test_a_model_past_its_memory_limit_is_killed_and_its_job_fails(
         [fits] = request(container, scenario_id, "builtin")
         wait_terminal(container, [fits], 60)
     assert run_of(container, fits).status == "completed"
+
+
+def test_a_result_too_large_to_store_fails_its_attempt_and_the_worker_carries_on(
+        container: Container) -> None:
+    """Before, the blob store's refusal escaped the worker's loop: the worker died, and the
+    job, never committed, killed the next worker too."""
+    scenario_id = scenario(container)
+    with pipeline(container) as running:
+        worker = running.worker_thread()
+        # the worker's store only: every output is larger (the job's input is stored first)
+        worker.blobs = PostgresBlobStore(container.engine, max_bytes=64)
+        run_id = container.app.request_simulation("acme", scenario_id, "builtin",
+                                                  {"reuse": False}, OPERATOR, max_attempts=1)
+        wait_terminal(container, [run_id], 60)
+        run = run_of(container, run_id)
+        assert run.status == "dead_lettered"
+        assert (run.last_error or "").startswith("the model's result cannot be stored: blob of ")
+        assert (run.last_error or "").endswith(" exceeds 64 (CARTOLOG_BLOB_MAX_BYTES)")
+        worker.blobs = container.blobs
+        [after] = request(container, scenario_id)  # the same worker takes the next job
+        wait_terminal(container, [after], 60)
+    assert run_of(container, after).status == "completed"
 
 
 def test_cancelling_a_running_job_kills_its_model(container: Container, tmp_path: Path) -> None:
