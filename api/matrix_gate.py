@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import anyio
 
@@ -46,3 +46,101 @@ class MatrixGate:
             yield
         finally:
             self._slots.release()
+
+
+class DownloadGate:
+    """Matrix downloads (demand, skims, select-link) in this process (decision 0708).
+
+    A download holds its blob (up to CARTOLOG_BLOB_MAX_BYTES) and, for OMX, a file as large
+    again while it is built, then its body while it streams. So at most `slots` are built at
+    once, one per tenant, each waiting up to `wait_s` (then 503, as for uploads); and a tenant
+    streams at most `streams_per_tenant` at once (429 past that). One tenant asking for many
+    big downloads at once cannot exhaust the API's memory for every other tenant."""
+
+    def __init__(self, slots: int = 2, streams_per_tenant: int = 2, wait_s: float = 30.0,
+                 retry_after_s: int = 10, poll_s: float = 0.05) -> None:
+        self._slots = threading.BoundedSemaphore(slots)
+        self._lock = threading.Lock()
+        self._building: set[str] = set()
+        self._streams: dict[str, int] = {}
+        self.streams_per_tenant = streams_per_tenant
+        self.wait_s, self.retry_after_s, self.poll_s = wait_s, retry_after_s, poll_s
+
+    def open_stream(self, tenant: str) -> Stream:
+        """Count a download of `tenant` until its `Stream` closes; 429 past the cap."""
+        with self._lock:
+            if self._streams.get(tenant, 0) >= self.streams_per_tenant:
+                raise ApiProblem(
+                    429, "Too many downloads",
+                    f"{self.streams_per_tenant} matrix downloads of this tenant are under way; "
+                    f"retry once one has finished",
+                    {"Retry-After": str(self.retry_after_s)})
+            self._streams[tenant] = self._streams.get(tenant, 0) + 1
+        return Stream(self, tenant)
+
+    def _close(self, tenant: str) -> None:
+        with self._lock:
+            left = self._streams.get(tenant, 0) - 1
+            if left > 0:
+                self._streams[tenant] = left
+            else:
+                self._streams.pop(tenant, None)
+
+    @contextlib.asynccontextmanager
+    async def building(self, tenant: str) -> AsyncIterator[None]:
+        """Hold a slot, and the tenant's turn, while a download's body is built."""
+        deadline = time.monotonic() + self.wait_s
+        while not self._enter(tenant):
+            if time.monotonic() >= deadline:
+                raise ApiProblem(
+                    503, "Service busy",
+                    f"other matrix downloads are being prepared; none could start within "
+                    f"{self.wait_s:g} s. Retry after {self.retry_after_s} s",
+                    {"Retry-After": str(self.retry_after_s)})
+            await anyio.sleep(self.poll_s)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._building.discard(tenant)
+            self._slots.release()
+
+    def _enter(self, tenant: str) -> bool:
+        with self._lock:
+            if tenant in self._building:
+                return False
+            if not self._slots.acquire(blocking=False):
+                return False
+            self._building.add(tenant)
+            return True
+
+
+class Stream:
+    """One counted download, released once: when its body has been sent, when the body is
+    dropped unsent (a client gone before the first chunk), or by `close` on an error before."""
+
+    def __init__(self, gate: DownloadGate, tenant: str) -> None:
+        self.gate, self.tenant, self._open = gate, tenant, True
+        self._parts: Iterator[bytes | str] = iter(())
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self.gate._close(self.tenant)
+
+    def body(self, parts: Iterator[bytes | str]) -> Stream:
+        self._parts = parts
+        return self
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> bytes | str:
+        try:
+            return next(self._parts)
+        except BaseException:  # the end, or a failure while streaming
+            self.close()
+            raise
+
+    def __del__(self) -> None:
+        self.close()

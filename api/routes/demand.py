@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Literal
+from collections.abc import Callable, Iterator
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from adapters import demand_matrix
-from api.matrix_gate import MatrixGate
+from api.matrix_gate import DownloadGate, MatrixGate, Stream
 from api.problems import ApiProblem
 from api.routes.common import Writes
 from api.routes.scenarios import etag, expected_version
@@ -21,6 +21,7 @@ from api.services import ApiServices
 from domain.demand import VehicleClassSpec
 
 router = APIRouter(prefix="/v1/scenarios", tags=["demand"])
+T = TypeVar("T")
 MatrixFormat = Annotated[Literal["omx", "csv"], Query(
     description="omx (an OpenMatrix file with a zone mapping) or csv "
                 "(origin,destination,trips[,class])")]
@@ -31,6 +32,28 @@ CHUNK = 1024 * 1024
 # (its tables and its blob, adapters.demand_matrix.MAX_CELLS); others wait up to 30 s, then
 # get a 503 with Retry-After (decision 0707).
 MATRIX_GATE = MatrixGate(slots=1, wait_s=30.0, retry_after_s=10)
+# Matrix downloads (demand, skims, select-link): two built at once, one per tenant, and two
+# streaming per tenant (decision 0708).
+DOWNLOADS = DownloadGate(slots=2, streams_per_tenant=2, wait_s=30.0, retry_after_s=10)
+
+
+async def gated_download(tenant: str, build: Callable[[], Iterator[bytes | str]]) -> Stream:
+    """A download's body, built in a worker thread under DOWNLOADS and counted among the
+    tenant's streams until it has been sent."""
+    stream = DOWNLOADS.open_stream(tenant)
+    try:
+        async with DOWNLOADS.building(tenant):
+            parts = await run_in_threadpool(build)
+    except BaseException:
+        stream.close()
+        raise
+    return stream.body(parts)
+
+
+async def gated(tenant: str, build: Callable[[], T]) -> T:
+    """A response built in a worker thread under DOWNLOADS (it holds a matrix blob)."""
+    async with DOWNLOADS.building(tenant):
+        return await run_in_threadpool(build)
 
 
 @router.post("/{scenario_id}/demand", response_model=DemandMatrixPublic)
@@ -52,14 +75,17 @@ async def upload_demand(scenario_id: UUID, request: Request, caller: Editor,
 
 
 @router.get("/{scenario_id}/demand")
-def download_demand(scenario_id: UUID, caller: Viewer, services: Services,
-                    format: MatrixFormat = "omx",
-                    version: Annotated[int | None, Query(ge=1, le=10**9)] = None,
-                    ) -> StreamingResponse:
+async def download_demand(scenario_id: UUID, caller: Viewer, services: Services,
+                          format: MatrixFormat = "omx",
+                          version: Annotated[int | None, Query(ge=1, le=10**9)] = None,
+                          ) -> StreamingResponse:
     """The scenario's demand matrix as OMX or CSV (404 when it uses the gravity model)."""
-    content = services.app.demand_matrix_content(caller.tenant, scenario_id, version)
-    matrix = demand_matrix.DemandMatrix.from_blob(content)
-    body = chunks(omx_or_409(matrix)) if format == "omx" else demand_matrix.write_csv(matrix)
+    def build() -> Iterator[bytes | str]:
+        content = services.app.demand_matrix_content(caller.tenant, scenario_id, version)
+        matrix = demand_matrix.DemandMatrix.from_blob(content)
+        return chunks(omx_or_409(matrix)) if format == "omx" else demand_matrix.write_csv(matrix)
+
+    body = await gated_download(caller.tenant, build)
     name = f"demand-{scenario_id}.{format}"
     return StreamingResponse(body, media_type=MEDIA_TYPES[format],
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})

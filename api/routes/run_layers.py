@@ -16,9 +16,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from adapters.demand_matrix import read_select_link
+from api.routes.demand import gated
 from api.routes.results import GEOJSON, completed_run
 from api.routes.skims import run_output, select_link_blob
 from api.security import Services, Viewer
+from api.services import ApiServices
 
 router = APIRouter(prefix="/v1/simulations", tags=["results"])
 
@@ -31,17 +33,24 @@ ORDER BY l.link_id"""
 
 
 @router.get("/{run_id}/select-link/{name}/links", responses={200: {"content": {GEOJSON: {}}}})
-def select_link_flows(run_id: UUID, name: str, caller: Viewer, services: Services,
-                      min_flow: Annotated[float, Query(ge=0, le=1e12)] = 1e-9) -> JSONResponse:
+async def select_link_flows(run_id: UUID, name: str, caller: Viewer, services: Services,
+                            min_flow: Annotated[float, Query(ge=0, le=1e12)] = 1e-9,
+                            ) -> JSONResponse:
     """GeoJSON of the links the selected demand uses (flow above `min_flow`): per class the
     flow of only that demand, its total, and whether the link is one of the selected."""
-    header, _ = read_select_link(select_link_blob(services.app, caller.tenant, run_id, name))
+    return await gated(caller.tenant,
+                       lambda: _select_link_flows(services, caller.tenant, run_id, name, min_flow))
+
+
+def _select_link_flows(services: ApiServices, tenant: str, run_id: UUID, name: str,
+                       min_flow: float) -> JSONResponse:
+    header, _ = read_select_link(select_link_blob(services.app, tenant, run_id, name))
     by_link: dict[str, dict[str, float]] = {}
     for vehicle_class, flows in header["link_flows"].items():
         for link_id, flow in flows.items():
             by_link.setdefault(link_id, {})[vehicle_class] = float(flow)
     used = {link: flows for link, flows in by_link.items() if sum(flows.values()) > min_flow}
-    reads = completed_run(services, caller.tenant, run_id)
+    reads = completed_run(services, tenant, run_id)
     rows = reads.rows(GEOMETRY_SQL, run=run_id, links=sorted(used))
     selected = set(header["links"])
     features = [_feature(row, used[row["link_id"]], row["link_id"] in selected)

@@ -14,8 +14,9 @@ from fastapi.responses import StreamingResponse
 
 from adapters.demand_matrix import DemandMatrix, read_select_link
 from api.problems import ApiProblem
-from api.routes.demand import MEDIA_TYPES, chunks, omx_or_409
+from api.routes.demand import MEDIA_TYPES, chunks, gated, gated_download, omx_or_409
 from api.security import Services, Viewer
+from api.services import ApiServices
 from domain.application import Cartolog
 from domain.simulation import COMPLETED
 
@@ -23,26 +24,35 @@ router = APIRouter(prefix="/v1/simulations", tags=["results"])
 
 
 @router.get("/{run_id}/skims")
-def download_skims(
+async def download_skims(
     run_id: UUID, caller: Viewer, services: Services,
     vehicle_class: Annotated[str | None, Query(alias="class", max_length=64)] = None,
     measure: Annotated[Literal["time", "distance", "cost"] | None, Query()] = None,
     format: Annotated[Literal["omx", "csv"], Query()] = "omx",
 ) -> StreamingResponse:
     """Zone-to-zone skims at the converged costs; `class` and `measure` narrow them."""
-    matrix = _selected(_skims(services.app, caller.tenant, run_id), vehicle_class, measure)
-    body = chunks(omx_or_409(matrix)) if format == "omx" else _csv(matrix)
+    def build() -> Iterator[bytes | str]:
+        matrix = _selected(_skims(services.app, caller.tenant, run_id), vehicle_class, measure)
+        return chunks(omx_or_409(matrix)) if format == "omx" else _csv(matrix)
+
+    body = await gated_download(caller.tenant, build)
     name = f"skims-{run_id}.{format}"
     return StreamingResponse(body, media_type=MEDIA_TYPES[format],
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/{run_id}/select-link/{name}")
-def select_link(run_id: UUID, name: str, caller: Viewer, services: Services,
-                top: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:
+async def select_link(run_id: UUID, name: str, caller: Viewer, services: Services,
+                      top: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:
     """A select-link analysis of the run: per class, the selected demand's total, its top OD
     pairs and the link flows of only that demand."""
-    header, matrix = read_select_link(select_link_blob(services.app, caller.tenant, run_id, name))
+    return await gated(caller.tenant, lambda: _analysis(services, caller.tenant, run_id, name,
+                                                        top))
+
+
+def _analysis(services: ApiServices, tenant: str, run_id: UUID, name: str, top: int
+              ) -> dict[str, Any]:
+    header, matrix = read_select_link(select_link_blob(services.app, tenant, run_id, name))
     classes = {cls: _summary(matrix, table, top) for cls, table in matrix.trips.items()}
     return {"name": header["name"], "mode": header["mode"], "links": header["links"],
             "classes": classes, "link_flows": header["link_flows"]}

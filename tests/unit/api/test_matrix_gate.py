@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+
 import anyio
 import pytest
 
-from api.matrix_gate import MatrixGate
+from api.matrix_gate import DownloadGate, MatrixGate
 from api.problems import ApiProblem
 
 
@@ -70,5 +73,57 @@ def test_slots_bound_how_many_are_admitted_at_once() -> None:
             with pytest.raises(ApiProblem):
                 async with gate.admitted():
                     pass
+
+    anyio.run(scenario)
+
+
+def test_a_tenant_streams_at_most_its_share_of_matrix_downloads() -> None:
+    gate = DownloadGate(slots=2, streams_per_tenant=2, retry_after_s=4)
+    first, second = gate.open_stream("acme"), gate.open_stream("acme")
+    with pytest.raises(ApiProblem) as refused:
+        gate.open_stream("acme")
+    assert refused.value.status == 429 and refused.value.headers == {"Retry-After": "4"}
+    other = gate.open_stream("rival")  # another tenant is not held back
+    # released once: when the body has been sent ...
+    assert list(first.body(iter([b"a", b"b"]))) == [b"a", b"b"]
+    third = gate.open_stream("acme")
+    # ... when sending fails ...
+    with pytest.raises(OSError):
+        list(second.body(_failing()))
+    second.close()  # a second close changes nothing
+    fourth = gate.open_stream("acme")
+    with pytest.raises(ApiProblem):
+        gate.open_stream("acme")
+    # ... and when the body is dropped unsent (a client gone before the first chunk)
+    third.body(iter([b"never sent"]))
+    del third
+    gc.collect()
+    gate.open_stream("acme").close()
+    for stream in (fourth, other):
+        stream.close()
+    assert gate._streams == {}
+
+
+def _failing() -> Iterator[bytes]:
+    yield b"x"
+    raise OSError("client gone")
+
+
+def test_downloads_are_built_two_at_a_time_and_one_per_tenant() -> None:
+    gate = DownloadGate(slots=2, wait_s=0.2, retry_after_s=9, poll_s=0.01)
+
+    async def scenario() -> None:
+        async with gate.building("acme"):
+            with pytest.raises(ApiProblem) as refused:  # the same tenant waits its turn
+                async with gate.building("acme"):
+                    raise AssertionError("one tenant built two downloads at once")
+            assert refused.value.status == 503
+            assert refused.value.headers == {"Retry-After": "9"}
+            async with gate.building("rival"):  # another tenant takes the second slot
+                with pytest.raises(ApiProblem):
+                    async with gate.building("third"):
+                        raise AssertionError("three downloads built at once")
+        async with gate.building("acme"), gate.building("third"):
+            pass  # all released
 
     anyio.run(scenario)
