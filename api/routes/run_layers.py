@@ -68,10 +68,15 @@ def _feature(row: Any, flows: dict[str, float], selected: bool) -> dict[str, Any
 
 
 @router.get("/{run_id}/class-flows")
-def class_flows(run_id: UUID, caller: Viewer, services: Services) -> dict[str, Any]:
+async def class_flows(run_id: UUID, caller: Viewer, services: Services) -> dict[str, Any]:
     """Per vehicle class, the flow of that class on each link (vehicles, not PCE), for
-    colouring the map by class. A run of one class lists the class `all`."""
-    output = run_output(services.app, caller.tenant, run_id)
+    colouring the map by class. A run of one class lists the class `all`. The run's whole
+    output document is read (a city's is tens of MB): built under the download gate (0708)."""
+    return await gated(caller.tenant, lambda: _class_flows(services, caller.tenant, run_id))
+
+
+def _class_flows(services: ApiServices, tenant: str, run_id: UUID) -> dict[str, Any]:
+    output = run_output(services.app, tenant, run_id)
     links = output.get("links", [])
     flows: dict[str, dict[str, float]] = {}
     for link in links:
