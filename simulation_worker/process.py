@@ -20,7 +20,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from simulation_worker.child import ModelSpec, Outcome, serve
+from simulation_worker.child import ModelSpec, Outcome, children_of, serve
 
 _CONTEXT: ForkServerContext | None = None
 READY_TIMEOUT_S = 600.0  # a cold numba cache compiles the model: seconds, not minutes
@@ -49,6 +49,16 @@ def _main_module() -> str:
     return spec.name if spec is not None and spec.name else "__main__"
 
 
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started: from its threads' `children` files, or, on a kernel
+    without them, by scanning every process's parent."""
+    try:
+        return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    except FileNotFoundError:
+        return children_of(pid) if Path(f"/proc/{pid}").exists() else []
+
+
 def resident_mb(pid: int) -> float:
     """Resident memory of process `pid` and every process it started, in MiB (Linux /proc;
     0 for a process that is gone, or where there is no /proc). An external model runs as a
@@ -65,8 +75,7 @@ def resident_mb(pid: int) -> float:
                 if line.startswith("VmRSS:"):
                     total_kb += int(line.split()[1])
                     break
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo.extend(int(c) for c in (task / "children").read_text().split())
+            todo.extend(_children(current))
         except (OSError, ValueError):
             continue  # it ended meanwhile
     return total_kb / 1024.0
