@@ -14,6 +14,7 @@ from sqlalchemy import text
 from adapters.demand_matrix import read_csv, write_omx
 from infra.http import build_api
 from infra.settings import ApiSettings
+from tests.conftest import REPO
 from tests.integration.api.conftest import Api, is_problem
 
 CSV = b"origin,destination,trips,class\n1,2,30,car\n2,1,10,car\n1,2,4,truck\n"
@@ -64,6 +65,11 @@ def test_a_bad_file_is_a_422_listing_every_problem_and_stores_nothing(api: Api) 
     assert "unknown zone 9" in unknown["problems"]
     broken = is_problem(upload(api, scenario, b"\x89HDF\r\n garbage", "omx"), 422)
     assert broken["problems"] == ["the file is not an OMX (HDF5) file"]
+    # A file that crashes the HDF5 library crashed the API process itself before 0709.
+    crashes = (REPO / "tests" / "data" / "omx" / "crashes-hdf5.omx").read_bytes()
+    crashed = is_problem(upload(api, scenario, crashes, "omx"), 422)
+    assert crashed["problems"] == [
+        "the OMX file is corrupt: reading it stopped the HDF5 library (signal SIGSEGV)"]
     assert blob_count(api) == before
     assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1
     is_problem(api.get(f"/v1/scenarios/{scenario}/demand"), 404)
