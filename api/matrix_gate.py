@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
 
@@ -33,19 +33,26 @@ class MatrixGate:
         Run the parse with ``run_in_threadpool`` inside it: anyio waits for the thread to
         finish even when the request is cancelled, so the slot is released only once the
         matrix is out of memory."""
-        deadline = time.monotonic() + self.wait_s
-        while not self._slots.acquire(blocking=False):
-            if time.monotonic() >= deadline:
-                raise ApiProblem(
-                    503, "Service busy",
-                    f"another demand matrix is being read; none could start within "
-                    f"{self.wait_s:g} s. Retry after {self.retry_after_s} s",
-                    {"Retry-After": str(self.retry_after_s)})
-            await anyio.sleep(self.poll_s)
+        await _wait_for(lambda: self._slots.acquire(blocking=False), self.wait_s, self.poll_s,
+                        "another demand matrix is being read", self.retry_after_s)
         try:
             yield
         finally:
             self._slots.release()
+
+
+async def _wait_for(enter: Callable[[], bool], wait_s: float, poll_s: float, busy: str,
+                    retry_after_s: int) -> None:
+    """Poll `enter` from the event loop (no worker thread held) until it lets the request in;
+    503 with Retry-After when it has not within `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while not enter():
+        if time.monotonic() >= deadline:
+            raise ApiProblem(
+                503, "Service busy",
+                f"{busy}; none could start within {wait_s:g} s. Retry after {retry_after_s} s",
+                {"Retry-After": str(retry_after_s)})
+        await anyio.sleep(poll_s)
 
 
 class DownloadGate:
@@ -89,15 +96,8 @@ class DownloadGate:
     @contextlib.asynccontextmanager
     async def building(self, tenant: str) -> AsyncIterator[None]:
         """Hold a slot, and the tenant's turn, while a download's body is built."""
-        deadline = time.monotonic() + self.wait_s
-        while not self._enter(tenant):
-            if time.monotonic() >= deadline:
-                raise ApiProblem(
-                    503, "Service busy",
-                    f"other matrix downloads are being prepared; none could start within "
-                    f"{self.wait_s:g} s. Retry after {self.retry_after_s} s",
-                    {"Retry-After": str(self.retry_after_s)})
-            await anyio.sleep(self.poll_s)
+        await _wait_for(lambda: self._enter(tenant), self.wait_s, self.poll_s,
+                        "other matrix downloads are being prepared", self.retry_after_s)
         try:
             yield
         finally:
