@@ -27,6 +27,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -345,6 +346,16 @@ class Worker:
         self.metrics.started()
         try:
             result = self._outcome(job, started)
+        except (_Released, _LeaseLost, SQLAlchemyError, KafkaError):
+            raise  # the job goes back, or another worker has it: nothing wrong with the job
+        except Exception as error:
+            # Whatever else the job makes the worker raise would raise again on every retry,
+            # and kill each worker that takes the job: it is the attempt's error instead.
+            log.exception("%s: job of run %s failed in the worker", self.config.name,
+                          job.run_id)
+            result = self._result(job, FAILED, started, traceback=traceback.format_exc(),
+                                  error=f"the worker could not complete the job: "
+                                        f"{type(error).__name__}: {error}")
         finally:
             self.metrics.finished(time.monotonic() - started)
         self._stage("result")

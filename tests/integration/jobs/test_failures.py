@@ -170,6 +170,30 @@ def test_a_result_too_large_to_store_fails_its_attempt_and_the_worker_carries_on
     assert run_of(container, after).status == "completed"
 
 
+class _BrokenCache:
+    def lookup(self, tenant_id: str, reuse_key: str) -> None:
+        raise ValueError("a result cache this job breaks")
+
+
+def test_an_unexpected_error_in_the_worker_fails_the_attempt_not_the_worker(
+        container: Container) -> None:
+    scenario_id = scenario(container)
+    with pipeline(container) as running:
+        worker = running.worker_thread()
+        cache, worker.cache = worker.cache, _BrokenCache()
+        run_id = container.app.request_simulation("acme", scenario_id, "builtin", {},
+                                                  OPERATOR, max_attempts=1)
+        wait_terminal(container, [run_id], 60)
+        run = run_of(container, run_id)
+        assert run.status == "dead_lettered"
+        assert run.last_error == ("the worker could not complete the job: ValueError: a result "
+                                  "cache this job breaks")
+        worker.cache = cache
+        [after] = request(container, scenario_id)  # the same worker takes the next job
+        wait_terminal(container, [after], 60)
+    assert run_of(container, after).status == "completed"
+
+
 def test_cancelling_a_running_job_kills_its_model(container: Container, tmp_path: Path) -> None:
     marker = f"cancel-{uuid.uuid4().hex[:8]}"
     command = model_script(tmp_path, marker, HANGS.format(marker=marker))
