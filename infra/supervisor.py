@@ -105,9 +105,9 @@ def share_cores(env: dict[str, str], workers: int) -> dict[str, str]:
     oversubscribe the cores and spin against each other (decision 0314)."""
     if workers > 0 and not env.get(MODEL_THREADS):
         env[MODEL_THREADS] = str(max(1, (os.cpu_count() or 1) // workers))
-    if workers > 0 and not env.get(MODEL_MEMORY) and memory_mb():
-        # and their memory: each model may use its share of 75 % of the machine (0315)
-        env[MODEL_MEMORY] = str(max(1, memory_mb() // workers))
+    memory = memory_mb() if workers > 0 and not env.get(MODEL_MEMORY) else 0
+    if memory:  # and their memory: each model may use its share of 75 % of the machine (0315)
+        env[MODEL_MEMORY] = str(max(1, memory // workers))
     return env
 
 

@@ -374,7 +374,7 @@ def _trips_at_once(body: list[tuple[int, str]], n: int) -> FloatArray | None:
     parts = _ORIGIN_LINE.split(text)  # [before the first origin, origin, block, origin, ...]
     if parts[0].strip():
         return None
-    origins = np.array(parts[1::2], dtype=np.int64) if len(parts) > 1 else np.zeros(0, np.int64)
+    origins = np.array(parts[1::2], dtype=np.int64)
     if ((origins < 1) | (origins > n)).any():
         return None
     tokens: list[str] = []

@@ -36,6 +36,13 @@ if os.path.exists({flag!r}):
 print(json.dumps({{"schema": "cartolog.model-output/1", "links": [], "indicators": {{"ok": 1}}}}))
 """
 
+def one_attempt(container: Container, scenario_id: uuid.UUID, model: str,
+                **parameters: Any) -> uuid.UUID:
+    """A run of `model` that is dead-lettered after its first failed attempt."""
+    return container.app.request_simulation("acme", scenario_id, model, parameters, OPERATOR,
+                                            max_attempts=1)
+
+
 HANGS = """
 import json, sys, time
 json.load(sys.stdin)
@@ -104,8 +111,7 @@ def test_hanging_model_is_killed_at_the_timeout_and_the_attempt_fails(
     scenario_id = scenario(container)
     with pipeline(container, settings) as running:
         running.worker_thread()
-        run_id = container.app.request_simulation("acme", scenario_id, "external", {},
-                                                  OPERATOR, max_attempts=1)
+        run_id = one_attempt(container, scenario_id, "external")
         wait_for(lambda: processes_running(marker) != [], 30, "the model to start")
         wait_terminal(container, [run_id], 30)
     run = run_of(container, run_id)
@@ -134,8 +140,7 @@ def test_a_model_past_its_memory_limit_is_killed_and_its_job_fails(
     scenario_id = scenario(container)
     with pipeline(container, settings) as running:
         running.worker_thread()
-        run_id = container.app.request_simulation("acme", scenario_id, "external", {},
-                                                  OPERATOR, max_attempts=1)
+        run_id = one_attempt(container, scenario_id, "external")
         wait_terminal(container, [run_id], 40)
         run = run_of(container, run_id)
         assert run.status == "dead_lettered"
@@ -157,8 +162,7 @@ def test_a_result_too_large_to_store_fails_its_attempt_and_the_worker_carries_on
         worker = running.worker_thread()
         # the worker's store only: every output is larger (the job's input is stored first)
         worker.blobs = PostgresBlobStore(container.engine, max_bytes=64)
-        run_id = container.app.request_simulation("acme", scenario_id, "builtin",
-                                                  {"reuse": False}, OPERATOR, max_attempts=1)
+        run_id = one_attempt(container, scenario_id, "builtin", reuse=False)
         wait_terminal(container, [run_id], 60)
         run = run_of(container, run_id)
         assert run.status == "dead_lettered"
@@ -181,8 +185,7 @@ def test_an_unexpected_error_in_the_worker_fails_the_attempt_not_the_worker(
     with pipeline(container) as running:
         worker = running.worker_thread()
         cache, worker.cache = worker.cache, _BrokenCache()
-        run_id = container.app.request_simulation("acme", scenario_id, "builtin", {},
-                                                  OPERATOR, max_attempts=1)
+        run_id = one_attempt(container, scenario_id, "builtin")
         wait_terminal(container, [run_id], 60)
         run = run_of(container, run_id)
         assert run.status == "dead_lettered"
