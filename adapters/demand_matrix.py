@@ -12,24 +12,22 @@ import csv
 import io
 import json
 import math
-import multiprocessing
-import multiprocessing.context
 import os
-import signal
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
 import openmatrix as omx
 import tables
 
+from adapters.isolated import Bounds, IsolatedFailure, preload, run_isolated
 from domain import rules
 from domain.demand import MAX_CLASSES, DemandMatrixUpload
 from domain.errors import InvalidCommand
+
+preload(__name__)  # uploaded OMX files are read in a child process (read_omx)
 
 MAGIC = b"cartolog.demand-matrix/1\n"
 SELECT_LINK_MAGIC = b"cartolog.select-link/1\n"
@@ -276,74 +274,26 @@ def write_csv(matrix: DemandMatrix) -> Iterator[str]:
 # -- OMX ------------------------------------------------------------------------------------
 
 
-# How long reading an uploaded OMX file may take in its own process (decision 0709).
-OMX_READ_TIMEOUT_S = 120.0
+# What reading an uploaded OMX file may take in its own process (decisions 0709, 0710).
+OMX_READ_BOUNDS = Bounds(memory_mb=4096, timeout_s=120.0)
 
 
 def read_omx(content: bytes, max_zones: int = MAX_ZONES, max_cells: int = MAX_CELLS,
-             timeout_s: float | None = None) -> DemandMatrix:
+             bounds: Bounds | None = None) -> DemandMatrix:
     """Every matrix of an OMX file, one class each, zones from its zone mapping. Declared
     shapes are checked against the mapping, `max_zones` and `max_cells` before any dataset
     is read.
 
-    The file is read in a process of its own (decision 0709): the HDF5 library can crash
-    (SIGSEGV) or hang on a corrupt file, and the process that reads uploads is the API,
-    which serves every tenant. A crash or a read past `timeout_s` (default
-    OMX_READ_TIMEOUT_S) is that file's 422."""
-    limit = OMX_READ_TIMEOUT_S if timeout_s is None else timeout_s
-    context = _reader_context()
-    receiver, sender = context.Pipe(duplex=False)
-    reader = context.Process(target=_read_omx_for, args=(sender, content, max_zones, max_cells),
-                             name="cartolog-omx-reader", daemon=True)
-    reader.start()
-    sender.close()
+    The file is read in a process of its own (adapters.isolated, decision 0709): the HDF5
+    library can crash (SIGSEGV) or hang on a corrupt file, and the process that reads uploads
+    is the API, which serves every tenant. A crash, or a read past its `bounds` (default
+    OMX_READ_BOUNDS) of time or memory, is that file's 422."""
     try:
-        if not receiver.poll(limit):
-            raise rejected([f"reading the OMX file took more than {limit:g} s; it was stopped"])
-        kind, body = receiver.recv()
-    except (EOFError, OSError):
-        reader.join(5)
-        code = reader.exitcode
-        how = (f"signal {signal.Signals(-code).name}" if code is not None and code < 0
-               else f"exit code {code}")
-        raise rejected([f"the OMX file is corrupt: reading it stopped the HDF5 library "
-                        f"({how})"]) from None
-    finally:
-        receiver.close()
-        if reader.is_alive():
-            reader.kill()
-        reader.join(5)
-    if kind == "rejected":
-        raise rejected(body)
-    zone_ids, trips = body
-    return DemandMatrix(tuple(zone_ids), trips)
-
-
-def _reader_context() -> multiprocessing.context.ForkServerContext:
-    """Forkserver: the reader starts in milliseconds with numpy, PyTables and the main module
-    imported (a child re-imports its parent's main module: preloaded, that costs nothing), and
-    no thread of the API is forked. A process that already runs a forkserver (a worker's model
-    processes, simulation_worker.process) keeps its preload: the reader imports this module
-    on its first use there."""
-    context = multiprocessing.get_context("forkserver")
-    main = getattr(sys.modules.get("__main__"), "__spec__", None)
-    context.set_forkserver_preload(
-        [main.name if main is not None and main.name else "__main__", "adapters.demand_matrix"])
-    return context
-
-
-def _read_omx_for(out: Connection, content: bytes, max_zones: int, max_cells: int) -> None:
-    """The reader process: the matrix, or the problems that reject it, sent to `out`."""
-    try:
-        matrix = _read_omx_here(content, max_zones, max_cells)
-        out.send(("matrix", (matrix.zone_ids, matrix.trips)))
-    except InvalidCommand as error:
-        out.send(("rejected", error.problems))
-    except Exception as error:  # anything else the file makes the reader raise is its 422
-        out.send(("rejected", [f"the OMX file could not be read: {type(error).__name__}: "
-                               f"{error}"]))
-    finally:
-        out.close()
+        return run_isolated(
+            _read_omx_here, (content, max_zones, max_cells), bounds or OMX_READ_BOUNDS,
+            what="the OMX file", reader="the HDF5 library", expected=(InvalidCommand,))
+    except IsolatedFailure as failure:
+        raise rejected([str(failure)]) from None
 
 
 def _read_omx_here(content: bytes, max_zones: int, max_cells: int) -> DemandMatrix:
@@ -442,23 +392,24 @@ def write_omx(matrix: DemandMatrix, mapping: str = "zone") -> bytes:
 
 
 def read(content: bytes, file_format: str, max_zones: int = MAX_ZONES,
-         max_cells: int = MAX_CELLS) -> DemandMatrix:
+         max_cells: int = MAX_CELLS, bounds: Bounds | None = None) -> DemandMatrix:
     """Parse an upload in ``omx`` or ``csv`` format over at most `max_zones` zones and
-    `max_cells` cells."""
+    `max_cells` cells (an OMX file within `bounds`, read_omx)."""
     if file_format == "omx":
-        return read_omx(content, max_zones, max_cells)
+        return read_omx(content, max_zones, max_cells, bounds)
     if file_format == "csv":
         return read_csv(content, max_zones, max_cells)
     raise rejected([f"format must be omx or csv, not {file_format!r}"])
 
 
 def upload(content: bytes, file_format: str, max_zones: int = MAX_ZONES,
-           max_cells: int | None = None) -> DemandMatrixUpload:
+           max_cells: int | None = None, bounds: Bounds | None = None) -> DemandMatrixUpload:
     """Parse a file into what the domain command checks and stores; `max_zones` is the
     scenario's zone count (a matrix over more zones cannot fit it), `max_cells` what the blob
-    limit holds (``cells_within``; default MAX_CELLS)."""
+    limit holds (``cells_within``; default MAX_CELLS), `bounds` what reading an OMX file may
+    take (default OMX_READ_BOUNDS)."""
     cells = MAX_CELLS if max_cells is None else max_cells
-    matrix = read(content, file_format, min(max_zones, MAX_ZONES), cells)
+    matrix = read(content, file_format, min(max_zones, MAX_ZONES), cells, bounds)
     return DemandMatrixUpload(matrix.zone_ids, matrix.totals(), matrix.to_blob(), file_format)
 
 

@@ -55,6 +55,41 @@ async def _wait_for(enter: Callable[[], bool], wait_s: float, poll_s: float, bus
         await anyio.sleep(poll_s)
 
 
+class TenantTurns:
+    """`slots` heavy requests at once in this process, one per tenant; the others wait up to
+    `wait_s` without holding a worker thread, then 503 with Retry-After. A tenant that sends
+    many at once waits for its own turn and leaves the other slots to the other tenants."""
+
+    def __init__(self, busy: str, slots: int = 2, wait_s: float = 30.0,
+                 retry_after_s: int = 10, poll_s: float = 0.05) -> None:
+        self._slots = threading.BoundedSemaphore(slots)
+        self._lock = threading.Lock()
+        self._inside: set[str] = set()
+        self.busy = busy
+        self.wait_s, self.retry_after_s, self.poll_s = wait_s, retry_after_s, poll_s
+
+    @contextlib.asynccontextmanager
+    async def turn(self, tenant: str) -> AsyncIterator[None]:
+        """Hold a slot, and the tenant's turn, for the body of the ``async with``."""
+        await _wait_for(lambda: self._enter(tenant), self.wait_s, self.poll_s, self.busy,
+                        self.retry_after_s)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inside.discard(tenant)
+            self._slots.release()
+
+    def _enter(self, tenant: str) -> bool:
+        with self._lock:
+            if tenant in self._inside:
+                return False
+            if not self._slots.acquire(blocking=False):
+                return False
+            self._inside.add(tenant)
+            return True
+
+
 class DownloadGate:
     """Matrix downloads (demand, skims, select-link) in this process (decision 0708).
 
@@ -66,12 +101,12 @@ class DownloadGate:
 
     def __init__(self, slots: int = 2, streams_per_tenant: int = 2, wait_s: float = 30.0,
                  retry_after_s: int = 10, poll_s: float = 0.05) -> None:
-        self._slots = threading.BoundedSemaphore(slots)
+        self._turns = TenantTurns("other matrix downloads are being prepared", slots, wait_s,
+                                  retry_after_s, poll_s)
         self._lock = threading.Lock()
-        self._building: set[str] = set()
         self._streams: dict[str, int] = {}
         self.streams_per_tenant = streams_per_tenant
-        self.wait_s, self.retry_after_s, self.poll_s = wait_s, retry_after_s, poll_s
+        self.retry_after_s = retry_after_s
 
     def open_stream(self, tenant: str) -> Stream:
         """Count a download of `tenant` until its `Stream` closes; 429 past the cap."""
@@ -93,26 +128,9 @@ class DownloadGate:
             else:
                 self._streams.pop(tenant, None)
 
-    @contextlib.asynccontextmanager
-    async def building(self, tenant: str) -> AsyncIterator[None]:
+    def building(self, tenant: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold a slot, and the tenant's turn, while a download's body is built."""
-        await _wait_for(lambda: self._enter(tenant), self.wait_s, self.poll_s,
-                        "other matrix downloads are being prepared", self.retry_after_s)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._building.discard(tenant)
-            self._slots.release()
-
-    def _enter(self, tenant: str) -> bool:
-        with self._lock:
-            if tenant in self._building:
-                return False
-            if not self._slots.acquire(blocking=False):
-                return False
-            self._building.add(tenant)
-            return True
+        return self._turns.turn(tenant)
 
 
 class Stream:

@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from adapters.auth import TokenVerifier
+from adapters.isolated import Bounds
 from adapters.job_queue import Estimate
 from api.tile_cache import TileCache
 from domain.application import Cartolog
@@ -33,6 +34,8 @@ class ApiLimits:
     sse_duration_s: float = 300.0
     # the most cells a demand matrix upload may hold: what the blob limit has room for
     matrix_cells: int = 33_423_360
+    # what reading one uploaded file (dataset or OMX) may take in its own process (0710)
+    upload_bounds: Bounds = field(default_factory=Bounds)
 
 
 @dataclass(frozen=True)

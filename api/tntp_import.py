@@ -14,9 +14,12 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adapters.isolated import preload
 from domain.errors import InvalidCommand
 from domain.rules import MAX_INTEGER
 from domain.values import Coordinate, Link, Network, Node, Zone
+
+preload(__name__)  # the API reads TNTP uploads in a child process (api/routes/datasets.py)
 
 META = re.compile(r"^\s*<([^>]+)>\s*(.*)$")
 TRIP_CELL = re.compile(r"(\S+)\s*:\s*([^;\s]+)\s*;?")

@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from adapters.isolated import Bounds
 from api.services import ApiLimits
 from api.spa import WorkspaceSettings
 from infra.logs import LogFormat, LogLevel
@@ -50,6 +51,9 @@ class ApiSettings(Section):
     cors_origins: str = ""
     read_wait_s: float = Field(default=5.0, ge=0, le=60)
     tile_cache_mb: int = Field(default=128, ge=0, le=65536)
+    # what reading one uploaded file may take in its own process (decision 0710)
+    upload_memory_mb: int = Field(default=4096, ge=256)
+    upload_timeout_s: float = Field(default=300.0, gt=0, le=86_400)
 
     def limits(self) -> ApiLimits:
         """The app's limits."""
@@ -57,7 +61,8 @@ class ApiSettings(Section):
         return ApiLimits(max_body_bytes=self.max_body_bytes, max_features=self.max_features,
                          rate_per_second=self.rate_per_second, rate_burst=self.rate_burst,
                          cors_origins=origins, read_wait_s=self.read_wait_s,
-                         tile_cache_bytes=self.tile_cache_mb * 1024 * 1024)
+                         tile_cache_bytes=self.tile_cache_mb * 1024 * 1024,
+                         upload_bounds=Bounds(self.upload_memory_mb, self.upload_timeout_s))
 
 
 class JobSettings(Section):

@@ -87,17 +87,35 @@ ZIP_ERRORS = (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError, ValueEr
               NotImplementedError, RuntimeError, zlib.error, struct.error)
 
 
+# The most a GMNS upload's CSV files may expand to: 200,000 links at a few hundred bytes a
+# row are some 60 MiB.
+MAX_CSV_BYTES = 256 * 2**20
+
+
 def gmns_files(path: Path) -> dict[str, str]:
     """The CSV texts of a GMNS folder or zip, by base name (node, link, zone ...)."""
     try:
         if path.is_dir():
             return {p.stem: p.read_text(encoding="utf-8-sig") for p in path.glob("*.csv")}
         with zipfile.ZipFile(path) as archive:
-            return {Path(name).stem: archive.read(name).decode("utf-8-sig")
-                    for name in archive.namelist() if name.endswith(".csv")}
+            members = [i for i in archive.infolist() if i.filename.endswith(".csv")]
+            _check_expansion(members)
+            return {Path(info.filename).stem: archive.read(info).decode("utf-8-sig")
+                    for info in members}
     except ZIP_ERRORS as error:
         raise ImportRejected("the GMNS upload cannot be read", [
             FeatureProblem("file", -1, f"not a readable zip or folder: {error}")]) from None
+
+
+def _check_expansion(members: list[zipfile.ZipInfo]) -> None:
+    """Refuse a zip whose CSV files expand past MAX_CSV_BYTES before any is inflated (a few
+    megabytes of zip can declare gigabytes: a zip bomb). zipfile reads no more than a member
+    declares, and a member that inflates to anything else fails its CRC check."""
+    total = sum(info.file_size for info in members)
+    if total > MAX_CSV_BYTES:
+        raise ImportRejected("the GMNS upload is too large", [FeatureProblem(
+            "file", -1, f"its CSV files expand to {total / 2**20:,.0f} MiB; at most "
+                        f"{MAX_CSV_BYTES // 2**20} MiB are read")])
 
 
 def read_gmns(files: Mapping[str, str]) -> Network:

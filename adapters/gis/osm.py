@@ -27,9 +27,11 @@ EARTH_KM = 6371.0088
 
 @dataclass(frozen=True)
 class OsmOptions:
-    """Zones: a hexagon grid of this width (km, across flats)."""
+    """Zones: a hexagon grid of this width (km, across flats); at most `max_features` links
+    (a file with more is refused, as the other formats are)."""
 
     hexagon_km: float = 1.0
+    max_features: int = 200_000
 
 
 @dataclass
@@ -71,6 +73,11 @@ def read_osm(path: Path, options: OsmOptions) -> Network:
         raise ImportRejected("the OSM file has no drivable roads", [FeatureProblem(
             "file", -1, "no way with a drivable highway tag (motorway .. service)")])
     links, points = _links(handler.ways)
+    if len(links) > options.max_features:
+        raise ImportRejected("the OSM file has too many roads", [FeatureProblem(
+            "file", -1, f"its drivable roads make {len(links)} links; at most "
+                        f"{options.max_features} are accepted (CARTOLOG_API_MAX_FEATURES): "
+                        f"cut a smaller extract")])
     links = _strongly_connected(links)
     if not links:
         raise ImportRejected("the OSM roads form no routable network", [FeatureProblem(

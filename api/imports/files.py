@@ -10,9 +10,13 @@ from pathlib import Path
 from adapters.gis.gmns import gmns_files, read_gmns
 from adapters.gis.osm import OsmOptions, read_osm
 from adapters.gis.problems import FeatureProblem, ImportRejected
+from adapters.isolated import Bounds, IsolatedFailure, preload, run_isolated
 from api.imports.layers import read_layers
 from api.imports.zone_layer import with_zone_layer
+from domain.errors import InvalidCommand
 from domain.values import Network
+
+preload(__name__)  # uploads are read in a child process (read_upload)
 
 FORMATS = ("gmns", "gpkg", "shapefile", "osm")
 
@@ -58,6 +62,18 @@ def _has_shapefile(path: Path) -> bool:
         return False
 
 
+def read_upload(path: Path, options: ImportOptions, bounds: Bounds) -> tuple[str, Network]:
+    """`read_network` in a process of its own (decision 0710): a file that crashes GDAL or
+    libosmium, expands past `bounds.memory_mb` (a zip or PBF bomb) or reads for longer than
+    `bounds.timeout_s` is rejected, and the API serving every tenant carries on."""
+    try:
+        return run_isolated(read_network, (path, options), bounds, what="the uploaded file",
+                            reader="its reader", expected=(InvalidCommand,))
+    except IsolatedFailure as failure:
+        raise ImportRejected("the file could not be read; nothing was stored", [
+            FeatureProblem("file", -1, str(failure))]) from None
+
+
 def read_network(path: Path, options: ImportOptions) -> tuple[str, Network]:
     """(format, network) of an uploaded file."""
     fmt = options.format or guess_format(path)
@@ -68,7 +84,7 @@ def read_network(path: Path, options: ImportOptions) -> tuple[str, Network]:
     if fmt == "gmns":
         return fmt, read_gmns(gmns_files(path))
     if fmt == "osm":
-        network = read_osm(path, OsmOptions(hexagon_km=options.hexagon_km))
+        network = read_osm(path, OsmOptions(options.hexagon_km, options.max_features))
         if options.zones_file is None:
             return fmt, network
         return fmt, with_zone_layer(network, options.zones_file, options.zones_layer,

@@ -6,9 +6,12 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Response
+from starlette.concurrency import run_in_threadpool
 
+from adapters.isolated import Bounds, IsolatedFailure, run_isolated
 from api.geojson_import import parse_network
 from api.json_body import StrictJsonRoute
+from api.matrix_gate import TenantTurns
 from api.problems import ApiProblem
 from api.routes.common import Limit, Offset, Reads, Writes, next_offset
 from api.schemas import (
@@ -18,7 +21,8 @@ from api.schemas import (
     GeoJsonDatasetCreate,
     TntpDatasetCreate,
 )
-from api.security import Editor, Services, Viewer
+from api.security import Caller, Editor, Services, Viewer
+from api.services import ApiServices
 from api.tntp_import import parse_tntp
 from domain.dataset import Dataset
 from domain.values import Network
@@ -26,16 +30,33 @@ from domain.values import Network
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=StrictJsonRoute)
 
 
+# Dataset imports read and check a file of up to CARTOLOG_API_MAX_BODY_BYTES: two at a time in
+# this process and one per tenant; the others wait up to 30 s, then 503 (decision 0710).
+IMPORTS = TenantTurns("other datasets are being imported", slots=2, wait_s=30.0,
+                      retry_after_s=10)
+
+
 @router.post("", status_code=201, response_model=DatasetPublic)
-def import_dataset(body: Annotated[DatasetCreate, Body()], caller: Editor, services: Services,
-                   writes: Writes, response: Response) -> DatasetPublic:
+async def import_dataset(body: Annotated[DatasetCreate, Body()], caller: Editor,
+                         services: Services, writes: Writes, response: Response
+                         ) -> DatasetPublic:
     """Import a base network and zones (GeoJSON FeatureCollections or a TNTP upload)."""
-    if isinstance(body, GeoJsonDatasetCreate):
-        network = _from_geojson(body, services.limits.max_features)
-    else:
-        network = _from_tntp(body, services.limits.max_features)
-    dataset_id = services.app.import_dataset(caller.tenant, body.name, network, caller.actor,
-                                             source_format=body.format)
+    limits = services.limits
+    async with IMPORTS.turn(caller.tenant):
+        if isinstance(body, GeoJsonDatasetCreate):
+            network = await run_in_threadpool(_from_geojson, body, limits.max_features)
+        else:
+            network = await run_in_threadpool(_from_tntp, body, limits.max_features,
+                                              limits.upload_bounds)
+        return await run_in_threadpool(stored, services, caller, writes, response, body.name,
+                                       network, body.format)
+
+
+def stored(services: ApiServices, caller: Caller, writes: Writes, response: Response,
+           name: str, network: Network, source_format: str) -> DatasetPublic:
+    """Record an imported network as the tenant's new dataset; its response body."""
+    dataset_id = services.app.import_dataset(caller.tenant, name, network, caller.actor,
+                                             source_format=source_format)
     dataset = services.app.get_dataset(caller.tenant, dataset_id)
     writes.record(caller.tenant, dataset_id, dataset.version)
     response.headers["Location"] = f"/v1/datasets/{dataset_id}"
@@ -81,8 +102,15 @@ def _from_geojson(body: GeoJsonDatasetCreate, max_features: int) -> Network:
     return network
 
 
-def _from_tntp(body: TntpDatasetCreate, max_features: int) -> Network:
-    network, problems = parse_tntp(body.net, body.trips, body.node, max_features)
+def _from_tntp(body: TntpDatasetCreate, max_features: int, bounds: Bounds) -> Network:
+    """The TNTP files read in a process of their own (decision 0710): a big trips file keeps
+    its reader busy for seconds, which must not hold the API's interpreter."""
+    try:
+        network, problems = run_isolated(parse_tntp, (body.net, body.trips, body.node,
+                                                      max_features), bounds,
+                                         what="the TNTP upload")
+    except IsolatedFailure as failure:
+        network, problems = None, [str(failure)]
     if network is None:
         raise ApiProblem(422, "Invalid dataset",
                          f"{len(problems)} TNTP line(s) rejected; nothing was stored",

@@ -120,7 +120,8 @@ def declare_vehicle_classes(scenario_id: UUID, body: VehicleClassesUpdate, calle
 def _store(services: ApiServices, caller: Caller, scenario_id: UUID, expected: int,
            content: bytes, file_format: str) -> int:
     max_zones = services.app.zone_count(caller.tenant, scenario_id)
-    upload = demand_matrix.upload(content, file_format, max_zones, services.limits.matrix_cells)
+    upload = demand_matrix.upload(content, file_format, max_zones, services.limits.matrix_cells,
+                                  services.limits.upload_bounds)
     return services.app.set_demand_matrix(caller.tenant, scenario_id, expected, upload,
                                           caller.actor)
 

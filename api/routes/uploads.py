@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path, PurePath
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 from starlette.types import Scope
 
-from api.imports.files import ImportOptions, parse_mapping, read_network
+from adapters.isolated import Bounds
+from api.imports.files import ImportOptions, parse_mapping, read_upload
 from api.routes.common import Writes
-from api.routes.datasets import public
+from api.routes.datasets import IMPORTS, stored
 from api.schemas import DatasetPublic
 from api.security import Editor, Services
+from domain.values import Network
 
 
 class MultipartRoute(APIRoute):
@@ -37,7 +41,7 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=Multipa
 
 
 @router.post("", status_code=201, response_model=DatasetPublic)
-def upload_dataset(
+async def upload_dataset(
         caller: Editor, services: Services, writes: Writes, response: Response,
         file: Annotated[UploadFile, File(description="GMNS zip, .gpkg, Shapefile zip, .pbf")],
         name: Annotated[str, Form(min_length=1, max_length=200)],
@@ -50,20 +54,26 @@ def upload_dataset(
         zones_file: Annotated[UploadFile | None, File(
             description="OSM: a GeoPackage or Shapefile zip of zone polygons")] = None,
 ) -> DatasetPublic:
-    """Import a network file; every bad feature is listed and nothing is stored on error."""
+    """Import a network file; every bad feature is listed and nothing is stored on error.
+
+    The file is read in a process of its own within CARTOLOG_API_UPLOAD_MEMORY_MB and
+    CARTOLOG_API_UPLOAD_TIMEOUT_S, two at a time in this process and one per tenant
+    (IMPORTS, decision 0710)."""
+    options = ImportOptions(format, parse_mapping(mapping), links_layer, zones_layer,
+                            first_thru_node, hexagon_km, services.limits.max_features)
+    async with IMPORTS.turn(caller.tenant):
+        fmt, network = await run_in_threadpool(_read, file, zones_file, options,
+                                                services.limits.upload_bounds)
+        return await run_in_threadpool(stored, services, caller, writes, response, name,
+                                       network, fmt)
+
+
+def _read(file: UploadFile, zones_file: UploadFile | None, options: ImportOptions,
+          bounds: Bounds) -> tuple[str, Network]:
     with tempfile.TemporaryDirectory(prefix="cartolog-upload-") as folder:
         path = _saved(file, Path(folder) / "network")
         zones = _saved(zones_file, Path(folder) / "zones") if zones_file else None
-        options = ImportOptions(format, parse_mapping(mapping), links_layer, zones_layer,
-                                first_thru_node, hexagon_km, services.limits.max_features,
-                                zones)
-        fmt, network = read_network(path, options)
-    dataset_id = services.app.import_dataset(caller.tenant, name, network, caller.actor,
-                                             source_format=fmt)
-    dataset = services.app.get_dataset(caller.tenant, dataset_id)
-    writes.record(caller.tenant, dataset_id, dataset.version)
-    response.headers["Location"] = f"/v1/datasets/{dataset_id}"
-    return public(dataset)
+        return read_upload(path, replace(options, zones_file=zones), bounds)
 
 
 def _saved(upload: UploadFile, folder: Path) -> Path:

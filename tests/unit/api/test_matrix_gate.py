@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from api.matrix_gate import DownloadGate, MatrixGate
+from api.matrix_gate import DownloadGate, MatrixGate, TenantTurns
 from api.problems import ApiProblem
+from api.routes.datasets import IMPORTS
 
 
 def test_a_second_upload_waits_then_gets_a_503_with_retry_after() -> None:
@@ -127,3 +128,22 @@ def test_downloads_are_built_two_at_a_time_and_one_per_tenant() -> None:
             pass  # all released
 
     anyio.run(scenario)
+
+
+def test_dataset_imports_take_turns_per_tenant_and_name_what_keeps_them_waiting() -> None:
+    gate = TenantTurns("other datasets are being imported", slots=2, wait_s=0.1,
+                       retry_after_s=3, poll_s=0.01)
+
+    async def scenario() -> None:
+        async with gate.turn("acme"), gate.turn("rival"):
+            for tenant in ("acme", "third"):  # its own turn taken; both slots taken
+                with pytest.raises(ApiProblem) as refused:
+                    async with gate.turn(tenant):
+                        raise AssertionError(f"{tenant} was let in")
+                assert refused.value.status == 503
+                assert refused.value.detail.startswith("other datasets are being imported; ")
+        async with gate.turn("third"):
+            pass
+
+    anyio.run(scenario)
+    assert IMPORTS.busy == "other datasets are being imported"

@@ -10,11 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from multiprocessing.connection import Connection
 
 import pytest
 
 from adapters import demand_matrix as dm
+from adapters.isolated import Bounds
 from domain.errors import InvalidCommand
 from tests.conftest import REPO
 
@@ -41,20 +41,20 @@ def test_an_omx_that_crashes_hdf5_is_a_rejected_upload_and_the_reader_survives()
     assert read.zone_ids == GOOD.zone_ids and sorted(read.trips) == ["car", "truck"]
 
 
-def hangs(out: Connection, content: bytes, max_zones: int, max_cells: int) -> None:
+def hangs(content: bytes, max_zones: int, max_cells: int) -> None:
     time.sleep(60)
 
 
 def test_an_omx_whose_reading_hangs_is_stopped_and_rejected(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dm, "_read_omx_for", hangs)  # the reader process runs this instead
+    monkeypatch.setattr(dm, "_read_omx_here", hangs)  # the reader process runs this instead
     started = time.monotonic()
     with pytest.raises(InvalidCommand) as refused:
-        dm.read_omx(dm.write_omx(GOOD), 10, 1000, timeout_s=1.0)
+        dm.read_omx(dm.write_omx(GOOD), 10, 1000, Bounds(256, 1.0))
     assert refused.value.problems == ["reading the OMX file took more than 1 s; it was stopped"]
     assert time.monotonic() - started < 30
     # the reader was stopped, not left sleeping
-    assert not [p for p in multiprocessing.active_children() if p.name == "cartolog-omx-reader"]
+    assert not [p for p in multiprocessing.active_children() if p.name == "cartolog-upload-reader"]
 
 
 @pytest.mark.parametrize("seed", range(200))
