@@ -109,8 +109,9 @@ def gmns_files(path: Path) -> dict[str, str]:
 
 def _check_expansion(members: list[zipfile.ZipInfo]) -> None:
     """Refuse a zip whose CSV files expand past MAX_CSV_BYTES before any is inflated (a few
-    megabytes of zip can declare gigabytes: a zip bomb). zipfile reads no more than a member
-    declares, and a member that inflates to anything else fails its CRC check."""
+    megabytes of zip can declare gigabytes: a zip bomb). A member that lies about its size
+    still fails its CRC check, after zipfile has inflated up to 2 GB of it: the API reads
+    uploads in a memory-bounded child for that (decision 0710)."""
     total = sum(info.file_size for info in members)
     if total > MAX_CSV_BYTES:
         raise ImportRejected("the GMNS upload is too large", [FeatureProblem(

@@ -7,6 +7,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import shapely
@@ -123,13 +124,12 @@ def shapefile_zip(path: Path, features: int) -> Path:
     return path
 
 
-def _repeat(member: object, record: bytes, count: int) -> None:
+def _repeat(member: IO[bytes], record: bytes, count: int) -> None:
     per_chunk = max(1, (1 << 20) // len(record))
     chunk = record * per_chunk
-    write = member.write  # type: ignore[attr-defined]
     for _ in range(count // per_chunk):
-        write(chunk)
-    write(record * (count % per_chunk))
+        member.write(chunk)
+    member.write(record * (count % per_chunk))
 
 
 def _one_feature(path: Path) -> None:
