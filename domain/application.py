@@ -37,9 +37,16 @@ from domain.errors import (
     UnknownTenant,
     VersionConflict,
 )
-from domain.merge_request import EditRecord, MergeRequest, as_edit, conflicts, edit_records
+from domain.merge_request import (
+    SETTING_TYPES,
+    EditRecord,
+    MergeRequest,
+    as_edit,
+    conflicts,
+    edit_records,
+)
 from domain.ports import BlobNotFound, BlobStore
-from domain.scenario import Scenario
+from domain.scenario import MAX_EDITS, Scenario
 from domain.simulation import SimulationRun
 from domain.tenant import Tenant
 from domain.values import CARTOLOG_NAMESPACE, Actor, Network, tenant_uuid
@@ -424,13 +431,27 @@ class Cartolog(Application[UUID]):
         if fork.fork_of is None or fork.fork_version is None:
             raise InvalidCommand(f"scenario {fork_id} is not a fork")
         parent = self.get_scenario(tenant_id, fork.fork_of)
-        edits = self.scenario_edits(tenant_id, fork_id, after=1)
-        parent_edits = self.scenario_edits(tenant_id, parent.id, after=fork.fork_version)
+        fork_after, parent_after = self._merge_base(tenant_id, fork, parent)
+        edits = self.scenario_edits(tenant_id, fork_id, after=fork_after)
+        parent_edits = self.scenario_edits(tenant_id, parent.id, after=parent_after)
         request = MergeRequest.open(
-            uuid.uuid4(), tenant_id, fork_id, parent.id, fork.fork_version, fork.version,
+            uuid.uuid4(), tenant_id, fork_id, parent.id, parent_after, fork.version,
             parent.version, title, edits, conflicts(edits, parent_edits), by)
         self.save(request)
         return request.id
+
+    def _merge_base(self, tenant_id: str, fork: Scenario, parent: Scenario) -> tuple[int, int]:
+        """The fork's and the parent's versions a new request starts after: the fork's
+        creation and its fork point, or, once the parent took this fork's edits, the fork
+        version that request was opened at and the parent's version after the merge (as git
+        moves a merge base). Found in the parent's own log, not the read model."""
+        assert fork.fork_version is not None
+        base = (1, fork.fork_version)
+        for event in self.repository.event_store.get(parent.id, gt=fork.fork_version):
+            if isinstance(event, Scenario.MergeApplied) and event.fork_id == fork.id:
+                merged = self.get_merge_request(tenant_id, event.merge_request_id)
+                base = (merged.fork_version, event.originator_version)
+        return base
 
     def get_merge_request(self, tenant_id: str, request_id: UUID) -> MergeRequest:
         """A merge request of this tenant."""
@@ -470,9 +491,10 @@ class Cartolog(Application[UUID]):
         merger = Actor(by.sub, str(request.id))
         if chosen:
             network = self.network_index(tenant_id, parent.network_sha256)
-            parent.apply_edits([as_edit(e) for e in chosen], network, merger)
-        parent.record_merge(request.id, request.fork_id, len(chosen), merger)
-        request.record_merge(parent.version, len(chosen), by)
+            _repeat(parent, chosen, network, merger)
+        applied = parent.version - expected
+        parent.record_merge(request.id, request.fork_id, applied, merger)
+        request.record_merge(parent.version, applied, by)
         self._save_together(expected, parent, request)
         return parent.version
 
@@ -632,3 +654,26 @@ class Cartolog(Application[UUID]):
 def _check(problem: str | None) -> None:
     if problem:
         raise InvalidCommand(problem)
+
+
+def _repeat(parent: Scenario, records: list[EditRecord], network: NetworkIndex,
+            by: Actor) -> None:
+    """Record a merge request's chosen edits on the parent, in the fork's order: network
+    edits through `apply_edits` (validated against the parent as it is, at most MAX_EDITS
+    to a call), demand settings through `repeat_setting`."""
+    batch: list[Edit] = []
+    for record in records:
+        if record["type"] in SETTING_TYPES:
+            _apply_batch(parent, batch, network, by)
+            parent.repeat_setting(record["type"], record["payload"], by)
+        else:
+            batch.append(as_edit(record))
+            if len(batch) == MAX_EDITS:
+                _apply_batch(parent, batch, network, by)
+    _apply_batch(parent, batch, network, by)
+
+
+def _apply_batch(parent: Scenario, batch: list[Edit], network: NetworkIndex, by: Actor) -> None:
+    if batch:
+        parent.apply_edits(list(batch), network, by)
+        batch.clear()

@@ -2,8 +2,10 @@
 
 An edit is kept as a plain record of the scenario event that made it (`version`, `type`,
 `subject`, `actor`, `payload`), so the request shows exactly what the fork's log holds.
-Its `subject` is what it changes: `link:ID`, `zone:ID` or `demand`. A conflict is a subject
-that both the fork and the parent changed since the fork point.
+Its `subject` is what it changes: `link:ID`, `zone:ID`, `demand` (the gravity model's
+parameters), `demand_matrix` (a matrix set or removed) or `vehicle_classes`. A conflict is a
+subject that both the fork and the parent changed since the fork point (or since the parent
+last took this fork's edits: decision 0711).
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ from domain.rules import MAX_COMMENT, label_problem, text_problem
 from domain.values import Actor, Link
 
 EditRecord = dict[str, Any]
-EDIT_TYPES = ("ZoneAttributesSet", "LinkAdded", "LinkModified", "LinkClosed",
-              "DemandParametersChanged")
+# Edits repeated on another scenario through `as_edit` and `Scenario.apply_edits`...
+NETWORK_EDIT_TYPES = ("ZoneAttributesSet", "LinkAdded", "LinkModified", "LinkClosed",
+                      "DemandParametersChanged")
+# ...and the demand settings a scenario records directly (`Scenario.repeat_setting`).
+SETTING_TYPES = ("DemandMatrixSet", "DemandMatrixRemoved", "VehicleClassesDeclared")
+EDIT_TYPES = NETWORK_EDIT_TYPES + SETTING_TYPES
 ENVELOPE = frozenset({"originator_id", "originator_version", "timestamp", "tenant_id", "actor",
                       "correlation_id"})
 OPEN, MERGED, CLOSED = "open", "merged", "closed"
@@ -53,7 +59,12 @@ def edit_records(events: Iterable[Any]) -> list[EditRecord]:
 
 
 def subject_of(kind: str, payload: Mapping[str, Any]) -> str:
-    """What an edit changes: `link:ID`, `zone:ID` or `demand`."""
+    """What an edit changes: `link:ID`, `zone:ID`, `demand`, `demand_matrix` or
+    `vehicle_classes`."""
+    if kind in ("DemandMatrixSet", "DemandMatrixRemoved"):
+        return "demand_matrix"
+    if kind == "VehicleClassesDeclared":
+        return "vehicle_classes"
     if kind == "ZoneAttributesSet":
         return f"zone:{payload['zone_id']}"
     if kind == "LinkAdded":
@@ -64,7 +75,8 @@ def subject_of(kind: str, payload: Mapping[str, Any]) -> str:
 
 
 def as_edit(record: Mapping[str, Any]) -> Edit:
-    """The edit command that repeats a recorded edit on another scenario."""
+    """The edit command that repeats a recorded network edit (not a setting) on another
+    scenario."""
     kind, p = record["type"], record["payload"]
     if kind == "ZoneAttributesSet":
         return SetZoneAttributes(int(p["zone_id"]), p["population"], p["jobs"])
@@ -136,7 +148,8 @@ class MergeRequest(TenantAggregate):
         if problem:
             raise InvalidCommand(problem)
         if not edits:
-            raise InvalidCommand("the fork has no edits since its fork point")
+            raise InvalidCommand("the fork has no edits since its fork point or since its "
+                                 "last merge")
         return cls._start(cls.Opened, request_id, tenant_id, by, fork_id=fork_id,
                           parent_id=parent_id, fork_point=fork_point,
                           fork_version=fork_version, parent_version=parent_version,

@@ -228,6 +228,27 @@ class Scenario(TenantAggregate):
             raise InvalidCommand(problem)
         self._emit(Scenario.Restored, by, reason=reason)
 
+    def repeat_setting(self, kind: str, payload: dict[str, Any], by: Actor) -> bool:
+        """Record a demand setting that another scenario of this network recorded (a merge
+        request's): a matrix set (its blob is the tenant's already) or removed, or vehicle
+        classes declared. False when it changes nothing: removing a matrix there is none of."""
+        self._check_open()
+        if kind == "DemandMatrixSet":
+            self._emit(Scenario.DemandMatrixSet, by, sha256=str(payload["sha256"]),
+                       zone_count=int(payload["zone_count"]), classes=dict(payload["classes"]),
+                       source_format=str(payload["source_format"]))
+        elif kind == "DemandMatrixRemoved":
+            if self.demand_matrix is None:
+                return False
+            self._emit(Scenario.DemandMatrixRemoved, by)
+        elif kind == "VehicleClassesDeclared":
+            self.declare_vehicle_classes([VehicleClassSpec(**{
+                **spec, "allowed_link_types": None if spec.get("allowed_link_types") is None
+                else tuple(spec["allowed_link_types"])}) for spec in payload["classes"]], by)
+        else:
+            raise InvalidCommand(f"{kind} is not a demand setting")
+        return True
+
     def record_merge(self, merge_request_id: UUID, fork_id: UUID, applied: int,
                      by: Actor) -> None:
         """Mark the end of the edits a merge request applied to this scenario."""

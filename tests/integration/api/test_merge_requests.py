@@ -119,3 +119,39 @@ def test_a_request_needs_a_fork_with_edits(api: Api) -> None:
     fork = fork_of(api, parent)
     is_problem(api.post(f"/v1/scenarios/{fork}/merge-requests", {"title": "x"}), 422)
     is_problem(api.post(f"/v1/scenarios/{fork}/merge-requests", {"title": ""}), 422)
+
+
+def test_a_forks_demand_matrix_and_classes_are_proposed_and_merged(api: Api) -> None:
+    parent = api.scenario()
+    fork = fork_of(api, parent)
+    author, reviewer = as_user(api, "ana", "editor"), as_user(api, "ben", "reviewer")
+    classes = {"classes": [{"name": "car"}, {"name": "truck", "pce": 2.5}]}
+    declared = api.client.put(f"/v1/scenarios/{fork}/vehicle-classes", json=classes,
+                              headers={**author, "If-Match": '"1"'})
+    assert declared.status_code == 200, declared.text
+    matrix = b"origin,destination,trips,class\n1,2,30,car\n1,2,4,truck\n"
+    uploaded = api.client.post(f"/v1/scenarios/{fork}/demand?format=csv", content=matrix,
+                               headers={**author, "If-Match": '"2"',
+                                        "Content-Type": "application/octet-stream"})
+    assert uploaded.status_code == 200, uploaded.text
+
+    opened = api.client.post(f"/v1/scenarios/{fork}/merge-requests",
+                             json={"title": "2040 demand"}, headers=author)
+    assert opened.status_code == 201, opened.text
+    assert [e["subject"] for e in opened.json()["edits"]] == ["vehicle_classes",
+                                                             "demand_matrix"]
+    path = opened.headers["Location"]
+    diff = api.get(f"/v1/scenarios/{fork}/diff?from=1").json()
+    assert diff["subjects"] == ["demand_matrix", "vehicle_classes"]
+    api.client.post(f"{path}/reviews", json={"verdict": "approved"}, headers=reviewer)
+    merged = api.client.post(f"{path}/merge", headers=author)
+    assert merged.status_code == 200, merged.text
+
+    state, proposed = api.get(f"/v1/scenarios/{parent}").json(), api.get(
+        f"/v1/scenarios/{fork}").json()
+    assert state["demand_matrix"] == proposed["demand_matrix"]
+    assert state["vehicle_classes"] == proposed["vehicle_classes"]
+    assert api.get(f"/v1/scenarios/{parent}/demand?format=csv").text == api.get(
+        f"/v1/scenarios/{fork}/demand?format=csv").text
+    run = api.post(f"/v1/scenarios/{parent}/simulations", {"model": "builtin"})
+    assert run.status_code == 202, run.text  # the merged classes match the merged matrix
