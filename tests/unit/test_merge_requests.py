@@ -163,7 +163,7 @@ def matrix(trips: float) -> DemandMatrixUpload:
 
 
 def test_a_merge_carries_the_forks_demand_matrix_and_vehicle_classes(app: Cartolog) -> None:
-    dataset, parent, fork = parent_and_fork(app)
+    _, parent, fork = parent_and_fork(app)
     version = app.declare_vehicle_classes("acme", fork, 1, trucks(), AUTHOR)
     version = app.set_demand_matrix("acme", fork, version, matrix(900.0), AUTHOR)
     app.edit_scenario("acme", fork, version, [CloseLink("a")], AUTHOR)
