@@ -15,6 +15,10 @@ from domain.scenario import MAX_EDITS
 # capacities, lengths of names and ids, no control characters ...) are the domain's
 # (domain/rules.py), so every door applies the same ones and lists every broken rule.
 Name = str
+# Numbers in request bodies are JSON numbers: `true` or `"5"` is not a capacity, `2.0` not a
+# node id (an int is still a float), as in vehicle classes.
+Number = Annotated[float, Field(strict=True)]
+Integer = Annotated[int, Field(strict=True)]
 
 
 class Strict(BaseModel):
@@ -34,7 +38,7 @@ class GeoJsonDatasetCreate(Strict):
                                   "from_node, to_node, capacity, length, free_flow_time")
     zones: dict[str, Any] = Field(description="FeatureCollection of Polygons with id, "
                                   "centroid_node, population, jobs")
-    first_thru_node: int = 1
+    first_thru_node: Integer = 1
 
 
 class TntpDatasetCreate(Strict):
@@ -79,7 +83,7 @@ class ScenarioCreate(Strict):
     name: Name
     dataset_id: UUID | None = None
     fork_of: UUID | None = None
-    fork_version: int | None = None
+    fork_version: Integer | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ScenarioCreate:
@@ -164,26 +168,26 @@ class LinkCreate(Strict):
     """A new directed link with BPR parameters."""
 
     id: str
-    from_node: int
-    to_node: int
-    capacity: float
-    length: float
-    free_flow_time: float
-    b: float = 0.15
-    power: float = 4.0
-    toll: float = 0.0
-    link_type: int = 1
-    lanes: float = 1.0
-    geometry: list[tuple[float, float]] = Field(default_factory=list, max_length=MAX_POSITIONS)
+    from_node: Integer
+    to_node: Integer
+    capacity: Number
+    length: Number
+    free_flow_time: Number
+    b: Number = 0.15
+    power: Number = 4.0
+    toll: Number = 0.0
+    link_type: Integer = 1
+    lanes: Number = 1.0
+    geometry: list[tuple[Number, Number]] = Field(default_factory=list, max_length=MAX_POSITIONS)
 
 
 class SetZoneAttributesEdit(Strict):
     """Set a zone's population and/or jobs."""
 
     op: Literal["set_zone_attributes"]
-    zone_id: int
-    population: float | None = None
-    jobs: float | None = None
+    zone_id: Integer
+    population: Number | None = None
+    jobs: Number | None = None
 
 
 class AddLinkEdit(Strict):
@@ -198,11 +202,11 @@ class ModifyLinkEdit(Strict):
 
     op: Literal["modify_link"]
     link_id: str
-    capacity: float | None = None
-    free_flow_time: float | None = None
-    speed: float | None = None
-    lanes: float | None = None
-    toll: float | None = None
+    capacity: Number | None = None
+    free_flow_time: Number | None = None
+    speed: Number | None = None
+    lanes: Number | None = None
+    toll: Number | None = None
 
 
 class CloseLinkEdit(Strict):
@@ -216,9 +220,9 @@ class ChangeDemandParametersEdit(Strict):
     """Change the gravity model's parameters."""
 
     op: Literal["change_demand_parameters"]
-    trip_rate: float | None = None
+    trip_rate: Number | None = None
     deterrence: str | None = None
-    beta: float | None = None
+    beta: Number | None = None
 
 
 EditCreate = Annotated[
@@ -264,7 +268,7 @@ class SimulationCreate(Strict):
 
     model: str = "builtin"
     parameters: dict[str, Any] = Field(default_factory=dict)
-    scenario_version: int | None = None
+    scenario_version: Integer | None = None
 
 
 class SimulationPublic(BaseModel):

@@ -32,6 +32,10 @@ MAX_PARAMETER_TEXT = 1000
 MAX_JSON_INTEGER = 2**53
 BUILTIN_ALGORITHMS = ("b", "bfw", "fw")
 UNPRINTABLE = frozenset({"Cc", "Cs", "Co", "Cn"})
+# Format characters (category Cf) are invisible: a zero-width space makes a blank name look
+# filled, a right-to-left override makes "gpkg.exe" read "exe.gkpg". Only the joiners that
+# Persian, Indic scripts and emoji sequences need are allowed.
+JOINERS = frozenset("\u200c\u200d")
 LINE_BREAKS = frozenset("\n\r\t")
 MAX_COMMENT = 10_000
 MAX_KEY_NAME = 64
@@ -58,6 +62,13 @@ def text_problem(what: str, text: object, longest: int = MAX_TEXT,
         if multiline:
             return f"{what} must not contain control characters other than line breaks and tabs"
         return f"{what} must not contain control characters (NUL, tab, newline ...)"
+    formats = {ch for ch in text if unicodedata.category(ch) == "Cf"} - JOINERS
+    if formats:
+        return (f"{what} must not contain invisible format characters (found "
+                f"{', '.join(sorted(f'U+{ord(ch):04X}' for ch in formats)[:5])}: zero-width "
+                "spaces, direction overrides, soft hyphens ...)")
+    if not allow_empty and all(ch.isspace() or ch in JOINERS for ch in text):
+        return f"{what} must hold a visible character"
     return None
 
 
@@ -132,10 +143,14 @@ def coordinate_problem(where: str, position: object) -> str | None:
 
 
 def line_problems(where: str, positions: Iterable[object]) -> list[str]:
-    """Rules of a line's positions: at most MAX_POSITIONS, each a WGS84 position."""
+    """Rules of a line's positions: none (a straight line between its nodes) or 2 to
+    MAX_POSITIONS, each a WGS84 position."""
     points = list(positions)
     if len(points) > MAX_POSITIONS:
         return [f"{where}: at most {MAX_POSITIONS} positions"]
+    if len(points) == 1:
+        return [f"{where}: a line needs at least 2 positions (or none: a straight line "
+                "between its nodes)"]
     found = (coordinate_problem(f"{where} position {i}", p) for i, p in enumerate(points))
     return [p for p in found if p][:5]
 

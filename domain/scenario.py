@@ -355,6 +355,8 @@ def _modify_problems(edit: ModifyLink) -> list[str]:
 
 
 def _demand_problems(edit: ChangeDemandParameters) -> list[str]:
+    if edit.trip_rate is None and edit.deterrence is None and edit.beta is None:
+        return ["name at least one parameter to change: trip_rate, deterrence or beta"]
     found = rules.collect(*(rules.number_problem(name, value)
                             for name, value in (("trip_rate", edit.trip_rate),
                                                 ("beta", edit.beta)) if value is not None))

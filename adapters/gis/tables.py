@@ -57,7 +57,10 @@ def links_table(links: Sequence[Link], network: Network) -> Table:
     for link in links:
         for name in LINK_COLUMNS:
             columns[name].append(link.id if name == "link_id" else getattr(link, name))
-        points = link.geometry or (where[link.from_node], where[link.to_node])
+        # A line of one position (an edit recorded before the rule refused it) is drawn
+        # between its nodes, as the read model draws it.
+        points = link.geometry if len(link.geometry) >= 2 else (where[link.from_node],
+                                                                where[link.to_node])
         shapes.append(shapely.LineString(points))
     return Table("links", columns, "LineString", shapes)
 

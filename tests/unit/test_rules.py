@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from adapters.gis.exports import export_scenario
+from adapters.gis.tables import links_table
 from api.geojson_import import parse_network
 from domain import rules
 from domain.application import Cartolog
@@ -18,7 +21,8 @@ from tests.unit.fakes import InMemoryBlobStore
 from tests.unit.test_domain import ME, tiny_network
 
 HOSTILE_TEXT = ["nul\x00link", "bell\x07", "line\nbreak", "tab\tbed", "\ud800lone", "x" * 10_000,
-                "", "   ", "\x7f", "\u200e\x9b"]
+                "", "   ", "\x7f", "\u200e\x9b", "\u200b", "ok\u202e", "\ufeffname",
+                "soft\u00adhyphen", "\u200d"]
 
 
 @pytest.fixture()
@@ -40,7 +44,8 @@ def test_text_postgresql_cannot_store_or_a_reader_cannot_see_is_refused(text: st
     assert rules.id_problem("an id", text) is not None
 
 
-@pytest.mark.parametrize("text", ["Zürich Süd", "東京 → 大阪", "a" * 100, "link-7/b"])
+@pytest.mark.parametrize("text", ["Zürich Süd", "東京 → 大阪", "a" * 100, "link-7/b",
+                                  "می\u200cخواهم", "👩\u200d🔧 crew"])
 def test_printable_text_of_any_script_is_accepted(text: str) -> None:
     assert rules.text_problem("a name", text) is None and rules.id_problem("an id", text) is None
 
@@ -272,3 +277,28 @@ def test_every_door_naming_a_class_or_selection_applies_the_same_name_rule(
     assert select_link_problems([{"name": ".", "links": ["a"]}], lambda link: True) == [
         f"select_links: a selection name '.' {bad}"]
     assert app.get_scenario("acme", scenario_id).version == 1
+
+
+def test_a_line_of_one_position_is_refused_by_import_and_edit(app: Cartolog) -> None:
+    lonely = Link("p", 1, 2, 100.0, 1.0, 1.0, geometry=((0.0, 0.0),))
+    with pytest.raises(InvalidCommand, match="rejected") as by_import:
+        app.import_dataset("acme", "bad", Network(tiny_network().nodes, (lonely,), ()), ME)
+    dataset = app.import_dataset("acme", "tiny", tiny_network(), ME)
+    scenario = app.create_scenario("acme", dataset, "base", ME)
+    with pytest.raises(InvalidCommand) as by_edit:
+        app.edit_scenario("acme", scenario, 1, [AddLink(lonely)], ME)
+    for refused in (by_import, by_edit):
+        assert any("a line needs at least 2 positions" in p for p in refused.value.problems)
+
+
+def test_a_stored_line_of_one_position_exports_between_its_nodes(tmp_path: Path) -> None:
+    """An edit recorded before the rule (events replay as they are): export still works."""
+    network = tiny_network()
+    lonely = Link("p", 1, 2, 100.0, 1.0, 1.0, geometry=((0.0, 0.0),))
+    network = Network(network.nodes, (*network.links, lonely), network.zones)
+    for fmt in ("gpkg", "geojson", "gmns"):
+        exported = export_scenario(network, "s", fmt, tmp_path)
+        assert exported.path.stat().st_size > 0
+    table = links_table(network.links, network)
+    shape = table.geometries[-1]
+    assert shape is not None and list(shape.coords) == [(0.0, 0.0), (0.01, 0.0)]

@@ -140,3 +140,34 @@ def test_the_cli_refuses_in_one_line(fresh_database_url: str, args: tuple[str, .
     done = cartolog(*args, database_url=fresh_database_url)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"cartolog: error: {error}"]
+
+
+@pytest.mark.parametrize("edit", [
+    {"op": "set_zone_attributes", "zone_id": 1, "population": True},
+    {"op": "set_zone_attributes", "zone_id": "1", "population": 5},
+    {"op": "set_zone_attributes", "zone_id": 1, "jobs": "5"},
+    {"op": "modify_link", "link_id": "a", "capacity": False},
+    {"op": "add_link", "link": link(from_node=1.0)},
+    {"op": "add_link", "link": link(capacity="10")},
+    {"op": "add_link", "link": link(geometry=[[True, 0], [0, 0]])},
+    {"op": "change_demand_parameters", "beta": "0.1"},
+    {"op": "change_demand_parameters"},
+])
+def test_an_edit_takes_json_numbers_and_changes_something(
+        api: Api, container: Container, edit: dict[str, Any]) -> None:
+    scenario = api.scenario()
+    before = stored_events(container)
+    is_problem(api.post(f"/v1/scenarios/{scenario}/edits", {"edits": [edit]},
+                        headers={"If-Match": '"1"'}), 422)
+    assert stored_events(container) == before
+
+
+def test_a_link_drawn_with_one_position_is_refused(api: Api, container: Container) -> None:
+    scenario = api.scenario()
+    before = stored_events(container)
+    body = {"edits": [{"op": "add_link", "link": link(geometry=[[0.0, 0.0]])}]}
+    problem = is_problem(api.post(f"/v1/scenarios/{scenario}/edits", body,
+                                  headers={"If-Match": '"1"'}), 422)
+    assert any("at least 2 positions" in p for p in problem["problems"]), problem
+    assert stored_events(container) == before
+    assert api.get(f"/v1/scenarios/{scenario}/export?format=geojson").status_code == 200
