@@ -158,7 +158,9 @@ def page(reads: TenantReads, collection: Collection, box: dict[str, Any], offset
 
 
 def one(reads: TenantReads, collection: Collection, feature_id: str) -> dict[str, Any] | None:
-    """One feature by id, or None."""
+    """One feature by id, or None (an id PostgreSQL text cannot hold matches nothing)."""
+    if "\x00" in feature_id:
+        return None
     spec = collection.spec
     sql = (f"SELECT {spec.columns}, ST_AsGeoJSON({spec.geometry}, 7)::json AS geometry "
            f"FROM {spec.source} AND CAST({spec.key} AS text) = :feature")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -72,8 +73,17 @@ def _described(error: dict[str, Any]) -> str:
 
 
 async def _http(request: Request, error: Exception) -> JSONResponse:
+    """Starlette's own refusals (no route, wrong method, an unreadable body): the status's
+    phrase as the title, and what Starlette said as the detail."""
     assert isinstance(error, StarletteHTTPException)
-    return problem(error.status_code, str(error.detail), "", dict(error.headers or {}))
+    try:
+        title = HTTPStatus(error.status_code).phrase
+    except ValueError:
+        title = str(error.detail)
+    detail = str(error.detail) if str(error.detail) != title else ""
+    if error.status_code == 400 and not detail:
+        detail = "the request body could not be read"
+    return problem(error.status_code, title, detail, dict(error.headers or {}))
 
 
 def install(app: FastAPI) -> None:

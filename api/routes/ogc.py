@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -96,16 +97,19 @@ def items(collection_id: str, request: Request, reads: Reads) -> JSONResponse:
     return _json(_feature_collection(request, features, matched, offset, limit), GEOJSON)
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
+@router.get("/collections/{collection_id}/items/{feature_id:path}", summary="One feature",
             responses={200: {"content": {GEOJSON: {}}}})
 def item(collection_id: str, feature_id: str, request: Request, reads: Reads) -> JSONResponse:
-    """One feature by its id (link id or zone number)."""
+    """One feature by its id (link id or zone number). A link id may hold `/`, `?` or `#`:
+    a client sends it percent-encoded, which the server decodes before routing, so the id
+    is the rest of the path; the `self` link encodes it again."""
     collection = _collection(reads, collection_id, False)
     found = ogc_layers.one(reads, collection, feature_id)
     if found is None:
         raise ApiProblem(404, "Not found", f"no feature {feature_id!r} in {collection_id}")
     items_url = f"{_base(request)}/collections/{collection_id}/items"
-    found["links"] = [_link(f"{items_url}/{feature_id}", "self", GEOJSON, "This feature"),
+    here = f"{items_url}/{quote(feature_id, safe='')}"
+    found["links"] = [_link(here, "self", GEOJSON, "This feature"),
                       _link(f"{_base(request)}/collections/{collection_id}", "collection",
                             JSON, "The collection")]
     return _json(found, GEOJSON)
@@ -157,7 +161,7 @@ def _json(body: dict[str, Any], media: str = JSON) -> JSONResponse:
 def _integer(raw: str | None, default: int, name: str, least: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < least or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < least:
         raise _bad(f"{name} must be an integer of at least {least}")
     return int(raw)
 

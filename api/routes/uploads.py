@@ -16,13 +16,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 from starlette.types import Scope
 
+from adapters.gis.problems import FeatureProblem, ImportRejected
 from adapters.isolated import Bounds
 from api.imports.files import ImportOptions, parse_mapping, read_upload
 from api.routes.common import Writes
 from api.routes.datasets import IMPORTS, stored
 from api.schemas import DatasetPublic
 from api.security import Editor, Services
+from domain.errors import InvalidCommand
 from domain.values import Network
+
+KNOWN_SUFFIXES = (".osm.pbf", ".pbf", ".gpkg", ".shp", ".zip")
 
 
 class MultipartRoute(APIRoute):
@@ -72,14 +76,52 @@ def _read(file: UploadFile, zones_file: UploadFile | None, options: ImportOption
           bounds: Bounds) -> tuple[str, Network]:
     with tempfile.TemporaryDirectory(prefix="cartolog-upload-") as folder:
         path = _saved(file, Path(folder) / "network")
+        if path.suffix.lower() == ".shp":
+            raise ImportRejected("a Shapefile is several files", [FeatureProblem(
+                "file", -1, "upload a Shapefile as a .zip holding its .shp, .shx, .dbf and "
+                ".prj files")])
         zones = _saved(zones_file, Path(folder) / "zones") if zones_file else None
-        return read_upload(path, replace(options, zones_file=zones), bounds)
+        try:
+            return read_upload(path, replace(options, zones_file=zones), bounds)
+        except InvalidCommand as error:
+            raise _without_folder(error, folder) from None
 
 
 def _saved(upload: UploadFile, folder: Path) -> Path:
-    """The upload as a file under its own base name (its suffix tells the format)."""
+    """The upload under its own base name when that is a plain file name (its suffix tells
+    the format), else `upload` with the suffix: `..`, an empty name or one too long for the
+    file system must not make the server fail."""
     folder.mkdir()
-    path = folder / (PurePath(upload.filename or "upload").name or "upload")
+    path = folder / safe_name(upload.filename)
     with path.open("wb") as target:
         shutil.copyfileobj(upload.file, target)
     return path
+
+
+def safe_name(filename: str | None) -> str:
+    """A file name that can be created in a folder of ours: the client's base name (a
+    Windows path's too) when it is plain, else `upload` plus the suffix that names the
+    format."""
+    name = PurePath((filename or "").replace("\\", "/")).name
+    plain = (name not in ("", ".", "..") and len(name.encode()) <= 200
+             and name.isprintable() and not name.startswith("."))
+    if plain:
+        return name
+    lower = name.lower()
+    suffix = next((s for s in KNOWN_SUFFIXES if lower.endswith(s)), "")
+    return f"upload{suffix}"
+
+
+def _without_folder(error: InvalidCommand, folder: str) -> InvalidCommand:
+    """The refusal with the server's temporary folder taken out of its texts: the reader's
+    messages (GDAL's especially) name the file by its full path."""
+    places = [f"{prefix}{folder}{part}" for part in ("/network/", "/zones/", "/", "")
+              for prefix in ("/vsizip/", "")]
+
+    def clean(text: str) -> str:
+        for place in places:
+            text = text.replace(place, "")
+        return text
+    error.problems = [clean(p) for p in error.problems]
+    error.args = tuple(clean(a) if isinstance(a, str) else a for a in error.args)
+    return error
