@@ -7,11 +7,15 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from api.json_body import StrictJsonRoute
-from api.routes.common import Reads, Writes
+from api.reads import TenantReads, wait_until_visible
+from api.routes.common import Wait, Writes
 from api.schemas import BiTargetCreate, BiTargetList, BiTargetPublic, RebuildPublic
-from api.security import Admin, Services
+from api.security import Admin, Services, Viewer
 
 router = APIRouter(prefix="/v1/bi/targets", tags=["bi"], route_class=StrictJsonRoute)
+# bi_targets and tenant_data are the bi_sync projection's tables (projections/bi.py), not the
+# read model's: reads wait for that projection to hold the tenant's last write.
+PROJECTION = "bi_sync"
 
 TARGETS_SQL = """
 SELECT t.target_id AS id, t.name, t.kind, t.pending, t.running_build, t.builds,
@@ -23,9 +27,12 @@ WHERE t.tenant_id = :tenant ORDER BY t.name"""
 
 
 @router.get("", response_model=BiTargetList)
-def list_targets(reads: Reads) -> BiTargetList:
+def list_targets(caller: Viewer, services: Services, writes: Writes,
+                 wait: Wait = None) -> BiTargetList:
     """The tenant's BI targets and their sync state (dirty, pending, running, completed)."""
-    rows = reads.rows(TARGETS_SQL)
+    timeout = services.limits.read_wait_s if wait is None else wait
+    wait_until_visible(services.engine, PROJECTION, writes, caller.tenant, timeout)
+    rows = TenantReads(services.engine, caller.tenant).rows(TARGETS_SQL)
     return BiTargetList(items=[BiTargetPublic.model_validate(dict(r)) for r in rows])
 
 
