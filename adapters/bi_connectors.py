@@ -116,7 +116,9 @@ def public_address(text: str) -> bool:
 
 def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = [address.ipv4_mapped, address.sixtofour,
+        if address.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d on a dual stack
+            return _refused(address.ipv4_mapped)
+        embedded = [address.sixtofour,
                     address.teredo[1] if address.teredo else None]
         if address in NAT64:
             embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
