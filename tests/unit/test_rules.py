@@ -45,7 +45,7 @@ def test_text_postgresql_cannot_store_or_a_reader_cannot_see_is_refused(text: st
 
 
 @pytest.mark.parametrize("text", ["Zürich Süd", "東京 → 大阪", "a" * 100, "link-7/b",
-                                  "می\u200cخواهم", "👩\u200d🔧 crew"])
+                                  "می\u200cخواهم", "👩\u200d🔧 crew"])  # noqa: RUF001
 def test_printable_text_of_any_script_is_accepted(text: str) -> None:
     assert rules.text_problem("a name", text) is None and rules.id_problem("an id", text) is None
 
