@@ -373,3 +373,11 @@ def test_the_default_client_refuses_a_private_target() -> None:
 def test_remote_text_is_printable_and_bounded() -> None:
     assert remote_text("a\x00b\n\u202ec\t  d") == "a b c d"
     assert len(remote_text("x" * 10_000)) == MAX_REMOTE_TEXT
+
+
+def test_the_target_list_waits_for_the_projection_that_writes_its_tables() -> None:
+    from api.routes.bi import PROJECTION
+    from projections.bi import BiSync
+
+    assert BiSync.name == PROJECTION
+    assert {"bi_targets", "tenant_data"} <= {spec.name for spec in BiSync.tables}
