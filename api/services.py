@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from adapters.auth import TokenVerifier
+from adapters.bi_connectors import HostPolicy
 from adapters.isolated import Bounds
 from adapters.job_queue import Estimate
 from api.tile_cache import TileCache
@@ -54,3 +55,5 @@ class ApiServices:
     read_model_projection: str = "read_model"
     queue_estimate: Callable[[UUID], Estimate | None] | None = None
     tiles: TileCache = field(default_factory=lambda: TileCache(ApiLimits.tile_cache_bytes))
+    # which hosts external BI targets may be registered on (decision 0712)
+    bi_hosts: HostPolicy = field(default_factory=HostPolicy)

@@ -56,8 +56,8 @@ class BiTarget(TenantAggregate):
             raise InvalidCommand("an external BI target needs a trigger URL and a status URL")
         found = rules.collect(
             rules.label_problem("BI target", name, rules.MAX_ID),
-            rules.text_problem("trigger_url", trigger_url, allow_empty=True),
-            rules.text_problem("status_url", status_url, allow_empty=True))
+            *(rules.url_problem(what, url) for what, url in
+              (("trigger_url", trigger_url), ("status_url", status_url)) if url))
         if found:
             raise InvalidCommand("the BI target was rejected", found)
         return cls._start(cls.Registered, bi_target_id(tenant_id, name), tenant_id, by,

@@ -18,6 +18,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 MAX_NAME = 200
 MAX_ID = 100
@@ -93,6 +94,30 @@ def key_name_problem(what: str, name: object) -> str | None:
     if RESERVED_HDF5_PREFIX.match(name + "_"):  # '_v' too: its skims would be '_v_time'
         return (f"{what} {name!r} must not start with {(name + '_')[:3]!r}: OMX files (HDF5) "
                 "reserve that prefix")
+    return None
+
+
+def url_problem(what: str, url: object) -> str | None:
+    """Why `url` cannot be the address of an HTTP service Cartolog calls (None when it can):
+    text by the rules above, an absolute `http` or `https` URL with a host name and a valid
+    port. Whether its host may be called (it resolves to public addresses only) is the
+    caller's policy (adapters/bi_connectors.py)."""
+    problem = text_problem(what, url)
+    if problem or not isinstance(url, str):
+        return problem
+    if url != url.strip() or any(ch.isspace() for ch in url):
+        return f"{what} must not contain spaces"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a port that is not a number 0..65535 raises here
+    except ValueError:
+        return f"{what} is not a valid URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"{what} must be an http:// or https:// URL"
+    if not parts.hostname:
+        return f"{what} must name a host"
+    if port == 0:
+        return f"{what} must not use port 0"
     return None
 
 

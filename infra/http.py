@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters import demand_matrix
+from adapters.bi_connectors import HostPolicy
 from adapters.job_queue import JobQueue
 from adapters.kafka import admin_client
 from adapters.projector.queries import crashed, lag_metrics
@@ -74,7 +75,8 @@ def api_services(container: Container, api_settings: ApiSettings | None = None,
         metrics_text=projection_lag, limits=limits,
         queue_estimate=JobQueue(container.engine, settings.jobs_topic,
                                 settings.jobs.worker_liveness_s).estimate,
-        tiles=TileCache(limits.tile_cache_bytes))
+        tiles=TileCache(limits.tile_cache_bytes),
+        bi_hosts=HostPolicy(allow_private=settings.bi_allow_private_hosts))
 
 
 def build_api(container: Container, api_settings: ApiSettings | None = None,

@@ -15,7 +15,13 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from adapters.bi_connectors import BiSyncManager, BuiltinConnector, Connector, HttpConnector
+from adapters.bi_connectors import (
+    BiSyncManager,
+    BuiltinConnector,
+    Connector,
+    HostPolicy,
+    HttpConnector,
+)
 from adapters.envelope import encode, envelope
 from adapters.kafka import high_watermarks
 from adapters.projector.consumer import make_consumer
@@ -229,9 +235,11 @@ class _AbsorbedUpTo:
 
 
 def bi_manager(container: Container, interval: float = 0.25) -> BiSyncManager:
-    """The live BI sync manager with the built-in and the HTTP connector."""
+    """The live BI sync manager with the built-in and the HTTP connector (whose host policy
+    is CARTOLOG_BI_ALLOW_PRIVATE_HOSTS, decision 0712)."""
+    policy = HostPolicy(allow_private=container.settings.bi_allow_private_hosts)
     connectors: dict[str, Connector] = {BUILTIN: BuiltinConnector(container.engine),
-                                        EXTERNAL: HttpConnector()}
+                                        EXTERNAL: HttpConnector(policy)}
     return BiSyncManager(container.app, container.engine, container.reader().head,
                          _AbsorbedUpTo(container), connectors, interval)
 

@@ -153,6 +153,8 @@ class Settings(BaseSettings):
     roles_claim: str = "roles"
     base_domain: str = "cartolog.example"
     allow_tenant_header: bool = False
+    # external BI targets on loopback, private, link-local... hosts (decision 0712)
+    bi_allow_private_hosts: bool = False
     blob_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     log_level: LogLevel = "warning"
     log_format: LogFormat = "text"

@@ -11,17 +11,32 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import pytest
 from sqlalchemy import text
 
+from adapters.bi_connectors import MAX_SUMMARY
+from domain import rules
 from domain.edits import SetZoneAttributes
 from infra import projections_wiring as wiring
+from infra.settings import Settings
 from infra.wiring import Container
 from projections.bi import BiSync
 from projections.notifications import Notifications
 from tests.integration.conftest import OPERATOR
 from tests.integration.logcheck import wait_for
-from tests.integration.projections.conftest import checksums, running, wait_caught_up
+from tests.integration.projections.conftest import (
+    checksums,
+    relay_and_projector,
+    running,
+    wait_caught_up,
+)
 from tests.unit.test_domain import tiny_network
+
+
+@pytest.fixture()
+def settings(settings: Settings) -> Settings:
+    """These tests' BI tools listen on 127.0.0.1, which the BI sync refuses by default."""
+    return settings.model_copy(update={"bi_allow_private_hosts": True})
 
 
 class BiTool:
@@ -168,3 +183,101 @@ def test_the_builtin_target_refreshes_the_dashboard_table(own_container: Contain
             "SELECT name, value, build FROM bi_dashboard WHERE tenant_id = 'acme' "
             "ORDER BY name")).all()
     assert [tuple(r) for r in rows] == [("vehicle_hours", 75.0, 1), ("vehicle_km", 150.0, 1)]
+
+
+class Tools:
+    """Three BI tools on one server, by path: /ok builds, /broken answers 500 with what must
+    not be shown, /fails reports every build failed with a screenful of text."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[str] = []
+
+    def answer(self, method: str, path: str) -> tuple[int, bytes]:
+        with self.lock:
+            self.calls.append(f"{method} {path}")
+        tool = path.split("/")[1]
+        if tool == "broken":
+            return 500, b"Traceback (most recent call last): db password=hunter2"
+        if method == "POST":
+            return 202, json.dumps({"build_id": f"{tool}-1"}).encode()
+        state = {"state": "done"} if tool == "ok" else {
+            "state": "failed", "error": "\x1b[2J" + "disk full; " * 2000}
+        return 200, json.dumps(state).encode()
+
+
+@contextlib.contextmanager
+def serve_tools(tools: Tools) -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self._answer(*tools.answer("POST", urlparse(self.path).path))
+
+        def do_GET(self) -> None:
+            self._answer(*tools.answer("GET", urlparse(self.path).path))
+
+        def _answer(self, status: int, raw: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def targets(container: Container) -> dict[tuple[str, str], dict[str, Any]]:
+    with container.engine.connect() as connection:
+        rows = connection.execute(text("SELECT * FROM bi_target_status")).mappings().all()
+    return {(r["tenant_id"], r["name"]): dict(r) for r in rows}
+
+
+def test_one_tenants_failing_targets_leave_the_other_tenant_synced(
+    container: Container, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, tools = container.app, Tools()
+    for tenant in ("acme", "rival"):
+        app.import_dataset(tenant, "tiny", tiny_network(), OPERATOR)
+    with serve_tools(tools) as url:
+        for name in ("broken", "fails"):
+            app.register_bi_target("acme", name, "external", OPERATOR,
+                                   f"{url}/{name}/builds", f"{url}/{name}/status")
+        with monkeypatch.context() as patch:  # as if stored before URLs were checked
+            patch.setattr(rules, "url_problem", lambda what, url: None)
+            app.register_bi_target("acme", "bad", "external", OPERATOR, "http://[::1",
+                                   "http://[::1")
+        app.register_bi_target("rival", "ok", "external", OPERATOR, f"{url}/ok/builds",
+                               f"{url}/ok/status")
+        manager = wiring.bi_manager(container, interval=0.05)
+        thread = threading.Thread(target=manager.run, daemon=True)
+        with relay_and_projector(container):
+            thread.start()
+            try:
+                wait_for(lambda: (targets(container).get(("rival", "ok"), {})
+                                  .get("completed_build") or 0) >= 1, 60,
+                         "the rival's build to complete")
+                wait_for(lambda: all(targets(container).get(("acme", n), {}).get("last_error")
+                                     for n in ("broken", "fails", "bad")), 60,
+                         "acme's three failures to be recorded")
+                assert thread.is_alive(), "the BI sync thread stopped"
+            finally:
+                manager.stop()
+                thread.join(30)
+    found = targets(container)
+    assert found[("acme", "broken")]["last_error"] == "trigger: HTTP 500 Internal Server Error"
+    assert found[("acme", "bad")]["last_error"] == "the target's URL is not valid"
+    reported = found[("acme", "fails")]["last_error"]
+    assert reported.startswith("the BI tool reported a failure: [2Jdisk full; disk full;")
+    assert len(reported) <= MAX_SUMMARY and reported.isprintable()
+    assert all(found[("acme", n)]["running_build"] is None for n in ("broken", "fails", "bad"))
+    assert "hunter2" not in json.dumps({str(k): v for k, v in found.items()}, default=str)
+    assert found[("rival", "ok")]["last_error"] is None
