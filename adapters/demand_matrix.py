@@ -128,11 +128,14 @@ def rejected(problems: list[str]) -> InvalidCommand:
 
 
 def value_problems(matrix: DemandMatrix) -> list[str]:
-    """Negative or non-finite trips, per class, with the first place each occurs."""
+    """Negative, non-finite or too large trips (over rules.MAX_MAGNITUDE, as every number
+    Cartolog stores), per class, with the first place each occurs."""
     found: list[str] = []
     for name, table in matrix.trips.items():
-        for label, bad in (("non-finite", ~np.isfinite(table)),
-                           ("negative", np.isfinite(table) & (table < 0))):
+        finite = np.isfinite(table)
+        for label, bad in (("non-finite", ~finite), ("negative", finite & (table < 0)),
+                           (f"over {rules.MAX_MAGNITUDE:g}",
+                            finite & (table > rules.MAX_MAGNITUDE))):
             count = int(bad.sum())
             if count:
                 i, j = (int(v) for v in np.argwhere(bad)[0])
@@ -231,20 +234,20 @@ def _csv_entries(rows: Iterator[list[str]], width: int) -> tuple[list[Entry], li
 def _csv_entry(row: list[str], width: int) -> tuple[Entry | None, str | None]:
     if len(row) != width:
         return None, f"expected {width} columns, found {len(row)}"
-    try:
-        origin, destination = int(row[0]), int(row[1])
-    except ValueError:
-        return None, "origin and destination must be integer zone ids"
+    origin, destination = rules.whole_number(row[0]), rules.whole_number(row[1])
+    if origin is None or destination is None:
+        return None, "origin and destination must be integer zone ids (ASCII digits)"
     problem = rules.integer_problem("a zone id", origin) or \
         rules.integer_problem("a zone id", destination)
     if problem:
         return None, problem
-    try:
-        trips = float(row[2])
-    except ValueError:
-        return None, f"trips {row[2]!r} is not a number"
+    trips = rules.decimal(row[2])
+    if trips is None:  # float() would take '1_0', full-width digits, 'infinity', 'nan'
+        return None, rules.decimal_problem("trips", row[2])
     if not math.isfinite(trips) or trips < 0:
-        return None, f"trips must be a finite, non-negative number, not {row[2].strip()}"
+        return None, f"trips must be a finite, non-negative number, not {row[2].strip()[:40]}"
+    if trips > rules.MAX_MAGNITUDE:
+        return None, f"trips must be at most {rules.MAX_MAGNITUDE:g}, not {row[2].strip()[:40]}"
     name = row[3].strip() if width == 4 else DEFAULT_CLASS
     return (origin, destination, trips, name or DEFAULT_CLASS), None
 

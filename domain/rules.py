@@ -47,6 +47,14 @@ RESERVED_HDF5_PREFIX = re.compile("^_[cfgvip]_")
 # Kafka record, and the producer refuses a request over 4 MiB (adapters/kafka.py); an
 # event it cannot publish would stall the relay for every tenant, so the store refuses it.
 MAX_EVENT_BYTES = 1024 * 1024
+# A number as CSV files and spreadsheets write it: ASCII digits with an optional sign, point
+# and exponent. Python's float() and int() also read '1_000', any script's digits
+# (full-width, Arabic-Indic ...), 'infinity', 'nan' and Unicode spaces around them: none of
+# those is a number in a file, and each door reading numbers from text uses `decimal` or
+# `whole_number`.
+DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,30}")
+_BLANKS = " \t"
 
 
 def text_problem(what: str, text: object, longest: int = MAX_TEXT,
@@ -141,6 +149,35 @@ def number_problem(what: str, value: object, minimum: float = 0.0,
     if abs(value) > MAX_MAGNITUDE:
         return f"{what} must be at most {MAX_MAGNITUDE:g} in magnitude"
     return None
+
+
+def decimal(text: str) -> float | None:
+    """The number `text` writes in plain decimal notation (spaces or tabs around it allowed),
+    None when it is not one. Text that overflows a float ('1e999') reads as infinity: the
+    caller's finite-number rule refuses it, as it refuses any out-of-range value."""
+    stripped = text.strip(_BLANKS)
+    return float(stripped) if DECIMAL_TEXT.fullmatch(stripped) else None
+
+
+def whole_number(text: str) -> int | None:
+    """The integer `text` writes in ASCII digits (sign and spaces around allowed; no point,
+    exponent or '_'), None when it is not one (more than 30 digits is not one either)."""
+    stripped = text.strip(_BLANKS)
+    return int(stripped) if INTEGER_TEXT.fullmatch(stripped) else None
+
+
+def decimal_problem(what: str, text: str) -> str:
+    """Why `text`, which `decimal` refused, is not a number: Python-only syntax ('1_0', other
+    scripts' digits) and 'nan' or 'infinity' are each named, anything else is not a number."""
+    shown = text.strip()[:40]
+    try:
+        value = float(text)
+    except (ValueError, OverflowError):
+        return f"{what} {shown!r} is not a number"
+    if not math.isfinite(value):
+        return f"{what} must be a finite number, not {shown}"
+    return (f"{what} {shown!r} is not a plain decimal number (digits 0-9, an optional sign, "
+            "point and exponent; no '_' or other digits)")
 
 
 def integer_problem(what: str, value: object, low: int = 1, high: int = MAX_INTEGER

@@ -23,7 +23,14 @@ from adapters.gis.exports import (
     scenario_network,
 )
 from adapters.gis.problems import ImportRejected
-from api.imports.files import FORMATS, ImportOptions, parse_mapping, read_network
+from api.imports.files import (
+    FORMATS,
+    HEXAGON_KM_ABOVE,
+    HEXAGON_KM_MAX,
+    ImportOptions,
+    parse_mapping,
+    read_network,
+)
 from domain.simulation import COMPLETED
 from infra.cli_support import OPERATOR, CliError, Commands, command, container, group
 from infra.wiring import Container
@@ -51,9 +58,11 @@ def _import_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mapping", help='field mapping as JSON, e.g. {"capacity": "CAP"}')
     parser.add_argument("--links-layer", default="links")
     parser.add_argument("--zones-layer", default="zones")
-    parser.add_argument("--first-thru-node", type=int, default=1)
+    parser.add_argument("--first-thru-node", type=int,
+                        help="default: GMNS config.csv's, else 1; not for OSM")
     parser.add_argument("--hexagon-km", type=float, default=1.0,
-                        help="OSM: width of the zone hexagons (default 1 km)")
+                        help=f"OSM: width of the zone hexagons (default 1 km; over "
+                             f"{HEXAGON_KM_ABOVE:g}, at most {HEXAGON_KM_MAX:g})")
     parser.add_argument("--zones", type=Path,
                         help="OSM: zone polygons (GeoPackage or Shapefile zip) instead")
 
@@ -73,10 +82,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Import one file as a new dataset and print its id."""
     if not args.file.exists():
         raise CliError(f"{args.file}: no such file or folder")
-    options = ImportOptions(args.format, parse_mapping(args.mapping), args.links_layer,
-                            args.zones_layer, args.first_thru_node, args.hexagon_km,
-                            zones_file=args.zones)
     try:
+        options = ImportOptions(args.format, parse_mapping(args.mapping), args.links_layer,
+                                args.zones_layer, args.first_thru_node, args.hexagon_km,
+                                zones_file=args.zones)
         fmt, network = read_network(args.file, options)
     except ImportRejected as rejected:
         raise CliError(f"{rejected}: " + "; ".join(rejected.problems[:20])) from None

@@ -4,13 +4,21 @@ Written: node.csv, link.csv, zone.csv, demand.csv (when the network has an OD ma
 config.csv. GMNS `capacity` is per lane, so links also carry two extension fields, which
 GMNS allows: `link_capacity` (all lanes) and `vdf_fftt` (free-flow time), so a round trip is
 exact. Read: the same files from a folder or a zip; without the extensions, capacity is
-`capacity * lanes` and free-flow time `60 * length / free_speed`.
+`capacity * lanes` and free-flow time `60 * length / free_speed`. A link with `directed` 0
+(GMNS: undirected, travel both ways) becomes two links, the second with id
+`<link_id>-reverse` (decision 0713).
+
+Numbers are plain decimal text (domain.rules.decimal: no '1_0', 'inf' or 'nan'), finite and
+at most rules.MAX_MAGNITUDE; ids and `facility_type` are whole numbers ('2.0' is 2, '1.5' is
+refused).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
+import math
 import struct
 import zipfile
 import zlib
@@ -24,6 +32,7 @@ from shapely import wkt
 from shapely.errors import ShapelyError
 
 from adapters.gis.problems import FeatureProblem, ImportRejected
+from domain import rules
 from domain.values import Coordinate, Link, Network, Node, Zone
 
 NODE_FIELDS = ("node_id", "x_coord", "y_coord", "zone_id", "node_type")
@@ -31,7 +40,14 @@ LINK_FIELDS = ("link_id", "from_node_id", "to_node_id", "directed", "length", "l
                "free_speed", "capacity", "link_capacity", "vdf_fftt", "vdf_alpha", "vdf_beta",
                "toll", "facility_type", "geometry")
 ZONE_FIELDS = ("zone_id", "node_id", "population", "jobs", "boundary")
-MAX_ID = 2**31 - 1
+MAX_ID = rules.MAX_INTEGER
+# The rows read from node.csv, link.csv and zone.csv, and the links made of them (an
+# undirected row makes two), unless the caller gives its own cap (CARTOLOG_API_MAX_FEATURES).
+MAX_FEATURES = 200_000
+# The id of the second direction of an undirected link (directed=0): `<link_id>-reverse`.
+REVERSE_SUFFIX = "-reverse"
+DIRECTED = {"1": True, "true": True, "0": False, "false": False}
+CAPPED = ("node", "link", "zone")
 REQUIRED = {"node": ("node_id", "x_coord", "y_coord"),
             "link": ("link_id", "from_node_id", "to_node_id", "length"),
             "zone": ("zone_id",)}
@@ -119,17 +135,26 @@ def _check_expansion(members: list[zipfile.ZipInfo]) -> None:
                         f"{MAX_CSV_BYTES // 2**20} MiB are read")])
 
 
-def read_gmns(files: Mapping[str, str]) -> Network:
-    """The network of GMNS files; ImportRejected lists every bad row."""
+def read_gmns(files: Mapping[str, str], max_features: int = MAX_FEATURES,
+              first_thru_node: int | None = None) -> Network:
+    """The network of GMNS files; ImportRejected lists every bad row. node.csv, link.csv and
+    zone.csv may hold at most `max_features` rows each, and the links at most `max_features`
+    once undirected rows are doubled. `first_thru_node`, when given, is used instead of
+    config.csv's."""
     problems: list[FeatureProblem] = []
-    tables = {kind: _rows(kind, files, problems) for kind in ("node", "link", "zone", "demand",
-                                                               "config")}
+    tables = {kind: _rows(kind, files, problems, max_features)
+              for kind in ("node", "link", "zone", "demand", "config")}
     nodes = _nodes(tables["node"], problems)
     links = _links(tables["link"], problems)
+    if len(links) > max_features:
+        problems.append(FeatureProblem("link.csv", -1, (
+            f"its rows make {len(links)} links (an undirected row makes two); at most "
+            f"{max_features} are accepted")))
     zones = _zones(tables["zone"], {n.id: n for n in nodes}, problems)
     od = _demand(tables["demand"], problems)
     config = tables["config"][0] if tables["config"] else {}
-    first_thru = _number(config, "first_thru_node", int, problems, "config", 0, default=1)
+    first_thru = first_thru_node if first_thru_node is not None else _number(
+        config, "first_thru_node", int, problems, "config", 0, default=1)
     if problems:
         raise ImportRejected(f"{len(problems)} GMNS row(s) rejected; nothing was stored",
                              problems)
@@ -137,8 +162,8 @@ def read_gmns(files: Mapping[str, str]) -> Network:
                    int(first_thru), tuple(od))
 
 
-def _rows(kind: str, files: Mapping[str, str], problems: list[FeatureProblem]
-          ) -> list[dict[str, str]]:
+def _rows(kind: str, files: Mapping[str, str], problems: list[FeatureProblem],
+          max_features: int) -> list[dict[str, str]]:
     if kind not in files:
         if kind in ("node", "link"):
             problems.append(FeatureProblem(f"{kind}.csv", -1, "missing file"))
@@ -150,28 +175,53 @@ def _rows(kind: str, files: Mapping[str, str], problems: list[FeatureProblem]
                                        f"missing field(s): {', '.join(missing)}"))
         return []
     try:
-        return list(reader)
+        if kind not in CAPPED:
+            return list(reader)
+        rows = list(itertools.islice(reader, max_features + 1))  # no more than that is read
     except csv.Error as error:
         problems.append(FeatureProblem(f"{kind}.csv", -1, f"malformed CSV: {error}"))
         return []
+    if len(rows) > max_features:
+        problems.append(FeatureProblem(f"{kind}.csv", -1, (
+            f"more than {max_features} rows; at most {max_features} are accepted")))
+        return []
+    return rows
+
+
+def _given(row: Mapping[str, Any], key: str) -> bool:
+    return bool((row.get(key) or "").strip())
 
 
 def _number(row: Mapping[str, Any], key: str, kind: type, problems: list[FeatureProblem],
             where: str, index: int, default: Any = None) -> Any:
+    """The row's `key` as a finite float (at most rules.MAX_MAGNITUDE) or a whole number in
+    0..MAX_ID; `default` when blank (a missing value is a problem when there is none). A bad
+    value is a problem, and `default` is returned in its place."""
     raw = (row.get(key) or "").strip()
     if not raw:
         if default is None:
             problems.append(FeatureProblem(where, index, f"missing {key}"))
         return default
-    try:
-        value = kind(float(raw)) if kind is int and "." in raw else kind(raw)
-    except (ValueError, OverflowError):
-        problems.append(FeatureProblem(where, index, f"{key} {raw[:40]!r} is not a number"))
+    value = rules.decimal(raw)
+    reason = _number_problem(key, raw, value, kind is int)
+    if reason is not None or value is None:
+        problems.append(FeatureProblem(where, index, reason or f"{key} is not a number"))
         return default
-    if kind is int and not 0 <= value <= MAX_ID:
-        problems.append(FeatureProblem(where, index, f"{key} {value} is outside 0..{MAX_ID}"))
-        return default
-    return value
+    return int(value) if kind is int else value
+
+
+def _number_problem(key: str, raw: str, value: float | None, whole: bool) -> str | None:
+    if value is None:
+        return rules.decimal_problem(key, raw)
+    if not math.isfinite(value):
+        return f"{key} must be a finite number, not {raw[:40]}"
+    if whole and not value.is_integer():
+        return f"{key} {raw[:40]!r} is not a whole number"
+    if whole and not 0 <= value <= MAX_ID:
+        return f"{key} {raw[:40]} is outside 0..{MAX_ID}"
+    if abs(value) > rules.MAX_MAGNITUDE:
+        return f"{key} must be at most {rules.MAX_MAGNITUDE:g} in magnitude, not {raw[:40]}"
+    return None
 
 
 def _nodes(rows: list[dict[str, str]], problems: list[FeatureProblem]) -> list[Node]:
@@ -188,39 +238,104 @@ def _links(rows: list[dict[str, str]], problems: list[FeatureProblem]) -> list[L
     texts = np.array([(row.get("geometry") or "").strip() for row in rows] or [""],
                      dtype=object)
     shapes = shapely.from_wkt(texts, on_invalid="ignore")
-    links = []
+    links: list[Link] = []
+    undirected: list[tuple[int, Link]] = []
     for i, row in enumerate(rows):
         before = len(problems)
         link = _link(row, _line(texts[i], shapes[i], problems, i), problems, i)
+        both = _undirected(row, problems, i)
         if link is not None and len(problems) == before:
             links.append(link)
-    return links
+            if both:
+                undirected.append((i, link))
+    return links + _reversed(undirected, {link.id for link in links}, problems)
+
+
+def _undirected(row: Mapping[str, str], problems: list[FeatureProblem], i: int) -> bool:
+    """Whether the row is an undirected link (GMNS `directed` false); blank is directed."""
+    raw = (row.get("directed") or "").strip()
+    if not raw:
+        return False
+    directed = DIRECTED.get(raw.lower())
+    if directed is None:
+        problems.append(FeatureProblem("link.csv", i, (
+            f"directed {raw[:40]!r} must be 1 or 0 (true or false)")))
+        return False
+    return not directed
+
+
+def _reversed(undirected: list[tuple[int, Link]], ids: set[str],
+              problems: list[FeatureProblem]) -> list[Link]:
+    """The second direction of each undirected link: from its to-node to its from-node, the
+    same attributes, the shape reversed, id `<link_id>-reverse` (decision 0713)."""
+    found = []
+    for i, link in undirected:
+        reverse = f"{link.id}{REVERSE_SUFFIX}"
+        if reverse in ids:
+            problems.append(FeatureProblem("link.csv", i, (
+                f"link {link.id!r} is undirected (directed=0): its reverse direction would be "
+                f"link {reverse!r}, and link.csv already has a link of that id")))
+        elif len(reverse) > rules.MAX_ID:
+            problems.append(FeatureProblem("link.csv", i, (
+                f"link_id of an undirected link (directed=0) must be at most "
+                f"{rules.MAX_ID - len(REVERSE_SUFFIX)} characters: its reverse direction is "
+                f"'<link_id>{REVERSE_SUFFIX}'")))
+        else:
+            found.append(Link(reverse, link.to_node, link.from_node, link.capacity,
+                              link.length, link.free_flow_time, link.b, link.power, link.toll,
+                              link.link_type, link.lanes, link.geometry[::-1]))
+    return found
 
 
 def _link(row: Mapping[str, str], shape: tuple[Coordinate, ...],
           problems: list[FeatureProblem], i: int) -> Link | None:
     def get(key: str, default: float | None = None) -> Any:
         return _number(row, key, float, problems, "link.csv", i, default)
+
+    def refuse(reason: str) -> None:
+        problems.append(FeatureProblem("link.csv", i, reason))
     lanes, length = get("lanes", 1.0), get("length")
-    fftt = get("vdf_fftt", -1.0)
-    if fftt < 0:
+    if _given(row, "vdf_fftt"):
+        fftt = get("vdf_fftt", 0.0)
+        if fftt < 0:
+            refuse("vdf_fftt must not be negative")
+    else:
         speed = get("free_speed")
         fftt = 60.0 * length / speed if speed and length is not None else None
         if speed is not None and speed <= 0:
-            problems.append(FeatureProblem("link.csv", i, "free_speed must be positive"))
-    capacity = get("link_capacity", -1.0)
-    if capacity < 0:
+            refuse("free_speed must be positive")
+    if _given(row, "link_capacity"):
+        capacity = get("link_capacity", 0.0)
+        if capacity <= 0:  # the domain refuses a link without capacity (rules.number_problem)
+            refuse("link_capacity must be positive")
+    else:
         per_lane = get("capacity")
         capacity = per_lane * lanes if per_lane is not None else None
+        if per_lane is not None and per_lane <= 0:
+            refuse("capacity must be positive")
     if not (row.get("link_id") or "").strip():
-        problems.append(FeatureProblem("link.csv", i, "missing link_id"))
+        refuse("missing link_id")
     ends = [_number(row, k, int, problems, "link.csv", i)
             for k in ("from_node_id", "to_node_id")]
+    link_type = _facility_type(row, problems, i)
     if None in (length, fftt, capacity, *ends):
         return None
     return Link(row["link_id"].strip(), ends[0], ends[1], capacity, length, fftt,
-                get("vdf_alpha", 0.15), get("vdf_beta", 4.0), get("toll", 0.0),
-                _number(row, "facility_type", int, [], "", 0, 1) or 1, lanes, shape)
+                get("vdf_alpha", 0.15), get("vdf_beta", 4.0), get("toll", 0.0), link_type,
+                lanes, shape)
+
+
+def _facility_type(row: Mapping[str, str], problems: list[FeatureProblem], i: int) -> int:
+    """The link type: `facility_type` as a whole number 0..MAX_ID (blank: 1). GMNS allows
+    text ('freeway'); Cartolog's link types are numbers, so text is refused, not guessed."""
+    raw = (row.get("facility_type") or "").strip()
+    if raw and rules.decimal(raw) is None and not raw.lstrip("+-").isdigit():
+        problems.append(FeatureProblem("link.csv", i, (
+            f"facility_type {raw[:40]!r} must be a link type number 0..{MAX_ID} (text types "
+            "such as 'freeway' are not mapped to numbers)")))
+        return 1
+    value: int = _number(row, "facility_type", int, problems, "link.csv", i, 1)
+    return value
 
 
 def _line(text: str, shape: Any, problems: list[FeatureProblem], i: int

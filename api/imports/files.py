@@ -13,12 +13,19 @@ from adapters.gis.problems import FeatureProblem, ImportRejected
 from adapters.isolated import Bounds, IsolatedFailure, preload, run_isolated
 from api.imports.layers import read_layers
 from api.imports.zone_layer import with_zone_layer
+from domain import rules
 from domain.errors import InvalidCommand
 from domain.values import Network
 
 preload(__name__)  # uploads are read in a child process (read_upload)
 
 FORMATS = ("gmns", "gpkg", "shapefile", "osm")
+# The width of OSM zone hexagons, km: over HEXAGON_KM_ABOVE, at most HEXAGON_KM_MAX (the API
+# form and the CLI apply the same bounds).
+HEXAGON_KM_ABOVE = 0.05
+HEXAGON_KM_MAX = 50.0
+# The longest field mapping accepted, as JSON text: a mapping names a few dozen fields.
+MAX_MAPPING_TEXT = 10_000
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,7 @@ class ImportOptions:
     mapping: dict[str, str] = field(default_factory=dict)
     links_layer: str = "links"
     zones_layer: str = "zones"
-    first_thru_node: int = 1
+    first_thru_node: int | None = None  # None: GMNS config.csv's, else 1
     hexagon_km: float = 1.0
     max_features: int = 200_000
     zones_file: Path | None = None
@@ -74,6 +81,20 @@ def read_upload(path: Path, options: ImportOptions, bounds: Bounds) -> tuple[str
             FeatureProblem("file", -1, str(failure))]) from None
 
 
+def option_problems(options: ImportOptions) -> list[FeatureProblem]:
+    """The options' broken rules (the API form checks the same bounds)."""
+    found = []
+    if options.first_thru_node is not None:
+        problem = rules.integer_problem("first_thru_node", options.first_thru_node)
+        if problem:
+            found.append(FeatureProblem("first_thru_node", -1, problem))
+    if not HEXAGON_KM_ABOVE < options.hexagon_km <= HEXAGON_KM_MAX:  # NaN fails too
+        found.append(FeatureProblem("hexagon_km", -1, (
+            f"hexagon_km must be over {HEXAGON_KM_ABOVE:g} and at most {HEXAGON_KM_MAX:g} km, "
+            f"not {options.hexagon_km:g}")))
+    return found
+
+
 def read_network(path: Path, options: ImportOptions) -> tuple[str, Network]:
     """(format, network) of an uploaded file."""
     fmt = options.format or guess_format(path)
@@ -81,27 +102,42 @@ def read_network(path: Path, options: ImportOptions) -> tuple[str, Network]:
         raise ImportRejected("unknown file format", [FeatureProblem(
             "file", -1, f"format must be one of {', '.join(FORMATS)} (or a file name "
             "ending .zip, .gpkg, .shp or .osm.pbf)")])
+    problems = option_problems(options)
+    if fmt == "osm" and options.first_thru_node not in (None, 1):
+        problems.append(FeatureProblem("first_thru_node", -1, (
+            "first_thru_node cannot be set for an OSM file: every node of an OSM network is "
+            "a road node (first_thru_node 1), zones are attached to them")))
+    if problems:
+        raise ImportRejected("the import options were rejected; nothing was stored", problems)
     if fmt == "gmns":
-        return fmt, read_gmns(gmns_files(path))
+        return fmt, read_gmns(gmns_files(path), options.max_features, options.first_thru_node)
     if fmt == "osm":
         network = read_osm(path, OsmOptions(options.hexagon_km, options.max_features))
         if options.zones_file is None:
             return fmt, network
         return fmt, with_zone_layer(network, options.zones_file, options.zones_layer,
                                     options.mapping)
+    first_thru = 1 if options.first_thru_node is None else options.first_thru_node
     return fmt, read_layers(path, options.mapping, options.links_layer, options.zones_layer,
-                            options.first_thru_node, options.max_features)
+                            first_thru, options.max_features)
 
 
 def parse_mapping(raw: str | None) -> dict[str, str]:
     """A field mapping given as JSON text: {"capacity": "CAP", ...}."""
     if not raw:
         return {}
+    if len(raw) > MAX_MAPPING_TEXT:
+        raise ImportRejected("the field mapping is too long", [FeatureProblem(
+            "mapping", -1, f"{len(raw)} characters; at most {MAX_MAPPING_TEXT} are accepted")])
     try:
         mapping = json.loads(raw)
     except json.JSONDecodeError as error:
         raise ImportRejected("the field mapping is not JSON", [
             FeatureProblem("mapping", -1, str(error))]) from None
+    except RecursionError:  # '[[[[...' nested past the interpreter's recursion limit
+        raise ImportRejected("the field mapping must map names to names", [FeatureProblem(
+            "mapping", -1, 'nested too deeply; expected {"target": "source field", ...}')]
+            ) from None
     if not isinstance(mapping, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
         raise ImportRejected("the field mapping must map names to names", [

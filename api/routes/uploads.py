@@ -18,12 +18,19 @@ from starlette.types import Scope
 
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from adapters.isolated import Bounds
-from api.imports.files import ImportOptions, parse_mapping, read_upload
+from api.imports.files import (
+    HEXAGON_KM_ABOVE,
+    HEXAGON_KM_MAX,
+    ImportOptions,
+    parse_mapping,
+    read_upload,
+)
 from api.routes.common import Writes
 from api.routes.datasets import IMPORTS, stored
 from api.schemas import DatasetPublic
 from api.security import Editor, Services
 from domain.errors import InvalidCommand
+from domain.rules import MAX_INTEGER
 from domain.values import Network
 
 KNOWN_SUFFIXES = (".osm.pbf", ".pbf", ".gpkg", ".shp", ".zip")
@@ -53,8 +60,10 @@ async def upload_dataset(
         mapping: Annotated[str | None, Form(description="JSON: target -> source field")] = None,
         links_layer: Annotated[str, Form()] = "links",
         zones_layer: Annotated[str, Form()] = "zones",
-        first_thru_node: Annotated[int, Form(ge=1)] = 1,
-        hexagon_km: Annotated[float, Form(gt=0.05, le=50)] = 1.0,
+        first_thru_node: Annotated[int | None, Form(
+            ge=1, le=MAX_INTEGER,
+            description="default: GMNS config.csv's, else 1; not for OSM")] = None,
+        hexagon_km: Annotated[float, Form(gt=HEXAGON_KM_ABOVE, le=HEXAGON_KM_MAX)] = 1.0,
         zones_file: Annotated[UploadFile | None, File(
             description="OSM: a GeoPackage or Shapefile zip of zone polygons")] = None,
 ) -> DatasetPublic:

@@ -303,3 +303,21 @@ def test_a_stored_line_of_one_position_exports_between_its_nodes(tmp_path: Path)
     table = links_table(network.links, network)
     shape = table.geometries[-1]
     assert shape is not None and list(shape.coords) == [(0.0, 0.0), (0.01, 0.0)]
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("1", 1.0), (" -2.5 ", -2.5), ("+.5", 0.5), ("3.", 3.0), ("1e3", 1000.0), ("\t7E-1", 0.7),
+    ("1_0", None), ("\uff11", None), ("\u0663", None), ("nan", None), ("inf", None),
+    ("infinity", None), ("0x10", None), ("", None), (".", None), ("1e", None),
+    ("1\u00a0", None), ("1 2", None),
+])
+def test_decimal_reads_only_plain_decimal_text(text: str, value: float | None) -> None:
+    assert rules.decimal(text) == value
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("12", 12), (" -3 ", -3), ("+4", 4), ("1_0", None), ("\uff11", None), ("1.0", None),
+    ("1e2", None), ("9" * 31, None), ("", None),
+])
+def test_whole_number_reads_only_ascii_digits(text: str, value: int | None) -> None:
+    assert rules.whole_number(text) == value

@@ -108,6 +108,32 @@ def test_a_matrix_over_more_zones_than_the_scenario_has_is_a_422_before_parsing_
     assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1
 
 
+def test_trips_over_1e12_or_in_python_only_syntax_are_422s_storing_nothing(api: Api) -> None:
+    scenario = api.scenario()
+    before = blob_count(api)
+    body = is_problem(upload(api, scenario, b"origin,destination,trips\n1,2,2e12\n1,1,1_0\n"
+                             b"2,1,\xef\xbc\x91\n2,2,infinity\n", "csv"), 422)
+    assert body["problems"] == [
+        "line 2: trips must be at most 1e+12, not 2e12",
+        "line 3: trips '1_0' is not a plain decimal number (digits 0-9, an optional sign, "
+        "point and exponent; no '_' or other digits)",
+        "line 4: trips '\uff11' is not a plain decimal number (digits 0-9, an optional sign, "
+        "point and exponent; no '_' or other digits)",
+        "line 5: trips must be a finite number, not infinity"]
+    big = np.array([[0.0, 5e12], [1.0, 0.0]])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "big.omx"
+        handle = omx.open_file(str(path), "w")
+        handle["car"] = big
+        handle.create_mapping("zone", np.array([1, 2]))
+        handle.close()
+        omx_body = is_problem(upload(api, scenario, path.read_bytes(), "omx"), 422)
+    assert omx_body["problems"] == [
+        "class 'car': 1 over 1e+12 value(s), first from zone 1 to zone 2"]
+    assert blob_count(api) == before
+    assert api.get(f"/v1/scenarios/{scenario}").json()["version"] == 1
+
+
 def test_files_that_used_to_crash_the_parser_are_422s(api: Api) -> None:
     scenario = api.scenario()
     huge_zone = is_problem(upload(api, scenario, b"origin,destination,trips\n"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -12,6 +14,7 @@ from infra.wiring import Container
 from tests.integration.api.conftest import Api, api, is_problem  # noqa: F401
 from tests.integration.conftest import container, stored_events  # noqa: F401
 from tests.integration.gis import files
+from tests.unit.test_gmns_input import gmns
 
 
 def upload(api: Api, path: Path, **form: str) -> Any:  # noqa: F811
@@ -81,3 +84,77 @@ def test_good_files_import(api: Api, tmp_path: Path) -> None:  # noqa: F811
         assert response.status_code == 201, response.text
         assert response.json()["link_count"] == 3 and response.json()["zone_count"] == 2
     assert api.post("/v1/datasets", {"format": "geojson"}).status_code == 422
+
+
+def gmns_upload(tmp: Path, files_: dict[str, str], name: str = "network.zip") -> Path:
+    path = tmp / name
+    with zipfile.ZipFile(path, "w") as archive:
+        for kind, content in files_.items():
+            archive.writestr(f"{kind}.csv", content)
+    return path
+
+
+GMNS_CASES: dict[str, tuple[dict[str, str], str]] = {
+    "decimal node reference": ({"to_node_id": "1.5"},
+                               "link.csv[0]: to_node_id '1.5' is not a whole number"),
+    "infinite speed": ({"free_speed": "inf"},
+                       "link.csv[0]: free_speed must be a finite number, not inf"),
+    "text facility type": ({"facility_type": "abc"}, "link.csv[0]: facility_type 'abc' must be "
+                                                     "a link type number"),
+    "negative free-flow time": ({"vdf_fftt": "-2"}, "link.csv[0]: vdf_fftt must not be negative"),
+    "negative total capacity": ({"link_capacity": "-1"},
+                                "link.csv[0]: link_capacity must be positive"),
+    "underscore in a number": ({"length": "1_5"}, "link.csv[0]: length '1_5' is not a plain "
+                                                  "decimal number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GMNS_CASES))
+def test_a_gmns_value_a_reader_misread_is_a_422_storing_nothing(
+        case: str, api: Api, container: Container, tmp_path: Path) -> None:  # noqa: F811
+    change, reason = GMNS_CASES[case]
+    before = stored_events(container)
+    body = is_problem(upload(api, gmns_upload(tmp_path, gmns(change))), 422)
+    assert any(p.startswith(reason) for p in body["problems"]), body
+    assert stored_events(container) == before
+
+
+def test_an_undirected_gmns_link_is_stored_as_both_directions(
+        api: Api, container: Container, tmp_path: Path) -> None:  # noqa: F811
+    response = upload(api, gmns_upload(tmp_path, gmns({"directed": "0"})))
+    assert response.status_code == 201, response.text
+    dataset = container.app.get_dataset("acme", UUID(response.json()["id"]))
+    network = container.app.load_network("acme", dataset.network_sha256)
+    assert sorted((k.id, k.from_node, k.to_node) for k in network.links) == [
+        ("a", 1, 2), ("a-reverse", 2, 1)]
+
+
+def test_the_form_first_thru_node_overrides_the_gmns_config_and_is_bounded(
+        api: Api, container: Container, tmp_path: Path) -> None:  # noqa: F811
+    path = gmns_upload(tmp_path, gmns(config="dataset_name,first_thru_node\nx,2\n"))
+    for form, expected in (({}, 2), ({"first_thru_node": "3"}, 3)):
+        response = upload(api, path, **form)
+        assert response.status_code == 201, response.text
+        dataset = container.app.get_dataset("acme", UUID(response.json()["id"]))
+        assert container.app.load_network("acme", dataset.network_sha256).first_thru_node \
+            == expected
+    before = stored_events(container)
+    for value in ("0", str(2**31), "1.5"):
+        is_problem(upload(api, path, first_thru_node=value), 422)
+    osm = is_problem(upload(api, files.OSM_EXTRACT, first_thru_node="4"), 422)
+    assert osm["problems"] == [
+        "first_thru_node: first_thru_node cannot be set for an OSM file: every node of an OSM "
+        "network is a road node (first_thru_node 1), zones are attached to them"]
+    assert stored_events(container) == before
+
+
+def test_a_deeply_nested_mapping_is_a_422_not_a_500(
+        api: Api, container: Container, tmp_path: Path) -> None:  # noqa: F811
+    before = stored_events(container)
+    path = files.gpkg(tmp_path / "n.gpkg")
+    nested = is_problem(upload(api, path, mapping="[" * 5000 + "]" * 5000), 422)
+    assert nested["problems"] == [
+        'mapping: nested too deeply; expected {"target": "source field", ...}']
+    long = is_problem(upload(api, path, mapping="[" * 50_000 + "]" * 50_000), 422)
+    assert long["problems"] == ["mapping: 100000 characters; at most 10000 are accepted"]
+    assert stored_events(container) == before

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from uuid import UUID
 
+import pytest
+
 from adapters.gis.gmns import gmns_files, read_gmns
 from infra.settings import Settings
 from infra.wiring import build
@@ -43,3 +45,24 @@ def test_a_bad_file_fails_in_one_line(settings: Settings, tmp_path: Path) -> Non
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith("cartolog: error: the GMNS upload cannot be read: file: "
                                   "not a readable zip")
+
+
+@pytest.mark.parametrize(("option", "reason"), [
+    (("--hexagon-km", "0"), "hexagon_km: hexagon_km must be over 0.05 and at most 50 km, not 0"),
+    (("--hexagon-km", "nan"),
+     "hexagon_km: hexagon_km must be over 0.05 and at most 50 km, not nan"),
+    (("--hexagon-km", "51"),
+     "hexagon_km: hexagon_km must be over 0.05 and at most 50 km, not 51"),
+    (("--first-thru-node", "0"),
+     "first_thru_node: first_thru_node must be between 1 and 2147483647"),
+    (("--mapping", "[" * 5000 + "]" * 5000),
+     'mapping: nested too deeply; expected {"target": "source field", ...}'),
+])
+def test_options_the_api_refuses_fail_in_one_line(
+        settings: Settings, tmp_path: Path, option: tuple[str, str], reason: str) -> None:
+    url = settings.database_url
+    cartolog("tenant", "create", "city", database_url=url)
+    done = cartolog("dataset", "import", str(files.gmns_zip(tmp_path / "net.zip")),
+                    "--tenant", "city", *option, database_url=url)
+    assert (done.returncode, done.stdout, done.stderr.count("\n")) == (1, "", 1), done.stderr
+    assert done.stderr.rstrip("\n").endswith(reason)

@@ -60,8 +60,8 @@ def test_csv_without_a_class_column_is_one_class() -> None:
 @pytest.mark.parametrize(("content", "reason"), [
     (b"from,to,trips\n1,2,3\n", "header must be origin,destination,trips"),
     (b"origin,destination,trips\n1,2,-1\n", "line 2: trips must be a finite, non-negative"),
-    (b"origin,destination,trips\n1,2,nan\n", "line 2: trips must be a finite, non-negative"),
-    (b"origin,destination,trips\n1,2,inf\n", "line 2: trips must be a finite, non-negative"),
+    (b"origin,destination,trips\n1,2,nan\n", "line 2: trips must be a finite"),
+    (b"origin,destination,trips\n1,2,inf\n", "line 2: trips must be a finite"),
     (b"origin,destination,trips\n1,x,2\n", "line 2: origin and destination must be integer"),
     (b"origin,destination,trips\n1,2,many\n", "line 2: trips 'many' is not a number"),
     (b"origin,destination,trips\n1,2\n", "line 2: expected 3 columns, found 2"),
@@ -73,6 +73,44 @@ def test_a_malformed_csv_names_its_problem(content: bytes, reason: str) -> None:
     with pytest.raises(InvalidCommand) as error:
         read_csv(content)
     assert reason in problems_of(error)
+
+
+@pytest.mark.parametrize(("cell", "reason"), [
+    ("1_0", "trips '1_0' is not a plain decimal number"),
+    ("\uff11", "trips '\uff11' is not a plain decimal number"),
+    ("\u0663", "trips '\u0663' is not a plain decimal number"),
+    ("infinity", "trips must be a finite number, not infinity"),
+    (" nan ", "trips must be a finite number, not nan"),
+    ("1e999", "trips must be a finite, non-negative number, not 1e999"),
+    ("1e13", "trips must be at most 1e+12, not 1e13"),
+    ("1000000000001", "trips must be at most 1e+12"),
+])
+def test_a_csv_refuses_trips_python_reads_but_a_file_does_not_mean(
+        cell: str, reason: str) -> None:
+    # float() takes '1_0' (10), full-width '1', 'infinity' and ' nan ': a CSV does not mean them.
+    with pytest.raises(InvalidCommand) as error:
+        read_csv(f"origin,destination,trips\n1,2,{cell}\n".encode())
+    assert problems_of(error).startswith(f"line 2: {reason}")
+
+
+@pytest.mark.parametrize("cells", ["1_0,2", "\uff11,2", "1,\u0662", "1.0,2", "1e0,2", "0x1,2"])
+def test_a_csv_refuses_zone_ids_int_reads_but_a_file_does_not_mean(cells: str) -> None:
+    with pytest.raises(InvalidCommand) as error:
+        read_csv(f"origin,destination,trips\n{cells},3\n".encode())
+    assert problems_of(error) == ("line 2: origin and destination must be integer zone ids "
+                                  "(ASCII digits)")
+
+
+def test_a_csv_still_reads_plain_numbers_with_spaces_signs_and_exponents() -> None:
+    matrix = read_csv(b"origin,destination,trips\n 1 ,+2, 2.5e3\n2,1,.5\n1,1,1E12\n")
+    assert matrix.totals() == {"all": 2500.5 + 1e12}
+
+
+def test_an_omx_with_trips_over_1e12_is_refused() -> None:
+    table = np.array([[0.0, 1e12], [2e12, 0.0]])
+    with pytest.raises(InvalidCommand) as error:
+        read_omx(omx_bytes({"car": table}, np.array([1, 2])))
+    assert problems_of(error) == "class 'car': 1 over 1e+12 value(s), first from zone 2 to zone 1"
 
 
 def test_every_bad_csv_line_is_reported_not_just_the_first() -> None:

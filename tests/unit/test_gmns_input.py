@@ -1,0 +1,212 @@
+"""GMNS files in: every value a reader could misread is refused by name, not truncated,
+replaced by a default or passed on as infinity (tests/integration/gis for the HTTP side)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from adapters.gis.gmns import read_gmns
+from adapters.gis.problems import ImportRejected
+from domain.values import Network
+
+NODES = "node_id,x_coord,y_coord\n1,0.0,0.0\n2,0.01,0.0\n3,0.01,0.01\n"
+LINK = {"link_id": "a", "from_node_id": "1", "to_node_id": "2", "directed": "1",
+        "length": "1.5", "free_speed": "60", "capacity": "900", "lanes": "2"}
+
+
+def gmns(*links: dict[str, str], nodes: str = NODES, config: str | None = None
+         ) -> dict[str, str]:
+    """node.csv, and link.csv of `links` (each LINK with some fields changed; '' blanks)."""
+    rows = [{**LINK, **change} for change in links or ({},)]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(dict.fromkeys(k for r in rows for k in r)),
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    files = {"node": nodes, "link": out.getvalue()}
+    if config is not None:
+        files["config"] = config
+    return files
+
+
+def refused(files: dict[str, str], **options: int) -> list[str]:
+    with pytest.raises(ImportRejected) as error:
+        read_gmns(files, **options)
+    return error.value.problems
+
+
+def test_the_plain_file_reads() -> None:
+    network = read_gmns(gmns())
+    (link,) = network.links
+    assert (link.capacity, link.free_flow_time, link.lanes, link.link_type) == \
+        (1800.0, 1.5, 2.0, 1)
+
+
+# -- B1: ids are whole numbers ---------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["from_node_id", "to_node_id"])
+def test_a_decimal_node_reference_is_refused_not_truncated(field: str) -> None:
+    assert refused(gmns({field: "1.5"})) == [f"link.csv[0]: {field} '1.5' is not a whole number"]
+
+
+def test_a_decimal_node_id_is_refused_not_truncated() -> None:
+    nodes = NODES.replace("\n2,", "\n2.5,")
+    assert "node.csv[1]: node_id '2.5' is not a whole number" in refused(gmns(nodes=nodes))
+
+
+def test_a_whole_number_written_with_a_point_is_that_number() -> None:
+    network = read_gmns(gmns({"to_node_id": "2.0"}, nodes=NODES.replace("\n2,", "\n2.0,")))
+    assert network.links[0].to_node == 2 and [n.id for n in network.nodes] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("text", ["1_0", "\uff12", "0x2", "2e400"])
+def test_an_id_python_reads_but_a_file_does_not_mean_is_refused(text: str) -> None:
+    (problem,) = refused(gmns({"to_node_id": text}))
+    assert problem.startswith("link.csv[0]: to_node_id")
+
+
+# -- B2: non-finite numbers --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("field", "text"), [
+    ("free_speed", "inf"), ("free_speed", "Infinity"), ("length", "nan"), ("lanes", "-inf"),
+    ("capacity", "1e999"), ("vdf_alpha", "NaN"), ("toll", "inf")])
+def test_a_non_finite_link_value_is_refused(field: str, text: str) -> None:
+    assert refused(gmns({field: text})) == [
+        f"link.csv[0]: {field} must be a finite number, not {text}"]
+
+
+def test_an_infinite_speed_no_longer_makes_a_free_link() -> None:
+    # 60 * length / inf was a free-flow time of 0: a link every route took for free.
+    assert refused(gmns({"free_speed": "inf"})) == [
+        "link.csv[0]: free_speed must be a finite number, not inf"]
+
+
+@pytest.mark.parametrize(("where", "files"), [
+    ("node.csv[0]: x_coord", gmns(nodes=NODES.replace("1,0.0,0.0", "1,nan,0.0"))),
+    ("zone.csv[0]: population", {**gmns(), "zone": "zone_id,node_id,population\n1,1,inf\n"}),
+    ("demand.csv[0]: volume", {**gmns(), "zone": "zone_id\n1\n",
+                               "demand": "o_zone_id,d_zone_id,volume\n1,1,nan\n"}),
+    ("config[0]: first_thru_node", gmns(config="first_thru_node\ninf\n")),
+])
+def test_a_non_finite_value_is_refused_in_every_file(where: str, files: dict[str, str]) -> None:
+    assert any(p.startswith(where) for p in refused(files))
+
+
+def test_a_value_over_1e12_is_refused() -> None:
+    assert refused(gmns({"toll": "2e12"})) == [
+        "link.csv[0]: toll must be at most 1e+12 in magnitude, not 2e12"]
+
+
+@pytest.mark.parametrize("text", ["1_0", "\uff11"])
+def test_python_only_number_syntax_is_refused(text: str) -> None:
+    (problem,) = refused(gmns({"length": text}))
+    assert problem == (f"link.csv[0]: length {text!r} is not a plain decimal number (digits "
+                       "0-9, an optional sign, point and exponent; no '_' or other digits)")
+
+
+# -- B3: facility_type -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("abc", "facility_type 'abc' must be a link type number 0..2147483647 (text types such "
+            "as 'freeway' are not mapped to numbers)"),
+    ("-3", "facility_type -3 is outside 0..2147483647"),
+    ("2.5", "facility_type '2.5' is not a whole number"),
+    ("nan", "facility_type 'nan' must be a link type number 0..2147483647 (text types such "
+            "as 'freeway' are not mapped to numbers)"),
+])
+def test_a_bad_facility_type_is_reported_not_turned_into_1(text: str, reason: str) -> None:
+    assert refused(gmns({"facility_type": text})) == [f"link.csv[0]: {reason}"]
+
+
+@pytest.mark.parametrize(("text", "link_type"), [("0", 0), ("7", 7), ("3.0", 3), ("", 1)])
+def test_a_facility_type_is_the_link_type(text: str, link_type: int) -> None:
+    # 0 is a link type, as in every other import (rules: link_type 0..2147483647); it was 1.
+    assert read_gmns(gmns({"facility_type": text})).links[0].link_type == link_type
+
+
+# -- B4: negative free-flow time or capacity ---------------------------------------------------
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"vdf_fftt": "-1"}, "vdf_fftt must not be negative"),
+    ({"link_capacity": "-5"}, "link_capacity must be positive"),
+    ({"link_capacity": "0"}, "link_capacity must be positive"),
+    ({"capacity": "-900"}, "capacity must be positive"),
+    ({"capacity": "0"}, "capacity must be positive"),
+])
+def test_a_negative_time_or_capacity_is_refused_not_taken_as_absent(
+        change: dict[str, str], reason: str) -> None:
+    assert refused(gmns(change)) == [f"link.csv[0]: {reason}"]
+
+
+def test_given_extensions_are_used_and_a_zero_free_flow_time_is_one() -> None:
+    (link,) = read_gmns(gmns({"vdf_fftt": "0", "link_capacity": "1234"})).links
+    assert (link.free_flow_time, link.capacity) == (0.0, 1234.0)
+
+
+# -- B5: directed=0 ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag", ["0", "false", "FALSE"])
+def test_an_undirected_link_is_both_directions(flag: str) -> None:
+    network = read_gmns(gmns({"directed": flag, "geometry": "LINESTRING (0 0, 0.005 0.001, "
+                                                            "0.01 0)"}))
+    forward, backward = network.links
+    assert (forward.id, forward.from_node, forward.to_node) == ("a", 1, 2)
+    assert (backward.id, backward.from_node, backward.to_node) == ("a-reverse", 2, 1)
+    assert backward.geometry == forward.geometry[::-1]
+    assert (backward.capacity, backward.length, backward.free_flow_time, backward.lanes) == \
+        (forward.capacity, forward.length, forward.free_flow_time, forward.lanes)
+    assert network.problems() == []
+
+
+@pytest.mark.parametrize("flag", ["1", "true", "True", ""])
+def test_a_directed_link_is_one_direction(flag: str) -> None:
+    assert [k.id for k in read_gmns(gmns({"directed": flag})).links] == ["a"]
+
+
+def test_a_reverse_id_that_another_link_has_is_refused() -> None:
+    files = gmns({"directed": "0"}, {"link_id": "a-reverse", "from_node_id": "2",
+                                     "to_node_id": "3"})
+    assert refused(files) == [
+        "link.csv[0]: link 'a' is undirected (directed=0): its reverse direction would be link "
+        "'a-reverse', and link.csv already has a link of that id"]
+
+
+def test_an_undirected_link_id_too_long_for_its_reverse_is_refused() -> None:
+    (problem,) = refused(gmns({"directed": "0", "link_id": "x" * 95}))
+    assert problem.startswith("link.csv[0]: link_id of an undirected link (directed=0) must be "
+                              "at most 92 characters")
+
+
+def test_an_unknown_directed_value_is_refused() -> None:
+    assert refused(gmns({"directed": "maybe"})) == [
+        "link.csv[0]: directed 'maybe' must be 1 or 0 (true or false)"]
+
+
+# -- B6: max_features --------------------------------------------------------------------------
+
+def test_more_rows_than_max_features_are_refused() -> None:
+    links = [{"link_id": str(i)} for i in range(4)]
+    assert refused(gmns(*links), max_features=3) == [
+        "link.csv: more than 3 rows; at most 3 are accepted"]
+    assert refused(gmns(), max_features=2) == [
+        "node.csv: more than 2 rows; at most 2 are accepted"]
+
+
+def test_undirected_rows_count_twice_against_max_features() -> None:
+    links = [{"link_id": "a", "directed": "0"}, {"link_id": "b", "directed": "0",
+                                                  "from_node_id": "2", "to_node_id": "3"}]
+    assert refused(gmns(*links), max_features=3) == [
+        "link.csv: its rows make 4 links (an undirected row makes two); at most 3 are accepted"]
+    assert len(read_gmns(gmns(*links), max_features=4).links) == 4
+
+
+# -- B7: first_thru_node -----------------------------------------------------------------------
+
+def test_a_given_first_thru_node_overrides_the_config_file() -> None:
+    files = gmns(config="dataset_name,first_thru_node\nx,2\n")
+    assert read_gmns(files).first_thru_node == 2
+    assert read_gmns(files, first_thru_node=3).first_thru_node == 3
+    assert isinstance(read_gmns(gmns()), Network) and read_gmns(gmns()).first_thru_node == 1
