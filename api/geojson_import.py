@@ -303,8 +303,9 @@ def _most_agreed(points: list[Coordinate]) -> Coordinate:
 
 
 def metres(a: Coordinate, b: Coordinate) -> float:
-    """The distance between two WGS84 positions (an equirectangular approximation, exact to
-    well under a millimetre at the distances it is used for)."""
+    """The distance between two WGS84 positions in metres (an equirectangular approximation:
+    near-exact at the metre scale of END_TOLERANCE_M, within a fraction of a percent for the
+    kilometres a problem may report)."""
     scale = math.cos(math.radians((a[1] + b[1]) / 2))
     dx = math.radians(a[0] - b[0]) * scale
     dy = math.radians(a[1] - b[1])
