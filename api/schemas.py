@@ -36,9 +36,13 @@ class GeoJsonDatasetCreate(Strict):
     name: Name
     links: dict[str, Any] = Field(description="FeatureCollection of LineStrings with id, "
                                   "from_node, to_node, capacity, length, free_flow_time")
-    zones: dict[str, Any] = Field(description="FeatureCollection of Polygons with id, "
-                                  "centroid_node, population, jobs")
+    zones: dict[str, Any] = Field(description="FeatureCollection of Polygons (or a "
+                                  "MultiPolygon of one polygon, or a Point for a zone "
+                                  "without a polygon) with id, centroid_node, population, "
+                                  "jobs")
     first_thru_node: Integer = 1
+    demand: list[Any] | None = Field(None, description="The OD matrix, if any: "
+                                     "[[origin zone, destination zone, trips], ...]")
 
 
 class TntpDatasetCreate(Strict):

@@ -55,10 +55,16 @@ def export_scenario(network: Network, name: str, fmt: str, folder: Path) -> Expo
 
 
 def geojson_document(network: Network, name: str) -> dict[str, Any]:
-    """The body `POST /v1/datasets` takes (format geojson): exported, it imports back."""
+    """The body `POST /v1/datasets` takes (format geojson): exported, it imports back as the
+    same nodes, links, zones and OD matrix (`demand`, a list of [origin, destination, trips],
+    present when the network has one)."""
     links, zones = network_tables(network)[1:3]
-    return {"format": "geojson", "name": name, "first_thru_node": network.first_thru_node,
-            "links": _collection(links, "link_id"), "zones": _collection(zones, "zone_id")}
+    document: dict[str, Any] = {
+        "format": "geojson", "name": name, "first_thru_node": network.first_thru_node,
+        "links": _collection(links, "link_id"), "zones": _collection(zones, "zone_id")}
+    if network.od_matrix:
+        document["demand"] = [[o, d, t] for o, d, t in network.od_matrix]
+    return document
 
 
 def _collection(table: Table, key: str) -> dict[str, Any]:

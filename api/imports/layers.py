@@ -6,6 +6,11 @@ Default mapping (a Cartolog GeoPackage export imports unchanged): links `link_id
 `toll`, `lanes`, `link_type`; zones `zone_id`, `centroid_node`, `population`, `jobs`.
 Shapefile names are cut to 10 characters, so `free_flow_time` is also looked up as
 `free_flow_`. Layers must be in WGS84 longitude/latitude (EPSG:4326 or OGC:CRS84).
+
+A user's mapping (target -> source field) applies each key to its own layer: link fields to
+the links, zone fields to the zones (`layer_mapping`). `links.KEY` and `zones.KEY` name the
+layer outright. A bare `id` is the link id; the zones' id stays `zone_id` unless the zones
+layer has no such field, when the bare `id` field is used for them too (as it always was).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from shapely.errors import ShapelyError
 
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from api.geojson_import import parse_network
-from domain.values import Network, Zone
+from domain.values import Network
 
 LINK_MAPPING = {"id": "link_id", "from_node": "from_node", "to_node": "to_node",
                 "capacity": "capacity", "length": "length",
@@ -34,6 +39,7 @@ LINK_MAPPING = {"id": "link_id", "from_node": "from_node", "to_node": "to_node",
 ZONE_MAPPING = {"id": "zone_id", "centroid_node": "centroid_node",
                 "population": "population", "jobs": "jobs"}
 WGS84 = ("EPSG:4326", "OGC:CRS84")
+Fields = str | tuple[str, ...]  # a source field, or several: the first the layer has
 
 
 def read_layers(path: Path, mapping: Mapping[str, str] | None = None,
@@ -41,15 +47,34 @@ def read_layers(path: Path, mapping: Mapping[str, str] | None = None,
                 first_thru_node: int = 1, max_features: int = 200_000) -> Network:
     """The network in a GeoPackage, a Shapefile folder or a zip of Shapefiles."""
     source = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
-    links = read_collection(source, links_layer, {**LINK_MAPPING, **(mapping or {})})
-    zones = read_collection(source, zones_layer, {**ZONE_MAPPING, **(mapping or {})})
-    centroids, found = _point_zones(zones["features"])
+    links = read_collection(source, links_layer, layer_mapping(mapping or {}, "links"))
+    zones = read_collection(source, zones_layer, layer_mapping(mapping or {}, "zones"))
     network, problems = parse_network(links, zones, first_thru_node, max_features)
-    found += [FeatureProblem(p.collection, p.index, p.reason) for p in problems]
-    if network is None or found:
+    if network is None:
+        found = [FeatureProblem(p.collection, p.index, p.reason) for p in problems]
         raise ImportRejected(f"{len(found)} feature(s) rejected; nothing was stored", found)
-    every = sorted([*network.zones, *centroids], key=lambda z: z.id)
+    every = sorted(network.zones, key=lambda z: z.id)
     return replace(network, zones=tuple(every), od_matrix=_demand(source))
+
+
+def layer_mapping(mapping: Mapping[str, str], layer: str) -> dict[str, Fields]:
+    """Target -> source field(s) for `layer` ("links" or "zones"): the defaults, then the
+    user's keys that belong to that layer (see the module's docstring)."""
+    defaults = LINK_MAPPING if layer == "links" else ZONE_MAPPING
+    chosen: dict[str, Fields] = dict(defaults)
+    for key, field_name in mapping.items():
+        prefix, dot, target = key.partition(".")
+        if dot and prefix in ("links", "zones"):
+            if prefix == layer:
+                chosen[target] = field_name
+        elif key not in defaults:
+            continue  # another layer's field (or none's: ignored, as it always was)
+        elif key == "id" and layer == "zones":
+            if f"{layer}.id" not in mapping:
+                chosen["id"] = (ZONE_MAPPING["id"], field_name)
+        else:
+            chosen[key] = field_name
+    return chosen
 
 
 def _demand(source: str) -> tuple[tuple[int, int, float], ...]:
@@ -66,28 +91,9 @@ def _demand(source: str) -> tuple[tuple[int, int, float], ...]:
             "demand", -1, "needs whole-number o_zone_id, d_zone_id and a volume")]) from None
 
 
-def _point_zones(features: list[dict[str, Any]]) -> tuple[list[Zone], list[FeatureProblem]]:
-    """Zones drawn as a point (a Cartolog export of zones without a polygon): taken out of
-    `features` and read here, since the GeoJSON checks want polygons."""
-    zones, problems = [], []
-    for index, feature in enumerate(list(features)):
-        if (feature["geometry"] or {}).get("type") != "Point":
-            continue
-        features.remove(feature)
-        values = feature["properties"]
-        numbers = [values.get(k) for k in ("id", "centroid_node", "population", "jobs")]
-        if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers) \
-                or not float(numbers[0]).is_integer() or not float(numbers[1]).is_integer():
-            problems.append(FeatureProblem("zones", index, "a zone needs a whole-number id "
-                                           "and centroid_node, and numeric population, jobs"))
-            continue
-        zones.append(Zone(int(numbers[0]), int(numbers[1]), float(numbers[2]),
-                          float(numbers[3])))
-    return zones, problems
-
-
-def read_collection(source: str, layer: str, mapping: Mapping[str, str]) -> dict[str, Any]:
-    """A layer as a GeoJSON FeatureCollection with properties renamed by `mapping`."""
+def read_collection(source: str, layer: str, mapping: Mapping[str, Fields]) -> dict[str, Any]:
+    """A layer as a GeoJSON FeatureCollection with properties renamed by `mapping` (a target
+    given several source fields takes the first the layer has)."""
     try:
         meta, _, geometries, columns = read(source, layer=layer)
     except (DataSourceError, DataLayerError) as error:
@@ -105,10 +111,11 @@ def read_collection(source: str, layer: str, mapping: Mapping[str, str]) -> dict
         for i in range(count)]}
 
 
-def _field(fields: Mapping[str, Any], name: str) -> Any:
-    for candidate in (name, name[:10]):
-        if candidate in fields:
-            return fields[candidate]
+def _field(fields: Mapping[str, Any], names: Fields) -> Any:
+    for name in (names,) if isinstance(names, str) else names:
+        for candidate in (name, name[:10]):
+            if candidate in fields:
+                return fields[candidate]
     return None
 
 

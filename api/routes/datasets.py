@@ -92,7 +92,7 @@ def public(dataset: Dataset) -> DatasetPublic:
 
 def _from_geojson(body: GeoJsonDatasetCreate, max_features: int) -> Network:
     network, problems = parse_network(body.links, body.zones, body.first_thru_node,
-                                      max_features)
+                                      max_features, body.demand)
     if network is None:
         raise ApiProblem(
             422, "Invalid dataset", f"{len(problems)} feature(s) rejected; nothing was stored",
