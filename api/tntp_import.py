@@ -16,7 +16,7 @@ from pathlib import Path
 
 from adapters.isolated import preload
 from domain.errors import InvalidCommand
-from domain.rules import MAX_INTEGER
+from domain.rules import MAX_INTEGER, decimal, decimal_problem, whole_number
 from domain.values import Coordinate, Link, Network, Node, Zone
 
 preload(__name__)  # the API reads TNTP uploads in a child process (api/routes/datasets.py)
@@ -132,12 +132,11 @@ def _sections(text: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
 
 def number(text: str, where: str, column: str) -> float:
     """A finite number, or Rejected naming where."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise Rejected(f"{where}: {column} {text[:40]!r} is not a number") from None
+    value = decimal(text)
+    if value is None:
+        raise Rejected(f"{where}: {decimal_problem(column, text)}")
     if not math.isfinite(value):
-        raise Rejected(f"{where}: {column} is {text[:40]}, not a finite number")
+        raise Rejected(f"{where}: {column} must be a finite number, not {text.strip()[:40]}")
     return value
 
 
@@ -294,10 +293,9 @@ def _trip_line(text: str, origin: int, zones: int, od: dict[tuple[int, int], flo
 
 
 def _zone(text: str, zones: int, where: str, column: str) -> int:
-    try:
-        zone = int(text)
-    except ValueError:
-        raise Rejected(f"{where}: {column} zone {text[:40]!r} is not an integer") from None
+    zone = whole_number(text)
+    if zone is None:
+        raise Rejected(f"{where}: {column} zone {text.strip()[:40]!r} is not an integer")
     if not 1 <= zone <= zones:
         raise Rejected(f"{where}: {column} zone {zone} is not in 1..{zones}")
     return zone

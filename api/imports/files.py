@@ -11,7 +11,7 @@ from adapters.gis.gmns import gmns_files, read_gmns
 from adapters.gis.osm import OsmOptions, read_osm
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from adapters.isolated import Bounds, IsolatedFailure, preload, run_isolated
-from api.imports.layers import read_layers
+from api.imports.layers import LINK_MAPPING, ZONE_MAPPING, read_layers
 from api.imports.zone_layer import with_zone_layer
 from domain import rules
 from domain.errors import InvalidCommand
@@ -88,11 +88,29 @@ def option_problems(options: ImportOptions) -> list[FeatureProblem]:
         problem = rules.integer_problem("first_thru_node", options.first_thru_node)
         if problem:
             found.append(FeatureProblem("first_thru_node", -1, problem))
+    unknown = [key for key in options.mapping if not mapping_key_known(key)]
+    if unknown:
+        found.append(FeatureProblem("mapping", -1, (
+            f"{', '.join(repr(k[:40]) for k in unknown[:5])} "
+            f"{'is not a field' if len(unknown) == 1 else 'are not fields'} Cartolog reads: "
+            f"links take {', '.join(LINK_MAPPING)}; zones take {', '.join(ZONE_MAPPING)} "
+            "(either may be prefixed 'links.' or 'zones.')")))
     if not HEXAGON_KM_ABOVE < options.hexagon_km <= HEXAGON_KM_MAX:  # NaN fails too
         found.append(FeatureProblem("hexagon_km", -1, (
             f"hexagon_km must be over {HEXAGON_KM_ABOVE:g} and at most {HEXAGON_KM_MAX:g} km, "
             f"not {options.hexagon_km:g}")))
     return found
+
+
+def mapping_key_known(key: str) -> bool:
+    """Whether a mapping key names a field some layer reads (a typo such as 'capcity' would
+    otherwise be ignored and the import would fail, or worse succeed, on the default name)."""
+    prefix, dot, target = key.partition(".")
+    if dot and prefix == "links":
+        return target in LINK_MAPPING
+    if dot and prefix == "zones":
+        return target in ZONE_MAPPING
+    return key in LINK_MAPPING or key in ZONE_MAPPING
 
 
 def read_network(path: Path, options: ImportOptions) -> tuple[str, Network]:

@@ -46,7 +46,7 @@ def read_layers(path: Path, mapping: Mapping[str, str] | None = None,
                 links_layer: str = "links", zones_layer: str = "zones",
                 first_thru_node: int = 1, max_features: int = 200_000) -> Network:
     """The network in a GeoPackage, a Shapefile folder or a zip of Shapefiles."""
-    source = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
+    source = layer_source(path)
     links = read_collection(source, links_layer, layer_mapping(mapping or {}, "links"))
     zones = read_collection(source, zones_layer, layer_mapping(mapping or {}, "zones"))
     network, problems = parse_network(links, zones, first_thru_node, max_features)
@@ -55,6 +55,32 @@ def read_layers(path: Path, mapping: Mapping[str, str] | None = None,
         raise ImportRejected(f"{len(found)} feature(s) rejected; nothing was stored", found)
     every = sorted(network.zones, key=lambda z: z.id)
     return replace(network, zones=tuple(every), od_matrix=_demand(source))
+
+
+def layer_source(path: Path) -> str:
+    """What GDAL opens for `path`: the file or folder itself, or for a zip the folder inside
+    it that holds the Shapefiles, which is the zip's root unless the user zipped a folder
+    (`city.zip` holding `city/links.shp`). macOS's `__MACOSX/` copies are not a folder of
+    Shapefiles; two real folders are refused by name rather than guessed between."""
+    if path.suffix.lower() != ".zip":
+        return str(path)
+    import zipfile
+
+    from adapters.gis.gmns import ZIP_ERRORS
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except ZIP_ERRORS:
+        return f"/vsizip/{path}"  # GDAL names what is wrong with it
+    folders = {name.rpartition("/")[0] for name in names if name.lower().endswith(".shp")
+               and not name.startswith("__MACOSX/")}
+    if len(folders) > 1 and "" not in folders:
+        shown = ", ".join(f"{folder}/" for folder in sorted(folders)[:5])
+        raise ImportRejected("the zip holds Shapefiles in several folders", [FeatureProblem(
+            "file", -1, f"the zip holds Shapefiles in {shown}: put the links and zones "
+            "layers in one folder (or at the top of the zip)")])
+    inner = folders.pop() if len(folders) == 1 else ""
+    return f"/vsizip/{path}/{inner}" if inner else f"/vsizip/{path}"
 
 
 def layer_mapping(mapping: Mapping[str, str], layer: str) -> dict[str, Fields]:

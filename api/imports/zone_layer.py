@@ -15,16 +15,18 @@ from shapely.errors import ShapelyError
 
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from api.geojson_import import parse_zones
-from api.imports.layers import ZONE_MAPPING, read_collection
+from api.imports.layers import layer_mapping, layer_source, read_collection
 from domain.values import Network
 
 
 def with_zone_layer(network: Network, path: Path, layer: str = "zones",
                     mapping: Mapping[str, str] | None = None) -> Network:
     """`network` with its zones replaced by the polygons of `layer` in the file at `path`."""
-    source = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
-    fields = {k: v for k, v in {**ZONE_MAPPING, **(mapping or {})}.items()
-              if k != "centroid_node"}
+    source = layer_source(path)
+    chosen = dict(mapping or {})
+    if "id" in chosen:  # no links layer here: a bare `id` can only be the zones' id
+        chosen.setdefault("zones.id", chosen.pop("id"))
+    fields = {k: v for k, v in layer_mapping(chosen, "zones").items() if k != "centroid_node"}
     zones = read_collection(source, layer, fields)
     nodes = np.array([(n.x, n.y) for n in network.nodes])
     for feature in zones["features"]:

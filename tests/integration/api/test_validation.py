@@ -118,8 +118,8 @@ def test_a_tntp_upload_lists_each_bad_line(api: Api, container: Container) -> No
     trips = "<NUMBER OF ZONES> 1\n<END OF METADATA>\n"
     body = {"format": "tntp", "name": "t", "net": net, "trips": trips}
     problem = is_problem(api.post("/v1/datasets", body), 422)
-    assert problem["problems"] == ["net line 3: capacity is NaN, not a finite number",
-                                   "net line 4: capacity is 1e999, not a finite number"]
+    assert problem["problems"] == ["net line 3: capacity must be a finite number, not NaN",
+                                   "net line 4: capacity must be a finite number, not 1e999"]
     assert stored_events(container) == before
 
 

@@ -87,9 +87,10 @@ def zone(zone_id: int, ring: tuple[tuple[float, float], ...]) -> Zone:
     return Zone(zone_id, 1, 1.0, 1.0, (ring,))
 
 
-def shapefile_zip(path: Path, network: Network | None = None) -> Path:
-    """links.shp and zones.shp (names cut to 10 characters by the format) in one zip."""
-    folder = path.parent / "shapefiles"
+def shapefile_zip(path: Path, network: Network | None = None, inner: str = "") -> Path:
+    """links.shp and zones.shp (names cut to 10 characters by the format) in one zip, at
+    its top or in the folder `inner` ('city/')."""
+    folder = path.parent / f"shapefiles-{path.stem}"
     folder.mkdir()
     for table in network_tables(network or tiny_with_polygons())[1:3]:
         shapes = shapely.to_wkb(np.array(table.geometries, dtype=object))
@@ -99,7 +100,7 @@ def shapefile_zip(path: Path, network: Network | None = None) -> Path:
               driver="ESRI Shapefile", geometry_type=table.geometry_type, crs="EPSG:4326")
     with zipfile.ZipFile(path, "w") as archive:
         for member in sorted(folder.iterdir()):
-            archive.write(member, member.name)
+            archive.write(member, f"{inner}{member.name}")
     return path
 
 

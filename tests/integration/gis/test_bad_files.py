@@ -158,3 +158,20 @@ def test_a_deeply_nested_mapping_is_a_422_not_a_500(
     long = is_problem(upload(api, path, mapping="[" * 50_000 + "]" * 50_000), 422)
     assert long["problems"] == ["mapping: 100000 characters; at most 10000 are accepted"]
     assert stored_events(container) == before
+
+
+def test_a_mapping_key_no_layer_reads_is_refused_not_ignored(
+        api: Api, container: Container, tmp_path: Path) -> None:  # noqa: F811
+    """A typo ('capcity') used to be dropped, leaving the default field name in place."""
+    before = stored_events(container)
+    path = files.gpkg(tmp_path / "n.gpkg")
+    refused = is_problem(upload(api, path, mapping='{"capcity": "CAP", "links.jobs": "J", '
+                                                 '"zones.capacity": "C", "lanes": "L"}'), 422)
+    assert refused["problems"] == [
+        "mapping: 'capcity', 'links.jobs', 'zones.capacity' are not fields Cartolog reads: "
+        "links take id, from_node, to_node, capacity, length, free_flow_time, b, power, toll, "
+        "lanes, link_type; zones take id, centroid_node, population, jobs (either may be "
+        "prefixed 'links.' or 'zones.')"]
+    assert stored_events(container) == before
+    known = upload(api, path, mapping='{"links.capacity": "capacity", "zones.jobs": "jobs"}')
+    assert known.status_code == 201, known.text

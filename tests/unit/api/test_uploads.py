@@ -73,11 +73,27 @@ def test_every_bad_line_is_named_with_its_file_and_line() -> None:
     network, problems = parse_tntp(net + "1 2\n", trips, None, 100)
     assert network is None
     assert problems == [
-        "net line 6: capacity is nan, not a finite number",
+        "net line 6: capacity must be a finite number, not nan",
         "net line 7: term_node 'x' is not a number",
         "net line 8: expected at least 7 fields, found 2",
         "trips line 4: trips 1->2 is negative (-30.0)",
         "trips line 6: destination zone 9 is not in 1..2"]
+
+
+def test_python_only_number_syntax_is_refused_like_every_other_importer() -> None:
+    """float() and int() read '1_000' and other scripts' digits; the GMNS, CSV and edit
+    readers refuse them (rules.decimal), and so does TNTP, naming the column."""
+    net = NET.replace("2 3 1000 1 1", "2 3 1_000 1 1").replace("1 3 500 2",
+                                                                "1 3 500 \uff12")
+    trips = TRIPS.replace(" 1 : 10.0;", " \u0661 : 10.0;")
+    network, problems = parse_tntp(net, trips, None, 100)
+    assert network is None
+    assert problems == [
+        "net line 6: capacity '1_000' is not a plain decimal number (digits 0-9, an optional "
+        "sign, point and exponent; no '_' or other digits)",
+        "net line 7: length '\uff12' is not a plain decimal number (digits 0-9, an optional "
+        "sign, point and exponent; no '_' or other digits)",
+        "trips line 6: destination zone '\u0661' is not an integer"]
 
 
 def test_a_small_upload_gives_nodes_links_zones_and_trips() -> None:
