@@ -32,7 +32,15 @@ from api.imports.files import (
     read_network,
 )
 from domain.simulation import COMPLETED
-from infra.cli_support import OPERATOR, CliError, Commands, command, container, group
+from infra.cli_support import (
+    OPERATOR,
+    CliError,
+    Commands,
+    command,
+    container,
+    group,
+    process_settings,
+)
 from infra.wiring import Container
 
 
@@ -85,6 +93,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         options = ImportOptions(args.format, parse_mapping(args.mapping), args.links_layer,
                                 args.zones_layer, args.first_thru_node, args.hexagon_km,
+                                max_features=process_settings().api.max_features,
                                 zones_file=args.zones)
         fmt, network = read_network(args.file, options)
     except ImportRejected as rejected:

@@ -57,6 +57,7 @@ def test_a_bad_file_fails_in_one_line(settings: Settings, tmp_path: Path) -> Non
      "first_thru_node: first_thru_node must be between 1 and 2147483647"),
     (("--mapping", "[" * 5000 + "]" * 5000),
      'mapping: nested too deeply; expected {"target": "source field", ...}'),
+    (("--mapping", '{"capcity": "CAP"}'), "(either may be prefixed 'links.' or 'zones.')"),
 ])
 def test_options_the_api_refuses_fail_in_one_line(
         settings: Settings, tmp_path: Path, option: tuple[str, str], reason: str) -> None:
@@ -66,3 +67,18 @@ def test_options_the_api_refuses_fail_in_one_line(
                     "--tenant", "city", *option, database_url=url)
     assert (done.returncode, done.stdout, done.stderr.count("\n")) == (1, "", 1), done.stderr
     assert done.stderr.rstrip("\n").endswith(reason)
+
+
+def test_the_import_keeps_the_services_feature_cap(settings: Settings, tmp_path: Path) -> None:
+    """CARTOLOG_API_MAX_FEATURES bounds an operator's import as it bounds an upload: a city
+    too large for the default is imported by raising it, not by a second, hidden limit."""
+    url = settings.database_url
+    cartolog("tenant", "create", "city", database_url=url)
+    path = str(files.gmns_zip(tmp_path / "net.zip"))
+    capped = cartolog("dataset", "import", path, "--tenant", "city", database_url=url,
+                      CARTOLOG_API_MAX_FEATURES="1")
+    assert (capped.returncode, capped.stdout, capped.stderr.count("\n")) == (1, "", 1)
+    assert "at most 1 " in capped.stderr, capped.stderr
+    raised = cartolog("dataset", "import", path, "--tenant", "city", database_url=url,
+                      CARTOLOG_API_MAX_FEATURES="1000")
+    assert raised.returncode == 0, raised.stderr
