@@ -16,15 +16,12 @@ from shapely.geometry import shape
 from shapely.validation import explain_validity
 
 from domain import rules
+from domain.rules import EARTH_M, END_TOLERANCE_M, far_ends_problem, line_direction, metres
 from domain.values import Coordinate, Link, Network, Node, Zone, link_problems, zone_problems
 
 LINK_REQUIRED = ("from_node", "to_node", "capacity", "length", "free_flow_time")
 LINK_OPTIONAL = {"b": 0.15, "power": 4.0, "toll": 0.0, "lanes": 1.0}
 ZONE_REQUIRED = ("centroid_node", "population", "jobs")
-# A drawn end this close to its node (metres) is at the node: GeoJSON written with 6
-# decimals (RFC 7946's advice) moves a position by at most 0.08 m.
-END_TOLERANCE_M = 1.0
-EARTH_M = 6_371_008.8
 MAX_DEMAND_PROBLEMS = 1000  # a bad matrix of millions of rows is not listed row by row
 
 
@@ -257,28 +254,15 @@ def _place_nodes(parsed: Parsed) -> None:
     kept: list[Link] = []
     indices: list[int] = []
     for index, link in zip(parsed.link_index, parsed.links, strict=True):
-        first, last = link.geometry[0], link.geometry[-1]
         start, end = (parsed.nodes[link.from_node], parsed.nodes[link.to_node])
-        forward = (metres(first, (start.x, start.y)), metres(last, (end.x, end.y)))
-        backward = (metres(first, (end.x, end.y)), metres(last, (start.x, start.y)))
-        if max(forward) <= END_TOLERANCE_M:
-            kept.append(link)
-        elif max(backward) <= END_TOLERANCE_M:
-            kept.append(replace(link, geometry=link.geometry[::-1]))
-        else:
-            parsed.problems.append(FeatureProblem("links", index, _far_ends(link, forward)))
+        turned, gaps = line_direction(link.geometry, (start.x, start.y), (end.x, end.y))
+        if turned is None:
+            parsed.problems.append(FeatureProblem("links", index, far_ends_problem(
+                link.from_node, link.to_node, gaps)))
             continue
+        kept.append(replace(link, geometry=link.geometry[::-1]) if turned else link)
         indices.append(index)
     parsed.links, parsed.link_index = kept, indices
-
-
-def _far_ends(link: Link, gaps: tuple[float, float]) -> str:
-    far = [f"its {end} position is {gap:.1f} m from its {role} {node}"
-           for end, gap, role, node in (("first", gaps[0], "from_node", link.from_node),
-                                        ("last", gaps[1], "to_node", link.to_node))
-           if gap > END_TOLERANCE_M]
-    return (f"the line does not join its nodes: {' and '.join(far)} (at most "
-            f"{END_TOLERANCE_M:g} m; each node is where most of its links end)")
 
 
 def _most_agreed(points: list[Coordinate]) -> Coordinate:
@@ -300,16 +284,6 @@ def _most_agreed(points: list[Coordinate]) -> Coordinate:
         if score > best_score:
             best, best_score = i, score
     return points[best]
-
-
-def metres(a: Coordinate, b: Coordinate) -> float:
-    """The distance between two WGS84 positions in metres (an equirectangular approximation:
-    near-exact at the metre scale of END_TOLERANCE_M, within a fraction of a percent for the
-    kilometres a problem may report)."""
-    scale = math.cos(math.radians((a[1] + b[1]) / 2))
-    dx = math.radians(a[0] - b[0]) * scale
-    dy = math.radians(a[1] - b[1])
-    return EARTH_M * math.hypot(dx, dy)
 
 
 def _demand(raw: Any, parsed: Parsed) -> tuple[tuple[int, int, float], ...]:

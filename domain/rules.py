@@ -298,3 +298,45 @@ BUILTIN_PARAMETERS: dict[str, Callable[[str, object], str | None]] = {
     "max_iterations": _iterations_problem, "max_iter": _iterations_problem,
     "accessibility_minutes": _minutes_problem, "reuse": _flag_problem,
 }
+
+
+# A drawn line end this close to its node (metres) is at the node: GeoJSON written with 6
+# decimals (RFC 7946's advice) moves a position by at most 0.08 m.
+END_TOLERANCE_M = 1.0
+EARTH_M = 6_371_008.8
+
+
+def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """The distance between two WGS84 positions in metres (an equirectangular approximation:
+    near-exact at the metre scale of END_TOLERANCE_M, within a fraction of a percent for the
+    kilometres a problem may report)."""
+    scale = math.cos(math.radians((a[1] + b[1]) / 2))
+    dx = math.radians(a[0] - b[0]) * scale
+    dy = math.radians(a[1] - b[1])
+    return EARTH_M * math.hypot(dx, dy)
+
+
+def line_direction(line: tuple[tuple[float, float], ...], start: tuple[float, float],
+                   end: tuple[float, float]) -> tuple[bool | None, tuple[float, float]]:
+    """Whether a link's drawn line must be turned round to run from its from_node at `start`
+    to its to_node at `end`: False when both its ends are within END_TOLERANCE_M of theirs,
+    True when they are the other way round, None when neither (then the gaps of the first
+    and last positions to `start` and `end` say how far off the line is)."""
+    forward = (metres(line[0], start), metres(line[-1], end))
+    if max(forward) <= END_TOLERANCE_M:
+        return False, forward
+    if max(metres(line[0], end), metres(line[-1], start)) <= END_TOLERANCE_M:
+        return True, forward
+    return None, forward
+
+
+def far_ends_problem(from_node: int, to_node: int, gaps: tuple[float, float],
+                     placed: str = "each node is where most of its links end") -> str:
+    """Why a line whose ends are `gaps` metres from its nodes does not join them."""
+    far = [f"its {end} position is {gap:.1f} m from its {role} {node}"
+           for end, gap, role, node in (("first", gaps[0], "from_node", from_node),
+                                        ("last", gaps[1], "to_node", to_node))
+           if gap > END_TOLERANCE_M]
+    return (f"the line does not join its nodes: {' and '.join(far)} (at most "
+            f"{END_TOLERANCE_M:g} m; {placed})")
+

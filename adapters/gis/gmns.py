@@ -31,6 +31,7 @@ import shapely
 from shapely import wkt
 from shapely.errors import ShapelyError
 
+from adapters.gis.osm_tags import ROAD_CLASSES
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from domain import rules
 from domain.values import Coordinate, Link, Network, Node, Zone
@@ -48,6 +49,22 @@ MAX_FEATURES = 200_000
 REVERSE_SUFFIX = "-reverse"
 DIRECTED = {"1": True, "true": True, "0": False, "false": False}
 CAPPED = ("node", "link", "zone")
+# config.csv's units (GMNS: `long_length` for link lengths, `speed`) -> km and km/h, the
+# units the model reads. Blank or no config.csv: km and km/h (decision 0715).
+LENGTH_UNITS = {"km": 1.0, "kilometer": 1.0, "kilometers": 1.0, "kilometre": 1.0,
+                "kilometres": 1.0, "mi": 1.609344, "mile": 1.609344, "miles": 1.609344,
+                "m": 0.001, "meter": 0.001, "meters": 0.001, "metre": 0.001, "metres": 0.001,
+                "ft": 0.0003048, "foot": 0.0003048, "feet": 0.0003048}
+SPEED_UNITS = {"kmh": 1.0, "km/h": 1.0, "kph": 1.0, "km/hr": 1.0, "mph": 1.609344,
+               "mi/h": 1.609344, "mi/hr": 1.609344, "m/s": 3.6, "mps": 3.6}
+WGS84_NAMES = {"epsg:4326", "wgs84", "wgs 84", "ogc:crs84", "crs84", "4326"}
+# GMNS `facility_type` written as text: OpenStreetMap's highway classes get the link types
+# an OSM import gives them (adapters.gis.osm_tags), and the usual planning names the class
+# nearest them (decision 0715). Other text is refused, naming these.
+FACILITY_TYPES = {name: road.link_type for name, road in ROAD_CLASSES.items()} | {
+    "freeway": 1, "expressway": 2, "principal_arterial": 3, "major_arterial": 3,
+    "arterial": 3, "minor_arterial": 4, "collector": 5, "major_collector": 5,
+    "minor_collector": 6, "local": 7, "local_road": 7, "ramp": 11}
 REQUIRED = {"node": ("node_id", "x_coord", "y_coord"),
             "link": ("link_id", "from_node_id", "to_node_id", "length"),
             "zone": ("zone_id",)}
@@ -66,8 +83,9 @@ def write_gmns(network: Network, out: zipfile.ZipFile) -> None:
     if network.od_matrix:
         out.writestr("demand.csv", _csv(("o_zone_id", "d_zone_id", "volume"),
                                         ((o, d, repr(t)) for o, d, t in network.od_matrix)))
-    out.writestr("config.csv", _csv(("dataset_name", "first_thru_node"),
-                                    [("cartolog", network.first_thru_node)]))
+    out.writestr("config.csv", _csv(
+        ("dataset_name", "first_thru_node", "long_length", "speed", "crs"),
+        [("cartolog", network.first_thru_node, "km", "kmh", "EPSG:4326")]))
 
 
 def _link_row(link: Link) -> tuple[Any, ...]:
@@ -144,15 +162,16 @@ def read_gmns(files: Mapping[str, str], max_features: int = MAX_FEATURES,
     problems: list[FeatureProblem] = []
     tables = {kind: _rows(kind, files, problems, max_features)
               for kind in ("node", "link", "zone", "demand", "config")}
+    config = tables["config"][0] if tables["config"] else {}
+    units = _units(config, problems)
     nodes = _nodes(tables["node"], problems)
-    links = _links(tables["link"], problems)
+    links = _links(tables["link"], problems, units, {n.id: (n.x, n.y) for n in nodes})
     if len(links) > max_features:
         problems.append(FeatureProblem("link.csv", -1, (
             f"its rows make {len(links)} links (an undirected row makes two); at most "
             f"{max_features} are accepted")))
     zones = _zones(tables["zone"], {n.id: n for n in nodes}, problems)
     od = _demand(tables["demand"], problems)
-    config = tables["config"][0] if tables["config"] else {}
     first_thru = first_thru_node if first_thru_node is not None else _number(
         config, "first_thru_node", int, problems, "config", 0, default=1)
     if problems:
@@ -160,6 +179,27 @@ def read_gmns(files: Mapping[str, str], max_features: int = MAX_FEATURES,
                              problems)
     return Network(tuple(sorted(nodes, key=lambda n: n.id)), tuple(links), tuple(zones),
                    int(first_thru), tuple(od))
+
+
+def _units(config: Mapping[str, str], problems: list[FeatureProblem]) -> tuple[float, float]:
+    """(km per length unit, km/h per speed unit) from config.csv's `long_length` and `speed`;
+    its `crs`, when given, must be WGS84 longitude/latitude."""
+    found = []
+    for key, table in (("long_length", LENGTH_UNITS), ("speed", SPEED_UNITS)):
+        raw = (config.get(key) or "").strip()
+        factor = table.get(raw.lower(), None) if raw else 1.0
+        if factor is None:
+            problems.append(FeatureProblem("config.csv", 0, (
+                f"{key} {raw[:40]!r} is not a unit Cartolog converts: one of "
+                f"{', '.join(sorted(table))}")))
+            factor = 1.0
+        found.append(factor)
+    crs = (config.get("crs") or "").strip()
+    if crs and crs.lower() not in WGS84_NAMES:
+        problems.append(FeatureProblem("config.csv", 0, (
+            f"crs {crs[:40]!r}: coordinates must be WGS84 longitude/latitude (EPSG:4326); "
+            "reproject them")))
+    return found[0], found[1]
 
 
 def _rows(kind: str, files: Mapping[str, str], problems: list[FeatureProblem],
@@ -234,7 +274,10 @@ def _nodes(rows: list[dict[str, str]], problems: list[FeatureProblem]) -> list[N
     return nodes
 
 
-def _links(rows: list[dict[str, str]], problems: list[FeatureProblem]) -> list[Link]:
+def _links(rows: list[dict[str, str]], problems: list[FeatureProblem],
+           units: tuple[float, float], where: Mapping[int, Coordinate]) -> list[Link]:
+    """The links of link.csv's rows, lengths in km, each line running from its from-node
+    (GMNS `dir_flag` -1 draws it the other way: it is turned round)."""
     texts = np.array([(row.get("geometry") or "").strip() for row in rows] or [""],
                      dtype=object)
     shapes = shapely.from_wkt(texts, on_invalid="ignore")
@@ -242,13 +285,32 @@ def _links(rows: list[dict[str, str]], problems: list[FeatureProblem]) -> list[L
     undirected: list[tuple[int, Link]] = []
     for i, row in enumerate(rows):
         before = len(problems)
-        link = _link(row, _line(texts[i], shapes[i], problems, i), problems, i)
+        link = _link(row, _line(texts[i], shapes[i], problems, i), problems, i, units)
+        if link is not None:
+            link = _oriented(link, where, problems, i)
         both = _undirected(row, problems, i)
         if link is not None and len(problems) == before:
             links.append(link)
             if both:
                 undirected.append((i, link))
     return links + _reversed(undirected, {link.id for link in links}, problems)
+
+
+def _oriented(link: Link, where: Mapping[int, Coordinate], problems: list[FeatureProblem],
+              i: int) -> Link | None:
+    """`link` with its line running from its from-node to its to-node, as the GeoJSON import
+    does (rules.line_direction); None, with the problem, when the line does not join them."""
+    if len(link.geometry) < 2 or link.from_node not in where or link.to_node not in where:
+        return link  # no line, or an unknown node the domain's checks name
+    turned, gaps = rules.line_direction(link.geometry, where[link.from_node],
+                                        where[link.to_node])
+    if turned is None:
+        problems.append(FeatureProblem("link.csv", i, rules.far_ends_problem(
+            link.from_node, link.to_node, gaps, "node.csv places the nodes")))
+        return None
+    return Link(link.id, link.from_node, link.to_node, link.capacity, link.length,
+                link.free_flow_time, link.b, link.power, link.toll, link.link_type, link.lanes,
+                link.geometry[::-1]) if turned else link
 
 
 def _undirected(row: Mapping[str, str], problems: list[FeatureProblem], i: int) -> bool:
@@ -288,20 +350,22 @@ def _reversed(undirected: list[tuple[int, Link]], ids: set[str],
 
 
 def _link(row: Mapping[str, str], shape: tuple[Coordinate, ...],
-          problems: list[FeatureProblem], i: int) -> Link | None:
+          problems: list[FeatureProblem], i: int, units: tuple[float, float]) -> Link | None:
     def get(key: str, default: float | None = None) -> Any:
         return _number(row, key, float, problems, "link.csv", i, default)
 
     def refuse(reason: str) -> None:
         problems.append(FeatureProblem("link.csv", i, reason))
     lanes, length = get("lanes", 1.0), get("length")
+    if length is not None:
+        length *= units[0]  # in km, as the model reads it
     if _given(row, "vdf_fftt"):
         fftt = get("vdf_fftt", 0.0)
         if fftt < 0:
             refuse("vdf_fftt must not be negative")
     else:
         speed = get("free_speed")
-        fftt = 60.0 * length / speed if speed and length is not None else None
+        fftt = 60.0 * length / (speed * units[1]) if speed and length is not None else None
         if speed is not None and speed <= 0:
             refuse("free_speed must be positive")
     if _given(row, "link_capacity"):
@@ -326,15 +390,19 @@ def _link(row: Mapping[str, str], shape: tuple[Coordinate, ...],
 
 
 def _facility_type(row: Mapping[str, str], problems: list[FeatureProblem], i: int) -> int:
-    """The link type: `facility_type` as a whole number 0..MAX_ID (blank: 1). GMNS allows
-    text ('freeway'); Cartolog's link types are numbers, so text is refused, not guessed."""
+    """The link type: `facility_type` as a whole number 0..MAX_ID or one of FACILITY_TYPES'
+    names ('Primary', 'minor arterial'); blank, `link_type`'s number; both blank, 1."""
     raw = (row.get("facility_type") or "").strip()
+    key = "facility_type" if raw else "link_type"
     if raw and rules.decimal(raw) is None and not raw.lstrip("+-").isdigit():
+        name = "_".join(raw.lower().replace("-", " ").split())
+        if name in FACILITY_TYPES:
+            return FACILITY_TYPES[name]
         problems.append(FeatureProblem("link.csv", i, (
-            f"facility_type {raw[:40]!r} must be a link type number 0..{MAX_ID} (text types "
-            "such as 'freeway' are not mapped to numbers)")))
+            f"facility_type {raw[:40]!r} is neither a link type number 0..{MAX_ID} nor a "
+            f"known name: {', '.join(FACILITY_TYPES)}")))
         return 1
-    value: int = _number(row, "facility_type", int, problems, "link.csv", i, 1)
+    value: int = _number(row, key, int, problems, "link.csv", i, 1)
     return value
 
 

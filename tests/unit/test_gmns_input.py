@@ -109,13 +109,34 @@ def test_python_only_number_syntax_is_refused(text: str) -> None:
 
 # -- B3: facility_type -------------------------------------------------------------------------
 
+UNKNOWN_TYPE = (
+    "is neither a link type number 0..2147483647 nor a known name: motorway, trunk, primary, "
+    "secondary, tertiary, unclassified, residential, living_street, service, road, "
+    "motorway_link, trunk_link, primary_link, secondary_link, tertiary_link, freeway, "
+    "expressway, principal_arterial, major_arterial, arterial, minor_arterial, collector, "
+    "major_collector, minor_collector, local, local_road, ramp")
+
+
+@pytest.mark.parametrize(("text", "link_type"), [
+    ("motorway", 1), ("Primary", 3), ("living street", 8), ("motorway-link", 11),
+    ("Freeway", 1), ("minor arterial", 4), ("local", 7)])
+def test_a_named_facility_type_gets_the_link_type_an_osm_import_gives(
+        text: str, link_type: int) -> None:
+    """GMNS writes facility_type as text (osm2gmns: OSM's highway class): the names an OSM
+    import knows get its numbers, so trucks banned from link type 1 keep off both."""
+    assert read_gmns(gmns({"facility_type": text})).links[0].link_type == link_type
+
+
+def test_a_blank_facility_type_falls_back_on_a_link_type_column() -> None:
+    assert read_gmns(gmns({"facility_type": "", "link_type": "6"})).links[0].link_type == 6
+    assert refused(gmns({"facility_type": "", "link_type": "x"})) == [
+        "link.csv[0]: link_type 'x' is not a number"]
+
 @pytest.mark.parametrize(("text", "reason"), [
-    ("abc", "facility_type 'abc' must be a link type number 0..2147483647 (text types such "
-            "as 'freeway' are not mapped to numbers)"),
+    ("abc", f"facility_type 'abc' {UNKNOWN_TYPE}"),
     ("-3", "facility_type -3 is outside 0..2147483647"),
     ("2.5", "facility_type '2.5' is not a whole number"),
-    ("nan", "facility_type 'nan' must be a link type number 0..2147483647 (text types such "
-            "as 'freeway' are not mapped to numbers)"),
+    ("nan", f"facility_type 'nan' {UNKNOWN_TYPE}"),
 ])
 def test_a_bad_facility_type_is_reported_not_turned_into_1(text: str, reason: str) -> None:
     assert refused(gmns({"facility_type": text})) == [f"link.csv[0]: {reason}"]
@@ -210,3 +231,49 @@ def test_a_given_first_thru_node_overrides_the_config_file() -> None:
     assert read_gmns(files).first_thru_node == 2
     assert read_gmns(files, first_thru_node=3).first_thru_node == 3
     assert isinstance(read_gmns(gmns()), Network) and read_gmns(gmns()).first_thru_node == 1
+
+
+# -- units, crs and line direction (decision 0715) ----------------------------------------------
+
+@pytest.mark.parametrize(("config", "length_km", "minutes"), [
+    (None, 1.5, 1.5),  # no config.csv: km and km/h
+    ("long_length,speed\nkm,kmh\n", 1.5, 1.5),
+    ("long_length,speed\nmi,mph\n", 1.5 * 1.609344, 1.5),  # miles at 60 mph: 1.5 minutes
+    ("long_length,speed\nm,km/h\n", 0.0015, 0.0015),  # osm2gmns writes metres and km/h
+    ("long_length,speed\nft,mph\n", 1.5 * 0.0003048, 1.5 * 0.0003048 / 1.609344),
+])
+def test_lengths_and_speeds_are_read_in_config_units(
+        config: str | None, length_km: float, minutes: float) -> None:
+    (link,) = read_gmns(gmns(config=config)).links
+    assert link.length == pytest.approx(length_km, rel=1e-12)
+    assert link.free_flow_time == pytest.approx(minutes, rel=1e-12)
+
+
+def test_vdf_fftt_is_minutes_whatever_the_length_unit() -> None:
+    (link,) = read_gmns(gmns({"vdf_fftt": "2.5"}, config="long_length\nmi\n")).links
+    assert (link.length, link.free_flow_time) == (pytest.approx(1.5 * 1.609344), 2.5)
+
+
+def test_an_unknown_unit_or_a_projected_crs_is_refused() -> None:
+    assert refused(gmns(config="long_length,speed,crs\nfurlong,knots,EPSG:32633\n")) == [
+        "config.csv[0]: long_length 'furlong' is not a unit Cartolog converts: one of feet, "
+        "foot, ft, kilometer, kilometers, kilometre, kilometres, km, m, meter, meters, "
+        "metre, metres, mi, mile, miles",
+        "config.csv[0]: speed 'knots' is not a unit Cartolog converts: one of km/h, km/hr, "
+        "kmh, kph, m/s, mi/h, mi/hr, mph, mps",
+        "config.csv[0]: crs 'EPSG:32633': coordinates must be WGS84 longitude/latitude "
+        "(EPSG:4326); reproject them"]
+    assert read_gmns(gmns(config="crs\nEPSG:4326\n")).links
+
+
+def test_a_line_drawn_from_its_to_node_is_turned_round() -> None:
+    """GMNS dir_flag -1: the shape points run from the to_node to the from_node."""
+    (link,) = read_gmns(gmns({"geometry": "LINESTRING (0.01 0, 0.005 0.001, 0 0)",
+                              "dir_flag": "-1"})).links
+    assert link.geometry == ((0.0, 0.0), (0.005, 0.001), (0.01, 0.0))
+
+
+def test_a_line_that_does_not_join_its_nodes_is_refused() -> None:
+    assert refused(gmns({"geometry": "LINESTRING (0 0, 0.02 0)"})) == [
+        "link.csv[0]: the line does not join its nodes: its last position is 1112.0 m from its "
+        "to_node 2 (at most 1 m; node.csv places the nodes)"]

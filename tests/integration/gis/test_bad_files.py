@@ -99,8 +99,10 @@ GMNS_CASES: dict[str, tuple[dict[str, str], str]] = {
                                "link.csv[0]: to_node_id '1.5' is not a whole number"),
     "infinite speed": ({"free_speed": "inf"},
                        "link.csv[0]: free_speed must be a finite number, not inf"),
-    "text facility type": ({"facility_type": "abc"}, "link.csv[0]: facility_type 'abc' must be "
-                                                     "a link type number"),
+    "unknown text facility type": ({"facility_type": "abc"}, "link.csv[0]: facility_type "
+                                                             "'abc' is neither a link type"),
+    "projected coordinates": ({"geometry": "LINESTRING (500000 0, 500100 0)"},
+                              "link.csv[0]: the line does not join its nodes"),
     "negative free-flow time": ({"vdf_fftt": "-2"}, "link.csv[0]: vdf_fftt must not be negative"),
     "negative total capacity": ({"link_capacity": "-1"},
                                 "link.csv[0]: link_capacity must be positive"),
