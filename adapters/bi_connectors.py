@@ -11,14 +11,18 @@ The external tool accepts one build at a time and never notifies: it is polled.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
 import socket
 import threading
+import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -93,6 +97,12 @@ HOST_RULE = ("the host must resolve, and only to public addresses (not loopback,
 MAX_ANSWER_BYTES = 64 * 1024
 MAX_REMOTE_TEXT = 200
 MAX_SUMMARY = 300
+# The longest one call to a BI tool may take in all: connecting, sending and every read. The
+# read timeout alone bounds each read, so a tool answering a byte every few seconds would
+# hold its call for days (decision 0716).
+CALL_DEADLINE_S = 15.0
+# How many targets the manager drives at once: a slow tool holds one of these, not the loop.
+BI_WORKERS = 8
 
 Resolver = Callable[[str, int], list[str]]
 
@@ -177,6 +187,60 @@ class HostPolicy:
         return None
 
 
+_call = threading.local()  # the deadline of the call this thread is making, if any
+
+
+@contextlib.contextmanager
+def call_deadline(seconds: float) -> Iterator[None]:
+    """Every connect, read and write of this thread's connections inside the block ends by
+    `seconds` from now (GuardedBackend's streams read it)."""
+    _call.until = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _call.until = None
+
+
+def _within_deadline(timeout: float | None, late: type[Exception]) -> float | None:
+    """`timeout` cut to what is left of the call's deadline; `late` raised when none is."""
+    until: float | None = getattr(_call, "until", None)
+    if until is None:
+        return timeout
+    left = until - time.monotonic()
+    if left <= 0:
+        raise late("the call to the BI tool ran past its deadline")
+    return left if timeout is None else min(timeout, left)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the call's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self.inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """As the inner stream, within the deadline."""
+        return self.inner.read(max_bytes, _within_deadline(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """As the inner stream, within the deadline."""
+        self.inner.write(buffer, _within_deadline(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        """As the inner stream."""
+        self.inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        """The TLS stream, itself within the deadline."""
+        return DeadlineStream(self.inner.start_tls(
+            ssl_context, server_hostname, _within_deadline(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        """As the inner stream."""
+        return self.inner.get_extra_info(info)
+
+
 class GuardedBackend(httpcore.NetworkBackend):
     """Connects only to addresses the host policy allows, and to exactly those it checked:
     the name is resolved once, here, so a second answer cannot swap in a private address."""
@@ -192,8 +256,9 @@ class GuardedBackend(httpcore.NetworkBackend):
         failure: Exception | None = None
         for address in self.policy.addresses(host, port):
             try:
-                return self.inner.connect_tcp(address, port, timeout, local_address,
-                                              socket_options)
+                return DeadlineStream(self.inner.connect_tcp(
+                    address, port, _within_deadline(timeout, httpcore.ConnectTimeout),
+                    local_address, socket_options))
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
                 failure = error
         assert failure is not None  # addresses() returns at least one address
@@ -273,9 +338,11 @@ class HttpConnector:
     host policy), or httpx's errors (no answer)."""
 
     def __init__(self, policy: HostPolicy | None = None,
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None,
+                 deadline_s: float = CALL_DEADLINE_S) -> None:
         self.policy = policy or HostPolicy()
         self.client = client or guarded_client(self.policy)
+        self.deadline_s = deadline_s
 
     def trigger(self, build: Build) -> str:
         """Ask the tool for a build."""
@@ -307,8 +374,9 @@ class HttpConnector:
 
     def _request(self, step: str, method: str, url: str, **options: Any) -> tuple[int, Any]:
         """The status and the JSON answer (None when there is none), read up to
-        MAX_ANSWER_BYTES."""
-        with self.client.stream(method, url, **options) as response:
+        MAX_ANSWER_BYTES, all within the call's deadline."""
+        with call_deadline(self.deadline_s), self.client.stream(method, url,
+                                                                 **options) as response:
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
@@ -336,11 +404,14 @@ class BiSyncManager:
     Targets are independent: whatever one target raises is that target's alone. An error
     from its BI tool (or the host policy) fails its running build, which records a bounded
     summary as its `last_error` (decision 0712); any other error is logged and the target is
-    tried again next tick. Nothing a target does stops the loop or the other targets."""
+    tried again next tick. Nothing a target does stops the loop or the other targets, and a
+    slow one does not hold them up: targets are driven by `workers` threads, one step of a
+    target at a time, and a tick does not wait for a target still busy from the last
+    (decision 0716)."""
 
     def __init__(self, app: Cartolog, engine: Engine, head: Callable[[], int],
                  absorbed: Absorbed, connectors: Mapping[str, Connector],
-                 interval: float = 0.25) -> None:
+                 interval: float = 0.25, workers: int = BI_WORKERS) -> None:
         self.app = app
         self.engine = engine
         self.head = head
@@ -350,29 +421,56 @@ class BiSyncManager:
         self.stopping = threading.Event()
         self.handles: dict[tuple[uuid.UUID, int], str] = {}
         self.troubled: dict[uuid.UUID, str] = {}  # the last error logged per target
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bi-target")
+        self.busy: set[uuid.UUID] = set()  # targets a worker is driving
+        self.lock = threading.Lock()
 
     def run(self) -> None:
-        """Tick until stop(); no error ends the loop (the next tick tries again)."""
-        while not self.stopping.is_set():
-            try:
-                self.tick()
-            except Exception:  # the database went away, say: log it, keep ticking
-                log.exception("BI sync tick failed, retrying")
-            self.stopping.wait(self.interval)
+        """Tick until stop(); no error ends the loop (the next tick tries again). Each tick
+        hands the targets that are not busy to the workers and does not wait for them."""
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.tick(wait=False)
+                except Exception:  # the database went away, say: log it, keep ticking
+                    log.exception("BI sync tick failed, retrying")
+                self.stopping.wait(self.interval)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
     def stop(self) -> None:
         """Return after the current tick."""
         self.stopping.set()
 
-    def tick(self) -> None:
-        """One pass over every projected target; one target's failure is its own."""
+    def tick(self, wait: bool = True) -> None:
+        """One step of every projected target that is not busy; one target's failure is its
+        own. `wait`: return once those steps are done (the live loop does not wait)."""
+        started: list[Future[None]] = []
         for tenant_id, target_id, data_position in self._targets():
+            with self.lock:
+                if target_id in self.busy:
+                    continue
+                self.busy.add(target_id)
             try:
-                self._advance(tenant_id, target_id, data_position)
-            except Exception as error:
-                self._trouble(tenant_id, target_id, error)
-            else:
-                self.troubled.pop(target_id, None)
+                started.append(self.pool.submit(self._step, tenant_id, target_id,
+                                                data_position))
+            except RuntimeError:  # the pool is shut down: the manager is stopping
+                with self.lock:
+                    self.busy.discard(target_id)
+                return
+        if wait:
+            wait_for(started)
+
+    def _step(self, tenant_id: str, target_id: uuid.UUID, data_position: int) -> None:
+        try:
+            self._advance(tenant_id, target_id, data_position)
+        except Exception as error:
+            self._trouble(tenant_id, target_id, error)
+        else:
+            self.troubled.pop(target_id, None)
+        finally:
+            with self.lock:
+                self.busy.discard(target_id)
 
     def _trouble(self, tenant_id: str, target_id: uuid.UUID, error: Exception) -> None:
         """Log an error of one target: in full the first time, briefly while it repeats."""

@@ -381,3 +381,78 @@ def test_the_target_list_waits_for_the_projection_that_writes_its_tables() -> No
 
     assert BiSync.name == PROJECTION
     assert {"bi_targets", "tenant_data"} <= {spec.name for spec in BiSync.tables}
+
+
+# -- a slow tool holds its own target only (decision 0716) ------------------------------
+
+def test_a_tool_that_never_answers_does_not_hold_up_another_tenants_sync(
+        app: Cartolog) -> None:
+    """acme's tool takes the call and never answers; rival's build completes meanwhile, in
+    the live loop, and acme's call is not repeated while it is still being made."""
+    release, calls = threading.Event(), []
+
+    def hangs(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        release.wait(60)
+        return httpx.Response(503)
+
+    manager, acme = two_tenants(app, hangs)
+    thread = threading.Thread(target=manager.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(3000):  # bounded: 30 s at most
+            if manager.completed:
+                break
+            threading.Event().wait(0.01)
+        assert manager.completed == {"rival"}
+        assert calls == ["POST"] and acme in manager.busy
+    finally:
+        release.set()
+        manager.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert manager.failed == {"acme": "trigger: HTTP 503 Service Unavailable"}
+
+
+class Trickle(BaseHTTPRequestHandler):
+    """A tool that answers a byte every 50 ms: a valid answer, after a minute."""
+
+    protocol_version = "HTTP/1.1"
+    headers_too = False
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b'{"build_id": "b1"}' + b" " * 1200
+        head = (b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        if not self.headers_too:
+            self.wfile.write(head)
+            head = b""
+        for byte in head + body:
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:  # the client gave up: what the test wants
+                return
+            threading.Event().wait(0.05)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("headers_too", [False, True])
+def test_a_tool_trickling_its_answer_is_cut_off_at_the_call_deadline(headers_too: bool) -> None:
+    """Each byte comes well within the read timeout, so only the call's deadline ends it."""
+    handler = type("Handler", (Trickle,), {"headers_too": headers_too})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        connector = HttpConnector(HostPolicy(allow_private=True), deadline_s=1.0)
+        with pytest.raises(httpx.TimeoutException) as late:
+            connector.trigger(build(f"http://127.0.0.1:{server.server_address[1]}/builds"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert bi_connectors.failure_summary(late.value) == "the BI tool did not answer in time"
