@@ -18,6 +18,10 @@ export class PlannerPanel {
   /** Each vehicle class's link flows of the shown run (null: none shown). */
   classFlows: ClassFlows | null = null;
   private busy = false;
+  /** The run whose class flows are being fetched, and a count of the runs shown: a fetch
+   * answered after another run was shown (or the same run again) is dropped. */
+  private loading: string | null = null;
+  private generation = 0;
 
   constructor(private readonly workspace: Workspace) {
     byId("link-class").addEventListener("change", () => {
@@ -44,10 +48,14 @@ export class PlannerPanel {
 
   /** A run was opened (or closed): its classes for the map, its skims for download. */
   async runShown(run: Run | null): Promise<void> {
-    if (run && run.id === this.classFlows?.run_id) {  // shown again: nothing new to fetch
+    // Shown again (its poll and its notification both open it), or already being fetched:
+    // nothing new to fetch, and a second fetch would list its classes twice.
+    if (run && (run.id === this.classFlows?.run_id || run.id === this.loading)) {
       this.selectionChanged();
       return;
     }
+    const generation = ++this.generation;
+    this.loading = run?.id ?? null;
     this.classFlows = null;
     const select = byId<HTMLSelectElement>("link-class");
     // The same run may be shown again (its poll and its notification both open it): keep
@@ -61,7 +69,7 @@ export class PlannerPanel {
     if (!run) return;
     try {
       const found = await this.workspace.api.get<ClassFlows>(`/v1/simulations/${run.id}/class-flows`);
-      if (this.workspace.runs.shown?.id !== run.id) return;
+      if (generation !== this.generation || this.workspace.runs.shown?.id !== run.id) return;
       this.classFlows = found;
       if (found.classes.length > 1 || (found.classes.length === 1 && found.classes[0] !== "all")) {
         select.append(...found.classes.map((name) => h("option", { value: name, text: name })));
@@ -70,7 +78,11 @@ export class PlannerPanel {
         this.workspace.styling.applyLinks();
       }
     } catch (error) {
-      this.workspace.say(`Could not read the run's class flows: ${errorText(error)}`);
+      if (generation === this.generation) {
+        this.workspace.say(`Could not read the run's class flows: ${errorText(error)}`);
+      }
+    } finally {
+      if (generation === this.generation) this.loading = null;
     }
     this.renderSelectedFlow();
   }
