@@ -6,11 +6,14 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.tables import blobs
+from domain.errors import QuotaExceeded
 from domain.ports import BlobNotFound
+
+MIB = 1024 * 1024
 
 
 class BlobTooLarge(ValueError):
@@ -18,14 +21,19 @@ class BlobTooLarge(ValueError):
 
 
 class PostgresBlobStore:
-    """Content-addressed, per-tenant blobs in the `blobs` table."""
+    """Content-addressed, per-tenant blobs in the `blobs` table. `quota_bytes` (None: no
+    limit) bounds what one tenant stores in all, so that no tenant can fill the disk every
+    tenant shares (decision 0717)."""
 
-    def __init__(self, engine: Engine, max_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, engine: Engine, max_bytes: int = 256 * MIB,
+                 quota_bytes: int | None = None) -> None:
         self.engine = engine
         self.max_bytes = max_bytes
+        self.quota_bytes = quota_bytes
 
     def put(self, tenant_id: str, content: bytes) -> str:
-        """Store the bytes once under their sha256; return the hex digest."""
+        """Store the bytes once under their sha256; return the hex digest. Bytes the tenant
+        already stores cost nothing; new ones past its quota raise QuotaExceeded."""
         if len(content) > self.max_bytes:
             raise BlobTooLarge(f"blob of {len(content)} bytes exceeds {self.max_bytes}")
         sha256 = hashlib.sha256(content).hexdigest()
@@ -33,8 +41,38 @@ class PostgresBlobStore:
             tenant_id=tenant_id, sha256=sha256, size=len(content), content=content
         ).on_conflict_do_nothing(index_elements=["tenant_id", "sha256"])
         with self.engine.begin() as connection:
+            if self.quota_bytes is not None:
+                # One tenant's puts in turn, so two cannot both fit the last free bytes.
+                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('cartolog-blobs'),"
+                                        " hashtext(:tenant))"), {"tenant": tenant_id})
+                if not self._holds(connection, tenant_id, sha256):
+                    self._check_quota(connection, tenant_id, len(content))
             connection.execute(statement)
         return sha256
+
+    def used_bytes(self, tenant_id: str) -> int:
+        """What the tenant's blobs take, in bytes."""
+        with self.engine.connect() as connection:
+            return self._used(connection, tenant_id)
+
+    @staticmethod
+    def _holds(connection: Any, tenant_id: str, sha256: str) -> bool:
+        return connection.execute(select(blobs.c.size).where(
+            blobs.c.tenant_id == tenant_id, blobs.c.sha256 == sha256)).first() is not None
+
+    @staticmethod
+    def _used(connection: Any, tenant_id: str) -> int:
+        return int(connection.execute(select(func.coalesce(func.sum(blobs.c.size), 0)).where(
+            blobs.c.tenant_id == tenant_id)).scalar_one())
+
+    def _check_quota(self, connection: Any, tenant_id: str, size: int) -> None:
+        assert self.quota_bytes is not None
+        used = self._used(connection, tenant_id)
+        if used + size > self.quota_bytes:
+            raise QuotaExceeded(
+                f"storing {_mib(size)} more would take this tenant to {_mib(used + size)}, "
+                f"past its storage quota of {_mib(self.quota_bytes)} ({_mib(used)} in use); "
+                "nothing was stored. The operator sets the quota (CARTOLOG_TENANT_STORAGE_MB)")
 
     def get(self, tenant_id: str, sha256: str) -> bytes:
         """The bytes stored under `sha256` for this tenant."""
@@ -65,3 +103,8 @@ class PostgresBlobStore:
         finally:
             connection.close()
         return {(t, h): bytes(content) for t, h, content in rows}
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:,.2f} MiB"
+

@@ -342,6 +342,10 @@ class Dispatcher:
         except InputUnavailable as unavailable:
             log.warning("cannot resolve the input of run %s: %s", run.id, unavailable)
             resolved, error = ResolvedInput("", "", ""), str(unavailable)
+        except Exception as failure:  # one run's input must not stop every tenant's jobs
+            log.exception("resolving the input of run %s failed", run.id)
+            resolved = ResolvedInput("", "", "")
+            error = f"the run's input could not be prepared ({type(failure).__name__})"
         return JobMessage(
             run_id=str(run.id), attempt=attempt, tenant_id=run.tenant_id, model=run.model,
             model_version=resolved.model_version, parameters=dict(run.parameters),

@@ -17,6 +17,7 @@ from domain.errors import (
     InvalidTransition,
     NotAllowed,
     NotFound,
+    QuotaExceeded,
     UnknownTenant,
     VersionConflict,
 )
@@ -96,6 +97,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidTransition, _domain(409, "Conflict"))
     app.add_exception_handler(NotAllowed, _domain(403, "Forbidden"))
     app.add_exception_handler(AlreadyExists, _domain(409, "Conflict"))
+    app.add_exception_handler(QuotaExceeded, _domain(507, "Storage quota exceeded"))
     app.add_exception_handler(AuthenticationError, _authentication)
     app.add_exception_handler(ApiProblem, _api_problem)
     app.add_exception_handler(RequestValidationError, _validation)

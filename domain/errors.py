@@ -55,3 +55,9 @@ class InvalidTransition(DomainError):
 
 class NotAllowed(DomainError):
     """The caller may not do this to this aggregate (e.g. approve their own merge request)."""
+
+
+class QuotaExceeded(DomainError):
+    """Storing this would take the tenant past its storage quota (CARTOLOG_TENANT_STORAGE_MB);
+    nothing was stored."""
+

@@ -17,7 +17,8 @@ class BlobStore(Protocol):
     """Content-addressed storage: the key of a blob is the sha256 of its bytes."""
 
     def put(self, tenant_id: str, content: bytes) -> str:
-        """Store the bytes (idempotent) and return their sha256 hex digest."""
+        """Store the bytes (idempotent) and return their sha256 hex digest; QuotaExceeded
+        when new bytes would take the tenant past its storage quota."""
         ...
 
     def get(self, tenant_id: str, sha256: str) -> bytes:

@@ -199,12 +199,19 @@ def cmd_tenant_list(args: argparse.Namespace) -> int:
     """`cartolog tenant list`."""
     with container() as services:
         tenants = services.app.list_tenants()
-    rows = [{"tenant": t.tenant_id, "display_name": t.display_name,
-             "registered_at": t.created_on.isoformat()} for t in tenants]
+        quota = services.blobs.quota_bytes
+        rows = [{"tenant": t.tenant_id, "display_name": t.display_name,
+                 "registered_at": t.created_on.isoformat(),
+                 "storage_used_mb": round(services.blobs.used_bytes(t.tenant_id) / 2**20, 3),
+                 "storage_quota_mb": None if quota is None else round(quota / 2**20, 3)}
+                for t in tenants]
     if args.json:
         print(json.dumps(rows))
     for row in [] if args.json else rows:
-        print(f"{row['tenant']:<32} {row['display_name']:<32} {row['registered_at']}")
+        used = f"{row['storage_used_mb']:,.1f}"
+        of = "no limit" if quota is None else f"{row['storage_quota_mb']:,.0f}"
+        print(f"{row['tenant']:<32} {row['display_name']:<32} {row['registered_at']}  "
+              f"{used} of {of} MiB stored")
     return 0
 
 

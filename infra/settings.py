@@ -156,6 +156,8 @@ class Settings(BaseSettings):
     # external BI targets on loopback, private, link-local... hosts (decision 0712)
     bi_allow_private_hosts: bool = False
     blob_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    # what one tenant's blobs may take in all, MiB; 0: no limit (decision 0717)
+    tenant_storage_mb: float = Field(default=10240.0, ge=0)
     log_level: LogLevel = "warning"
     log_format: LogFormat = "text"
     api: ApiSettings = Field(default_factory=ApiSettings)

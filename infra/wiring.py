@@ -43,7 +43,9 @@ class Container:
     @cached_property
     def blobs(self) -> PostgresBlobStore:
         """The claim-check blob store."""
-        return PostgresBlobStore(self.engine, self.settings.blob_max_bytes)
+        quota = self.settings.tenant_storage_mb
+        return PostgresBlobStore(self.engine, self.settings.blob_max_bytes,
+                                 int(quota * 1024 * 1024) if quota else None)
 
     @cached_property
     def app(self) -> Cartolog:

@@ -18,7 +18,7 @@ import numpy as np
 
 from adapters.demand_matrix import DemandMatrix
 from domain.application import Cartolog
-from domain.errors import DomainError
+from domain.errors import DomainError, QuotaExceeded
 from domain.ports import BlobStore, InputUnavailable, ResolvedInput
 from domain.simulation import SimulationRun
 from domain.values import Network as DatasetNetwork
@@ -151,7 +151,10 @@ def store(app: Cartolog, blobs: BlobStore, run: SimulationRun, model_version: st
         document = run_input.document()
     except (DomainError, ModelInputError, KeyError, ValueError) as error:
         raise InputUnavailable(f"{type(error).__name__}: {error}") from error
-    sha256 = blobs.put(run.tenant_id, document)
+    try:
+        sha256 = blobs.put(run.tenant_id, document)
+    except (QuotaExceeded, ValueError) as error:  # over the quota, or the blob size limit
+        raise InputUnavailable(f"the run's input cannot be stored: {error}") from error
     return ResolvedInput(sha256, run_input.input_hash(), model_version)
 
 

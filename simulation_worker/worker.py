@@ -54,7 +54,7 @@ from adapters.jobs import (
 from adapters.leases import Claim, LeaseStore
 from adapters.result_recorder import ResultCache
 from domain.application import Cartolog
-from domain.errors import InvalidTransition, NotFound, VersionConflict
+from domain.errors import InvalidTransition, NotFound, QuotaExceeded, VersionConflict
 from domain.ports import BlobNotFound, BlobStore
 from domain.simulation import CANCELLED as RUN_CANCELLED
 from domain.simulation import QUEUED, RETRYING, RUNNING, SimulationRun
@@ -503,6 +503,9 @@ class Worker:
             return self._result(job, FAILED, started, compute_s=outcome.compute_s,
                                 error=f"the model's result cannot be stored: {error} "
                                       "(CARTOLOG_BLOB_MAX_BYTES)")
+        except QuotaExceeded as error:
+            return self._result(job, FAILED, started, compute_s=outcome.compute_s,
+                                error=f"the model's result cannot be stored: {error}")
         return self._result(job, COMPLETED, started, compute_s=outcome.compute_s,
                             result_sha256=sha256, indicators=outcome.indicators or {})
 

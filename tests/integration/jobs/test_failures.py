@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,42 @@ def test_a_result_too_large_to_store_fails_its_attempt_and_the_worker_carries_on
         [after] = request(container, scenario_id)  # the same worker takes the next job
         wait_terminal(container, [after], 60)
     assert run_of(container, after).status == "completed"
+
+
+def test_a_run_whose_input_would_pass_its_tenants_quota_fails_and_dispatch_goes_on(
+        container: Container) -> None:
+    """The dispatcher stores each run's input. A refusal there used to escape its loop: the
+    dispatcher died, and every tenant's runs waited. Now the run fails with the reason."""
+    tenant = f"quota{uuid.uuid4().hex[:8]}"  # its own blobs only: the quota counts them all
+    container.app.register_tenant(tenant, OPERATOR)
+    full = scenario(container, tenant)
+    store = container.blobs
+    with pipeline(container) as running:
+        running.worker_thread()
+        store.quota_bytes = store.used_bytes(tenant)  # any new bytes of this tenant's: refused
+        try:
+            refused = container.app.request_simulation(tenant, full, "builtin", {"reuse": False},
+                                                       OPERATOR, max_attempts=1)
+            for _ in range(300):  # bounded: 60 s
+                if container.app.get_run(tenant, refused).status in ("dead_lettered",
+                                                                     "completed"):
+                    break
+                time.sleep(0.2)
+        finally:
+            store.quota_bytes = None
+        run = container.app.get_run(tenant, refused)
+        assert run.status == "dead_lettered"
+        assert (run.last_error or "").startswith("the run's input cannot be stored: storing ")
+        assert "past its storage quota" in (run.last_error or "")
+        [after] = request(container, scenario(container))  # another tenant's, and then its own
+        [own] = request(container, full, tenant=tenant)
+        wait_terminal(container, [after], 60)
+        for _ in range(300):
+            if container.app.get_run(tenant, own).status == "completed":
+                break
+            time.sleep(0.2)
+    assert run_of(container, after).status == "completed"
+    assert container.app.get_run(tenant, own).status == "completed"
 
 
 class _BrokenCache:
