@@ -224,12 +224,19 @@ def _link(feature: Any, index: int, parsed: Parsed) -> list[str]:
             reasons.append("a LineString needs at least two positions")
     values, bad = _numbers(properties, LINK_REQUIRED, LINK_OPTIONAL)
     reasons += bad + _integers(properties, ("from_node", "to_node"))
-    reasons += _integers(properties, ("link_type",), low=0)
+    link_type = properties.get("link_type")  # absent or null: 1; 0 is a link type too
+    if isinstance(link_type, str) and rules.decimal(link_type) is None:
+        # a name: 'primary', 'minor arterial' (decision 0715); a number must be a JSON number
+        link_type = rules.link_type_named(link_type)
+        if link_type is None:
+            reasons.append(rules.link_type_name_problem("property 'link_type'",
+                                                        properties["link_type"]))
+    else:
+        reasons += _integers(properties, ("link_type",), low=0)
     if isinstance(identity, bool) or not isinstance(identity, str | int):
         reasons.append("property 'id' must be text or an integer")
     if reasons:
         return reasons
-    link_type = properties.get("link_type")  # absent or null: 1; 0 is a link type too
     # lanes: absent or null takes LINK_OPTIONAL's 1; a 0 is kept, and refused by the
     # domain's rule (lanes > 0) with the others.
     parsed.links.append(Link(

@@ -340,3 +340,29 @@ def far_ends_problem(from_node: int, to_node: int, gaps: tuple[float, float],
     return (f"the line does not join its nodes: {' and '.join(far)} (at most "
             f"{END_TOLERANCE_M:g} m; {placed})")
 
+
+# Link types written as names (GMNS `facility_type`, a GeoJSON or GeoPackage `link_type`):
+# OpenStreetMap's highway classes get the numbers an OSM import gives them
+# (adapters/gis/osm_tags.py, kept equal by a test), and the usual planning names the class
+# nearest them (decision 0715).
+LINK_TYPE_NAMES: dict[str, int] = {
+    "motorway": 1, "trunk": 2, "primary": 3, "secondary": 4, "tertiary": 5,
+    "unclassified": 6, "residential": 7, "living_street": 8, "service": 9, "road": 10,
+    "motorway_link": 11, "trunk_link": 12, "primary_link": 13, "secondary_link": 14,
+    "tertiary_link": 15,
+    "freeway": 1, "expressway": 2, "principal_arterial": 3, "major_arterial": 3,
+    "arterial": 3, "minor_arterial": 4, "collector": 5, "major_collector": 5,
+    "minor_collector": 6, "local": 7, "local_road": 7, "ramp": 11}
+
+
+def link_type_named(text: str) -> int | None:
+    """The link type a name stands for ('Primary', 'minor arterial', 'motorway-link'), or
+    None when it is not one of LINK_TYPE_NAMES."""
+    return LINK_TYPE_NAMES.get("_".join(text.lower().replace("-", " ").split()))
+
+
+def link_type_name_problem(what: str, text: str) -> str:
+    """Why `text` is not a link type."""
+    return (f"{what} {text[:40]!r} is neither a link type number 0..{MAX_INTEGER} nor a "
+            f"known name: {', '.join(LINK_TYPE_NAMES)}")
+

@@ -31,7 +31,6 @@ import shapely
 from shapely import wkt
 from shapely.errors import ShapelyError
 
-from adapters.gis.osm_tags import ROAD_CLASSES
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from domain import rules
 from domain.values import Coordinate, Link, Network, Node, Zone
@@ -58,13 +57,6 @@ LENGTH_UNITS = {"km": 1.0, "kilometer": 1.0, "kilometers": 1.0, "kilometre": 1.0
 SPEED_UNITS = {"kmh": 1.0, "km/h": 1.0, "kph": 1.0, "km/hr": 1.0, "mph": 1.609344,
                "mi/h": 1.609344, "mi/hr": 1.609344, "m/s": 3.6, "mps": 3.6}
 WGS84_NAMES = {"epsg:4326", "wgs84", "wgs 84", "ogc:crs84", "crs84", "4326"}
-# GMNS `facility_type` written as text: OpenStreetMap's highway classes get the link types
-# an OSM import gives them (adapters.gis.osm_tags), and the usual planning names the class
-# nearest them (decision 0715). Other text is refused, naming these.
-FACILITY_TYPES = {name: road.link_type for name, road in ROAD_CLASSES.items()} | {
-    "freeway": 1, "expressway": 2, "principal_arterial": 3, "major_arterial": 3,
-    "arterial": 3, "minor_arterial": 4, "collector": 5, "major_collector": 5,
-    "minor_collector": 6, "local": 7, "local_road": 7, "ramp": 11}
 REQUIRED = {"node": ("node_id", "x_coord", "y_coord"),
             "link": ("link_id", "from_node_id", "to_node_id", "length"),
             "zone": ("zone_id",)}
@@ -390,17 +382,17 @@ def _link(row: Mapping[str, str], shape: tuple[Coordinate, ...],
 
 
 def _facility_type(row: Mapping[str, str], problems: list[FeatureProblem], i: int) -> int:
-    """The link type: `facility_type` as a whole number 0..MAX_ID or one of FACILITY_TYPES'
-    names ('Primary', 'minor arterial'); blank, `link_type`'s number; both blank, 1."""
+    """The link type: `facility_type` as a whole number 0..MAX_ID or one of
+    rules.LINK_TYPE_NAMES' names ('Primary', 'minor arterial'); blank, `link_type`'s number;
+    both blank, 1."""
     raw = (row.get("facility_type") or "").strip()
     key = "facility_type" if raw else "link_type"
     if raw and rules.decimal(raw) is None and not raw.lstrip("+-").isdigit():
-        name = "_".join(raw.lower().replace("-", " ").split())
-        if name in FACILITY_TYPES:
-            return FACILITY_TYPES[name]
-        problems.append(FeatureProblem("link.csv", i, (
-            f"facility_type {raw[:40]!r} is neither a link type number 0..{MAX_ID} nor a "
-            f"known name: {', '.join(FACILITY_TYPES)}")))
+        named = rules.link_type_named(raw)
+        if named is not None:
+            return named
+        problems.append(FeatureProblem("link.csv", i, rules.link_type_name_problem(
+            "facility_type", raw)))
         return 1
     value: int = _number(row, key, int, problems, "link.csv", i, 1)
     return value

@@ -277,3 +277,14 @@ def test_a_line_that_does_not_join_its_nodes_is_refused() -> None:
     assert refused(gmns({"geometry": "LINESTRING (0 0, 0.02 0)"})) == [
         "link.csv[0]: the line does not join its nodes: its last position is 1112.0 m from its "
         "to_node 2 (at most 1 m; node.csv places the nodes)"]
+
+
+def test_the_link_type_names_give_the_numbers_an_osm_import_gives() -> None:
+    """One table of names for GMNS, GeoJSON and GeoPackage imports (domain.rules), equal to
+    the OSM importer's own road classes, so a truck ban on link type 1 means motorways in
+    both."""
+    from adapters.gis.osm_tags import ROAD_CLASSES
+    from domain.rules import LINK_TYPE_NAMES
+
+    assert {name: road.link_type for name, road in ROAD_CLASSES.items()} == {
+        name: LINK_TYPE_NAMES[name] for name in ROAD_CLASSES}

@@ -89,6 +89,8 @@ def test_ends_within_the_tolerance_are_at_their_node() -> None:
 @pytest.mark.parametrize(("properties", "expected"), [
     ({"link_type": 0}, (0, 1.0)),  # link type 0 is valid (docs/api.md), and kept
     ({"link_type": 7, "lanes": 3}, (7, 3.0)),
+    ({"link_type": "Primary"}, (3, 1.0)),  # a name gets an OSM import's number (0715)
+    ({"link_type": "minor arterial"}, (4, 1.0)),
     ({}, (1, 1.0)),  # absent: the defaults
     ({"link_type": None, "lanes": None}, (1, 1.0)),  # null is absent
 ])
@@ -104,6 +106,14 @@ def test_present_link_type_and_lanes_are_kept(properties: dict[str, Any],
     ({"lanes": -2}, "links[0]: link 'a': lanes must be a finite, positive number"),
     ({"link_type": -1}, "links[0]: property 'link_type' must be between 0 and 2147483647"),
     ({"link_type": "0"}, "links[0]: property 'link_type' must be an integer"),
+    ({"link_type": "boulevard"}, "links[0]: property 'link_type' 'boulevard' is neither a link "
+                                 "type number 0..2147483647 nor a known name: motorway, trunk, "
+                                 "primary, secondary, tertiary, unclassified, residential, "
+                                 "living_street, service, road, motorway_link, trunk_link, "
+                                 "primary_link, secondary_link, tertiary_link, freeway, "
+                                 "expressway, principal_arterial, major_arterial, arterial, "
+                                 "minor_arterial, collector, major_collector, minor_collector, "
+                                 "local, local_road, ramp"),
     ({"lanes": "2"}, "links[0]: property 'lanes' must be a number"),
 ])
 def test_a_present_invalid_link_type_or_lanes_is_refused(properties: dict[str, Any],
