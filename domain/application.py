@@ -311,6 +311,7 @@ class Cartolog(Application[UUID]):
                 node_ids=frozenset(n.id for n in network.nodes),
                 link_ids=frozenset(k.id for k in network.links),
                 zone_ids=frozenset(z.id for z in network.zones),
+                node_positions={n.id: (n.x, n.y) for n in network.nodes},
             )
             if len(self._network_indexes) > 64:
                 self._network_indexes.popitem(last=False)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from domain.values import Link
 
@@ -62,3 +63,5 @@ class NetworkIndex:
     node_ids: frozenset[int]
     link_ids: frozenset[str]
     zone_ids: frozenset[int]
+    # where each node is (longitude, latitude): an added link's line must join its nodes
+    node_positions: Mapping[int, tuple[float, float]] = field(default_factory=dict)

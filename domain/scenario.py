@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 from uuid import UUID
 
@@ -200,8 +200,9 @@ class Scenario(TenantAggregate):
         if not 1 <= len(edits) <= MAX_EDITS:
             raise InvalidCommand(f"an edit list must hold 1 to {MAX_EDITS} edits")
         problems: list[str] = []
-        for index, edit in enumerate(edits):
-            found = self._problems(edit, network)
+        for index, given in enumerate(edits):
+            found = self._problems(given, network)
+            edit, found = (given, found) if found else _oriented(given, network)
             problems.extend(f"edit {index}: {p}" for p in found)
             if not found:
                 self._record(edit, by)
@@ -321,6 +322,24 @@ class Scenario(TenantAggregate):
         if link_id in network.link_ids or link_id in self.added_links:
             return [f"link {link_id[:MAX_SHOWN]!r} already exists"]
         return link_problems(edit.link, set(network.node_ids))
+
+
+def _oriented(edit: Edit, network: NetworkIndex) -> tuple[Edit, list[str]]:
+    """An added link's line as an import reads it (rules.line_direction): turned round when
+    drawn from its to_node, refused when an end is more than 1 m from its node."""
+    if not isinstance(edit, AddLink) or len(edit.link.geometry) < 2:
+        return edit, []
+    link, where = edit.link, network.node_positions
+    if link.from_node not in where or link.to_node not in where:
+        return edit, []  # an unknown node: link_problems names it
+    turned, gaps = rules.line_direction(link.geometry, where[link.from_node],
+                                        where[link.to_node])
+    if turned is None:
+        return edit, [rules.far_ends_problem(link.from_node, link.to_node, gaps,
+                                             "the network places its nodes")]
+    if turned:
+        return AddLink(replace(link, geometry=link.geometry[::-1])), []
+    return edit, []
 
 
 def _check_name(name: str) -> None:

@@ -4,6 +4,7 @@ nothing is stored (the real PostGIS store)."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -171,3 +172,26 @@ def test_a_link_drawn_with_one_position_is_refused(api: Api, container: Containe
     assert any("at least 2 positions" in p for p in problem["problems"]), problem
     assert stored_events(container) == before
     assert api.get(f"/v1/scenarios/{scenario}/export?format=geojson").status_code == 200
+
+
+def test_an_added_links_line_is_read_as_an_import_reads_it(api: Api, container: Container
+                                                          ) -> None:
+    """The importer's rule (0714): drawn from the to_node, turned round; an end more than
+    1 m from its node, refused. An edit may not store a line the importer would refuse."""
+    scenario = api.scenario()
+    before = stored_events(container)
+    far = {"edits": [{"op": "add_link", "link": link(geometry=[[0, 0], [0.02, 0.02]])}]}
+    problem = is_problem(api.post(f"/v1/scenarios/{scenario}/edits", far,
+                                  headers={"If-Match": '"1"'}), 422)
+    assert len(problem["problems"]) == 1
+    assert problem["problems"][0].startswith(
+        "edit 0: the line does not join its nodes: its last position is 1572.")
+    assert problem["problems"][0].endswith(
+        " m from its to_node 3 (at most 1 m; the network places its nodes)")
+    assert stored_events(container) == before
+    drawn_back = [[0.01, 0.01], [0.004, 0.006], [0.0, 0.0]]  # node 3 to node 1
+    body = {"edits": [{"op": "add_link", "link": link(geometry=drawn_back)}]}
+    done = api.post(f"/v1/scenarios/{scenario}/edits", body, headers={"If-Match": '"1"'})
+    assert done.status_code == 200, done.text
+    stored = container.app.get_scenario("acme", uuid.UUID(scenario)).added_links["new"]
+    assert [list(p) for p in stored["geometry"]] == drawn_back[::-1]
