@@ -27,6 +27,7 @@ from api.routes import (
     scenarios,
     simulations,
     skims,
+    storage,
     tiles,
     uploads,
 )
@@ -41,7 +42,7 @@ __all__ = ["PROBLEM", "ReadinessCheck", "create_app"]
 ROUTERS = (uploads.router, datasets.router, scenarios.router, simulations.router,
            results.router, tiles.router, history.router, merge_requests.router, explain.router,
            demand.router, skims.router, run_layers.router,
-           exports.router, ogc.router, bi.router, notifications.router)
+           exports.router, ogc.router, storage.router, bi.router, notifications.router)
 
 
 def create_app(services: ApiServices) -> FastAPI:

@@ -395,3 +395,12 @@ class RebuildPublic(BaseModel):
 
     target_id: UUID
     requested: bool
+
+
+class StoragePublic(BaseModel):
+    """What the tenant's stored files take, against its quota (null: no limit)."""
+
+    used_bytes: int
+    quota_bytes: int | None
+    free_bytes: int | None
+

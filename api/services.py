@@ -57,3 +57,5 @@ class ApiServices:
     tiles: TileCache = field(default_factory=lambda: TileCache(ApiLimits.tile_cache_bytes))
     # which hosts external BI targets may be registered on (decision 0712)
     bi_hosts: HostPolicy = field(default_factory=HostPolicy)
+    # (bytes stored, quota in bytes or None) of a tenant's blobs (decision 0717)
+    storage_usage: Callable[[str], tuple[int, int | None]] | None = None

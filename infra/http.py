@@ -76,7 +76,9 @@ def api_services(container: Container, api_settings: ApiSettings | None = None,
         queue_estimate=JobQueue(container.engine, settings.jobs_topic,
                                 settings.jobs.worker_liveness_s).estimate,
         tiles=TileCache(limits.tile_cache_bytes),
-        bi_hosts=HostPolicy(allow_private=settings.bi_allow_private_hosts))
+        bi_hosts=HostPolicy(allow_private=settings.bi_allow_private_hosts),
+        storage_usage=lambda tenant: (container.blobs.used_bytes(tenant),
+                                      container.blobs.quota_bytes))
 
 
 def build_api(container: Container, api_settings: ApiSettings | None = None,

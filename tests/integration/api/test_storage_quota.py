@@ -113,3 +113,20 @@ def test_an_import_past_the_quota_is_a_507_and_stores_nothing(settings: Settings
         again = api.post("/v1/datasets", variant(0), tenant=full)  # stored bytes: no cost
         assert again.status_code == 201, again.text
         assert api.post("/v1/datasets", variant(0), tenant=other).status_code == 201
+
+
+def test_a_tenant_reads_its_own_storage_against_its_quota(settings: Settings) -> None:
+    first, second = tenants(2)
+    with quota_api(settings, 1.0, [first, second]) as api:
+        empty = api.get("/v1/storage", tenant=first)
+        assert empty.status_code == 200, empty.text
+        assert empty.json() == {"used_bytes": 0, "quota_bytes": 2**20, "free_bytes": 2**20}
+        assert api.post("/v1/datasets", variant(1), tenant=first).status_code == 201
+        used = api.container.blobs.used_bytes(first)
+        assert used > 0
+        assert api.get("/v1/storage", tenant=first).json() == {
+            "used_bytes": used, "quota_bytes": 2**20, "free_bytes": 2**20 - used}
+        assert api.get("/v1/storage", tenant=second).json()["used_bytes"] == 0
+    with quota_api(settings, 0, [first]) as api:  # 0: no limit
+        assert api.get("/v1/storage", tenant=first).json() == {
+            "used_bytes": used, "quota_bytes": None, "free_bytes": None}
