@@ -166,13 +166,15 @@ def read_csv(content: bytes, max_zones: int = MAX_ZONES, max_cells: int = MAX_CE
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise rejected(["the CSV file is not UTF-8 text"]) from None
-    rows = csv.reader(io.StringIO(text))
+    delimiter = _delimiter(text)
+    rows = csv.reader(io.StringIO(text), delimiter=delimiter)
     header = [h.strip().lower() for h in next(rows, [])]
     if tuple(header[:3]) != CSV_COLUMNS or header[3:] not in ([], ["class"]):
-        raise rejected([f"the header must be origin,destination,trips[,class], not "
-                        f"{','.join(header) or 'empty'}"])
+        raise rejected(["the header must be origin,destination,trips[,class] (separated by "
+                        "commas, semicolons or tabs), not "
+                        f"{_shown_header(delimiter.join(header)) or 'empty'}"])
     try:
-        entries, problems = _csv_entries(rows, len(header))
+        entries, problems = _csv_entries(rows, len(header), decimal_comma=delimiter == ";")
     except csv.Error as error:  # e.g. a field over the csv module's 131072 characters
         raise rejected([f"line {rows.line_num}: {error}"]) from None
     if problems:
@@ -185,6 +187,24 @@ def read_csv(content: bytes, max_zones: int = MAX_ZONES, max_cells: int = MAX_CE
     _check_zone_count(zones, max_zones)
     _check_cell_count(zones, classes, max_cells)
     return checked(_from_entries(entries))
+
+
+# What separates the columns: commas, or the semicolons (with decimal commas: '12,5') a
+# spreadsheet writes in locales whose decimal mark is a comma, or tabs.
+DELIMITERS = (",", ";", "\t")
+
+
+def _delimiter(text: str) -> str:
+    """The delimiter with which the first line reads origin, destination, trips (',' when
+    none does: the header's refusal then shows it as it is)."""
+    first = text.split("\n", 1)[0]
+    return next((d for d in DELIMITERS
+                 if tuple(h.strip().lower() for h in first.split(d)[:3]) == CSV_COLUMNS), ",")
+
+
+def _shown_header(text: str) -> str:
+    """A header as shown in a problem: at most 100 characters, tabs shown as '\\t'."""
+    return text.replace("\t", "\\t")[:100]
 
 
 def _check_class_count(count: int) -> None:
@@ -213,14 +233,15 @@ def _check_cell_count(zones: int, classes: int, max_cells: int) -> None:
 Entry = tuple[int, int, float, str]
 
 
-def _csv_entries(rows: Iterator[list[str]], width: int) -> tuple[list[Entry], list[str]]:
+def _csv_entries(rows: Iterator[list[str]], width: int, decimal_comma: bool = False
+                 ) -> tuple[list[Entry], list[str]]:
     entries: list[Entry] = []
     problems: list[str] = []
     seen: set[tuple[int, int, str]] = set()
     for line, row in enumerate(rows, start=2):
         if not row or all(not cell.strip() for cell in row):
             continue
-        entry, problem = _csv_entry(row, width)
+        entry, problem = _csv_entry(row, width, decimal_comma)
         if entry is not None and (entry[0], entry[1], entry[3]) in seen:
             problem = f"origin {entry[0]}, destination {entry[1]} appears twice"
         if problem:
@@ -231,7 +252,8 @@ def _csv_entries(rows: Iterator[list[str]], width: int) -> tuple[list[Entry], li
     return entries, problems
 
 
-def _csv_entry(row: list[str], width: int) -> tuple[Entry | None, str | None]:
+def _csv_entry(row: list[str], width: int, decimal_comma: bool = False
+               ) -> tuple[Entry | None, str | None]:
     if len(row) != width:
         return None, f"expected {width} columns, found {len(row)}"
     origin, destination = rules.whole_number(row[0]), rules.whole_number(row[1])
@@ -241,7 +263,10 @@ def _csv_entry(row: list[str], width: int) -> tuple[Entry | None, str | None]:
         rules.integer_problem("a zone id", destination)
     if problem:
         return None, problem
-    trips = rules.decimal(row[2])
+    written = row[2]
+    if decimal_comma and written.count(",") == 1 and "." not in written:
+        written = written.replace(",", ".")  # '12,5' in a semicolon-separated file
+    trips = rules.decimal(written)
     if trips is None:  # float() would take '1_0', full-width digits, 'infinity', 'nan'
         return None, rules.decimal_problem("trips", row[2])
     if not math.isfinite(trips) or trips < 0:

@@ -101,6 +101,30 @@ def test_a_csv_refuses_zone_ids_int_reads_but_a_file_does_not_mean(cells: str) -
                                   "(ASCII digits)")
 
 
+def test_a_spreadsheets_semicolons_and_decimal_commas_or_tabs_read_as_commas_do() -> None:
+    """Excel in a locale whose decimal mark is a comma writes 'origin;destination;trips'
+    and '12,5'; a tab-separated export is common too. Both read as the comma file does."""
+    commas = read_csv(b"origin,destination,trips,class\n1,2,12.5,car\n2,1,4,truck\n")
+    semicolons = read_csv(b"\xef\xbb\xbfOrigin;Destination;Trips;Class\r\n"
+                          b"1;2;12,5;car\r\n2;1;4;truck\r\n")
+    tabs = read_csv(b"origin\tdestination\ttrips\tclass\n1\t2\t12.5\tcar\n2\t1\t4\ttruck\n")
+    assert semicolons.to_blob() == commas.to_blob() == tabs.to_blob()
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"origin;destination;trips\n1;2;1.234,5\n", "line 2: trips '1.234,5' is not a number"),
+    (b"origin;destination;trips\n1;2;1,2,3\n", "line 2: trips '1,2,3' is not a number"),
+    (b"origin,destination,trips\n1,2,\"12,5\"\n", "line 2: trips '12,5' is not a number"),
+    (b"origin\tdest\ttrips\n1\t2\t3\n", "(separated by commas, semicolons or tabs), not "
+                                          "origin\\tdest\\ttrips"),
+])
+def test_a_decimal_comma_is_read_only_where_semicolons_separate_the_columns(
+        content: bytes, reason: str) -> None:
+    with pytest.raises(InvalidCommand) as error:
+        read_csv(content)
+    assert reason in problems_of(error)
+
+
 def test_a_csv_still_reads_plain_numbers_with_spaces_signs_and_exponents() -> None:
     matrix = read_csv(b"origin,destination,trips\n 1 ,+2, 2.5e3\n2,1,.5\n1,1,1E12\n")
     assert matrix.totals() == {"all": 2500.5 + 1e12}
