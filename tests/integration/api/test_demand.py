@@ -237,3 +237,11 @@ def test_a_matrix_over_the_cell_cap_is_a_422_naming_zones_classes_and_cap(
     assert body["problems"][0].startswith(
         "the matrix would hold 2 x 2 zones x 2 class(es) = 8 cells, at most 7 are allowed")
     assert blob_count(api) == before
+
+
+def test_a_spreadsheets_semicolon_csv_uploads_like_a_comma_csv(api: Api) -> None:
+    scenario = api.scenario()
+    semicolons = b"origin;destination;trips;class\r\n1;2;30;car\r\n2;1;10,5;car\r\n1;2;4;truck\r\n"
+    done = upload(api, scenario, semicolons, "csv")
+    assert done.status_code == 200, done.text
+    assert done.json()["classes"] == {"car": 40.5, "truck": 4.0}
