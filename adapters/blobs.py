@@ -107,4 +107,3 @@ class PostgresBlobStore:
 
 def _mib(size: int) -> str:
     return f"{size / MIB:,.2f} MiB"
-

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import shapely
@@ -16,8 +16,17 @@ from shapely.geometry import shape
 from shapely.validation import explain_validity
 
 from domain import rules
-from domain.rules import EARTH_M, END_TOLERANCE_M, far_ends_problem, line_direction, metres
-from domain.values import Coordinate, Link, Network, Node, Zone, link_problems, zone_problems
+from domain.rules import EARTH_M, END_TOLERANCE_M, metres
+from domain.values import (
+    Coordinate,
+    Link,
+    Network,
+    Node,
+    Zone,
+    link_problems,
+    oriented,
+    zone_problems,
+)
 
 LINK_REQUIRED = ("from_node", "to_node", "capacity", "length", "free_flow_time")
 LINK_OPTIONAL = {"b": 0.15, "power": 4.0, "toll": 0.0, "lanes": 1.0}
@@ -262,12 +271,11 @@ def _place_nodes(parsed: Parsed) -> None:
     indices: list[int] = []
     for index, link in zip(parsed.link_index, parsed.links, strict=True):
         start, end = (parsed.nodes[link.from_node], parsed.nodes[link.to_node])
-        turned, gaps = line_direction(link.geometry, (start.x, start.y), (end.x, end.y))
-        if turned is None:
-            parsed.problems.append(FeatureProblem("links", index, far_ends_problem(
-                link.from_node, link.to_node, gaps)))
+        drawn, problem = oriented(link, (start.x, start.y), (end.x, end.y))
+        if drawn is None:
+            parsed.problems.append(FeatureProblem("links", index, str(problem)))
             continue
-        kept.append(replace(link, geometry=link.geometry[::-1]) if turned else link)
+        kept.append(drawn)
         indices.append(index)
     parsed.links, parsed.link_index = kept, indices
 

@@ -365,4 +365,3 @@ def link_type_name_problem(what: str, text: str) -> str:
     """Why `text` is not a link type."""
     return (f"{what} {text[:40]!r} is neither a link type number 0..{MAX_INTEGER} nor a "
             f"known name: {', '.join(LINK_TYPE_NAMES)}")
-

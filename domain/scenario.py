@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +20,7 @@ from domain.edits import (
     SetZoneAttributes,
 )
 from domain.errors import InvalidCommand, InvalidTransition
-from domain.values import MAX_SHOWN, Actor, DemandParameters, link_problems
+from domain.values import MAX_SHOWN, Actor, DemandParameters, link_problems, oriented
 
 MAX_EDITS = 1000
 
@@ -325,21 +325,15 @@ class Scenario(TenantAggregate):
 
 
 def _oriented(edit: Edit, network: NetworkIndex) -> tuple[Edit, list[str]]:
-    """An added link's line as an import reads it (rules.line_direction): turned round when
+    """An added link's line as an import reads it (domain.values.oriented): turned round when
     drawn from its to_node, refused when an end is more than 1 m from its node."""
-    if not isinstance(edit, AddLink) or len(edit.link.geometry) < 2:
-        return edit, []
-    link, where = edit.link, network.node_positions
-    if link.from_node not in where or link.to_node not in where:
-        return edit, []  # an unknown node: link_problems names it
-    turned, gaps = rules.line_direction(link.geometry, where[link.from_node],
-                                        where[link.to_node])
-    if turned is None:
-        return edit, [rules.far_ends_problem(link.from_node, link.to_node, gaps,
-                                             "the network places its nodes")]
-    if turned:
-        return AddLink(replace(link, geometry=link.geometry[::-1])), []
-    return edit, []
+    where = network.node_positions
+    if not isinstance(edit, AddLink) or not {edit.link.from_node, edit.link.to_node} <= \
+            where.keys():
+        return edit, []  # no link, or an unknown node: link_problems names it
+    drawn, problem = oriented(edit.link, where[edit.link.from_node], where[edit.link.to_node],
+                              "the network places its nodes")
+    return (edit, [str(problem)]) if drawn is None else (AddLink(drawn), [])
 
 
 def _check_name(name: str) -> None:

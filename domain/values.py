@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from domain import rules
@@ -61,6 +61,21 @@ class Link:
     link_type: int = 1
     lanes: float = 1.0
     geometry: tuple[Coordinate, ...] = ()
+
+
+def oriented(link: Link, start: Coordinate, end: Coordinate,
+             placed: str = "each node is where most of its links end"
+             ) -> tuple[Link | None, str | None]:
+    """`link` with its drawn line running from its from_node at `start` to its to_node at
+    `end` (rules.line_direction): turned round when drawn the other way; None and why when an
+    end is farther than rules.END_TOLERANCE_M from its node (`placed` says where the nodes'
+    positions come from). A link without a line is as it is."""
+    if len(link.geometry) < 2:
+        return link, None
+    turned, gaps = rules.line_direction(link.geometry, start, end)
+    if turned is None:
+        return None, rules.far_ends_problem(link.from_node, link.to_node, gaps, placed)
+    return (replace(link, geometry=link.geometry[::-1]) if turned else link), None
 
 
 @dataclass(frozen=True)

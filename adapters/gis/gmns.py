@@ -23,6 +23,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from shapely.errors import ShapelyError
 
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from domain import rules
-from domain.values import Coordinate, Link, Network, Node, Zone
+from domain.values import Coordinate, Link, Network, Node, Zone, oriented
 
 NODE_FIELDS = ("node_id", "x_coord", "y_coord", "zone_id", "node_type")
 LINK_FIELDS = ("link_id", "from_node_id", "to_node_id", "directed", "length", "lanes",
@@ -291,18 +292,15 @@ def _links(rows: list[dict[str, str]], problems: list[FeatureProblem],
 def _oriented(link: Link, where: Mapping[int, Coordinate], problems: list[FeatureProblem],
               i: int) -> Link | None:
     """`link` with its line running from its from-node to its to-node, as the GeoJSON import
-    does (rules.line_direction); None, with the problem, when the line does not join them."""
-    if len(link.geometry) < 2 or link.from_node not in where or link.to_node not in where:
-        return link  # no line, or an unknown node the domain's checks name
-    turned, gaps = rules.line_direction(link.geometry, where[link.from_node],
-                                        where[link.to_node])
-    if turned is None:
-        problems.append(FeatureProblem("link.csv", i, rules.far_ends_problem(
-            link.from_node, link.to_node, gaps, "node.csv places the nodes")))
-        return None
-    return Link(link.id, link.from_node, link.to_node, link.capacity, link.length,
-                link.free_flow_time, link.b, link.power, link.toll, link.link_type, link.lanes,
-                link.geometry[::-1]) if turned else link
+    reads it (domain.values.oriented); None, with the problem, when the line does not join
+    them."""
+    if link.from_node not in where or link.to_node not in where:
+        return link  # an unknown node the domain's checks name
+    drawn, problem = oriented(link, where[link.from_node], where[link.to_node],
+                              "node.csv places the nodes")
+    if drawn is None:
+        problems.append(FeatureProblem("link.csv", i, str(problem)))
+    return drawn
 
 
 def _undirected(row: Mapping[str, str], problems: list[FeatureProblem], i: int) -> bool:
@@ -335,9 +333,8 @@ def _reversed(undirected: list[tuple[int, Link]], ids: set[str],
                 f"{rules.MAX_ID - len(REVERSE_SUFFIX)} characters: its reverse direction is "
                 f"'<link_id>{REVERSE_SUFFIX}'")))
         else:
-            found.append(Link(reverse, link.to_node, link.from_node, link.capacity,
-                              link.length, link.free_flow_time, link.b, link.power, link.toll,
-                              link.link_type, link.lanes, link.geometry[::-1]))
+            found.append(replace(link, id=reverse, from_node=link.to_node,
+                                 to_node=link.from_node, geometry=link.geometry[::-1]))
     return found
 
 

@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from domain.rules import LINK_TYPE_NAMES
+
 
 @dataclass(frozen=True)
 class RoadClass:
@@ -20,23 +22,27 @@ class RoadClass:
     link_type: int
 
 
-ROAD_CLASSES: dict[str, RoadClass] = {
-    "motorway": RoadClass(2000.0, 100.0, 2.0, 1),
-    "trunk": RoadClass(1800.0, 80.0, 2.0, 2),
-    "primary": RoadClass(1200.0, 60.0, 1.0, 3),
-    "secondary": RoadClass(1000.0, 50.0, 1.0, 4),
-    "tertiary": RoadClass(800.0, 40.0, 1.0, 5),
-    "unclassified": RoadClass(600.0, 30.0, 1.0, 6),
-    "residential": RoadClass(500.0, 30.0, 1.0, 7),
-    "living_street": RoadClass(300.0, 10.0, 1.0, 8),
-    "service": RoadClass(400.0, 20.0, 1.0, 9),
-    "road": RoadClass(600.0, 30.0, 1.0, 10),
-    "motorway_link": RoadClass(1500.0, 60.0, 1.0, 11),
-    "trunk_link": RoadClass(1300.0, 50.0, 1.0, 12),
-    "primary_link": RoadClass(1000.0, 40.0, 1.0, 13),
-    "secondary_link": RoadClass(800.0, 40.0, 1.0, 14),
-    "tertiary_link": RoadClass(700.0, 30.0, 1.0, 15),
+# capacity per lane (veh/h), speed (km/h), lanes per direction; the link type is the one
+# rules.LINK_TYPE_NAMES gives the class's name, so imports that name it agree (0715)
+_DEFAULTS: dict[str, tuple[float, float, float]] = {
+    "motorway": (2000.0, 100.0, 2.0),
+    "trunk": (1800.0, 80.0, 2.0),
+    "primary": (1200.0, 60.0, 1.0),
+    "secondary": (1000.0, 50.0, 1.0),
+    "tertiary": (800.0, 40.0, 1.0),
+    "unclassified": (600.0, 30.0, 1.0),
+    "residential": (500.0, 30.0, 1.0),
+    "living_street": (300.0, 10.0, 1.0),
+    "service": (400.0, 20.0, 1.0),
+    "road": (600.0, 30.0, 1.0),
+    "motorway_link": (1500.0, 60.0, 1.0),
+    "trunk_link": (1300.0, 50.0, 1.0),
+    "primary_link": (1000.0, 40.0, 1.0),
+    "secondary_link": (800.0, 40.0, 1.0),
+    "tertiary_link": (700.0, 30.0, 1.0),
 }
+ROAD_CLASSES: dict[str, RoadClass] = {name: RoadClass(*defaults, LINK_TYPE_NAMES[name])
+                                      for name, defaults in _DEFAULTS.items()}
 NO_CARS = {"no", "private"}
 FORWARD_ONLY = {"yes", "true", "1"}
 BACKWARD_ONLY = {"-1", "reverse"}
