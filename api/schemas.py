@@ -53,6 +53,8 @@ class TntpDatasetCreate(Strict):
     net: str
     trips: str
     node: str | None = None
+    crs: str | None = Field(None, max_length=10_000, description=(
+        "the node file's CRS (e.g. EPSG:26916) when it is not WGS84 longitude/latitude"))
 
 
 DatasetCreate = Annotated[GeoJsonDatasetCreate | TntpDatasetCreate,

@@ -8,11 +8,15 @@ The domain's rules (`Network.problems`) then check the network like any other im
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import re
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from adapters.isolated import preload
 from domain.errors import InvalidCommand
@@ -45,12 +49,15 @@ class Upload:
             self.problems.append(problem)
 
 
-def parse_tntp(net: str, trips: str, node: str | None, max_features: int
-               ) -> tuple[Network | None, list[str]]:
-    """The network, or None and every problem found (each naming its file and line)."""
+def parse_tntp(net: str, trips: str, node: str | None, max_features: int,
+               crs: str | None = None) -> tuple[Network | None, list[str]]:
+    """The network, or None and every problem found (each naming its file and line). The
+    node file's coordinates are in `crs` when given (reprojected to WGS84, decision 0718),
+    else they must be longitude/latitude."""
     upload = Upload(max_features)
     links, first_thru, declared_nodes = _links(net, upload)
     coordinates = _nodes(node, upload) if node is not None else {}
+    coordinates = _in_wgs84(coordinates, crs, upload)
     node_ids = _node_ids(links, coordinates, declared_nodes, upload)
     zones, od = _trips(trips, upload)
     if upload.problems:
@@ -59,34 +66,103 @@ def parse_tntp(net: str, trips: str, node: str | None, max_features: int
     return _network(nodes, links, zones, od, first_thru), []
 
 
-def network_from_tntp_folder(folder: Path | str, max_features: int = 1_000_000) -> Network:
-    """The network of a folder holding one `*_net.tntp`, one `*_trips.tntp` and an optional
-    `*_node.tntp`; InvalidCommand lists every problem."""
-    texts = {kind: _one_file(Path(folder), kind) for kind in ("net", "trips", "node")}
-    net, trips = texts["net"], texts["trips"]
+def network_from_tntp_folder(folder: Path | str, max_features: int = 1_000_000,
+                             crs: str | None = None) -> Network:
+    """The network of a folder (or zip) holding one `*_net.tntp`, one `*_trips.tntp` and an
+    optional `*_node.tntp`; InvalidCommand lists every problem. `crs` is the node file's
+    coordinate reference system when it is not WGS84 longitude/latitude."""
+    texts = tntp_texts(Path(folder))
+    net, trips = texts.get("net"), texts.get("trips")
     if net is None or trips is None:
-        raise InvalidCommand(f"{folder}: a TNTP folder needs *_net.tntp and *_trips.tntp "
-                             "(each may be gzipped, .tntp.gz)")
-    network, problems = parse_tntp(net, trips, texts["node"], max_features)
+        raise InvalidCommand(f"{Path(folder).name}: a TNTP upload needs *_net.tntp and "
+                             "*_trips.tntp (each may be gzipped, .tntp.gz)")
+    network, problems = parse_tntp(net, trips, texts.get("node"), max_features, crs)
     if network is None:
-        raise InvalidCommand(f"{folder}: the TNTP files were rejected", problems)
+        raise InvalidCommand(f"{Path(folder).name}: the TNTP files were rejected", problems)
     return network
 
 
-def _one_file(folder: Path, kind: str) -> str | None:
-    """The text of the folder's `*_{kind}.tntp`, or of its gzipped `*_{kind}.tntp.gz`."""
-    found = sorted([*folder.glob(f"*_{kind}.tntp"), *folder.glob(f"*_{kind}.tntp.gz")])
-    if len(found) > 1:
-        raise InvalidCommand(f"{folder}: more than one *_{kind}.tntp[.gz]")
-    if not found:
-        return None
-    if found[0].suffix != ".gz":
-        return found[0].read_text(encoding="utf-8", errors="replace")
+# The names of TNTP files, as github.com/bstabler/TransportationNetworks spells them in any
+# case (`Birmingham_Net.tntp`, `Birmingham_Nodes.tntp`): `_flow` and `_toll` files are not
+# read.
+TNTP_NAME = re.compile(r"_(net|trips|nodes?)\.tntp(\.gz)?$", re.IGNORECASE)
+# The most the TNTP files of an upload may expand to (Sydney's are some 60 MB; a zip of a
+# few megabytes can declare gigabytes).
+MAX_TNTP_BYTES = 1024 * 2**20
+
+
+KINDS = {"net": "net", "trips": "trips", "node": "node", "nodes": "node"}
+
+
+def tntp_kind(name: str) -> str | None:
+    """`net`, `trips` or `node` for a TNTP file name, else None."""
+    match = TNTP_NAME.search(name)
+    return None if match is None else KINDS[match.group(1).lower()]
+
+
+def holds_tntp(path: Path) -> bool:
+    """Whether a folder or zip holds a TNTP net file."""
     try:
-        with gzip.open(found[0], "rb") as handle:
-            return handle.read().decode("utf-8", errors="replace")
-    except (OSError, EOFError, zlib.error) as error:
-        raise InvalidCommand(f"{found[0].name}: not a readable gzip file ({error})") from None
+        return any(tntp_kind(name) == "net" for name in _member_names(path))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def tntp_texts(path: Path) -> dict[str, str]:
+    """The texts of a folder's or zip's TNTP files by kind (`net`, `trips`, `node`),
+    gunzipped; InvalidCommand when one is unreadable or a kind comes twice."""
+    try:
+        blobs = _folder_files(path) if path.is_dir() else _zip_files(path)
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, ValueError,
+            NotImplementedError, RuntimeError) as error:
+        raise InvalidCommand(f"{path.name}: not a readable folder or zip of TNTP files "
+                             f"({error})") from None
+    found: dict[str, str] = {}
+    for name in sorted(blobs):
+        kind = tntp_kind(name) or ""
+        if kind in found:
+            raise InvalidCommand(f"{path.name}: more than one *_{kind}.tntp[.gz]")
+        found[kind] = _text(name, blobs[name])
+    return found
+
+
+def _folder_files(folder: Path) -> dict[str, bytes]:
+    named = [p for p in folder.iterdir() if p.is_file() and tntp_kind(p.name)]
+    _check_size(sum(p.stat().st_size for p in named))
+    return {p.name: p.read_bytes() for p in named}
+
+
+def _zip_files(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        members = [info for info in archive.infolist()
+                   if not info.filename.startswith("__MACOSX/") and tntp_kind(info.filename)]
+        _check_size(sum(info.file_size for info in members))
+        return {info.filename: archive.read(info) for info in members}
+
+
+def _member_names(path: Path) -> list[str]:
+    if path.is_dir():
+        return [p.name for p in path.iterdir()]
+    with zipfile.ZipFile(path) as archive:
+        return [n for n in archive.namelist() if not n.startswith("__MACOSX/")]
+
+
+def _check_size(total: int) -> None:
+    if total > MAX_TNTP_BYTES:
+        raise InvalidCommand(f"the TNTP files expand to {total / 2**20:,.0f} MiB; at most "
+                             f"{MAX_TNTP_BYTES // 2**20} MiB are read")
+
+
+def _text(name: str, data: bytes) -> str:
+    if name.lower().endswith(".gz"):
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
+                data = handle.read(MAX_TNTP_BYTES + 1)
+            _check_size(len(data))
+        except (OSError, EOFError, zlib.error) as error:
+            raise InvalidCommand(f"{Path(name).name}: not a readable gzip file "
+                                 f"({error})") from None
+    return data.decode("utf-8", errors="replace")
 
 
 def _network(nodes: tuple[Node, ...], links: list[Link], zone_count: int,
@@ -231,6 +307,32 @@ def _nodes(text: str, upload: Upload) -> dict[int, Coordinate]:
             upload.keep(f"node: at most {upload.max_features} nodes are accepted")
             break
     return coordinates
+
+
+def _in_wgs84(coordinates: dict[int, Coordinate], crs: str | None, upload: Upload
+              ) -> dict[int, Coordinate]:
+    """The node file's coordinates in WGS84: reprojected from `crs`, or checked to be
+    longitude/latitude already (one problem for the file rather than one per node: TNTP node
+    files are often in a projected CRS nobody wrote down)."""
+    if not coordinates:
+        return coordinates
+    from adapters.gis.crs import UnknownCrs, lon_lat, to_wgs84
+    try:
+        reproject = to_wgs84(crs) if crs else None
+    except UnknownCrs as error:
+        upload.keep(f"crs {error}")
+        return {}
+    if reproject is None:
+        outside = next(((i, xy) for i, xy in coordinates.items() if not lon_lat(*xy)), None)
+        if outside is not None and not crs:
+            node, (x, y) = outside
+            upload.keep(f"node: node {node} is at ({x:g}, {y:g}), which is not a WGS84 "
+                        "longitude/latitude: give the node file's crs (an EPSG code such as "
+                        "EPSG:26916) to reproject it, or leave the node file out")
+        return coordinates
+    ids = list(coordinates)
+    placed = reproject(np.array([coordinates[i] for i in ids], dtype=float))
+    return {i: (float(x), float(y)) for i, (x, y) in zip(ids, placed.tolist(), strict=True)}
 
 
 def _node_ids(links: list[Link], coordinates: dict[int, Coordinate], declared: int | None,

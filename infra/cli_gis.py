@@ -47,8 +47,8 @@ from infra.wiring import Container
 def register(commands: Commands) -> None:
     """Add the dataset, scenario and simulation file commands."""
     dataset = group(commands, "dataset", "datasets")
-    command(dataset, "import", cmd_import, "import a GMNS, GeoPackage, Shapefile or OSM file",
-            _import_options)
+    command(dataset, "import", cmd_import,
+            "import a GMNS, GeoPackage, Shapefile, OSM or TNTP network", _import_options)
     scenario = group(commands, "scenario", "scenarios")
     command(scenario, "export", cmd_scenario_export, "write a scenario's network to a file",
             lambda p: _export_options(p, "scenario", SCENARIO_FORMATS))
@@ -59,7 +59,9 @@ def register(commands: Commands) -> None:
 
 
 def _import_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="zip, folder, .gpkg, .shp or .osm.pbf")
+    parser.add_argument("file", type=Path, help=(
+        "zip, folder, .gpkg, .shp or .osm.pbf; TNTP: a folder or zip holding *_net.tntp, "
+        "*_trips.tntp and an optional *_node.tntp (or the *_net.tntp itself)"))
     parser.add_argument("--tenant", required=True)
     parser.add_argument("--name", help="dataset name (default: the file name)")
     parser.add_argument("--format", choices=FORMATS, help="default: from the file name")
@@ -67,7 +69,10 @@ def _import_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--links-layer", default="links")
     parser.add_argument("--zones-layer", default="zones")
     parser.add_argument("--first-thru-node", type=int,
-                        help="default: GMNS config.csv's, else 1; not for OSM")
+                        help="default: GMNS config.csv's, else 1; not for OSM or TNTP")
+    parser.add_argument("--crs", help=(
+        "the coordinates' CRS (e.g. EPSG:27700) when the file names none: a TNTP node file, "
+        "GMNS without config.csv's crs, a Shapefile without .prj; reprojected to WGS84"))
     parser.add_argument("--hexagon-km", type=float, default=1.0,
                         help=f"OSM: width of the zone hexagons (default 1 km; over "
                              f"{HEXAGON_KM_ABOVE:g}, at most {HEXAGON_KM_MAX:g})")
@@ -94,12 +99,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         options = ImportOptions(args.format, parse_mapping(args.mapping), args.links_layer,
                                 args.zones_layer, args.first_thru_node, args.hexagon_km,
                                 max_features=process_settings().api.max_features,
-                                zones_file=args.zones)
+                                zones_file=args.zones, crs=args.crs)
         fmt, network = read_network(args.file, options)
     except ImportRejected as rejected:
         raise CliError(f"{rejected}: " + "; ".join(rejected.problems[:20])) from None
     with container() as services:
-        name = args.name or args.file.name
+        name = args.name or args.file.resolve().name
         dataset = services.app.import_dataset(args.tenant, name, network, OPERATOR,
                                               source_format=fmt)
     print(dataset)

@@ -32,6 +32,7 @@ import shapely
 from shapely import wkt
 from shapely.errors import ShapelyError
 
+from adapters.gis.crs import Reproject, UnknownCrs, same_crs, to_wgs84
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from domain import rules
 from domain.values import Coordinate, Link, Network, Node, Zone, oriented
@@ -147,23 +148,26 @@ def _check_expansion(members: list[zipfile.ZipInfo]) -> None:
 
 
 def read_gmns(files: Mapping[str, str], max_features: int = MAX_FEATURES,
-              first_thru_node: int | None = None) -> Network:
+              first_thru_node: int | None = None, crs: str | None = None) -> Network:
     """The network of GMNS files; ImportRejected lists every bad row. node.csv, link.csv and
     zone.csv may hold at most `max_features` rows each, and the links at most `max_features`
     once undirected rows are doubled. `first_thru_node`, when given, is used instead of
-    config.csv's."""
+    config.csv's; `crs` is the coordinates' CRS when config.csv names none (coordinates in
+    another CRS than WGS84 are reprojected, decision 0718)."""
     problems: list[FeatureProblem] = []
     tables = {kind: _rows(kind, files, problems, max_features)
               for kind in ("node", "link", "zone", "demand", "config")}
     config = tables["config"][0] if tables["config"] else {}
     units = _units(config, problems)
-    nodes = _nodes(tables["node"], problems)
-    links = _links(tables["link"], problems, units, {n.id: (n.x, n.y) for n in nodes})
+    reproject = _reprojection(config, crs, problems)
+    nodes = _nodes(tables["node"], problems, reproject)
+    links = _links(tables["link"], problems, units, {n.id: (n.x, n.y) for n in nodes},
+                   reproject)
     if len(links) > max_features:
         problems.append(FeatureProblem("link.csv", -1, (
             f"its rows make {len(links)} links (an undirected row makes two); at most "
             f"{max_features} are accepted")))
-    zones = _zones(tables["zone"], {n.id: n for n in nodes}, problems)
+    zones = _zones(tables["zone"], {n.id: n for n in nodes}, problems, reproject)
     od = _demand(tables["demand"], problems)
     first_thru = first_thru_node if first_thru_node is not None else _number(
         config, "first_thru_node", int, problems, "config", 0, default=1)
@@ -175,8 +179,8 @@ def read_gmns(files: Mapping[str, str], max_features: int = MAX_FEATURES,
 
 
 def _units(config: Mapping[str, str], problems: list[FeatureProblem]) -> tuple[float, float]:
-    """(km per length unit, km/h per speed unit) from config.csv's `long_length` and `speed`;
-    its `crs`, when given, must be WGS84 longitude/latitude."""
+    """(km per length unit, km/h per speed unit) from config.csv's `long_length` and
+    `speed`."""
     found = []
     for key, table in (("long_length", LENGTH_UNITS), ("speed", SPEED_UNITS)):
         raw = (config.get(key) or "").strip()
@@ -187,12 +191,25 @@ def _units(config: Mapping[str, str], problems: list[FeatureProblem]) -> tuple[f
                 f"{', '.join(sorted(table))}")))
             factor = 1.0
         found.append(factor)
-    crs = (config.get("crs") or "").strip()
-    if crs and crs.lower() not in WGS84_NAMES:
-        problems.append(FeatureProblem("config.csv", 0, (
-            f"crs {crs[:40]!r}: coordinates must be WGS84 longitude/latitude (EPSG:4326); "
-            "reproject them")))
     return found[0], found[1]
+
+
+def _reprojection(config: Mapping[str, str], given: str | None,
+                  problems: list[FeatureProblem]) -> Reproject | None:
+    """How node.csv's, link.csv's and zone.csv's coordinates reach WGS84: config.csv's `crs`,
+    else the import's `crs`, else they are WGS84 (None: nothing to do)."""
+    named = (config.get("crs") or "").strip()
+    try:
+        if named and given and not same_crs(named, given):
+            problems.append(FeatureProblem("config.csv", 0, (
+                f"crs {named[:40]!r} is not the crs given ({given[:40]}): leave crs out to "
+                "use config.csv's")))
+            return None
+        chosen = named or given
+        return to_wgs84(chosen) if chosen and chosen.lower() not in WGS84_NAMES else None
+    except UnknownCrs as error:
+        problems.append(FeatureProblem("config.csv" if named else "crs", 0, f"crs {error}"))
+        return None
 
 
 def _rows(kind: str, files: Mapping[str, str], problems: list[FeatureProblem],
@@ -257,23 +274,30 @@ def _number_problem(key: str, raw: str, value: float | None, whole: bool) -> str
     return None
 
 
-def _nodes(rows: list[dict[str, str]], problems: list[FeatureProblem]) -> list[Node]:
+def _nodes(rows: list[dict[str, str]], problems: list[FeatureProblem],
+           reproject: Reproject | None) -> list[Node]:
     nodes = []
     for i, row in enumerate(rows):
         values = [_number(row, k, t, problems, "node.csv", i)
                   for k, t in (("node_id", int), ("x_coord", float), ("y_coord", float))]
         if None not in values:
             nodes.append(Node(*values))
-    return nodes
+    if reproject is None or not nodes:
+        return nodes
+    placed = reproject(np.array([(n.x, n.y) for n in nodes], dtype=float))
+    return [Node(n.id, float(x), float(y)) for n, (x, y) in zip(nodes, placed, strict=True)]
 
 
 def _links(rows: list[dict[str, str]], problems: list[FeatureProblem],
-           units: tuple[float, float], where: Mapping[int, Coordinate]) -> list[Link]:
+           units: tuple[float, float], where: Mapping[int, Coordinate],
+           reproject: Reproject | None = None) -> list[Link]:
     """The links of link.csv's rows, lengths in km, each line running from its from-node
     (GMNS `dir_flag` -1 draws it the other way: it is turned round)."""
     texts = np.array([(row.get("geometry") or "").strip() for row in rows] or [""],
                      dtype=object)
     shapes = shapely.from_wkt(texts, on_invalid="ignore")
+    if reproject is not None:
+        shapes = shapely.transform(shapes, reproject)
     links: list[Link] = []
     undirected: list[tuple[int, Link]] = []
     for i, row in enumerate(rows):
@@ -410,20 +434,21 @@ def _line(text: str, shape: Any, problems: list[FeatureProblem], i: int
 
 
 def _zones(rows: list[dict[str, str]], nodes: Mapping[int, Node],
-           problems: list[FeatureProblem]) -> list[Zone]:
+           problems: list[FeatureProblem], reproject: Reproject | None = None) -> list[Zone]:
     zones = []
     for i, row in enumerate(rows):
         zone_id = _number(row, "zone_id", int, problems, "zone.csv", i)
         centroid = _number(row, "node_id", int, problems, "zone.csv", i, default=zone_id)
         population = _number(row, "population", float, problems, "zone.csv", i, 0.0)
         jobs = _number(row, "jobs", float, problems, "zone.csv", i, 0.0)
-        rings = _polygon(row.get("boundary") or "", problems, i)
+        rings = _polygon(row.get("boundary") or "", problems, i, reproject)
         if zone_id is not None and rings is not None:
             zones.append(Zone(zone_id, centroid, population, jobs, rings))
     return zones
 
 
-def _polygon(text: str, problems: list[FeatureProblem], i: int
+def _polygon(text: str, problems: list[FeatureProblem], i: int,
+             reproject: Reproject | None = None
              ) -> tuple[tuple[Coordinate, ...], ...] | None:
     if not text.strip():
         return ()
@@ -436,6 +461,8 @@ def _polygon(text: str, problems: list[FeatureProblem], i: int
         reason = shapely.is_valid_reason(shape) if shape.geom_type == "Polygon" else "not a POLYGON"
         problems.append(FeatureProblem("zone.csv", i, f"invalid boundary: {reason}"))
         return None
+    if reproject is not None:
+        shape = shapely.transform(shape, reproject)
     rings = [shape.exterior, *shape.interiors]
     return tuple(tuple((float(x), float(y)) for x, y, *_ in r.coords) for r in rings)
 

@@ -7,25 +7,29 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adapters.gis.crs import UnknownCrs, parsed
 from adapters.gis.gmns import gmns_files, read_gmns
 from adapters.gis.osm import OsmOptions, read_osm
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from adapters.isolated import Bounds, IsolatedFailure, preload, run_isolated
 from api.imports.layers import LINK_MAPPING, ZONE_MAPPING, read_layers
 from api.imports.zone_layer import with_zone_layer
+from api.tntp_import import TNTP_NAME, holds_tntp, network_from_tntp_folder
 from domain import rules
 from domain.errors import InvalidCommand
 from domain.values import Network
 
 preload(__name__)  # uploads are read in a child process (read_upload)
 
-FORMATS = ("gmns", "gpkg", "shapefile", "osm")
+FORMATS = ("gmns", "gpkg", "shapefile", "osm", "tntp")
 # The width of OSM zone hexagons, km: over HEXAGON_KM_ABOVE, at most HEXAGON_KM_MAX (the API
 # form and the CLI apply the same bounds).
 HEXAGON_KM_ABOVE = 0.05
 HEXAGON_KM_MAX = 50.0
 # The longest field mapping accepted, as JSON text: a mapping names a few dozen fields.
 MAX_MAPPING_TEXT = 10_000
+# The longest crs accepted: an EPSG code, or a WKT definition of a few kilobytes.
+MAX_CRS_TEXT = 10_000
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class ImportOptions:
     hexagon_km: float = 1.0
     max_features: int = 200_000
     zones_file: Path | None = None
+    crs: str | None = None  # the coordinates' CRS when the file names none (decision 0718)
 
 
 def guess_format(path: Path) -> str | None:
@@ -51,6 +56,9 @@ def guess_format(path: Path) -> str | None:
         return "gpkg"
     if name.endswith(".shp"):
         return "shapefile"
+    if TNTP_NAME.search(name) or ((path.is_dir() or name.endswith(".zip"))
+                                  and holds_tntp(path)):
+        return "tntp"
     if path.is_dir() or name.endswith(".zip"):
         return "shapefile" if _has_shapefile(path) else "gmns"
     return None
@@ -95,6 +103,15 @@ def option_problems(options: ImportOptions) -> list[FeatureProblem]:
             f"{'is not a field' if len(unknown) == 1 else 'are not fields'} Cartolog reads: "
             f"links take {', '.join(LINK_MAPPING)}; zones take {', '.join(ZONE_MAPPING)} "
             "(either may be prefixed 'links.' or 'zones.')")))
+    if options.crs is not None:
+        problem = rules.text_problem("crs", options.crs, MAX_CRS_TEXT, multiline=True)
+        if problem is None:
+            try:
+                parsed(options.crs)
+            except UnknownCrs as error:
+                problem = f"crs {error}"
+        if problem:
+            found.append(FeatureProblem("crs", -1, problem))
     if not HEXAGON_KM_ABOVE < options.hexagon_km <= HEXAGON_KM_MAX:  # NaN fails too
         found.append(FeatureProblem("hexagon_km", -1, (
             f"hexagon_km must be over {HEXAGON_KM_ABOVE:g} and at most {HEXAGON_KM_MAX:g} km, "
@@ -119,16 +136,20 @@ def read_network(path: Path, options: ImportOptions) -> tuple[str, Network]:
     if fmt not in FORMATS:
         raise ImportRejected("unknown file format", [FeatureProblem(
             "file", -1, f"format must be one of {', '.join(FORMATS)} (or a file name "
-            "ending .zip, .gpkg, .shp or .osm.pbf)")])
+            "ending .zip, .gpkg, .shp or .osm.pbf, or a folder)")])
     problems = option_problems(options)
     if fmt == "osm" and options.first_thru_node not in (None, 1):
         problems.append(FeatureProblem("first_thru_node", -1, (
             "first_thru_node cannot be set for an OSM file: every node of an OSM network is "
             "a road node (first_thru_node 1), zones are attached to them")))
+    problems.extend(_not_for(fmt, options))
     if problems:
         raise ImportRejected("the import options were rejected; nothing was stored", problems)
     if fmt == "gmns":
-        return fmt, read_gmns(gmns_files(path), options.max_features, options.first_thru_node)
+        return fmt, read_gmns(gmns_files(path), options.max_features, options.first_thru_node,
+                              options.crs)
+    if fmt == "tntp":
+        return fmt, _tntp(path, options)
     if fmt == "osm":
         network = read_osm(path, OsmOptions(options.hexagon_km, options.max_features))
         if options.zones_file is None:
@@ -137,7 +158,34 @@ def read_network(path: Path, options: ImportOptions) -> tuple[str, Network]:
                                     options.mapping)
     first_thru = 1 if options.first_thru_node is None else options.first_thru_node
     return fmt, read_layers(path, options.mapping, options.links_layer, options.zones_layer,
-                            first_thru, options.max_features)
+                            first_thru, options.max_features, options.crs)
+
+
+def _not_for(fmt: str, options: ImportOptions) -> list[FeatureProblem]:
+    """The options that mean nothing for this format, refused rather than ignored."""
+    found = []
+    if fmt == "tntp" and options.first_thru_node is not None:
+        found.append(FeatureProblem("first_thru_node", -1, (
+            "first_thru_node cannot be set for TNTP files: the net file's <FIRST THRU NODE> "
+            "says it")))
+    if fmt == "tntp" and options.mapping:
+        found.append(FeatureProblem("mapping", -1, (
+            "a field mapping cannot be set for TNTP files: their columns are named by the "
+            "net file's header")))
+    if fmt == "osm" and options.crs:
+        found.append(FeatureProblem("crs", -1, "crs cannot be set for an OSM file: OSM "
+                                               "coordinates are WGS84 longitude/latitude"))
+    return found
+
+
+def _tntp(path: Path, options: ImportOptions) -> Network:
+    """A TNTP folder or zip (or the folder of a `*_net.tntp` named directly)."""
+    source = path.parent if path.is_file() and TNTP_NAME.search(path.name.lower()) else path
+    try:
+        return network_from_tntp_folder(source, options.max_features, options.crs)
+    except InvalidCommand as error:
+        raise ImportRejected("the TNTP files were rejected; nothing was stored",
+                             [FeatureProblem("tntp", -1, p) for p in error.problems]) from None
 
 
 def parse_mapping(raw: str | None) -> dict[str, str]:

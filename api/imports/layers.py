@@ -5,7 +5,8 @@ Default mapping (a Cartolog GeoPackage export imports unchanged): links `link_id
 `from_node`, `to_node`, `capacity`, `length`, `free_flow_time`, and optional `b`, `power`,
 `toll`, `lanes`, `link_type`; zones `zone_id`, `centroid_node`, `population`, `jobs`.
 Shapefile names are cut to 10 characters, so `free_flow_time` is also looked up as
-`free_flow_`. Layers must be in WGS84 longitude/latitude (EPSG:4326 or OGC:CRS84).
+`free_flow_`. Layers in another CRS are reprojected to WGS84 longitude/latitude (decision
+0718); a layer that names no CRS (a Shapefile without its .prj) takes the import's `crs`.
 
 A user's mapping (target -> source field) applies each key to its own layer: link fields to
 the links, zone fields to the zones (`layer_mapping`). `links.KEY` and `zones.KEY` name the
@@ -28,6 +29,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from pyogrio.raw import read
 from shapely.errors import ShapelyError
 
+from adapters.gis.crs import Reproject, UnknownCrs, parsed, same_crs, to_wgs84
 from adapters.gis.problems import FeatureProblem, ImportRejected
 from api.geojson_import import parse_network
 from domain.values import Network
@@ -38,17 +40,18 @@ LINK_MAPPING = {"id": "link_id", "from_node": "from_node", "to_node": "to_node",
                 "toll": "toll", "lanes": "lanes", "link_type": "link_type"}
 ZONE_MAPPING = {"id": "zone_id", "centroid_node": "centroid_node",
                 "population": "population", "jobs": "jobs"}
-WGS84 = ("EPSG:4326", "OGC:CRS84")
 Fields = str | tuple[str, ...]  # a source field, or several: the first the layer has
 
 
 def read_layers(path: Path, mapping: Mapping[str, str] | None = None,
                 links_layer: str = "links", zones_layer: str = "zones",
-                first_thru_node: int = 1, max_features: int = 200_000) -> Network:
-    """The network in a GeoPackage, a Shapefile folder or a zip of Shapefiles."""
+                first_thru_node: int = 1, max_features: int = 200_000,
+                crs: str | None = None) -> Network:
+    """The network in a GeoPackage, a Shapefile folder or a zip of Shapefiles; `crs` is the
+    CRS of a layer that names none."""
     source = layer_source(path)
-    links = read_collection(source, links_layer, layer_mapping(mapping or {}, "links"))
-    zones = read_collection(source, zones_layer, layer_mapping(mapping or {}, "zones"))
+    links = read_collection(source, links_layer, layer_mapping(mapping or {}, "links"), crs)
+    zones = read_collection(source, zones_layer, layer_mapping(mapping or {}, "zones"), crs)
     network, problems = parse_network(links, zones, first_thru_node, max_features)
     if network is None:
         found = [FeatureProblem(p.collection, p.index, p.reason) for p in problems]
@@ -117,24 +120,63 @@ def _demand(source: str) -> tuple[tuple[int, int, float], ...]:
             "demand", -1, "needs whole-number o_zone_id, d_zone_id and a volume")]) from None
 
 
-def read_collection(source: str, layer: str, mapping: Mapping[str, Fields]) -> dict[str, Any]:
-    """A layer as a GeoJSON FeatureCollection with properties renamed by `mapping` (a target
-    given several source fields takes the first the layer has)."""
+def read_collection(source: str, layer: str, mapping: Mapping[str, Fields],
+                    crs: str | None = None) -> dict[str, Any]:
+    """A layer as a GeoJSON FeatureCollection in WGS84 with properties renamed by `mapping`
+    (a target given several source fields takes the first the layer has); `crs` is the
+    layer's CRS when it names none, and must agree with the one it names."""
     try:
         meta, _, geometries, columns = read(source, layer=layer)
     except (DataSourceError, DataLayerError) as error:
         raise ImportRejected(f"layer {layer!r} cannot be read", [
             FeatureProblem(layer, -1, _first_line(error))]) from None
-    crs = meta.get("crs")
-    if crs not in WGS84:
-        raise ImportRejected(f"layer {layer!r} is not in WGS84", [FeatureProblem(
-            layer, -1, f"CRS is {crs or 'missing'}: reproject to EPSG:4326 (lon/lat)")])
+    reproject = _reprojection(layer, meta.get("crs"), crs)
+    if reproject is not None and geometries is not None:
+        geometries = _reprojected(geometries, reproject)
     fields = {name: values for name, values in zip(meta["fields"], columns, strict=True)}
     mapped = {target: _field(fields, source_name) for target, source_name in mapping.items()}
     count = len(geometries) if geometries is not None else 0
     return {"type": "FeatureCollection", "features": [
         _feature(geometries[i], {k: _plain(v[i]) for k, v in mapped.items() if v is not None})
         for i in range(count)]}
+
+
+def _reprojection(layer: str, found: str | None, given: str | None) -> Reproject | None:
+    """How the layer's coordinates reach WGS84 (None: they are WGS84 already)."""
+    try:
+        if not found:
+            if not given:
+                raise ImportRejected(f"layer {layer!r} names no CRS", [FeatureProblem(
+                    layer, -1, "the layer names no coordinate reference system (a Shapefile "
+                    "without its .prj file): include it, or give the import's crs")])
+            return to_wgs84(given)
+        if given and not same_crs(given, found):
+            raise ImportRejected(f"layer {layer!r} is in another CRS", [FeatureProblem(
+                layer, -1, f"the layer is in {_short(found)}, not the crs given "
+                f"({given[:60]}): leave crs out to use the layer's own")])
+        return to_wgs84(found)
+    except UnknownCrs as error:
+        raise ImportRejected(f"layer {layer!r} cannot be reprojected", [FeatureProblem(
+            layer, -1, str(error))]) from None
+
+
+def _short(crs: str) -> str:
+    code = parsed(crs).to_authority()
+    return ":".join(code) if code else crs[:60]
+
+
+def _reprojected(geometries: Any, reproject: Reproject) -> list[bytes | None]:
+    """WKB geometries with every coordinate reprojected (unreadable ones left as they are:
+    the feature checks name them)."""
+    out: list[bytes | None] = []
+    for wkb in geometries:
+        try:
+            shape = shapely.from_wkb(wkb) if wkb is not None else None
+        except ShapelyError:
+            shape = None
+        out.append(wkb if shape is None else shapely.to_wkb(
+            shapely.transform(shape, reproject)))
+    return out
 
 
 def _field(fields: Mapping[str, Any], names: Fields) -> Any:

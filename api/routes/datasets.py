@@ -107,7 +107,7 @@ def _from_tntp(body: TntpDatasetCreate, max_features: int, bounds: Bounds) -> Ne
     its reader busy for seconds, which must not hold the API's interpreter."""
     try:
         network, problems = run_isolated(parse_tntp, (body.net, body.trips, body.node,
-                                                      max_features), bounds,
+                                                      max_features, body.crs), bounds,
                                          what="the TNTP upload")
     except IsolatedFailure as failure:
         network, problems = None, [str(failure)]

@@ -54,18 +54,22 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=Multipa
 @router.post("", status_code=201, response_model=DatasetPublic)
 async def upload_dataset(
         caller: Editor, services: Services, writes: Writes, response: Response,
-        file: Annotated[UploadFile, File(description="GMNS zip, .gpkg, Shapefile zip, .pbf")],
+        file: Annotated[UploadFile, File(
+            description="GMNS zip, .gpkg, Shapefile zip, .pbf, or a zip of TNTP files")],
         name: Annotated[str, Form(min_length=1, max_length=200)],
-        format: Annotated[str | None, Form(description="gmns|gpkg|shapefile|osm")] = None,
+        format: Annotated[str | None, Form(description="gmns|gpkg|shapefile|osm|tntp")] = None,
         mapping: Annotated[str | None, Form(description="JSON: target -> source field")] = None,
         links_layer: Annotated[str, Form()] = "links",
         zones_layer: Annotated[str, Form()] = "zones",
         first_thru_node: Annotated[int | None, Form(
             ge=1, le=MAX_INTEGER,
-            description="default: GMNS config.csv's, else 1; not for OSM")] = None,
+            description="default: GMNS config.csv's, else 1; not for OSM or TNTP")] = None,
         hexagon_km: Annotated[float, Form(gt=HEXAGON_KM_ABOVE, le=HEXAGON_KM_MAX)] = 1.0,
         zones_file: Annotated[UploadFile | None, File(
             description="OSM: a GeoPackage or Shapefile zip of zone polygons")] = None,
+        crs: Annotated[str | None, Form(description=(
+            "the coordinates' CRS (e.g. EPSG:27700) when the file names none: TNTP node "
+            "files, GMNS without config.csv's crs, a Shapefile without .prj"))] = None,
 ) -> DatasetPublic:
     """Import a network file; every bad feature is listed and nothing is stored on error.
 
@@ -73,7 +77,8 @@ async def upload_dataset(
     CARTOLOG_API_UPLOAD_TIMEOUT_S, two at a time in this process and one per tenant
     (IMPORTS, decision 0710)."""
     options = ImportOptions(format, parse_mapping(mapping), links_layer, zones_layer,
-                            first_thru_node, hexagon_km, services.limits.max_features)
+                            first_thru_node, hexagon_km, services.limits.max_features,
+                            crs=crs)
     async with IMPORTS.turn(caller.tenant):
         fmt, network = await run_in_threadpool(_read, file, zones_file, options,
                                                 services.limits.upload_bounds)

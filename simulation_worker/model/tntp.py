@@ -84,13 +84,16 @@ def load_tntp_folder(folder: Path | str) -> TntpCase:
     n_zones, trips = read_trips(trips_file, centroids=network.n_nodes)
     zones = _zones_from_trips(network, n_zones, trips, trips_file)
     flows = read_flow(flow_file, network) if flow_file is not None else None
-    name = net_file.name.removesuffix(".gz").removesuffix("_net.tntp")
+    name = net_file.name[:net_file.name.lower().rindex("_net.tntp")]
     return TntpCase(name, network, zones, trips, flows)
 
 
 def _one_file(folder: Path, kind: str, *, required: bool) -> Path | None:
-    """The folder's ``*_{kind}.tntp`` file, or its gzipped ``*_{kind}.tntp.gz``."""
-    found = sorted([*folder.glob(f"*_{kind}.tntp"), *folder.glob(f"*_{kind}.tntp.gz")])
+    """The folder's ``*_{kind}.tntp`` file, or its gzipped ``*_{kind}.tntp.gz``, in any case
+    (``Birmingham_Net.tntp``); the node file may also be ``*_nodes.tntp``."""
+    kinds = ("node", "nodes") if kind == "node" else (kind,)
+    endings = tuple(f"_{k}.tntp{gz}" for k in kinds for gz in ("", ".gz"))
+    found = sorted(p for p in folder.iterdir() if p.name.lower().endswith(endings))
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise MissingFileError(f"{folder}: more than one *_{kind}.tntp[.gz] ({names})")

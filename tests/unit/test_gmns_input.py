@@ -32,7 +32,7 @@ def gmns(*links: dict[str, str], nodes: str = NODES, config: str | None = None
     return files
 
 
-def refused(files: dict[str, str], **options: int) -> list[str]:
+def refused(files: dict[str, str], **options: int | str) -> list[str]:
     with pytest.raises(ImportRejected) as error:
         read_gmns(files, **options)
     return error.value.problems
@@ -254,16 +254,53 @@ def test_vdf_fftt_is_minutes_whatever_the_length_unit() -> None:
     assert (link.length, link.free_flow_time) == (pytest.approx(1.5 * 1.609344), 2.5)
 
 
-def test_an_unknown_unit_or_a_projected_crs_is_refused() -> None:
-    assert refused(gmns(config="long_length,speed,crs\nfurlong,knots,EPSG:32633\n")) == [
+def test_an_unknown_unit_or_crs_is_refused() -> None:
+    assert refused(gmns(config="long_length,speed,crs\nfurlong,knots,EPSG:999999\n")) == [
         "config.csv[0]: long_length 'furlong' is not a unit Cartolog converts: one of feet, "
         "foot, ft, kilometer, kilometers, kilometre, kilometres, km, m, meter, meters, "
         "metre, metres, mi, mile, miles",
         "config.csv[0]: speed 'knots' is not a unit Cartolog converts: one of km/h, km/hr, "
         "kmh, kph, m/s, mi/h, mi/hr, mph, mps",
-        "config.csv[0]: crs 'EPSG:32633': coordinates must be WGS84 longitude/latitude "
-        "(EPSG:4326); reproject them"]
+        "config.csv[0]: crs 'EPSG:999999' is not a coordinate reference system PROJ knows "
+        "(give an EPSG code such as EPSG:27700)"]
     assert read_gmns(gmns(config="crs\nEPSG:4326\n")).links
+
+
+# Three nodes in UTM zone 33N (EPSG:32633) near 15°E 52°N, 1 km apart; the points WGS84 puts
+# them at (PROJ's own figures, to about 1e-9 degrees).
+UTM_NODES = "node_id,x_coord,y_coord\n1,500000,5761038.2\n2,501000,5761038.2\n3,501000,5762038.2\n"
+UTM_LINE = "LINESTRING (500000 5761038.2, 500500 5761138.2, 501000 5761038.2)"
+
+
+def test_projected_coordinates_are_reprojected_to_wgs84() -> None:
+    """decision 0718: config.csv's crs, or the import's crs when config.csv names none."""
+    from pyproj import Transformer
+
+    to_wgs84 = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
+    for network in (read_gmns(gmns({"geometry": UTM_LINE}, nodes=UTM_NODES,
+                                   config="crs\nEPSG:32633\n")),
+                    read_gmns(gmns({"geometry": UTM_LINE}, nodes=UTM_NODES), crs="32633")):
+        node_2 = next(n for n in network.nodes if n.id == 2)
+        assert (node_2.x, node_2.y) == pytest.approx(to_wgs84.transform(501000, 5761038.2),
+                                                     abs=1e-9)
+        assert 14.9 < node_2.x < 15.1 and 51.9 < node_2.y < 52.1
+        (link,) = network.links
+        assert link.geometry[1] == pytest.approx(to_wgs84.transform(500500, 5761138.2),
+                                                 abs=1e-9)
+        assert link.length == 1.5  # the file's length: km, whatever the CRS
+
+
+def test_a_crs_given_beside_another_in_config_is_refused() -> None:
+    files = gmns(nodes=UTM_NODES, config="crs\nEPSG:32633\n")
+    assert refused(files, crs="EPSG:27700") == [
+        "config.csv[0]: crs 'EPSG:32633' is not the crs given (EPSG:27700): leave crs out to "
+        "use config.csv's"]
+    assert read_gmns(files, crs="EPSG:32633").nodes  # the same CRS, said twice
+
+
+def test_projected_coordinates_without_a_crs_are_refused_by_the_domain() -> None:
+    network = read_gmns(gmns(nodes=UTM_NODES))
+    assert any("outside WGS84" in problem for problem in network.problems())
 
 
 def test_a_line_drawn_from_its_to_node_is_turned_round() -> None:

@@ -44,11 +44,11 @@ def read(folder: Path, kind: str) -> str | None:
 @pytest.mark.parametrize("name", ["SiouxFalls", "BerlinFriedrichshain", "Winnipeg", "Anaheim",
                                   "Barcelona", "ChicagoSketch"])
 def test_an_upload_reads_like_the_models_own_reader(name: str) -> None:
-    """ChicagoSketch's trips file is gzipped, and its node file is in Illinois state-plane
-    feet: the import reads both and then refuses the coordinates (a TNTP import needs WGS84
-    or no node file)."""
+    """ChicagoSketch's trips file is gzipped, and its node file is in Illinois East
+    state-plane feet (NAD27, EPSG:26771): given that crs, the import reprojects it."""
     folder = NETWORKS / name
-    network = network_from_tntp_folder(folder)
+    network = network_from_tntp_folder(folder, crs="EPSG:26771" if name == "ChicagoSketch"
+                                       else None)
     case = load_tntp_folder(folder)
     net = case.network
     assert [n.id for n in network.nodes] == net.node_ids.tolist()
@@ -60,11 +60,18 @@ def test_an_upload_reads_like_the_models_own_reader(name: str) -> None:
     assert len(network.zones) == len(case.zones)
     total = sum(t for _, _, t in network.od_matrix)
     assert total == pytest.approx(float(case.trips.sum()), rel=1e-12)
-    problems = network.problems()
-    if name == "ChicagoSketch":
-        assert problems and all("is outside WGS84" in p for p in problems)
-    else:
-        assert problems == []
+    assert network.problems() == []
+    if name == "ChicagoSketch":  # the six-county region round Chicago (87.63 W, 41.88 N)
+        assert all(-89.0 < n.x < -87.0 and 41.0 < n.y < 42.8 for n in network.nodes)
+
+
+def test_projected_node_coordinates_without_a_crs_are_one_problem_naming_the_fix() -> None:
+    with pytest.raises(InvalidCommand) as refused:
+        network_from_tntp_folder(NETWORKS / "ChicagoSketch")
+    assert refused.value.problems == [
+        "node: node 1 is at (690309, 1.97602e+06), which is not a WGS84 longitude/latitude: "
+        "give the node file's crs (an EPSG code such as EPSG:26916) to reproject it, or leave "
+        "the node file out"]
 
 
 def test_every_bad_line_is_named_with_its_file_and_line() -> None:
@@ -105,11 +112,17 @@ def test_a_small_upload_gives_nodes_links_zones_and_trips() -> None:
     assert network.od_matrix == ((1, 2, 30.0), (2, 1, 10.0))
 
 
-def test_planar_node_coordinates_break_the_wgs84_rule() -> None:
-    node = "Node X Y ;\n1 500000 4000000 ;\n2 0 0 ;\n3 1 1 ;\n"
+def test_planar_node_coordinates_need_their_crs() -> None:
+    node = "Node X Y ;\n1 500000 4000000 ;\n2 500100 4000000 ;\n3 500100 4000100 ;\n"
     network, problems = parse_tntp(NET, TRIPS, node, 100)
-    assert problems == [] and network is not None
-    assert any("outside WGS84" in p for p in network.problems())
+    assert network is None and len(problems) == 1 and "give the node file's crs" in problems[0]
+    network, problems = parse_tntp(NET, TRIPS, node, 100, "EPSG:32633")  # UTM 33N
+    assert problems == [] and network is not None and network.problems() == []
+    node_1 = network.nodes[0]
+    assert 14.9 < node_1.x < 15.1 and 36.0 < node_1.y < 36.2  # 15 E is the zone's meridian
+    _, problems = parse_tntp(NET, TRIPS, node, 100, "EPSG:not-a-code")
+    assert problems == ["crs 'EPSG:not-a-code' is not a coordinate reference system PROJ "
+                        "knows (give an EPSG code such as EPSG:27700)"]
 
 
 @pytest.mark.parametrize("zones", ["999999999", "2147483648", "abc"])
