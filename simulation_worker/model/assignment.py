@@ -178,14 +178,35 @@ def check_connected(graph: Graph, od: FloatArray, zone_ids: list[int] | None = N
 
 def _refuse_unreached(od: FloatArray, origins: NDArray[np.int32], reached: NDArray[np.bool_],
                       zone_ids: list[int] | None) -> None:
-    bad = np.argwhere((od[origins] > 0) & ~reached)
-    if bad.size:
-        o, d = int(origins[bad[0][0]]), int(bad[0][1])
-        names = zone_ids if zone_ids is not None else list(range(1, od.shape[0] + 1))
-        raise DisconnectedDemandError(
-            f"OD pair origin zone {names[o]} -> destination zone {names[d]} has demand "
-            f"{od[o, d]} but no path"
-        )
+    names = zone_ids if zone_ids is not None else list(range(1, od.shape[0] + 1))
+    found = unreached_demand(od, origins, reached, names)
+    if found:
+        raise DisconnectedDemandError(found)
+
+
+def unreached_demand(od: FloatArray, origins: NDArray[np.int32], reached: NDArray[np.bool_],
+                     names: list[int]) -> str | None:
+    """What of the demand from `origins` has no path (`reached` false), or None: how many OD
+    pairs and trips, the first pair, and the zones they leave from or go to most often (a
+    real network's usual fault is a zone whose connectors lead nowhere)."""
+    unreached = (od[origins] > 0) & ~reached
+    if not unreached.any():
+        return None
+    pairs = np.argwhere(unreached)
+    first_o, first_d = names[int(origins[pairs[0][0]])], names[int(pairs[0][1])]
+    trips = float(od[origins][unreached].sum())
+    by_destination = np.bincount(pairs[:, 1], minlength=od.shape[1])
+    by_origin = np.bincount(origins[pairs[:, 0]], minlength=od.shape[0])
+    return (f"{len(pairs)} OD pair(s) with {trips:.6g} trips have no path (the first: zone "
+            f"{first_o} -> zone {first_d}); zones most often cut off: "
+            f"{_most(by_destination, names, 'as destination')}, "
+            f"{_most(by_origin, names, 'as origin')}")
+
+
+def _most(counts: NDArray[np.int64], names: list[int], role: str) -> str:
+    top = [int(i) for i in np.argsort(-counts, kind="stable")[:5] if counts[i] > 0]
+    return f"{role} " + ", ".join(
+        f"{names[i]} ({int(counts[i])} pair{'' if counts[i] == 1 else 's'})" for i in top)
 
 
 def _algorithm_b(

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from simulation_worker.model import assignment as single
 from simulation_worker.model import bush
-from simulation_worker.model.assignment import ProgressCallback, Stagnation
+from simulation_worker.model.assignment import ProgressCallback, Stagnation, unreached_demand
 from simulation_worker.model.compile_ahead import compile_kernels
 from simulation_worker.model.costs import check_finite, link_costs
 from simulation_worker.model.errors import (
@@ -358,15 +358,10 @@ def _refuse_unreached(c: _Class, origins: NDArray[np.int32], reach: FloatArray,
     """Raise ``DisconnectedDemandError`` when some of the class's demand from ``origins`` has
     no path (``reach`` infinite) on the link types it may use: how many OD pairs and trips,
     and the first pair by zone id."""
-    unreached = (c.od[origins] > 0) & ~np.isfinite(reach)
-    if not unreached.any():
-        return
-    pairs = np.argwhere(unreached)
-    origin, destination = ids[int(origins[pairs[0][0]])], ids[int(pairs[0][1])]
-    trips = float(c.od[origins][unreached].sum())
-    raise DisconnectedDemandError(
-        f"class {c.spec.name!r}: {len(pairs)} OD pair(s) with {trips:.6g} trips have no path "
-        f"on the link types it may use (the first: zone {origin} -> zone {destination})")
+    found = unreached_demand(c.od, origins, np.isfinite(reach), ids)
+    if found:
+        raise DisconnectedDemandError(f"class {c.spec.name!r} on the link types it may use: "
+                                      f"{found}")
 
 
 def _pce_total(prepared: tuple[_Class, ...], flows: list[FloatArray]) -> FloatArray:

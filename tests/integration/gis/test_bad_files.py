@@ -47,8 +47,8 @@ def self_intersecting(tmp: Path) -> Path:
 CASES: dict[str, tuple[Callable[[Path], Path], dict[str, str], str]] = {
     "truncated zip": (truncated_zip, {}, "not a readable zip"),
     "truncated OSM file": (truncated_pbf, {}, "not a readable OSM file"),
-    "wrong CRS": (lambda t: files.gpkg_in_web_mercator(t / "mercator.gpkg"), {},
-                  "CRS is EPSG:3857"),
+    "CRS contradicted": (lambda t: files.gpkg_in_web_mercator(t / "mercator.gpkg"),
+                         {"crs": "EPSG:4326"}, "the layer is in EPSG:3857, not the crs given"),
     "GMNS link without length": (missing_length, {}, "missing field(s): length"),
     "layer without the mapped capacity": (missing_capacity,
                                           {"mapping": '{"capacity": "cap"}'},

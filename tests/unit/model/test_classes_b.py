@@ -229,8 +229,11 @@ def test_demand_a_ban_cuts_off_is_refused_naming_pairs_trips_and_the_first_pair(
     model, _ = with_banned_links(model, into_zone_1)
     trucks = VehicleClass("truck", pce=2.5, allowed_link_types=(1,))
     cut = trips[1:, 0] * 0.1  # trucks to zone 1, from every other zone
-    expected = (f"class 'truck': {int((cut > 0).sum())} OD pair(s) with {cut.sum():.6g} trips "
-                "have no path on the link types it may use (the first: zone 2 -> zone 1)")
+    pairs = int((cut > 0).sum())
+    expected = (f"class 'truck' on the link types it may use: {pairs} OD pair(s) with "
+                f"{cut.sum():.6g} trips have no path (the first: zone 2 -> zone 1); zones most "
+                f"often cut off: as destination 1 ({pairs} pairs), as origin 2 (1 pair), "
+                "3 (1 pair), 4 (1 pair), 5 (1 pair), 6 (1 pair)")
     with pytest.raises(DisconnectedDemandError) as refused:
         assign_classes(model, {"car": 0.9 * trips, "truck": 0.1 * trips},
                        (VehicleClass("car"), trucks), replace(B, algorithm=algorithm))
