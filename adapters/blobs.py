@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
@@ -23,13 +23,23 @@ class BlobTooLarge(ValueError):
 class PostgresBlobStore:
     """Content-addressed, per-tenant blobs in the `blobs` table. `quota_bytes` (None: no
     limit) bounds what one tenant stores in all, so that no tenant can fill the disk every
-    tenant shares (decision 0717)."""
+    tenant shares (decision 0717); `tenant_quota_mb`, when given, is the operator's figure
+    for one tenant in MiB (0: no limit; None: `quota_bytes` applies; decision 0719)."""
 
     def __init__(self, engine: Engine, max_bytes: int = 256 * MIB,
-                 quota_bytes: int | None = None) -> None:
+                 quota_bytes: int | None = None,
+                 tenant_quota_mb: Callable[[str], float | None] | None = None) -> None:
         self.engine = engine
         self.max_bytes = max_bytes
         self.quota_bytes = quota_bytes
+        self.tenant_quota_mb = tenant_quota_mb
+
+    def quota_of(self, tenant_id: str) -> int | None:
+        """The tenant's quota in bytes (None: no limit)."""
+        own = self.tenant_quota_mb(tenant_id) if self.tenant_quota_mb is not None else None
+        if own is None:
+            return self.quota_bytes
+        return int(own * MIB) if own > 0 else None
 
     def put(self, tenant_id: str, content: bytes) -> str:
         """Store the bytes once under their sha256; return the hex digest. Bytes the tenant
@@ -40,13 +50,14 @@ class PostgresBlobStore:
         statement = insert(blobs).values(
             tenant_id=tenant_id, sha256=sha256, size=len(content), content=content
         ).on_conflict_do_nothing(index_elements=["tenant_id", "sha256"])
+        quota = self.quota_of(tenant_id)
         with self.engine.begin() as connection:
-            if self.quota_bytes is not None:
+            if quota is not None:
                 # One tenant's puts in turn, so two cannot both fit the last free bytes.
                 connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('cartolog-blobs'),"
                                         " hashtext(:tenant))"), {"tenant": tenant_id})
                 if not self._holds(connection, tenant_id, sha256):
-                    self._check_quota(connection, tenant_id, len(content))
+                    self._check_quota(connection, tenant_id, len(content), quota)
             connection.execute(statement)
         return sha256
 
@@ -65,14 +76,13 @@ class PostgresBlobStore:
         return int(connection.execute(select(func.coalesce(func.sum(blobs.c.size), 0)).where(
             blobs.c.tenant_id == tenant_id)).scalar_one())
 
-    def _check_quota(self, connection: Any, tenant_id: str, size: int) -> None:
-        assert self.quota_bytes is not None
+    def _check_quota(self, connection: Any, tenant_id: str, size: int, quota: int) -> None:
         used = self._used(connection, tenant_id)
-        if used + size > self.quota_bytes:
+        if used + size > quota:
             raise QuotaExceeded(
                 f"storing {_mib(size)} more would take this tenant to {_mib(used + size)}, "
-                f"past its storage quota of {_mib(self.quota_bytes)} ({_mib(used)} in use); "
-                "nothing was stored. The operator sets the quota (CARTOLOG_TENANT_STORAGE_MB)")
+                f"past its storage quota of {_mib(quota)} ({_mib(used)} in use); "
+                "nothing was stored. The operator sets the quota (cartolog tenant quota)")
 
     def get(self, tenant_id: str, sha256: str) -> bytes:
         """The bytes stored under `sha256` for this tenant."""

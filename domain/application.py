@@ -125,6 +125,34 @@ class Cartolog(Application[UUID]):
                                  for n in notifications]
         return [t for t in tenants if isinstance(t, Tenant)]
 
+    def set_tenant_storage_quota(self, tenant_id: str, megabytes: float | None,
+                                 by: Actor) -> bool:
+        """Set a tenant's storage quota in MiB (0: no limit; None: the server's default);
+        False when it already was that (decision 0719)."""
+        tenant = self._tenant(tenant_id)
+        changed = tenant.set_storage_quota(megabytes, by)
+        if changed:
+            self.save(tenant)
+        return changed
+
+    def tenant_storage_quota_mb(self, tenant_id: str) -> float | None:
+        """The operator's storage quota for the tenant in MiB (0: no limit), or None when it
+        takes the server's default (an unregistered tenant stores nothing anyway: every
+        command checks it first)."""
+        try:
+            return self._tenant(tenant_id).storage_quota_mb
+        except UnknownTenant:
+            return None
+
+    def _tenant(self, tenant_id: str) -> Tenant:
+        try:
+            tenant: object = self.repository.get(tenant_uuid(tenant_id))
+        except AggregateNotFoundError:
+            raise UnknownTenant(tenant_id) from None
+        if not isinstance(tenant, Tenant):
+            raise UnknownTenant(tenant_id)
+        return tenant
+
     def require_tenant(self, tenant_id: str) -> None:
         """Raise UnknownTenant unless `tenant_id` was registered."""
         if tenant_id in self._known_tenants:

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from domain.base import TenantAggregate
 from domain.errors import InvalidCommand
-from domain.rules import label_problem
+from domain.rules import label_problem, number_problem
 from domain.values import TENANT_NAME, Actor, tenant_uuid
 
 
 class Tenant(TenantAggregate):
     """A registered tenant. Its id is derived from its name."""
 
+    # The operator's storage quota for this tenant, MiB (0: no limit); None: the server's
+    # CARTOLOG_TENANT_STORAGE_MB (decision 0719).
+    storage_quota_mb: float | None = None
+
     class Registered(TenantAggregate.Created):
         display_name: str
+
+    class StorageQuotaSet(TenantAggregate.Event):
+        megabytes: float | None
+
+        def apply(self, tenant: Tenant) -> None:
+            tenant.storage_quota_mb = self.megabytes
 
     def __init__(self, tenant_id: str, display_name: str) -> None:
         self.tenant_id = tenant_id
@@ -31,3 +41,15 @@ class Tenant(TenantAggregate):
             raise InvalidCommand(problem)
         return cls._start(cls.Registered, tenant_uuid(tenant_id), tenant_id, by,
                           display_name=display_name or tenant_id)
+
+    def set_storage_quota(self, megabytes: float | None, by: Actor) -> bool:
+        """Set this tenant's storage quota in MiB (0: no limit; None: the server's default);
+        False when it already is that."""
+        if megabytes is not None:
+            problem = number_problem("a storage quota", megabytes)
+            if problem:
+                raise InvalidCommand(problem)
+        if megabytes == self.storage_quota_mb:
+            return False
+        self._emit(Tenant.StorageQuotaSet, by, megabytes=megabytes)
+        return True

@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
             _tenant_create_options)
     command(tenant, "list", cmd_tenant_list, "list tenants",
             lambda p: p.add_argument("--json", action="store_true", help="machine-readable"))
+    command(tenant, "quota", cmd_tenant_quota,
+            "set a tenant's storage quota (its networks, matrices and run files)",
+            _tenant_quota_options)
     log_group = group(commands, "log", "the event log")
     command(log_group, "republish", cmd_republish,
             "re-send stored events to Kafka, e.g. into an empty broker", _republish_options)
@@ -199,19 +202,48 @@ def cmd_tenant_list(args: argparse.Namespace) -> int:
     """`cartolog tenant list`."""
     with container() as services:
         tenants = services.app.list_tenants()
-        quota = services.blobs.quota_bytes
+        quotas = {t.tenant_id: services.blobs.quota_of(t.tenant_id) for t in tenants}
         rows = [{"tenant": t.tenant_id, "display_name": t.display_name,
                  "registered_at": t.created_on.isoformat(),
                  "storage_used_mb": round(services.blobs.used_bytes(t.tenant_id) / 2**20, 3),
-                 "storage_quota_mb": None if quota is None else round(quota / 2**20, 3)}
+                 "storage_quota_mb": _mib_or_none(quotas[t.tenant_id]),
+                 "storage_quota_own": t.storage_quota_mb is not None}
                 for t in tenants]
     if args.json:
         print(json.dumps(rows))
     for row in [] if args.json else rows:
         used = f"{row['storage_used_mb']:,.1f}"
-        of = "no limit" if quota is None else f"{row['storage_quota_mb']:,.0f}"
+        of = "no limit" if row["storage_quota_mb"] is None else \
+            f"{row['storage_quota_mb']:,.0f}"
         print(f"{row['tenant']:<32} {row['display_name']:<32} {row['registered_at']}  "
               f"{used} of {of} MiB stored")
+    return 0
+
+
+def _mib_or_none(quota: int | None) -> float | None:
+    return None if quota is None else round(quota / 2**20, 3)
+
+
+def _tenant_quota_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="the tenant")
+    chosen = parser.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--mb", type=float, help="the quota in MiB (0: no limit)")
+    chosen.add_argument("--default", action="store_true",
+                        help="take the server's CARTOLOG_TENANT_STORAGE_MB again")
+
+
+def cmd_tenant_quota(args: argparse.Namespace) -> int:
+    """`cartolog tenant quota NAME --mb N | --default`: recorded as an event on the tenant,
+    in force for its next stored file in every process."""
+    megabytes = None if args.default else args.mb
+    with container() as services:
+        changed = services.app.set_tenant_storage_quota(args.name, megabytes, OPERATOR)
+        quota = services.blobs.quota_of(args.name)
+        used = services.blobs.used_bytes(args.name)
+    of = "no limit" if quota is None else f"{quota / 2**20:,.0f} MiB"
+    source = "the server's default" if megabytes is None else "its own"
+    print(f"tenant {args.name}: quota {of} ({source}{'' if changed else ', unchanged'}); "
+          f"{used / 2**20:,.1f} MiB stored")
     return 0
 
 

@@ -78,7 +78,7 @@ def api_services(container: Container, api_settings: ApiSettings | None = None,
         tiles=TileCache(limits.tile_cache_bytes),
         bi_hosts=HostPolicy(allow_private=settings.bi_allow_private_hosts),
         storage_usage=lambda tenant: (container.blobs.used_bytes(tenant),
-                                      container.blobs.quota_bytes))
+                                      container.blobs.quota_of(tenant)))
 
 
 def build_api(container: Container, api_settings: ApiSettings | None = None,

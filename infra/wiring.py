@@ -45,7 +45,9 @@ class Container:
         """The claim-check blob store."""
         quota = self.settings.tenant_storage_mb
         return PostgresBlobStore(self.engine, self.settings.blob_max_bytes,
-                                 int(quota * 1024 * 1024) if quota else None)
+                                 int(quota * 1024 * 1024) if quota else None,
+                                 tenant_quota_mb=lambda tenant: self.app.tenant_storage_quota_mb(
+                                     tenant))
 
     @cached_property
     def app(self) -> Cartolog:

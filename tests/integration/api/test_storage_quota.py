@@ -5,6 +5,7 @@ already holds cost nothing again, and one tenant's full quota leaves another's a
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -130,3 +131,52 @@ def test_a_tenant_reads_its_own_storage_against_its_quota(settings: Settings) ->
     with quota_api(settings, 0, [first]) as api:  # 0: no limit
         assert api.get("/v1/storage", tenant=first).json() == {
             "used_bytes": used, "quota_bytes": None, "free_bytes": None}
+
+
+def test_the_operator_sets_one_tenants_quota_apart(settings: Settings) -> None:
+    """decision 0719: `cartolog tenant quota` records the figure on the tenant; the API, which
+    was already running, applies it to the next file and reports it."""
+    from tests.integration.test_cli import cartolog
+
+    small, other = tenants(2)
+    with quota_api(settings, 1.0, [small, other]) as api:
+        url = settings.database_url
+        done = cartolog("tenant", "quota", small, "--mb", "0.0001", database_url=url)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"tenant {small}: quota 0 MiB (its own); 0.0 MiB stored")
+        before = stored_events(api.container)
+        refused = is_problem(api.post("/v1/datasets", variant(1), tenant=small), 507)
+        assert "past its storage quota of 0.00 MiB" in refused["detail"]
+        assert stored_events(api.container) == before
+        assert api.get("/v1/storage", tenant=small).json()["quota_bytes"] == 104
+        assert api.post("/v1/datasets", variant(1), tenant=other).status_code == 201
+        assert api.get("/v1/storage", tenant=other).json()["quota_bytes"] == 2**20
+
+        assert cartolog("tenant", "quota", small, "--mb", "0", database_url=url).returncode == 0
+        assert api.get("/v1/storage", tenant=small).json()["quota_bytes"] is None
+        assert api.post("/v1/datasets", variant(1), tenant=small).status_code == 201
+        listed = cartolog("tenant", "list", "--json", database_url=url)
+        row = next(r for r in json.loads(listed.stdout) if r["tenant"] == small)
+        assert (row["storage_quota_mb"], row["storage_quota_own"]) == (None, True)
+
+        back = cartolog("tenant", "quota", small, "--default", database_url=url)
+        # the CLI's own server default (10 GiB); the API's is 1 MiB
+        assert "quota 10,240 MiB (the server's default)" in back.stdout, back.stdout
+        assert api.get("/v1/storage", tenant=small).json()["quota_bytes"] == 2**20
+
+
+@pytest.mark.parametrize(("arguments", "error"), [
+    (("--mb", "-1"), "a storage quota must be a finite, non-negative number"),
+    (("--mb", "nan"), "a storage quota must be a finite, non-negative number"),
+])
+def test_a_bad_quota_or_tenant_is_a_one_line_error(settings: Settings, arguments: tuple[str, ...],
+                                                   error: str) -> None:
+    from tests.integration.test_cli import cartolog
+
+    (tenant,) = tenants(1)
+    url = settings.database_url
+    assert cartolog("tenant", "create", tenant, database_url=url).returncode == 0
+    done = cartolog("tenant", "quota", tenant, *arguments, database_url=url)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and error in done.stderr
+    unknown = cartolog("tenant", "quota", f"{tenant}x", "--mb", "5", database_url=url)
+    assert unknown.returncode == 1 and "is not registered" in unknown.stderr
