@@ -293,10 +293,18 @@ def _gap_problem(what: str, value: object) -> str | None:
     return problem
 
 
+def _unreachable_problem(what: str, value: object) -> str | None:
+    if value in ("refuse", "drop"):
+        return None
+    return f"{what} must be \"refuse\" (the run fails naming the zones) or \"drop\" (that " \
+        "demand is left out and reported)"
+
+
 BUILTIN_PARAMETERS: dict[str, Callable[[str, object], str | None]] = {
     "algorithm": _algorithm_problem, "gap": _gap_problem, "relative_gap": _gap_problem,
     "max_iterations": _iterations_problem, "max_iter": _iterations_problem,
     "accessibility_minutes": _minutes_problem, "reuse": _flag_problem,
+    "unreachable_demand": _unreachable_problem,
 }
 
 

@@ -157,6 +157,10 @@ class SimulationRun(TenantAggregate):
         text += " iterations"
         if found.get("fallback_bfw"):
             text += " (Algorithm B stalled; continued with bfw from its flows)"
+        if found.get("unassigned_pairs"):
+            text += (f"; {found.get('unassigned_trips', 0):.6g} trips in "
+                     f"{found['unassigned_pairs']:.0f} OD pairs had no path and were not "
+                     "assigned")
         return text
 
     @property

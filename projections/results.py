@@ -20,7 +20,8 @@ INDICATOR_UNITS = {
     "vehicle_hours": "h", "vehicle_km": "km", "mean_speed_kmh": "km/h",
     "share_vkm_over_90pct_vc": "ratio", "total_trips": "trips", "mean_trip_minutes": "min",
     "co2_tonnes": "t", "relative_gap": "ratio", "iterations": "count", "converged": "bool",
-    "stalled": "bool", "fallback_bfw": "bool",
+    "stalled": "bool", "fallback_bfw": "bool", "unassigned_trips": "trips",
+    "unassigned_pairs": "count",
 }
 
 

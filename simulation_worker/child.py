@@ -202,6 +202,9 @@ def _builtin_output(run_input: RunInput, result: ModelResult, skims_sha256: str 
                       converged=float(result.converged),
                       stalled=float(result.outcome == "stalled"),
                       fallback_bfw=float(result.fallback == "bfw"))
+    if result.unassigned_pairs:
+        indicators.update(unassigned_trips=float(result.unassigned_trips),
+                          unassigned_pairs=float(result.unassigned_pairs))
     document = _document(result.input_hash, rows, zones, indicators, skims_sha256,
                          omitted=omitted)
     return document, indicators

@@ -40,7 +40,8 @@ def run_classes(run_input: RunInput) -> ClassRunOutput:
     equilibrium = assign_classes(model, run_input.class_trips, run_input.classes,
                                  selections=run_input.selections)
     links = link_results(model, equilibrium.pce_flows)
-    trips = np.sum(list(run_input.class_trips.values()), axis=0)
+    assigned = equilibrium.assigned_trips(run_input.class_trips)
+    trips = np.sum(list(assigned.values()), axis=0)
     found = class_skims(model, equilibrium)
     first = run_input.classes[0].name
     time_skim, cost_skim = found.tables[(first, "time")], found.tables[(first, "cost")]
@@ -49,8 +50,14 @@ def run_classes(run_input: RunInput) -> ClassRunOutput:
     figures.update(relative_gap=equilibrium.relative_gap, iterations=float(equilibrium.iterations),
                    converged=float(equilibrium.converged),
                    stalled=float(equilibrium.stalled), fallback_bfw=0.0)
-    for name, values in class_indicators(model, equilibrium, run_input.class_trips).items():
+    for name, values in class_indicators(model, equilibrium, assigned).items():
         figures.update({f"class.{name}.{key}": value for key, value in values.items()})
+    if equilibrium.dropped:
+        figures.update(
+            unassigned_trips=sum(d.unassigned_trips for d in equilibrium.dropped.values()),
+            unassigned_pairs=float(sum(d.unassigned_pairs for d in equilibrium.dropped.values())))
+        for name, dropped in equilibrium.dropped.items():
+            figures[f"class.{name}.unassigned_trips"] = dropped.unassigned_trips
     rows = [{"id": link_id, "flow": _num(links.flow[i]), "time": _num(links.time[i]),
              "volume_capacity": _num(links.volume_capacity[i]),
              "generalized_cost": _num(links.generalized_cost[i]),

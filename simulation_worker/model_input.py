@@ -49,7 +49,7 @@ from simulation_worker.model.select_link import LinkSelection
 
 ASSIGNMENT_PARAMETERS = {"algorithm": "algorithm", "relative_gap": "relative_gap",
                          "gap": "relative_gap", "max_iterations": "max_iterations",
-                         "max_iter": "max_iterations"}
+                         "max_iter": "max_iterations", "unreachable_demand": "unreachable"}
 
 
 @dataclass(frozen=True, eq=False)

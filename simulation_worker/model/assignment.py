@@ -181,7 +181,41 @@ def _refuse_unreached(od: FloatArray, origins: NDArray[np.int32], reached: NDArr
     names = zone_ids if zone_ids is not None else list(range(1, od.shape[0] + 1))
     found = unreached_demand(od, origins, reached, names)
     if found:
-        raise DisconnectedDemandError(found)
+        raise DisconnectedDemandError(found + UNREACHABLE_HINT)
+
+
+@dataclass(frozen=True, eq=False)
+class Dropped:
+    """Demand dropped because no path joins its zones (``unreachable="drop"``): the matrix
+    that is assigned, and what was taken out of it."""
+
+    trips: FloatArray
+    unassigned_trips: float = 0.0
+    unassigned_pairs: int = 0
+    note: str | None = None
+
+
+def drop_unreached(od: FloatArray, reached: NDArray[np.bool_], origins: NDArray[np.int32],
+                   names: list[int]) -> Dropped:
+    """``od`` without the demand of the pairs ``reached`` (rows: ``origins``) says no path
+    joins, and a description of it."""
+    note = unreached_demand(od, origins, reached, names)
+    if note is None:
+        return Dropped(od)
+    kept = od.copy()
+    rows = kept[origins]
+    cut = (rows > 0) & ~reached
+    trips = float(rows[cut].sum())
+    rows[cut] = 0.0
+    kept[origins] = rows
+    return Dropped(kept, trips, int(cut.sum()), note)
+
+
+def reachable(graph: Graph, od: FloatArray) -> tuple[NDArray[np.bool_], NDArray[np.int32]]:
+    """Which zones each origin with demand reaches at free-flow costs, and those origins."""
+    origins = origins_with_demand(od)
+    free = link_costs(graph, np.zeros(graph.n_links))
+    return np.isfinite(zone_costs(graph, free, origins)), origins
 
 
 def unreached_demand(od: FloatArray, origins: NDArray[np.int32], reached: NDArray[np.bool_],
@@ -201,6 +235,10 @@ def unreached_demand(od: FloatArray, origins: NDArray[np.int32], reached: NDArra
             f"{first_o} -> zone {first_d}); zones most often cut off: "
             f"{_most(by_destination, names, 'as destination')}, "
             f"{_most(by_origin, names, 'as origin')}")
+
+
+UNREACHABLE_HINT = ("; connect those zones, or run with unreachable_demand \"drop\" "
+                    "(cartolog model run --unreachable drop) to assign the rest and report it")
 
 
 def _most(counts: NDArray[np.int64], names: list[int], role: str) -> str:

@@ -20,14 +20,20 @@ Two solvers, chosen by ``AssignmentSettings.algorithm``:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from simulation_worker.model import assignment as single
 from simulation_worker.model import bush
-from simulation_worker.model.assignment import ProgressCallback, Stagnation, unreached_demand
+from simulation_worker.model.assignment import (
+    Dropped,
+    ProgressCallback,
+    Stagnation,
+    drop_unreached,
+    unreached_demand,
+)
 from simulation_worker.model.compile_ahead import compile_kernels
 from simulation_worker.model.costs import check_finite, link_costs
 from simulation_worker.model.errors import (
@@ -92,6 +98,13 @@ class ClassAssignment:
     # "fw" when a stalled Algorithm B handed over to Frank-Wolfe, "fw-no-gain" when that ended
     # no better and B's flows were kept
     fallback: str | None = None
+    # per class with demand no path serves (unreachable="drop"): what was assigned and dropped
+    dropped: dict[str, Dropped] = field(default_factory=dict)
+
+    def assigned_trips(self, demand: dict[str, FloatArray]) -> dict[str, FloatArray]:
+        """Each class's trips that were assigned: ``demand`` less what was dropped."""
+        return {name: self.dropped[name].trips if name in self.dropped else trips
+                for name, trips in demand.items()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,9 +147,22 @@ def assign_classes(model: ModelInput, demand: dict[str, FloatArray],
     graph = build_graph(model.network, model.zones, CostParameters())
     compile_kernels()
     prepared = tuple(_prepare(model, graph, c, demand[c.name]) for c in classes)
+    dropped: dict[str, Dropped] = {}
+    if chosen.unreachable == "drop":
+        ids = [z.id for z in model.zones]
+        pairs = [_drop_unreached(graph, c, ids) for c in prepared]
+        prepared = tuple(c for c, _ in pairs)
+        dropped = {c.spec.name: d for c, d in pairs if d.unassigned_pairs}
+    result = _assigned(model, graph, prepared, chosen, selections, progress)
+    return replace(result, dropped=dropped) if dropped else result
+
+
+def _assigned(model: ModelInput, graph: Graph, prepared: tuple[_Class, ...],
+              chosen: AssignmentSettings, selections: tuple[LinkSelection, ...],
+              progress: ProgressCallback | None) -> ClassAssignment:
     if chosen.algorithm == "b":
         return _algorithm_b(model, graph, prepared, chosen, selections, progress)
-    tracker = (SelectLinkTracker(graph, selections, tuple(c.name for c in classes))
+    tracker = (SelectLinkTracker(graph, selections, tuple(c.spec.name for c in prepared))
                if selections else None)
     flows, iterations, gap = _frank_wolfe(graph, prepared, chosen, tracker,
                                           zone_ids=[z.id for z in model.zones])
@@ -361,7 +387,16 @@ def _refuse_unreached(c: _Class, origins: NDArray[np.int32], reach: FloatArray,
     found = unreached_demand(c.od, origins, np.isfinite(reach), ids)
     if found:
         raise DisconnectedDemandError(f"class {c.spec.name!r} on the link types it may use: "
-                                      f"{found}")
+                                      f"{found}{single.UNREACHABLE_HINT}")
+
+
+def _drop_unreached(graph: Graph, c: _Class, ids: list[int]) -> tuple[_Class, Dropped]:
+    """The class without its demand that has no path on the link types it may use."""
+    origins = origins_with_demand(c.od)
+    free = c.costs(link_costs(graph, np.zeros(graph.n_links)))
+    reached = np.isfinite(zone_costs(graph, free, origins))
+    dropped = drop_unreached(c.od, reached, origins, ids)
+    return replace(c, od=dropped.trips), dropped
 
 
 def _pce_total(prepared: tuple[_Class, ...], flows: list[FloatArray]) -> FloatArray:

@@ -53,6 +53,9 @@ def add_model_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     run.add_argument("--algorithm", choices=ALGORITHMS, default="b", metavar="A",
                      help="b = Algorithm B (default), bfw = bi-conjugate Frank-Wolfe, "
                           "fw = Frank-Wolfe")
+    run.add_argument("--unreachable", choices=("refuse", "drop"), default="refuse",
+                     help="demand between zones no path joins: refuse the run naming them "
+                          "(default), or drop it, assign the rest and report what was dropped")
     run.add_argument("--skims", type=Path, default=None, metavar="FILE.omx",
                      help="write time, distance and cost skims at the converged costs (OMX)")
     run.add_argument("--out", type=Path, default=None, metavar="FILE",
@@ -79,7 +82,7 @@ def run_command(args: argparse.Namespace) -> int:
         model = case.model_input(
             CostParameters(toll_factor=args.toll_factor, distance_factor=args.distance_factor),
             AssignmentSettings(algorithm=args.algorithm, relative_gap=args.gap,
-                               max_iterations=args.max_iter),
+                               max_iterations=args.max_iter, unreachable=args.unreachable),
         )
         started = time.perf_counter()
         result = run_model(model, say.iteration if say.on else None)
@@ -137,6 +140,8 @@ def _print_summary(case: TntpCase, result: ModelResult, seconds: float) -> None:
     print(f"iterations       {result.iterations}")
     print(f"converged        {'yes' if result.converged else 'no'}")
     print(f"outcome          {result.message}")
+    if result.unassigned_pairs:
+        print(f"unassigned       {result.unassigned_note}")
     print(f"time             {seconds:.3f} s")
     print(f"peak memory      {peak_mb:.1f} MB")
 

@@ -27,10 +27,19 @@ def content_hash(model: ModelInput) -> str:
     _json(digest, {
         "costs": asdict(model.costs),
         "units": asdict(model.units),
-        "assignment": asdict(model.assignment),
+        "assignment": _assignment(model),
         "accessibility_minutes": model.accessibility_minutes,
     })
     return digest.hexdigest()
+
+
+def _assignment(model: ModelInput) -> dict[str, Any]:
+    """The assignment settings, without `unreachable` at its default: the inputs of runs made
+    before it existed keep their hashes (and a reuse still finds them)."""
+    found = asdict(model.assignment)
+    if found.get("unreachable") == "refuse":
+        del found["unreachable"]
+    return found
 
 
 def _network(digest: Any, net: Network) -> None:

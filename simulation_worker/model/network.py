@@ -141,12 +141,16 @@ class AssignmentSettings:
     """Stopping rule and algorithm of the user-equilibrium assignment.
 
     ``algorithm``: "b" (Dial's bush-based Algorithm B), "bfw" (bi-conjugate Frank-Wolfe) or
-    "fw" (Frank-Wolfe).
+    "fw" (Frank-Wolfe). ``unreachable``: what becomes of explicit demand between zones no path
+    joins (a zone whose connectors lead nowhere, a class banned from the only road): "refuse"
+    the run naming them, or "drop" that demand, assign the rest and report what was dropped
+    (decision 0147).
     """
 
     algorithm: Literal["b", "bfw", "fw"] = "b"
     relative_gap: float = 1e-5
     max_iterations: int = 1000
+    unreachable: Literal["refuse", "drop"] = "refuse"
 
 
 DEFAULT_COSTS = CostParameters()

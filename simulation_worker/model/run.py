@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -12,6 +12,8 @@ from simulation_worker.model.assignment import (
     ProgressCallback,
     assign,
     describe,
+    drop_unreached,
+    reachable,
 )
 from simulation_worker.model.compile_ahead import compile_kernels
 from simulation_worker.model.costs import link_costs
@@ -63,6 +65,11 @@ class ModelResult:
     seconds: float
     outcome: str
     fallback: str | None
+    # explicit demand no path serves, left out of the assignment (unreachable="drop"); trips
+    # holds only what was assigned
+    unassigned_trips: float = 0.0
+    unassigned_pairs: int = 0
+    unassigned_note: str | None = None
 
     @property
     def message(self) -> str:
@@ -84,9 +91,13 @@ def run_model(
     compile_kernels()  # before the gravity model's shortest paths, on two processes if cold
     zone_ids = [z.id for z in model.zones]
     try:
+        dropped = None
         if isinstance(model.demand, ExplicitDemand):
             validate_trips(model.demand.trips, model.zones)
             trips = np.asarray(model.demand.trips, dtype=np.float64)
+            if model.assignment.unreachable == "drop":
+                dropped = drop_unreached(trips, *reachable(graph, trips), zone_ids)
+                trips = dropped.trips
             result = assign(graph, trips, model.assignment, progress, zone_ids)
             feedback = 0
         else:
@@ -94,7 +105,11 @@ def run_model(
                                                              progress)
     except CostOverflowError as error:
         raise error.naming(model.network.describe_link(error.link)) from None
-    return _outputs(model, graph, trips, result, feedback, emissions, started)
+    outputs = _outputs(model, graph, trips, result, feedback, emissions, started)
+    if dropped is None or not dropped.unassigned_pairs:
+        return outputs
+    return replace(outputs, unassigned_trips=dropped.unassigned_trips,
+                   unassigned_pairs=dropped.unassigned_pairs, unassigned_note=dropped.note)
 
 
 def _gravity_with_feedback(

@@ -82,6 +82,7 @@ def test_the_corners_of_wgs84_are_positions() -> None:
     {"deep": [[[[[1]]]]]}, {"gap": 2.0}, {"gap": 0}, {"max_iterations": -1},
     {"max_iter": 1.5}, {"algorithm": "magic"}, {"reuse": "yes"}, {"big": "x" * 1001},
     {"accessibility_minutes": -5}, {"list": list(range(101))}, {"obj": object()},
+    {"unreachable_demand": "skip"}, {"unreachable_demand": True},
 ])
 def test_builtin_simulation_parameters_are_refused(parameters: dict[str, Any]) -> None:
     assert rules.parameters_problems("builtin", parameters)
@@ -89,7 +90,8 @@ def test_builtin_simulation_parameters_are_refused(parameters: dict[str, Any]) -
 
 def test_known_and_free_parameters_are_accepted() -> None:
     good = {"gap": 1e-4, "max_iterations": 50, "algorithm": "bfw", "reuse": False,
-            "accessibility_minutes": 20, "note": "run for the council", "tags": ["a", 1, None]}
+            "accessibility_minutes": 20, "note": "run for the council", "tags": ["a", 1, None],
+            "unreachable_demand": "drop"}
     assert rules.parameters_problems("builtin", good) == []
     assert rules.parameters_problems("external", {"gap": 5, "mode": "x"}) == []
 

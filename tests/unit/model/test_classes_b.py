@@ -237,4 +237,34 @@ def test_demand_a_ban_cuts_off_is_refused_naming_pairs_trips_and_the_first_pair(
     with pytest.raises(DisconnectedDemandError) as refused:
         assign_classes(model, {"car": 0.9 * trips, "truck": 0.1 * trips},
                        (VehicleClass("car"), trucks), replace(B, algorithm=algorithm))
-    assert str(refused.value) == expected
+    assert str(refused.value) == expected + (
+        '; connect those zones, or run with unreachable_demand "drop" (cartolog model run '
+        "--unreachable drop) to assign the rest and report it")
+
+
+@pytest.mark.parametrize("algorithm", ["b", "fw"])
+def test_dropped_demand_is_what_a_ban_cuts_off_and_the_rest_is_assigned_as_without_it(
+        sioux_falls: TntpCase, algorithm: str) -> None:
+    """decision 0147: "drop" assigns exactly the demand that has a path, and says what it
+    left out, per class."""
+    model, trips = model_of(sioux_falls)
+    into_zone_1 = np.flatnonzero(model.network.link_to == 1).tolist()
+    model, _ = with_banned_links(model, into_zone_1)
+    classes = (VehicleClass("car"), VehicleClass("truck", pce=2.5, allowed_link_types=(1,)))
+    settings = replace(B, algorithm=algorithm, unreachable="drop",
+                       relative_gap=1e-6 if algorithm == "b" else 1e-3)
+    dropped = assign_classes(model, {"car": 0.9 * trips, "truck": 0.1 * trips}, classes,
+                             settings)
+    reachable = 0.1 * trips
+    reachable[1:, 0] = 0.0  # trucks to zone 1
+    by_hand = assign_classes(model, {"car": 0.9 * trips, "truck": reachable}, classes,
+                             replace(settings, unreachable="refuse"))
+    assert set(dropped.dropped) == {"truck"}
+    truck = dropped.dropped["truck"]
+    assert truck.unassigned_pairs == int((trips[1:, 0] > 0).sum())
+    assert truck.unassigned_trips == pytest.approx(0.1 * trips[1:, 0].sum(), rel=1e-12)
+    np.testing.assert_array_equal(truck.trips, reachable)
+    np.testing.assert_allclose(dropped.pce_flows, by_hand.pce_flows, rtol=1e-9, atol=1e-9)
+    assigned = dropped.assigned_trips({"car": 0.9 * trips, "truck": 0.1 * trips})
+    np.testing.assert_array_equal(assigned["car"], 0.9 * trips)
+    np.testing.assert_array_equal(assigned["truck"], reachable)

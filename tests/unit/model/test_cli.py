@@ -107,3 +107,29 @@ def test_progress_goes_to_stderr_only_when_asked_or_on_a_terminal(
     assert capsys.readouterr().err == ""
     assert main(["model", "run", "--network", folder, "--gap", "1e-6", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_cut_off_zone_is_refused_or_dropped_with_unreachable(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Sioux Falls without its links into node 1 (2->1, 3->1): zone 1 cannot be reached."""
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    source = network_folder("SiouxFalls")
+    lines = (source / "SiouxFalls_net.tntp").read_text().splitlines()
+    kept = [line for line in lines if line.split()[:2] not in (["2", "1"], ["3", "1"])]
+    assert len(kept) == len(lines) - 2
+    (folder / "cut_net.tntp").write_text("\n".join(kept).replace(
+        "<NUMBER OF LINKS> 76", "<NUMBER OF LINKS> 74") + "\n")
+    (folder / "cut_trips.tntp").write_text((source / "SiouxFalls_trips.tntp").read_text())
+    assert main(["model", "run", "--network", str(folder), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--unreachable drop" in err
+    assert "as destination 1 (23 pairs)" in err
+    code = main(["model", "run", "--network", str(folder), "--quiet", "--gap", "1e-4",
+                 "--unreachable", "drop"])
+    out = capsys.readouterr().out
+    assert code == 0
+    found = re.search(r"^unassigned +23 OD pair\(s\) with (\S+) trips have no path", out,
+                      re.MULTILINE)
+    assert found is not None, out
+    assert float(found.group(1)) > 0

@@ -130,7 +130,37 @@ def test_disconnected_od_pair_with_demand_is_named() -> None:
         run_model(ModelInput(network=net, zones=zones, demand=ExplicitDemand(trips)))
     assert str(refused.value) == (
         "1 OD pair(s) with 2 trips have no path (the first: zone 1 -> zone 4); zones most "
-        "often cut off: as destination 4 (1 pair), as origin 1 (1 pair)")
+        "often cut off: as destination 4 (1 pair), as origin 1 (1 pair); connect those "
+        'zones, or run with unreachable_demand "drop" (cartolog model run --unreachable drop) '
+        "to assign the rest and report it")
+
+
+def test_demand_with_no_path_can_be_dropped_and_reported() -> None:
+    """decision 0147: the run assigns what has a path, as if the rest were not there, and
+    says what it left out; its input hash differs from the refusing run's."""
+    from dataclasses import replace
+
+    from simulation_worker.model import AssignmentSettings, content_hash
+
+    net = make_network(np.array([1, 3]), np.array([3, 2]), np.array([10.0, 10.0]),
+                       np.array([1.0, 1.0]), np.array([1.0, 1.0]),
+                       node_ids=np.array([1, 2, 3, 4]))
+    zones = (Zone(1, 1, 1, 0), Zone(2, 2, 0, 1), Zone(4, 4, 0, 1))
+    trips = np.array([[0.0, 5.0, 2.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    dropping = ModelInput(network=net, zones=zones, demand=ExplicitDemand(trips),
+                          assignment=AssignmentSettings(unreachable="drop"))
+    result = run_model(dropping)
+    kept = trips.copy()
+    kept[0, 2] = 0.0
+    plain = run_model(ModelInput(network=net, zones=zones, demand=ExplicitDemand(kept)))
+    assert (result.unassigned_trips, result.unassigned_pairs) == (2.0, 1)
+    assert result.unassigned_note is not None and "zone 1 -> zone 4" in result.unassigned_note
+    np.testing.assert_array_equal(result.trips, kept)
+    np.testing.assert_array_equal(result.links.flow, plain.links.flow)
+    assert result.indicators == plain.indicators
+    assert plain.unassigned_pairs == 0 and plain.unassigned_note is None
+    refusing = replace(dropping, assignment=AssignmentSettings())
+    assert content_hash(dropping) != content_hash(refusing)
 
 
 def test_path_through_a_centroid_does_not_count_as_connected() -> None:
