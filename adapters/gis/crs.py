@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
+from pyproj.exceptions import CRSError, ProjError
 
 WGS84 = CRS.from_epsg(4326)
 Points = NDArray[np.float64]  # shape (n, 2): x (longitude or easting), y (latitude or northing)
@@ -30,10 +30,14 @@ def parsed(crs: str) -> CRS:
     if text.isdigit():
         text = f"EPSG:{text}"
     try:
-        return CRS.from_user_input(text)
+        found = CRS.from_user_input(text)
     except CRSError:
         raise UnknownCrs(f"{crs[:60]!r} is not a coordinate reference system PROJ knows "
                          "(give an EPSG code such as EPSG:27700)") from None
+    if not (found.is_geographic or found.is_projected):
+        raise UnknownCrs(f"{crs[:60]!r} ({found.name}) is not a horizontal CRS: give the "
+                         "geographic or projected CRS of the x and y coordinates")
+    return found
 
 
 def is_wgs84(crs: str) -> bool:
@@ -56,8 +60,8 @@ def to_wgs84(crs: str) -> Reproject | None:
 def _transformer(wkt: str) -> Reproject:
     try:
         transformer = Transformer.from_crs(CRS.from_wkt(wkt), WGS84, always_xy=True)
-    except CRSError as error:
-        raise UnknownCrs(f"no transformation to WGS84: {error}") from None
+    except (CRSError, ProjError) as error:
+        raise UnknownCrs(f"no transformation to WGS84: {str(error)[:200]}") from None
 
     def reproject(points: Points) -> Points:
         xs, ys = transformer.transform(points[:, 0], points[:, 1], errcheck=False)
