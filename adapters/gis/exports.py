@@ -9,11 +9,14 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import numpy as np
+
+from adapters.demand_matrix import DemandMatrix
 from adapters.gis.gmns import write_gmns
 from adapters.gis.gpkg import write_geopackage
 from adapters.gis.styles import RUN_STYLES
@@ -133,7 +136,19 @@ def _slug(name: str) -> str:
 
 def scenario_network(app: Cartolog, tenant: str, scenario_id: UUID,
                      version: int | None = None) -> tuple[str, Network]:
-    """A scenario's name and effective network, now or at `version`."""
+    """A scenario's name and effective network, now or at `version`. Its OD matrix is the
+    demand the scenario's runs assign: an uploaded demand matrix (its classes summed; each
+    class's own is `cartolog scenario demand export`), else the dataset's."""
     scenario = app.get_scenario(tenant, scenario_id, version)
     base = app.load_network(tenant, scenario.network_sha256)
-    return scenario.name, effective_network(base, scenario.edited_state())
+    network = effective_network(base, scenario.edited_state())
+    if scenario.demand_matrix is None:
+        return scenario.name, network
+    matrix = DemandMatrix.from_blob(app.demand_matrix_content(tenant, scenario_id,
+                                                              scenario.version))
+    total = np.sum(list(matrix.trips.values()), axis=0)
+    rows, columns = np.nonzero(total)
+    ids = matrix.zone_ids
+    od = tuple((int(ids[i]), int(ids[j]), float(total[i, j]))
+               for i, j in zip(rows.tolist(), columns.tolist(), strict=True))
+    return scenario.name, replace(network, od_matrix=od)

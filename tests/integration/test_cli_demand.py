@@ -103,3 +103,26 @@ def test_the_cell_cap_follows_the_blob_limit(
     assert "= 8 cells, at most 7 are allowed" in failed.stderr
     assert failed.stderr.count("\n") == 1
     assert container.app.get_scenario("acme", scenario_id).version == 1
+
+
+def test_a_scenario_export_carries_the_uploaded_matrix_not_the_datasets(
+        container: Container, settings: Settings, tmp_path: Path) -> None:
+    """The exported network's demand is what the scenario's runs assign: the uploaded
+    classes summed; an earlier version exports the dataset's own matrix."""
+    from adapters.gis.gmns import gmns_files, read_gmns
+
+    scenario_id = scenario(container)
+    url = settings.database_url
+    assert import_text(settings, tmp_path, scenario_id,
+                       "origin,destination,trips,class\n1,2,12.5,car\n1,2,1.5,truck\n"
+                       "2,1,3.0,truck\n").returncode == 0
+    exported = cartolog("scenario", "export", str(scenario_id), "--tenant", "acme",
+                        "--format", "gmns", "-o", str(tmp_path / "now.zip"), database_url=url)
+    assert exported.returncode == 0, exported.stderr
+    network = read_gmns(gmns_files(tmp_path / "now.zip"))
+    assert sorted(network.od_matrix) == [(1, 2, 14.0), (2, 1, 3.0)]
+    before = cartolog("scenario", "export", str(scenario_id), "--tenant", "acme", "--format",
+                      "gmns", "--version", "1", "-o", str(tmp_path / "v1.zip"),
+                      database_url=url)
+    assert before.returncode == 0, before.stderr
+    assert read_gmns(gmns_files(tmp_path / "v1.zip")).od_matrix == tiny_network().od_matrix
