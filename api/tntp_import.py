@@ -314,14 +314,14 @@ def _in_wgs84(coordinates: dict[int, Coordinate], crs: str | None, upload: Uploa
     """The node file's coordinates in WGS84: reprojected from `crs`, or checked to be
     longitude/latitude already (one problem for the file rather than one per node: TNTP node
     files are often in a projected CRS nobody wrote down)."""
-    if not coordinates:
-        return coordinates
     from adapters.gis.crs import UnknownCrs, lon_lat, to_wgs84
     try:
         reproject = to_wgs84(crs) if crs else None
     except UnknownCrs as error:
         upload.keep(f"crs {error}")
         return {}
+    if not coordinates:
+        return coordinates
     if reproject is None:
         outside = next(((i, xy) for i, xy in coordinates.items() if not lon_lat(*xy)), None)
         if outside is not None and not crs:

@@ -120,9 +120,10 @@ def test_planar_node_coordinates_need_their_crs() -> None:
     assert problems == [] and network is not None and network.problems() == []
     node_1 = network.nodes[0]
     assert 14.9 < node_1.x < 15.1 and 36.0 < node_1.y < 36.2  # 15 E is the zone's meridian
-    _, problems = parse_tntp(NET, TRIPS, node, 100, "EPSG:not-a-code")
-    assert problems == ["crs 'EPSG:not-a-code' is not a coordinate reference system PROJ "
-                        "knows (give an EPSG code such as EPSG:27700)"]
+    for node_file in (node, None):  # a bad crs is refused with or without a node file
+        _, problems = parse_tntp(NET, TRIPS, node_file, 100, "EPSG:not-a-code")
+        assert problems == ["crs 'EPSG:not-a-code' is not a coordinate reference system "
+                            "PROJ knows (give an EPSG code such as EPSG:27700)"]
 
 
 @pytest.mark.parametrize("zones", ["999999999", "2147483648", "abc"])
