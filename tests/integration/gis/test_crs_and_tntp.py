@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import io
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import numpy as np
@@ -16,6 +14,7 @@ import shapely
 from pyogrio.raw import write
 
 from adapters.gis.tables import network_tables
+from api.tntp_import import network_from_tntp_folder
 from domain.values import Network
 from infra.settings import Settings
 from infra.wiring import Container, build
@@ -25,7 +24,7 @@ from tests.integration.gis import files
 from tests.integration.gis.test_bad_files import upload
 from tests.integration.test_cli import cartolog
 
-CHICAGO = files.NETWORKS / "ChicagoSketch"
+SIOUX = files.NETWORKS / "SiouxFalls"
 
 
 def projected_gpkg(path: Path, crs: str | None = "EPSG:3857") -> Path:
@@ -99,39 +98,63 @@ def tntp_zip(path: Path, folder: Path, inner: str = "") -> Path:
     return path
 
 
+def sioux_falls_in_utm(folder: Path) -> Path:
+    """Sioux Falls with its node file in UTM zone 14N (EPSG:32614), as a planner's would be;
+    the WGS84 positions it came from are Sioux Falls' own node file's."""
+    from pyproj import Transformer
+
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32614", always_xy=True)
+    folder.mkdir()
+    for kind in ("net", "trips"):
+        name = f"SiouxFalls_{kind}.tntp"
+        (folder / name).write_text((SIOUX / name).read_text())
+    rows = ["Node X Y ;"]
+    for line in (SIOUX / "SiouxFalls_node.tntp").read_text().splitlines()[1:]:
+        if line.strip():
+            node, x, y = line.replace(";", " ").split()[:3]
+            easting, northing = to_utm.transform(float(x), float(y))
+            rows.append(f"{node} {easting:.3f} {northing:.3f} ;")
+    (folder / "SiouxFalls_node.tntp").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def assert_placed_as_sioux_falls(network: Network) -> None:
+    network_wgs84 = network_from_tntp_folder(SIOUX)
+    assert [(n.id, pytest.approx(n.x, abs=1e-7), pytest.approx(n.y, abs=1e-7))
+            for n in network_wgs84.nodes] == [(n.id, n.x, n.y) for n in network.nodes]
+
+
 def test_a_tntp_zip_uploads_and_its_node_crs_is_applied(
         api: Api, container: Container, tmp_path: Path) -> None:  # noqa: F811
-    path = tntp_zip(tmp_path / "chicago.zip", CHICAGO, "ChicagoSketch/")
+    path = tntp_zip(tmp_path / "sioux.zip", sioux_falls_in_utm(tmp_path / "utm"), "Sioux/")
     before = stored_events(container)
     refused = is_problem(upload(api, path), 422)
     assert any("give the node file's crs" in p for p in refused["problems"]), refused
     assert stored_events(container) == before
-    response = upload(api, path, crs="EPSG:26771")
+    response = upload(api, path, crs="EPSG:32614")
     assert response.status_code == 201, response.text
     body = response.json()
-    assert (body["link_count"], body["zone_count"], body["source_format"]) == (
-        2950, 387, "tntp")
+    assert (body["link_count"], body["zone_count"], body["source_format"]) == (76, 24, "tntp")
+    assert_placed_as_sioux_falls(stored_network(container, body["id"]))
 
 
-def test_the_json_tntp_import_takes_a_crs(api: Api) -> None:  # noqa: F811
-    import gzip
-
-    texts: dict[str, Any] = {
-        kind: (gzip.decompress(p.read_bytes()).decode() if p.suffix == ".gz" else p.read_text())
-        for kind in ("net", "trips", "node")
-        for p in CHICAGO.glob(f"*_{kind}.tntp*")}
-    body = {"format": "tntp", "name": "Chicago", **texts}
+def test_the_json_tntp_import_takes_a_crs(api: Api, container: Container,  # noqa: F811
+                                          tmp_path: Path) -> None:
+    folder = sioux_falls_in_utm(tmp_path / "utm")
+    texts = {kind: (folder / f"SiouxFalls_{kind}.tntp").read_text()
+             for kind in ("net", "trips", "node")}
+    body = {"format": "tntp", "name": "Sioux Falls", **texts}
     refused = is_problem(api.post("/v1/datasets", body), 422)
     assert any("give the node file's crs" in p for p in refused["problems"]), refused
-    created = api.post("/v1/datasets", {**body, "crs": "EPSG:26771"})
+    created = api.post("/v1/datasets", {**body, "crs": "EPSG:32614"})
     assert created.status_code == 201, created.text
+    assert_placed_as_sioux_falls(stored_network(container, created.json()["id"]))
 
 
 def test_cartolog_imports_a_tntp_folder(settings: Settings, tmp_path: Path) -> None:
     url = settings.database_url
     assert cartolog("tenant", "create", "city", database_url=url).returncode == 0
-    sioux = files.NETWORKS / "SiouxFalls"
-    imported = cartolog("dataset", "import", str(sioux), "--tenant", "city",
+    imported = cartolog("dataset", "import", str(SIOUX), "--tenant", "city",
                         database_url=url)
     assert imported.returncode == 0, imported.stderr
     services = build(settings)
@@ -141,11 +164,17 @@ def test_cartolog_imports_a_tntp_folder(settings: Settings, tmp_path: Path) -> N
         services.close()
     assert (dataset.name, dataset.link_count, dataset.zone_count, dataset.source_format) == (
         "SiouxFalls", 76, 24, "tntp")
-    refused = cartolog("dataset", "import", str(CHICAGO), "--tenant", "city",
-                       database_url=url)
+    utm = sioux_falls_in_utm(tmp_path / "utm")
+    refused = cartolog("dataset", "import", str(utm), "--tenant", "city", database_url=url)
     assert refused.returncode == 1 and refused.stdout == ""
     assert refused.stderr.count("\n") == 1 and "give the node file's crs" in refused.stderr
-    chicago = cartolog("dataset", "import", str(CHICAGO / "ChicagoSketch_net.tntp"),
-                       "--tenant", "city", "--crs", "EPSG:26771", database_url=url)
-    assert chicago.returncode == 0, chicago.stderr
-    assert io.StringIO(chicago.stdout).read().strip()
+    placed = cartolog("dataset", "import", str(utm / "SiouxFalls_net.tntp"), "--tenant",
+                      "city", "--crs", "EPSG:32614", database_url=url)
+    assert placed.returncode == 0, placed.stderr
+    services = build(settings)
+    try:
+        dataset = services.app.get_dataset("city", UUID(placed.stdout.strip()))
+        assert dataset.name == "SiouxFalls_net.tntp"
+        assert_placed_as_sioux_falls(services.app.load_network("city", dataset.network_sha256))
+    finally:
+        services.close()
