@@ -246,7 +246,45 @@ def _links(text: str, upload: Upload) -> tuple[list[Link], int, int | None]:
             links.append(_link(len(links) + 1, f"net line {number_}", line, positions))
         except Rejected as error:
             upload.keep(str(error))
+    _check_link_count(metadata, len(body), upload)
     return links, first_thru, declared
+
+
+def _check_link_count(metadata: dict[str, str], rows: int, upload: Upload) -> None:
+    """The header's <NUMBER OF LINKS> against the rows (every file of the TNTP repository
+    agrees: a difference is a file cut short, or rows added without the tag)."""
+    if "NUMBER OF LINKS" not in metadata:
+        return
+    try:
+        declared = integer(metadata["NUMBER OF LINKS"], "net", "NUMBER OF LINKS", 0)
+    except Rejected as error:
+        upload.keep(str(error))
+        return
+    if declared != rows:
+        upload.keep(f"net: <NUMBER OF LINKS> {declared} but the file holds {rows} link "
+                    "rows: is it cut short? (correct the tag if rows were added or removed)")
+
+
+# How far the trips may add up from <TOTAL OD FLOW>: files print it to six significant
+# digits (Terrassa's 2.52257e+007 for 25,225,746.76), a file cut short misses whole origins.
+TOTAL_TOLERANCE = 1e-4
+
+
+def _check_total(metadata: dict[str, str], od: dict[tuple[int, int], float],
+                 upload: Upload) -> None:
+    text = metadata.get("TOTAL OD FLOW")
+    if text is None:
+        return
+    try:
+        declared = number(text.split()[0] if text.split() else "", "trips", "TOTAL OD FLOW")
+    except Rejected as error:
+        upload.keep(str(error))
+        return
+    total = math.fsum(od.values())
+    if abs(total - declared) > TOTAL_TOLERANCE * max(abs(declared), 1.0):
+        upload.keep(f"trips: <TOTAL OD FLOW> {declared:.10g} but the trips add up to "
+                    f"{total:.10g}: is the file cut short? (correct the tag if it was "
+                    "edited)")
 
 
 def extra_positions(lines: list[str]) -> tuple[int | None, int | None]:
@@ -366,12 +404,15 @@ def _trips(text: str, upload: Upload) -> tuple[int, dict[tuple[int, int], float]
         return 0, {}
     od: dict[tuple[int, int], float] = {}
     origin = 0
+    before = len(upload.problems)
     for number_, line in body:
         where = f"trips line {number_}"
         try:
             origin = _trip_line(line.strip(), origin, zones, od, where)
         except Rejected as error:
             upload.keep(str(error))
+    if len(upload.problems) == before:  # rejected rows already explain a different total
+        _check_total(metadata, od, upload)
     return zones, od
 
 

@@ -38,7 +38,7 @@ def write_trips(path: Path, zones: int, seed: int = 7) -> int:
     rng = np.random.default_rng(seed)
     cells = 0
     with path.open("w") as out:
-        out.write(f"<NUMBER OF ZONES> {zones}\n<TOTAL OD FLOW> 0\n<END OF METADATA>\n\n")
+        out.write(f"<NUMBER OF ZONES> {zones}\n<END OF METADATA>\n\n")
         for origin in range(1, zones + 1):
             out.write(f"\nOrigin \t{origin}\n")
             row = np.round(rng.gamma(1.0, 20.0, zones), 2) * (rng.random(zones) < 0.7)

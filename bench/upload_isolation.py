@@ -62,7 +62,7 @@ def tntp_city(zones: int, seed: int = 11) -> dict[str, str]:
            "~ init_node term_node capacity length free_flow_time b power speed toll type ;\n"]
     net += [f"\t{a}\t{b}\t1000\t1\t1\t0.15\t4\t0\t0\t1\t;\n" for a, b in links]
     rng = np.random.default_rng(seed)
-    trips = [f"<NUMBER OF ZONES> {zones}\n<TOTAL OD FLOW> 0\n<END OF METADATA>\n\n"]
+    trips = [f"<NUMBER OF ZONES> {zones}\n<END OF METADATA>\n\n"]
     for origin in range(1, zones + 1):
         trips.append(f"\nOrigin \t{origin}\n")
         row = np.round(rng.gamma(1.0, 20.0, zones), 2) * (rng.random(zones) < 0.7)

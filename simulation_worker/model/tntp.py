@@ -205,6 +205,12 @@ def read_net(path: Path, node_file: Path | None = None) -> Network:
         if not rows:
             raise MalformedRowError(f"{path.name}: no links")
         columns = np.array([r[1] for r in rows], dtype=np.float64)
+    if "NUMBER OF LINKS" in metadata:  # as the API's importer (api/tntp_import.py)
+        declared = _integer(metadata["NUMBER OF LINKS"], path.name, "NUMBER OF LINKS", 0)
+        if declared != len(columns):
+            raise MalformedRowError(
+                f"{path.name}: <NUMBER OF LINKS> {declared} but the file holds {len(columns)} "
+                "link rows: is it cut short? (correct the tag if rows were added or removed)")
     node_ids, node_x, node_y = _nodes(metadata, node_file, columns, path.name)
     first_thru = _integer(metadata.get("FIRST THRU NODE", "1"), path.name, "FIRST THRU NODE", 1)
     name = path.name
@@ -348,7 +354,7 @@ def read_trips(path: Path, centroids: int | None = None) -> tuple[int, FloatArra
                                f"{centroids} nodes: zone {centroids + 1} has no centroid node")
     at_once = _trips_at_once(body, n)
     if at_once is not None:
-        return n, at_once
+        return n, _checked_total(metadata, at_once, path.name)
     trips = np.zeros((n, n))  # row by row, to name the first bad row
     origin = 0
     for number, line in body:
@@ -361,7 +367,25 @@ def read_trips(path: Path, centroids: int | None = None) -> tuple[int, FloatArra
         if origin == 0:
             raise MalformedRowError(f"{where}: destination values before any 'Origin' line")
         _parse_trip_cells(stripped, trips, origin, n, where)
-    return n, trips
+    return n, _checked_total(metadata, trips, path.name)
+
+
+# As the API's importer: <TOTAL OD FLOW> is printed to six significant digits or more.
+TOTAL_TOLERANCE = 1e-4
+
+
+def _checked_total(metadata: dict[str, str], trips: FloatArray, name: str) -> FloatArray:
+    """``trips``, once their sum agrees with the <TOTAL OD FLOW> tag (when there is one)."""
+    text = metadata.get("TOTAL OD FLOW", "").split()
+    if not text:
+        return trips
+    declared = _number(text[0], name, "TOTAL OD FLOW")
+    total = float(trips.sum())
+    if abs(total - declared) > TOTAL_TOLERANCE * max(abs(declared), 1.0):
+        raise MalformedRowError(
+            f"{name}: <TOTAL OD FLOW> {declared:.10g} but the trips add up to {total:.10g}: is "
+            "the file cut short? (correct the tag if it was edited)")
+    return trips
 
 
 def _trips_at_once(body: list[tuple[int, str]], n: int) -> FloatArray | None:

@@ -106,3 +106,35 @@ def test_options_that_mean_nothing_for_the_format_are_refused(
 def test_chicago_sketch_imports_with_its_crs() -> None:
     fmt, network = read_network(NETWORKS / "ChicagoSketch", ImportOptions(crs="EPSG:26771"))
     assert fmt == "tntp" and network.problems() == [] and len(network.links) == 2950
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (lambda net, trips: (net.replace("<FIRST THRU NODE> 1", "<FIRST THRU NODE> 1\n"
+                                     "<NUMBER OF LINKS> 4"), trips),
+     "net: <NUMBER OF LINKS> 4 but the file holds 3 link rows: is it cut short?"),
+    (lambda net, trips: (net, trips.replace("<END OF METADATA>",
+                                            "<TOTAL OD FLOW> 41.0\n<END OF METADATA>")),
+     "trips: <TOTAL OD FLOW> 41 but the trips add up to 40: is the file cut short?"),
+])
+def test_a_header_that_disagrees_with_the_rows_is_refused_by_both_readers(
+        tmp_path: Path, change: object, reason: str) -> None:
+    """Every file of the TNTP repository agrees with its <NUMBER OF LINKS> and, to the six
+    digits it prints, its <TOTAL OD FLOW>: a difference is a file cut short."""
+    from simulation_worker.model.errors import ModelInputError
+
+    net, trips = change(NET, TRIPS)  # type: ignore[operator]
+    folder = write_folder(tmp_path / "f", {"x_net.tntp": net, "x_trips.tntp": trips})
+    with pytest.raises(InvalidCommand) as refused:
+        network_from_tntp_folder(folder)
+    (problem,) = refused.value.problems
+    assert problem.startswith(reason), problem
+    with pytest.raises(ModelInputError, match=reason.split(": ", 1)[1].split(":")[0]):
+        load_tntp_folder(folder)
+
+
+def test_a_total_printed_to_six_digits_agrees(tmp_path: Path) -> None:
+    trips = TRIPS.replace("<END OF METADATA>", "<TOTAL OD FLOW> 4.00001e+001\n<END OF METADATA>")
+    folder = write_folder(tmp_path / "f", {"x_net.tntp": NET.replace(
+        "<FIRST THRU NODE> 1", "<FIRST THRU NODE> 1\n<NUMBER OF LINKS> 3"), "x_trips.tntp": trips})
+    assert len(network_from_tntp_folder(folder).links) == 3
+    assert load_tntp_folder(folder).trips.sum() == 40.0
