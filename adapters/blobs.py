@@ -37,9 +37,13 @@ class PostgresBlobStore:
     def quota_of(self, tenant_id: str) -> int | None:
         """The tenant's quota in bytes (None: no limit)."""
         own = self.tenant_quota_mb(tenant_id) if self.tenant_quota_mb is not None else None
-        if own is None:
+        return self.quota_in_force(own)
+
+    def quota_in_force(self, own_mb: float | None) -> int | None:
+        """The quota in bytes of a tenant whose own figure is `own_mb` (None: no limit)."""
+        if own_mb is None:
             return self.quota_bytes
-        return int(own * MIB) if own > 0 else None
+        return int(own_mb * MIB) if own_mb > 0 else None
 
     def put(self, tenant_id: str, content: bytes) -> str:
         """Store the bytes once under their sha256; return the hex digest. Bytes the tenant

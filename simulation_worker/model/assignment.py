@@ -170,10 +170,8 @@ def _check_settings(settings: AssignmentSettings) -> None:
 
 def check_connected(graph: Graph, od: FloatArray, zone_ids: list[int] | None = None) -> None:
     """Raise ``DisconnectedDemandError`` naming the first OD pair with demand but no path."""
-    origins = origins_with_demand(od)
-    free = link_costs(graph, np.zeros(graph.n_links))
-    reach = zone_costs(graph, free, origins)
-    _refuse_unreached(od, origins, np.isfinite(reach), zone_ids)
+    reached, origins = reachable(graph, od)
+    _refuse_unreached(od, origins, reached, zone_ids)
 
 
 def _refuse_unreached(od: FloatArray, origins: NDArray[np.int32], reached: NDArray[np.bool_],
